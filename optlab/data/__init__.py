@@ -1,0 +1,1 @@
+"""Datasets, preloaded as tensors."""

@@ -1,0 +1,21 @@
+"""Errors meant for the user: one clear message, no traceback, exit code 2."""
+
+from __future__ import annotations
+
+
+class OptlabError(Exception):
+    """Bad input or an unmet precondition. The CLI prints `str(error)` and exits with `exit_code`."""
+
+    exit_code = 2
+
+
+class PresetError(OptlabError):
+    """A preset (file, name, or --set override) that cannot be used as given."""
+
+
+class DatasetUnavailable(OptlabError):
+    """Dataset files are missing and cannot be downloaded."""
+
+
+class RunDirError(OptlabError):
+    """A run directory that cannot be read, written or resumed."""

@@ -1,0 +1,1 @@
+"""Presets: TOML files describing an experiment, validated by pydantic models."""

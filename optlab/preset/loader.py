@@ -1,0 +1,265 @@
+"""Load presets: find them by name or path, parse TOML, apply `--set` overrides, validate,
+and resolve each `[[runs]]` entry into a complete `ResolvedRun`.
+
+Every failure raises `PresetError` whose message names the file, the field path, the bad
+value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from optlab.errors import PresetError
+from optlab.preset.schema import TRAIN_DEFAULTS, ModelConfig, Preset, ResolvedRun, RunConfig
+
+PROJECT_PRESETS = Path("presets")
+
+
+def bundled_dir() -> Path:
+    return Path(str(resources.files("optlab") / "bundled_presets"))
+
+
+def user_dir() -> Path:
+    override = os.environ.get("OPTLAB_PRESETS")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("optlab")) / "presets"
+
+
+@dataclass(frozen=True)
+class PresetSource:
+    name: str
+    path: Path
+    origin: str  # "project", "user" or "bundled"
+
+
+def preset_sources() -> list[PresetSource]:
+    """Every preset file, in resolution order: project, user, bundled (first wins by name)."""
+    found: list[PresetSource] = []
+    for origin, folder in (("project", PROJECT_PRESETS), ("user", user_dir()), ("bundled", bundled_dir())):
+        if folder.is_dir():
+            found.extend(PresetSource(p.stem, p, origin) for p in sorted(folder.glob("*.toml")))
+    return found
+
+
+def find_preset(ref: str) -> Path:
+    """A preset reference is a path to a TOML file or the name of a known preset."""
+    path = Path(ref)
+    if path.suffix == ".toml" or os.sep in ref or "/" in ref:
+        if not path.is_file():
+            raise PresetError(f"{ref}: no such preset file")
+        return path
+    for source in preset_sources():
+        if source.name == ref:
+            return source.path
+    names = sorted({s.name for s in preset_sources()})
+    hint = difflib.get_close_matches(ref, names, n=1)
+    suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+    raise PresetError(f"unknown preset {ref!r}{suggestion}; known presets: {', '.join(names)}")
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PresetError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise PresetError(f"{path}: not a UTF-8 text file") from None
+    return parse_toml(text, str(path))
+
+
+def parse_toml(text: str, origin: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # The message already carries "(at line L, column C)".
+        raise PresetError(f"{origin}: malformed TOML: {exc}") from None
+
+
+# ---------------------------------------------------------------- --set overrides
+
+
+def parse_value(text: str) -> Any:
+    """`--set` values are TOML values; a bare word that is not valid TOML is a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `key.path=value` overrides. `runs.NAME.field` targets one run;
+    `train.*` / `model.*` / `data.*` set the shared defaults."""
+    result = json.loads(json.dumps(raw))  # deep copy of plain TOML data
+    for item in overrides:
+        key, sep, value_text = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise PresetError(f"--set {item!r}: expected key=value, e.g. --set train.epochs=2")
+        parts = key.split(".")
+        value = parse_value(value_text.strip())
+        if parts[0] == "runs":
+            if len(parts) < 3:
+                raise PresetError(f"--set {item!r}: use runs.RUN_NAME.FIELD=value")
+            runs = result.get("runs") or []
+            match = [r for r in runs if isinstance(r, dict) and r.get("name") == parts[1]]
+            if not match:
+                names = ", ".join(str(r.get("name")) for r in runs if isinstance(r, dict))
+                raise PresetError(f"--set {item!r}: no run named {parts[1]!r}; runs: {names}")
+            target, path = match[0], parts[2:]
+        else:
+            if parts[0] not in Preset.model_fields:
+                allowed = ", ".join(f for f in Preset.model_fields if f != "runs")
+                raise PresetError(f"--set {item!r}: unknown section {parts[0]!r}; allowed: {allowed}, runs")
+            target, path = result, parts
+        for part in path[:-1]:
+            nxt = target.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise PresetError(f"--set {item!r}: {part!r} is not a table")
+            target = nxt
+        target[path[-1]] = value
+    return result
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _field_path(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
+    out: list[str] = []
+    for i, part in enumerate(loc):
+        if isinstance(part, int) and i > 0 and loc[i - 1] == "runs":
+            runs = raw.get("runs") or []
+            name = runs[part].get("name") if part < len(runs) and isinstance(runs[part], dict) else None
+            out[-1] = f"runs[{part}]" + (f" ({name})" if name else "")
+        else:
+            out.append(str(part))
+    return ".".join(out)
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Known field names at a location, for did-you-mean suggestions on unknown keys."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        candidates = [ann, *getattr(ann, "__args__", ())]
+        for cand in candidates:
+            for sub in (cand, *getattr(cand, "__args__", ())):
+                if isinstance(sub, type) and issubclass(sub, BaseModel):
+                    current = sub
+                    break
+            else:
+                continue
+            break
+        else:
+            return []
+    return list(getattr(current, "model_fields", {}))
+
+
+def format_validation_error(exc: ValidationError, origin: str, raw: dict[str, Any], model: type[BaseModel]) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        where = _field_path(loc, raw) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            known = _fields_at(model, loc)
+            hint = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            msg = f"unknown key {loc[-1]!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            if known:
+                msg += f"; allowed: {', '.join(known)}"
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            if "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], dict):
+                msg += f" (got {err['input']!r})"
+        lines.append(f"{origin}: {where}: {msg}")
+    return "\n".join(lines)
+
+
+def validate_preset(raw: dict[str, Any], origin: str) -> Preset:
+    try:
+        preset = Preset.model_validate(raw)
+    except ValidationError as exc:
+        raise PresetError(format_validation_error(exc, origin, raw, Preset)) from None
+    # Each run must also resolve (model overrides, torch signatures, task fit).
+    for run in preset.runs:
+        resolve_run(preset, run, origin)
+    return preset
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def resolve_run(preset: Preset, run: RunConfig, origin: str = "preset", device: str = "cpu") -> ResolvedRun:
+    """Defaults <- [train] <- the run's own fields; an optimizer or scheduler of another name
+    replaces the default one instead of merging into it."""
+    from optlab.preset.checks import check_run
+
+    train = preset.train.model_dump(exclude_none=True)
+    own = run.model_dump(exclude_none=True, exclude={"name", "model"})
+    for key in ("optimizer", "scheduler"):
+        if key in own and key in train and own[key].get("name", train[key]["name"]) != train[key]["name"]:
+            train.pop(key)
+    merged = _merge(_merge(TRAIN_DEFAULTS, train), own)
+    merged.setdefault("optimizer", {"name": "sgd", "lr": 0.01})
+    merged.setdefault("scheduler", {"name": "constant"})
+    where = f"{origin}: runs ({run.name})"
+    try:
+        model = ModelConfig.model_validate(_merge(preset.model.model_dump(), run.model or {}))
+    except ValidationError as exc:
+        raise PresetError(format_validation_error(exc, f"{where}: model", {}, ModelConfig)) from None
+    try:
+        resolved = ResolvedRun.model_validate(
+            {**merged, "name": run.name, "data": preset.data, "model": model, "device": device}
+        )
+    except ValidationError as exc:
+        raise PresetError(format_validation_error(exc, where, {}, ResolvedRun)) from None
+    problem = check_run(resolved)
+    if problem:
+        raise PresetError(f"{where}: {problem}")
+    return resolved
+
+
+@dataclass
+class LoadedPreset:
+    preset: Preset
+    path: Path | None
+    raw: dict[str, Any]
+
+    def resolved_runs(self, device: str = "cpu") -> list[ResolvedRun]:
+        origin = str(self.path) if self.path else self.preset.name
+        return [resolve_run(self.preset, r, origin, device) for r in self.preset.runs]
+
+
+def load_preset(ref: str, overrides: list[str] | None = None) -> LoadedPreset:
+    path = find_preset(ref)
+    raw = read_toml(path)
+    raw = apply_overrides(raw, overrides or [])
+    raw.setdefault("name", path.stem)
+    return LoadedPreset(validate_preset(raw, str(path)), path, raw)
+
+
+def load_preset_text(text: str, origin: str = "<preset>") -> LoadedPreset:
+    raw = parse_toml(text, origin)
+    return LoadedPreset(validate_preset(raw, origin), None, raw)
