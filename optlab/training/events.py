@@ -83,6 +83,7 @@ class RunEnded(Event):
     kind: ClassVar[str] = "run_ended"
     status: str = "finished"  # one of RUN_STATUSES
     reason: str = ""
+    detail: str = ""  # e.g. the traceback of a failed run
     epochs_completed: int = 0
     step: int = 0
     best_epoch: int | None = None

@@ -1,0 +1,179 @@
+"""Model builders: an MLP, the classic LeNet-5 and a small CIFAR-style CNN.
+
+Every builder takes the per-sample input shape (channels first for images) and the number of
+outputs, so one `ModelConfig` works on any dataset whose shape fits. `model_fit_error` gives
+the same shape verdict as text without building anything, for preset validation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from torch import nn
+
+from optlab.preset.schema import ModelConfig
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "silu": nn.SiLU,
+}
+
+LENET_MIN_SIZE = 28
+
+
+def _shape_text(input_shape: tuple[int, ...]) -> str:
+    if len(input_shape) == 1:
+        return f"{input_shape[0]} features"
+    return "x".join(str(d) for d in input_shape)
+
+
+def _lenet_padding(height: int, width: int) -> int:
+    # LeNet-5 was designed for 32x32 inputs; MNIST-sized 28x28 images are padded by 2 so the
+    # feature maps keep the original 28 -> 14 -> 10 -> 5 progression.
+    return 2 if min(height, width) < 32 else 0
+
+
+def model_fit_error(cfg: ModelConfig, input_shape: tuple[int, ...]) -> str | None:
+    """Why `cfg` cannot be built for samples of `input_shape`, or None when it can."""
+    if cfg.name == "mlp":
+        return None
+    if len(input_shape) != 3:
+        return (
+            f"model '{cfg.name}' needs image input (channels x height x width); "
+            f"dataset input is {_shape_text(input_shape)}"
+        )
+    _, height, width = input_shape
+    if cfg.name == "lenet":
+        if min(height, width) < LENET_MIN_SIZE:
+            return (
+                f"lenet needs images of at least {LENET_MIN_SIZE}x{LENET_MIN_SIZE}; "
+                f"dataset input is {_shape_text(input_shape)}"
+            )
+        return None
+    if cfg.name == "cnn":
+        if not cfg.channels:
+            return "cnn needs at least one entry in model.channels"
+        need = 2 ** len(cfg.channels)  # every block halves the image
+        if min(height, width) < need:
+            return (
+                f"cnn with {len(cfg.channels)} conv blocks needs images of at least {need}x{need}; "
+                f"dataset input is {_shape_text(input_shape)} (use fewer model.channels)"
+            )
+        return None
+    return f"unknown model {cfg.name!r}"
+
+
+def _activation(name: str) -> nn.Module:
+    try:
+        return ACTIVATIONS[name]()
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; allowed: {', '.join(ACTIVATIONS)}") from None
+
+
+def _mlp(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = math.prod(input_shape)
+    for hidden in cfg.hidden:
+        layers.append(nn.Linear(width, hidden))
+        if cfg.batchnorm:
+            layers.append(nn.BatchNorm1d(hidden))
+        layers.append(_activation(cfg.activation))
+        if cfg.dropout > 0:
+            layers.append(nn.Dropout(cfg.dropout))
+        width = hidden
+    layers.append(nn.Linear(width, n_outputs))
+    return nn.Sequential(*layers)
+
+
+def _lenet(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Sequential:
+    channels, height, width = input_shape
+    pad = _lenet_padding(height, width)
+
+    def conv_block(c_in: int, c_out: int, padding: int) -> list[nn.Module]:
+        block: list[nn.Module] = [nn.Conv2d(c_in, c_out, kernel_size=5, padding=padding)]
+        if cfg.batchnorm:
+            block.append(nn.BatchNorm2d(c_out))
+        return [*block, _activation(cfg.activation), nn.AvgPool2d(2)]
+
+    def dense(n_in: int, n_out: int) -> list[nn.Module]:
+        # Dropout is honoured here too, so the shared `model.dropout` field is never ignored.
+        block = [nn.Linear(n_in, n_out), _activation(cfg.activation)]
+        return [*block, nn.Dropout(cfg.dropout)] if cfg.dropout > 0 else block
+
+    h = ((height + 2 * pad - 4) // 2 - 4) // 2
+    w = ((width + 2 * pad - 4) // 2 - 4) // 2
+    return nn.Sequential(
+        *conv_block(channels, 6, pad),
+        *conv_block(6, 16, 0),
+        nn.Flatten(),
+        *dense(16 * h * w, 120),
+        *dense(120, 84),
+        nn.Linear(84, n_outputs),
+    )
+
+
+def _cnn(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Sequential:
+    c_in, height, width = input_shape
+    layers: list[nn.Module] = []
+    for c in cfg.channels:
+        for conv_in in (c_in, c):
+            layers.append(nn.Conv2d(conv_in, c, kernel_size=3, padding=1))
+            if cfg.batchnorm:
+                layers.append(nn.BatchNorm2d(c))
+            layers.append(_activation(cfg.activation))
+        layers.append(nn.MaxPool2d(2))
+        c_in, height, width = c, height // 2, width // 2
+    layers.append(nn.Flatten())
+    if cfg.dropout > 0:
+        layers.append(nn.Dropout(cfg.dropout))
+    layers += [nn.Linear(c_in * height * width, 256), _activation(cfg.activation), nn.Linear(256, n_outputs)]
+    return nn.Sequential(*layers)
+
+
+BUILDERS: dict[str, Callable[[ModelConfig, tuple[int, ...], int], nn.Module]] = {
+    "mlp": _mlp,
+    "lenet": _lenet,
+    "cnn": _cnn,
+}
+
+
+def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+    """A freshly initialised model (torch's default init; see `apply_init`)."""
+    problem = model_fit_error(cfg, tuple(input_shape))
+    if problem:
+        raise ValueError(problem)
+    return BUILDERS[cfg.name](cfg, tuple(input_shape), n_outputs)
+
+
+INITS: dict[str, Callable[[nn.Parameter], object]] = {
+    "xavier_normal": nn.init.xavier_normal_,
+    "xavier_uniform": nn.init.xavier_uniform_,
+    "kaiming_normal": lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu"),
+    "kaiming_uniform": lambda w: nn.init.kaiming_uniform_(w, nonlinearity="relu"),
+}
+
+
+def apply_init(model: nn.Module, init: str) -> None:
+    """Re-initialise Linear/Conv weights (biases zeroed); "default" keeps torch's own init.
+    Draws from the global torch generator, so seed it before building the model."""
+    if init == "default":
+        return
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; allowed: default, {', '.join(INITS)}")
+    fn = INITS[init]
+    for module in model.modules():
+        if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d):
+            fn(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

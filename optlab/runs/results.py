@@ -1,0 +1,120 @@
+"""Fold events into the results document (results.json). Live and replayed runs use the
+same fold, so a result never depends on which front end produced it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from optlab import __version__
+from optlab.training.events import (
+    EpochEnded,
+    Event,
+    ExperimentEnded,
+    ExperimentStarted,
+    Progress,
+    RunEnded,
+    RunStarted,
+)
+
+RESULTS_VERSION = 1
+HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "epoch_s")
+
+
+def empty_run(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "status": "pending",
+        "reason": "",
+        "config": {},
+        "n_params": None,
+        "init_fingerprint": "",
+        "data_fingerprint": "",
+        "notes": [],
+        "steps_per_epoch": None,
+        "total_steps": None,
+        "epochs_completed": 0,
+        "best_epoch": None,
+        "wall_time_s": 0.0,
+        "train_samples_per_s": 0.0,
+        "progress": None,
+        "history": [],
+        "test": None,
+    }
+
+
+class ResultsBuilder:
+    """A sink whose state is the results document."""
+
+    def __init__(self) -> None:
+        self.doc: dict[str, Any] = {
+            "results_version": RESULTS_VERSION,
+            "optlab_version": __version__,
+            "status": "running",
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "wall_time_s": 0.0,
+            "preset": {},
+            "dataset": {},
+            "device": "",
+            "runs": [],
+        }
+        self._runs: dict[str, dict[str, Any]] = {}
+
+    def run(self, name: str) -> dict[str, Any]:
+        if name not in self._runs:
+            self._runs[name] = empty_run(name)
+            self.doc["runs"].append(self._runs[name])
+        return self._runs[name]
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, ExperimentStarted):
+            self.doc.update(preset=event.preset, dataset=event.dataset, device=event.device, status="running")
+            for name in event.run_names:
+                self.run(name)
+        elif isinstance(event, RunStarted):
+            run = self.run(event.run)
+            run.update(
+                status="running",
+                config=event.spec,
+                n_params=event.n_params,
+                init_fingerprint=event.init_fingerprint,
+                data_fingerprint=event.data_fingerprint,
+                steps_per_epoch=event.steps_per_epoch,
+                total_steps=event.total_steps,
+                notes=list(event.notes),
+            )
+        elif isinstance(event, Progress):
+            run = self.run(event.run)
+            run["progress"] = {
+                k: getattr(event, k)
+                for k in ("step", "epoch", "samples_seen", "train_loss", "lr", "elapsed_s", "samples_per_s")
+            }
+            run["wall_time_s"] = event.elapsed_s
+            run["train_samples_per_s"] = event.samples_per_s
+        elif isinstance(event, EpochEnded):
+            run = self.run(event.run)
+            record = {k: getattr(event, k) for k in HISTORY_KEYS}
+            # Replays of a resumed run repeat epochs: the latest record of an epoch wins.
+            run["history"] = [h for h in run["history"] if h["epoch"] != event.epoch] + [record]
+            run["epochs_completed"] = event.epoch
+        elif isinstance(event, RunEnded):
+            run = self.run(event.run)
+            run.update(
+                status=event.status,
+                reason=event.reason,
+                epochs_completed=event.epochs_completed or run["epochs_completed"],
+                best_epoch=event.best_epoch,
+                wall_time_s=event.wall_time_s,
+                train_samples_per_s=event.train_samples_per_s,
+                test=event.test,
+            )
+        elif isinstance(event, ExperimentEnded):
+            self.doc["status"] = event.status
+            self.doc["wall_time_s"] = event.wall_time_s
+
+
+def replay(events: list[Event]) -> dict[str, Any]:
+    builder = ResultsBuilder()
+    for event in events:
+        builder.handle(event)
+    return builder.doc

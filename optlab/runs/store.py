@@ -1,0 +1,189 @@
+"""The run directory: the single record of an experiment.
+
+    DIR/preset.toml          the resolved preset that produced it
+    DIR/events.jsonl         append-only events, one JSON object per line
+    DIR/results.json         rewritten atomically at every epoch end and run end
+    DIR/report.md, metrics.csv
+    DIR/runs/NAME/predictions.npz, checkpoint-last.pt, checkpoint-best.pt, log.txt
+
+Every file other than events.jsonl is written to a temporary file, fsynced and renamed,
+so a crash never leaves one half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from optlab.errors import RunDirError
+from optlab.runs.results import ResultsBuilder
+from optlab.training.events import (
+    EpochEnded,
+    Event,
+    ExperimentEnded,
+    RunEnded,
+    event_from_dict,
+)
+
+FLUSH_EVERY_S = 2.0
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, doc: Any) -> None:
+    atomic_write_text(path, json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n")
+
+
+def default_run_dir(preset_name: str, base: Path = Path("runs")) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = base / f"{stamp}-{preset_name}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = base / f"{stamp}-{preset_name}-{n}"
+    return path
+
+
+def prepare_run_dir(path: Path, allow_existing: bool = False) -> Path:
+    """Create the directory and prove it is writable before any training starts."""
+    if path.exists() and not allow_existing and any(path.iterdir()):
+        raise RunDirError(f"{path}: output directory exists and is not empty; choose another --out")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".optlab-write-test"
+        probe.write_bytes(b"x" * 4096)
+        probe.unlink()
+    except OSError as exc:
+        raise RunDirError(f"{path}: output directory is not writable ({exc.strerror or exc})") from None
+    return path
+
+
+class RunStore:
+    """A sink that writes the run directory as events arrive."""
+
+    def __init__(self, root: Path, preset_toml: str | None = None, resume: bool = False) -> None:
+        self.root = root
+        self.builder = ResultsBuilder()
+        if resume:
+            for event in read_events(root).events:
+                self.builder.handle(event)
+        if preset_toml is not None:
+            atomic_write_text(root / "preset.toml", preset_toml)
+        self._events = open(root / "events.jsonl", "a", encoding="utf-8")  # noqa: SIM115 (lives with the sink)
+        self._last_flush = time.monotonic()
+
+    def run_dir(self, run: str) -> Path:
+        return self.root / "runs" / run
+
+    def handle(self, event: Event) -> None:
+        self.builder.handle(event)
+        self._events.write(json.dumps(event.to_dict(), allow_nan=True, default=str) + "\n")
+        now = time.monotonic()
+        milestone = isinstance(event, EpochEnded | RunEnded | ExperimentEnded)
+        if milestone or now - self._last_flush > FLUSH_EVERY_S:
+            self._events.flush()
+            os.fsync(self._events.fileno())
+            self._last_flush = now
+        if milestone:
+            self.write_results()
+        if isinstance(event, RunEnded) and event.detail:
+            atomic_write_text(self.run_dir(event.run) / "log.txt", event.detail)
+
+    def write_results(self) -> None:
+        atomic_write_json(self.root / "results.json", _finite(self.builder.doc))
+
+    def predictions(self, run: str, arrays: dict[str, np.ndarray]) -> None:
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        atomic_write_bytes(self.run_dir(run) / "predictions.npz", buf.getvalue())
+
+    def checkpoint(self, run: str, state: dict[str, Any], best: bool) -> None:
+        import torch
+
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        data = buf.getvalue()
+        atomic_write_bytes(self.run_dir(run) / "checkpoint-last.pt", data)
+        if best:
+            atomic_write_bytes(self.run_dir(run) / "checkpoint-best.pt", data)
+
+    def close(self) -> None:
+        if not self._events.closed:
+            self._events.flush()
+            self._events.close()
+        self.write_results()
+
+    @property
+    def results(self) -> dict[str, Any]:
+        return self.builder.doc
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN: undefined numbers (a diverged loss) are written as null."""
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+class EventLog:
+    def __init__(self, events: list[Event], valid_lines: int, bad_lines: list[int]) -> None:
+        self.events = events
+        self.valid_lines = valid_lines
+        self.bad_lines = bad_lines
+
+
+def read_events(root: Path, start: int = 0) -> EventLog:
+    """Read events.jsonl, tolerating a truncated or corrupt line (a crash mid-write)."""
+    path = root / "events.jsonl"
+    if not path.is_file():
+        raise RunDirError(f"{root}: not a run directory (no events.jsonl)")
+    events: list[Event] = []
+    bad: list[int] = []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, start=1):
+            if number <= start or not line.strip():
+                continue
+            try:
+                events.append(event_from_dict(json.loads(line)))
+            except (ValueError, KeyError, TypeError):
+                bad.append(number)
+    return EventLog(events, len(events), bad)
+
+
+def load_results(root: Path) -> dict[str, Any]:
+    path = root / "results.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunDirError(f"{root}: not a run directory (no results.json)") from None
+    except (OSError, ValueError) as exc:
+        raise RunDirError(f"{path}: cannot read ({exc})") from None

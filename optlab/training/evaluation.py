@@ -1,0 +1,77 @@
+"""Evaluation in large batches under inference mode, and the final test metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from optlab.data.datasets import DatasetBundle
+from optlab.metrics import classification_metrics, regression_metrics
+from optlab.training.losses import predictions, probabilities
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    accuracy: float | None
+    output: torch.Tensor | None  # raw model output, kept only when asked for
+
+
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    task: str,
+    loss_name: str,
+    batch_size: int,
+    autocast: Callable[[], object],
+    keep_output: bool = False,
+) -> EvalResult | None:
+    """Mean loss and accuracy over (x, y); one host sync at the end."""
+    n = x.shape[0]
+    if n == 0:
+        return None
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
+    correct = torch.zeros((), device=x.device, dtype=torch.int64)
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, n, batch_size):
+            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+            with autocast():
+                out = model(xb)
+            out = out.float()
+            loss_sum += loss_fn(out, yb).double() * xb.shape[0]
+            if task != "regression":
+                correct += (predictions(out, task, loss_name) == yb).sum()
+            if keep_output:
+                outputs.append(out)
+    model.train(was_training)
+    accuracy = None if task == "regression" else correct.item() / n
+    return EvalResult(loss_sum.item() / n, accuracy, torch.cat(outputs) if keep_output else None)
+
+
+def test_report(
+    output: torch.Tensor, data: DatasetBundle, loss: float, loss_name: str
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """Test metrics (equal to scikit-learn's) and the arrays written to predictions.npz."""
+    task = data.info.task
+    y_true = data.y_test.detach().cpu().numpy()
+    if task == "regression":
+        scale, shift = data.target_std, data.target_mean
+        pred = probabilities(output, task, loss_name).float().cpu().numpy() * scale + shift
+        y_true = y_true * scale + shift
+        metrics = regression_metrics(y_true, pred, loss=loss)
+        return metrics, {"y_true": y_true, "y_prob": pred, "y_pred": pred}
+    prob = probabilities(output, task, loss_name).float().cpu().numpy()
+    pred = predictions(output, task, loss_name).cpu().numpy()
+    metrics = classification_metrics(
+        y_true, prob, data.info.n_classes, loss=loss, class_names=data.class_names or None
+    )
+    return metrics, {"y_true": y_true, "y_prob": prob, "y_pred": pred}

@@ -1,0 +1,313 @@
+"""One run: a ResolvedRun and the shared, preloaded dataset in; events out.
+
+The loop follows the fast-training rules: data already on the device, batches sliced from
+a permutation, losses written into a device buffer and read once per reporting interval,
+`zero_grad(set_to_none=True)`. A trainer never prints and never knows who listens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from optlab.data.datasets import DatasetBundle
+from optlab.models.registry import apply_init, build_model, count_parameters
+from optlab.preset.schema import ResolvedRun
+from optlab.training.early_stopping import BestTracker
+from optlab.training.evaluation import evaluate, test_report
+from optlab.training.events import EpochEnded, Event, Progress, RunEnded, RunStarted
+from optlab.training.losses import build_loss, n_outputs, predictions
+from optlab.training.optim import build_optimizer
+from optlab.training.schedulers import LRSchedule
+
+REPORTS_PER_EPOCH = 10
+
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
+    """The data order of one epoch depends only on (seed, epoch): every run with the same
+    seed sees the same order whatever its batch size, and a resumed run needs no state."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=gen)
+
+
+def fingerprint_tensors(tensors: list[torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for t in tensors:
+        digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+class Trainer:
+    def __init__(self, spec: ResolvedRun, data: DatasetBundle, device: torch.device | str = "cpu") -> None:
+        self.spec = spec
+        self.data = data
+        self.device = torch.device(device)
+        self.task = data.info.task
+        self.n_train = data.x_train.shape[0]
+        bs = spec.batch_size
+        # A lone last sample would break batch norm: it joins the previous batch instead.
+        self.steps_per_epoch = max(1, self.n_train // bs if self.n_train % bs == 1 else math.ceil(self.n_train / bs))
+        self.total_steps = self.steps_per_epoch * spec.epochs
+        self.log_every = spec.log_every or max(1, self.steps_per_epoch // REPORTS_PER_EPOCH)
+        self.notes: list[str] = []
+
+        torch.manual_seed(spec.seed)
+        model = build_model(spec.model, data.info.input_shape, n_outputs(self.task, data.info.n_classes, spec.loss))
+        apply_init(model, spec.model.init)
+        self.init_fingerprint = fingerprint_tensors(list(model.parameters()))
+        # Dropout draws from this run's own generator state, so interleaving runs in one
+        # process (or resuming) never changes what a run sees.
+        self.rng_state = torch.get_rng_state()
+        self.model = model.to(self.device)
+        if self.device.type == "cuda" and spec.model.name in ("lenet", "cnn"):
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.forward = self.model
+        if spec.compile:
+            self.forward = torch.compile(self.model)
+        self.loss_fn = build_loss(spec.loss, self.task, spec.label_smoothing)
+        self.optimizer = build_optimizer(self.model.parameters(), spec.optimizer, self.device.type)
+        self.schedule = LRSchedule(self.optimizer, spec.scheduler, spec.epochs, self.steps_per_epoch)
+        self.amp_dtype = self._amp_dtype()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype is torch.float16)
+        self.l1_params = [p for n, p in self.model.named_parameters() if p.dim() > 1] if spec.l1 else []
+        self.best = BestTracker(spec.early_stopping, self.task)
+
+        first_order = epoch_permutation(spec.seed, 1, self.n_train)
+        self.data_fingerprint = fingerprint_tensors([first_order, torch.tensor(data.x_train.shape)])
+        self.loss_buffer = torch.zeros(self.log_every, device=self.device)
+        self.correct = torch.zeros((), dtype=torch.int64, device=self.device)
+
+        self.epoch = 0  # epochs completed
+        self.step = 0  # optimizer steps taken
+        self.samples_seen = 0
+        self.elapsed_s = 0.0
+        self.history: list[dict[str, Any]] = []
+        self._perm: torch.Tensor | None = None
+        self._epoch_loss_sum = 0.0
+        self._epoch_start_elapsed = 0.0
+        self.ended: RunEnded | None = None
+        self.predictions: dict[str, np.ndarray] | None = None
+
+    # ------------------------------------------------------------------ helpers
+
+    def _amp_dtype(self) -> torch.dtype | None:
+        if self.spec.amp == "off":
+            return None
+        if self.device.type != "cuda":
+            self.notes.append(f"amp = {self.spec.amp!r} is off: mixed precision needs CUDA, this run is on CPU")
+            return None
+        return torch.bfloat16 if self.spec.amp == "bf16" else torch.float16
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+
+    @property
+    def fraction_done(self) -> float:
+        return self.step / max(1, self.total_steps)
+
+    @property
+    def done(self) -> bool:
+        return self.ended is not None
+
+    def started_event(self) -> RunStarted:
+        return RunStarted(
+            run=self.spec.name,
+            spec=self.spec.model_dump(mode="json"),
+            n_params=count_parameters(self.model),
+            init_fingerprint=self.init_fingerprint,
+            data_fingerprint=self.data_fingerprint,
+            steps_per_epoch=self.steps_per_epoch,
+            total_steps=self.total_steps,
+            notes=list(self.notes),
+        )
+
+    # ------------------------------------------------------------------ training
+
+    def advance(self) -> list[Event]:
+        """Train one reporting interval (or up to the end of the epoch) and report it."""
+        if self.ended:
+            return []
+        outer_rng = torch.get_rng_state()
+        torch.set_rng_state(self.rng_state)
+        t0 = time.perf_counter()
+        try:
+            return self._advance()
+        finally:
+            self.elapsed_s += time.perf_counter() - t0
+            self.rng_state = torch.get_rng_state()
+            torch.set_rng_state(outer_rng)
+
+    def _advance(self) -> list[Event]:
+        spec, bs = self.spec, self.spec.batch_size
+        step_in_epoch = self.step - self.epoch * self.steps_per_epoch
+        if step_in_epoch == 0 or self._perm is None:
+            self._perm = epoch_permutation(spec.seed, self.epoch + 1, self.n_train).to(self.device)
+            if step_in_epoch == 0:
+                self._epoch_loss_sum, self._epoch_start_elapsed = 0.0, self.elapsed_s
+                self.correct.zero_()
+        n_steps = min(self.log_every, self.steps_per_epoch - step_in_epoch)
+        x, y = self.data.x_train, self.data.y_train
+        sizes = []
+        self.model.train()
+        for i in range(n_steps):
+            s = step_in_epoch + i
+            end = self.n_train if s == self.steps_per_epoch - 1 else (s + 1) * bs
+            idx = self._perm[s * bs : end]
+            xb, yb = x.index_select(0, idx), y.index_select(0, idx)
+            with self._autocast():
+                out = self.forward(xb)
+                loss = self.loss_fn(out.float(), yb)
+                if self.l1_params:
+                    loss = loss + spec.l1 * sum(p.abs().sum() for p in self.l1_params)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if spec.clip_grad_norm or spec.clip_grad_value:
+                self.scaler.unscale_(self.optimizer)
+                if spec.clip_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), spec.clip_grad_norm)
+                else:
+                    torch.nn.utils.clip_grad_value_(self.model.parameters(), spec.clip_grad_value)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.schedule.after_batch()
+            self.loss_buffer[i] = loss.detach()
+            if self.task != "regression":
+                self.correct += (predictions(out.detach(), self.task, spec.loss) == yb).sum()
+            sizes.append(xb.shape[0])
+
+        losses = self.loss_buffer[:n_steps].tolist()  # the one host sync of this interval
+        bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
+        if bad is not None:
+            self.step += bad + 1
+            return [self.end("diverged", f"non-finite loss ({losses[bad]}) at step {self.step}")]
+        self.step += n_steps
+        self.samples_seen += sum(sizes)
+        self._epoch_loss_sum += sum(v * n for v, n in zip(losses, sizes, strict=True))
+        events: list[Event] = [
+            Progress(
+                run=spec.name,
+                step=self.step,
+                epoch=self.epoch + 1,
+                samples_seen=self.samples_seen,
+                train_loss=sum(losses) / n_steps,
+                lr=self.schedule.lr(),
+                elapsed_s=self.elapsed_s,
+                samples_per_s=self.samples_seen / max(self.elapsed_s, 1e-9),
+            )
+        ]
+        if self.step % self.steps_per_epoch == 0:
+            events.extend(self._end_epoch())
+        return events
+
+    def _end_epoch(self) -> list[Event]:
+        spec = self.spec
+        self.epoch += 1
+        train_loss = self._epoch_loss_sum / self.n_train
+        train_acc = None if self.task == "regression" else self.correct.item() / self.n_train
+        val = evaluate(
+            self.model, self.data.x_val, self.data.y_val, self.loss_fn, self.task, spec.loss,
+            spec.eval_batch_size, self._autocast,
+        )
+        self.schedule.after_epoch(val.loss if val else None)
+        improved = self.best.update(self.epoch, val, self.model)
+        record = {
+            "epoch": self.epoch,
+            "train_loss": train_loss,
+            "train_accuracy": train_acc,
+            "val_loss": val.loss if val else None,
+            "val_accuracy": val.accuracy if val else None,
+            "lr": self.schedule.lr(),
+            "epoch_s": self.elapsed_s - self._epoch_start_elapsed,
+        }
+        self.history.append(record)
+        events: list[Event] = [
+            EpochEnded(
+                run=spec.name, step=self.step, samples_seen=self.samples_seen,
+                elapsed_s=self.elapsed_s, improved=improved, **record,
+            )
+        ]
+        if self.best.should_stop():
+            events.append(self.end("early_stopped", f"no improvement in {self.best.patience} epochs"))
+        elif self.epoch >= spec.epochs:
+            events.append(self.end("finished", ""))
+        return events
+
+    # ------------------------------------------------------------------ ending
+
+    def stop(self, reason: str = "stopped by the user") -> RunEnded:
+        return self.end("stopped", reason)
+
+    def fail(self, exc: BaseException, detail: str = "") -> RunEnded:
+        message = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, torch.OutOfMemoryError):
+            message = f"out of memory: {exc}. Try a smaller batch_size, or amp = 'bf16' on CUDA"
+        return self.end("failed", message.strip(), detail=detail, evaluate_test=False)
+
+    def end(self, status: str, reason: str, detail: str = "", evaluate_test: bool = True) -> RunEnded:
+        test = None
+        if status != "diverged" and evaluate_test:
+            if status in ("finished", "early_stopped", "stopped"):
+                self.best.restore(self.model)
+            result = evaluate(
+                self.model, self.data.x_test, self.data.y_test, self.loss_fn, self.task, self.spec.loss,
+                self.spec.eval_batch_size, self._autocast, keep_output=True,
+            )
+            if result is not None and result.output is not None:
+                test, self.predictions = test_report(result.output, self.data, result.loss, self.spec.loss)
+        self.ended = RunEnded(
+            run=self.spec.name,
+            status=status,
+            reason=reason,
+            detail=detail,
+            epochs_completed=self.epoch,
+            step=self.step,
+            best_epoch=self.best.best_epoch,
+            wall_time_s=self.elapsed_s,
+            train_samples_per_s=self.samples_seen / max(self.elapsed_s, 1e-9),
+            test=test,
+        )
+        return self.ended
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything an exact resume needs, loadable with torch.load(weights_only=True).
+        Taken at epoch ends: the data order of the next epoch derives from (seed, epoch)."""
+        return {
+            "run": self.spec.name,
+            "spec": self.spec.model_dump_json(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "best": self.best.state_dict(),
+            "rng_cpu": self.rng_state.clone(),
+            "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            "epoch": self.epoch,
+            "step": self.step,
+            "samples_seen": self.samples_seen,
+            "elapsed_s": self.elapsed_s,
+            "history": [dict(h) for h in self.history],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.best.load_state_dict(state["best"])
+        self.rng_state = state["rng_cpu"]
+        if state.get("rng_cuda") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.samples_seen, self.elapsed_s = state["samples_seen"], state["elapsed_s"]
+        self.history = [dict(h) for h in state["history"]]
+        self._perm = None
