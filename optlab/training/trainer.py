@@ -261,7 +261,10 @@ class Trainer:
                 self.spec.eval_batch_size, self._autocast, keep_output=True,
             )
             if result is not None and result.output is not None:
-                test, self.predictions = test_report(result.output, self.data, result.loss, self.spec.loss)
+                try:
+                    test, self.predictions = test_report(result.output, self.data, result.loss, self.spec.loss)
+                except ValueError as exc:  # e.g. non-finite outputs on the test set
+                    reason = f"{reason}; no test metrics: {exc}".lstrip("; ")
         self.ended = RunEnded(
             run=self.spec.name,
             status=status,

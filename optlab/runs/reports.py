@@ -1,0 +1,307 @@
+"""Reports built from a results document: the summary table as rows, Markdown, CSV and JSON.
+
+Pure data in, text out (no terminal libraries here): the console table, the TUI and the files
+in a run directory all read the same rows, so they always agree.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from optlab.errors import RunDirError
+from optlab.runs.results import replay
+from optlab.runs.store import _finite, atomic_write_text, load_results, read_events
+from optlab.training.events import ExperimentStarted
+
+CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "specificity", "roc_auc")
+REGRESSION_METRICS = ("mse", "rmse", "mae", "r2")
+RUN_FACTS = ("test_loss", "best_epoch", "wall_time_s", "samples_per_s")
+
+CLASSIFICATION_COLUMNS = ("name", "status", *CLASSIFICATION_METRICS, *RUN_FACTS)
+REGRESSION_COLUMNS = ("name", "status", *REGRESSION_METRICS, *RUN_FACTS)
+
+HIGHER_IS_BETTER = frozenset({*CLASSIFICATION_METRICS, "r2", "samples_per_s"})
+LOWER_IS_BETTER = frozenset({"test_loss", "mse", "rmse", "mae", "wall_time_s"})
+# Runs whose numbers are comparable: they ended normally or were stopped, and were tested.
+RANKED_STATUSES = frozenset({"finished", "early_stopped", "stopped"})
+
+HEADERS = {
+    "name": "run",
+    "test_loss": "test loss",
+    "best_epoch": "best epoch",
+    "wall_time_s": "time",
+    "samples_per_s": "samples/s",
+    "roc_auc": "roc auc",
+}
+
+
+def task_of(results: dict[str, Any]) -> str:
+    return str((results.get("dataset") or {}).get("task") or "multiclass")
+
+
+def columns(task: str) -> tuple[str, ...]:
+    return REGRESSION_COLUMNS if task == "regression" else CLASSIFICATION_COLUMNS
+
+
+def _number(value: Any) -> float | int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per run, in preset order; a value that is missing or undefined is None."""
+    task = task_of(results)
+    metrics = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
+    rows = []
+    for run in results.get("runs") or []:
+        test = run.get("test") or {}
+        row: dict[str, Any] = {"name": run.get("name", "?"), "status": run.get("status", "unknown")}
+        for key in metrics:
+            row[key] = _number(test.get(key))
+        row["test_loss"] = _number(test.get("loss"))
+        row["best_epoch"] = _number(run.get("best_epoch"))
+        row["wall_time_s"] = _number(run.get("wall_time_s"))
+        row["samples_per_s"] = _number(run.get("train_samples_per_s"))
+        rows.append(row)
+    return rows
+
+
+def _ranked(row: dict[str, Any], task: str) -> bool:
+    if row.get("status") not in RANKED_STATUSES:
+        return False
+    tested = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
+    return any(row.get(key) is not None for key in (*tested, "test_loss"))
+
+
+def best_per_column(rows: list[dict[str, Any]], task: str) -> dict[str, set[str]]:
+    """The run names holding the best value of each ranked column (ties share it).
+
+    Diverged, failed and untested runs never win; a column is only ranked when at least two
+    runs have a value in it (the best of one is no comparison)."""
+    eligible = [r for r in rows if _ranked(r, task)]
+    best: dict[str, set[str]] = {}
+    for column in columns(task):
+        if column in HIGHER_IS_BETTER:
+            pick = max
+        elif column in LOWER_IS_BETTER:
+            pick = min
+        else:
+            continue
+        values = [(r[column], r["name"]) for r in eligible if r.get(column) is not None]
+        if len(values) < 2:
+            continue
+        target = pick(v for v, _ in values)
+        best[column] = {name for v, name in values if v == target}
+    return best
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        minutes, sec = divmod(int(round(seconds)), 60)
+        return f"{minutes}m {sec:02d}s"
+    hours, rest = divmod(int(round(seconds)), 3600)
+    return f"{hours}h {rest // 60:02d}m"
+
+
+def format_rate(value: float) -> str:
+    if value >= 1e6:
+        return f"{value / 1e6:.1f}M"
+    if value >= 1e4:
+        return f"{value / 1e3:.1f}k"
+    return f"{value:,.0f}"
+
+
+def format_value(column: str, value: Any) -> str:
+    """Display form of one cell: metrics with 4 decimals, times like 12.3s, rates like 41.2k."""
+    if value is None:
+        return "-"
+    if column in ("name", "status"):
+        return str(value)
+    if column == "best_epoch":
+        return str(int(value))
+    if column == "wall_time_s":
+        return format_duration(float(value))
+    if column == "samples_per_s":
+        return format_rate(float(value))
+    return f"{float(value):.4f}"
+
+
+def header(column: str) -> str:
+    return HEADERS.get(column, column)
+
+
+# ---------------------------------------------------------------- run descriptions
+
+
+def _kwargs_text(params: dict[str, Any], skip: tuple[str, ...] = ("name",)) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items() if k not in skip and v is not None)
+
+
+def config_summary(config: dict[str, Any]) -> str:
+    """One line: optimizer and its arguments, scheduler, batch size, epochs (and extras that are set)."""
+    if not config:
+        return "not started"
+    opt = config.get("optimizer") or {}
+    sched = config.get("scheduler") or {}
+    parts = [f"optimizer {opt.get('name', '?')}({_kwargs_text(opt)})"]
+    sched_text = f"scheduler {sched.get('name', 'constant')}"
+    sched_args = _kwargs_text(sched, ("name", "warmup_epochs", "warmup_start_factor"))
+    if sched_args:
+        sched_text += f"({sched_args})"
+    if sched.get("warmup_epochs"):
+        sched_text += f" after {sched['warmup_epochs']} warm-up epochs"
+    parts.append(sched_text)
+    parts.append(f"batch size {config.get('batch_size', '?')}")
+    parts.append(f"epochs {config.get('epochs', '?')}")
+    if config.get("loss"):
+        parts.append(f"loss {config['loss']}")
+    for key in ("label_smoothing", "l1", "clip_grad_norm", "clip_grad_value"):
+        if config.get(key):
+            parts.append(f"{key} {config[key]}")
+    if config.get("amp") not in (None, "off"):
+        parts.append(f"amp {config['amp']}")
+    if config.get("early_stopping"):
+        es = config["early_stopping"]
+        parts.append(f"early stopping on {es.get('metric')} (patience {es.get('patience')})")
+    return ", ".join(parts)
+
+
+def dataset_summary(dataset: dict[str, Any]) -> str:
+    if not dataset:
+        return "unknown"
+    text = f"{dataset.get('name', '?')} ({dataset.get('task', '?')}"
+    if dataset.get("n_classes"):
+        text += f", {dataset['n_classes']} classes"
+    text += ")"
+    sizes = [
+        f"{split} {dataset[f'n_{split}']}" for split in ("train", "val", "test") if f"n_{split}" in dataset
+    ]
+    if sizes:
+        text += ", " + " / ".join(sizes) + " samples"
+    if dataset.get("input_shape"):
+        text += f", input shape {tuple(dataset['input_shape'])}"
+    return text
+
+
+# ---------------------------------------------------------------- documents
+
+
+def to_markdown(results: dict[str, Any]) -> str:
+    task = task_of(results)
+    rows = summary_rows(results)
+    cols = columns(task)
+    best = best_per_column(rows, task)
+    preset = results.get("preset") or {}
+    out = [f"# optlab report: {preset.get('name', 'unnamed')}", ""]
+    description = str(preset.get("description") or "").strip()
+    if description:
+        out += [f"> {line}" if line else ">" for line in description.splitlines()] + [""]
+    out.append(f"- **Dataset:** {dataset_summary(results.get('dataset') or {})}")
+    out.append(f"- **Device:** {results.get('device') or 'unknown'}")
+    wall = _number(results.get("wall_time_s"))
+    status = results.get("status", "unknown")
+    out.append(f"- **Experiment:** {status}" + (f", {format_duration(wall)}" if wall else ""))
+    if results.get("started_at"):
+        out.append(f"- **Started:** {results['started_at']} (optlab {results.get('optlab_version', '?')})")
+    out += ["", "| " + " | ".join(header(c) for c in cols) + " |"]
+    out.append("|" + "|".join("---" if c in ("name", "status") else "---:" for c in cols) + "|")
+    for row in rows:
+        cells = []
+        for c in cols:
+            text = format_value(c, row.get(c))
+            cells.append(f"**{text}**" if row["name"] in best.get(c, ()) else text)
+        out.append("| " + " | ".join(cells) + " |")
+    if best:
+        out += ["", "Best value of each column in **bold** (diverged and failed runs excluded)."]
+    out += ["", "## Runs"]
+    for run in results.get("runs") or []:
+        out += ["", f"### {run.get('name', '?')} ({run.get('status', 'unknown')})", ""]
+        out.append(f"- Config: {config_summary(run.get('config') or {})}")
+        if run.get("n_params"):
+            out.append(f"- Parameters: {run['n_params']:,}")
+        if run.get("init_fingerprint") or run.get("data_fingerprint"):
+            out.append(
+                f"- Fingerprints: init `{run.get('init_fingerprint') or '-'}`, "
+                f"data order `{run.get('data_fingerprint') or '-'}`"
+            )
+        out.append(f"- Epochs completed: {run.get('epochs_completed', 0)}")
+        for note in run.get("notes") or []:
+            out.append(f"- Note: {note}")
+        test = run.get("test") or {}
+        if test.get("roc_auc_note"):
+            out.append(f"- Note: {test['roc_auc_note']}")
+        if run.get("status") != "finished":
+            reason = run.get("reason") or "no reason recorded"
+            out.append(f"- **{run.get('status', 'unknown')}:** {reason}")
+    return "\n".join(out) + "\n"
+
+
+def to_csv(results: dict[str, Any]) -> str:
+    """One row per run; header = the column names of `summary_rows`; missing values are empty."""
+    cols = columns(task_of(results))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in summary_rows(results):
+        writer.writerow({c: ("" if row.get(c) is None else row[c]) for c in cols})
+    return buf.getvalue()
+
+
+def to_json(results: dict[str, Any]) -> str:
+    """The results document exactly as results.json holds it (undefined numbers as null)."""
+    return json.dumps(_finite(results), indent=2, allow_nan=False, default=str) + "\n"
+
+
+def write_reports(root: Path, results: dict[str, Any]) -> None:
+    atomic_write_text(root / "report.md", to_markdown(results))
+    atomic_write_text(root / "metrics.csv", to_csv(results))
+
+
+# ---------------------------------------------------------------- run directories on disk
+
+
+def read_run_dir(root: Path) -> tuple[dict[str, Any], list[int]]:
+    """The results of a run directory, replayed from events.jsonl when it holds events (else
+    results.json). Returns the document and the numbers of corrupt event lines skipped."""
+    if not root.is_dir():
+        raise RunDirError(f"{root}: not a run directory (no such directory)")
+    if (root / "events.jsonl").is_file():
+        log = read_events(root)
+        if log.events:
+            doc = replay(log.events)
+            started = next((e for e in log.events if isinstance(e, ExperimentStarted)), None)
+            if started is not None and started.time:  # the replay's own clock is not the run's
+                doc["started_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started.time))
+            return _finite(doc), log.bad_lines
+    if (root / "results.json").is_file():
+        return load_results(root), []
+    raise RunDirError(f"{root}: not a run directory (no events.jsonl or results.json)")
+
+
+def best_result(results: dict[str, Any]) -> str:
+    """The headline of an experiment: best test accuracy, or best R2 (lowest MSE) for regression."""
+    rows = [r for r in summary_rows(results) if r["status"] in RANKED_STATUSES]
+    if task_of(results) == "regression":
+        scored = [(r["r2"], r["name"], "r2") for r in rows if r.get("r2") is not None]
+        if not scored:
+            scored = [(-r["mse"], r["name"], "mse") for r in rows if r.get("mse") is not None]
+    else:
+        scored = [(r["accuracy"], r["name"], "accuracy") for r in rows if r.get("accuracy") is not None]
+    if not scored:
+        return "-"
+    value, name, metric = max(scored)
+    return f"{metric} {abs(value):.4f} ({name})"

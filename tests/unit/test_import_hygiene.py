@@ -1,0 +1,75 @@
+"""The core never imports the front-end libraries."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+FRONT_END_DIRS = ("cli", "console", "tui")
+# Makes the front-end libraries unimportable, as if not installed. (scikit-learn imports rich
+# optionally when it is present, so "not in sys.modules" alone would test sklearn, not us.)
+BLOCKER = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('textual', 'rich', 'typer'):
+            raise ImportError('blocked front-end library: ' + name)
+sys.meta_path.insert(0, Block())
+"""
+
+CORE_MODULES = [
+    "optlab.preset.loader",
+    "optlab.preset.schema",
+    "optlab.data.datasets",
+    "optlab.models.registry",
+    "optlab.training.trainer",
+    "optlab.training.runner",
+    "optlab.metrics",
+    "optlab.runs.store",
+    "optlab.runs.results",
+    "optlab.runs.control",
+    "optlab.experiment",
+]
+FRONT_END = ("textual", "rich", "typer")
+
+
+def _loaded_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys; print('\\n'.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {line.split(".")[0] for line in out.splitlines()}
+
+
+def test_core_imports_and_works_without_front_end_libraries() -> None:
+    code = BLOCKER + "\n".join(f"import {m}" for m in CORE_MODULES)
+    code += "\nimport numpy as np; optlab.metrics.classification_metrics(np.array([0, 1]), np.array([0.2, 0.9]), 2)"
+    loaded = _loaded_after(code)
+    assert "torch" in loaded  # the check itself works: the core does import torch
+    assert not loaded & set(FRONT_END)
+
+
+def test_no_core_file_imports_a_front_end_library() -> None:
+    root = Path(__file__).parents[2] / "optlab"
+    offenders = []
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root)
+        if rel.parts[0] in FRONT_END_DIRS or rel.name == "__main__.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            offenders += [f"{rel}: {n}" for n in names if n.split(".")[0] in FRONT_END]
+    assert not offenders
+
+
+def test_preset_loading_does_not_import_torch_until_checks() -> None:
+    loaded = _loaded_after("import optlab.preset.schema, optlab.preset.loader, optlab.data.catalog")
+    assert "torch" not in loaded
