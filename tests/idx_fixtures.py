@@ -53,7 +53,9 @@ def write_mnist_idx(
     for prefix, n in (("train", n_train), ("t10k", n_test)):
         labels = _labels(n, rng)
         images = _images(labels, 28, rng)
-        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">iiii", 2051, n, 28, 28) + images.tobytes())
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(
+            struct.pack(">iiii", 2051, n, 28, 28) + images.tobytes()
+        )
         (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">ii", 2049, n) + labels.tobytes())
     return raw
 

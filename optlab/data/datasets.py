@@ -6,11 +6,13 @@ the datasets here are small enough, and it keeps every run's data pipeline ident
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
 import pickle
 import socket
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,9 +45,9 @@ PROBE_TIMEOUT_S = 3.0
 
 @dataclass
 class DatasetBundle:
-    """One dataset, split and preprocessed. `split_indices` holds the sample indices of each split:
-    train/val index the pool (the whole dataset, or the official train split for torchvision
-    datasets); test indexes the whole dataset, or the official test split."""
+    """One dataset, split and preprocessed. `split_indices["train"|"val"|"test"]` are the sample
+    indices of each split: into the whole dataset for scikit-learn datasets; for torchvision ones
+    train/val index the official train split and test the official test split."""
 
     info: DatasetInfo
     x_train: torch.Tensor
@@ -303,7 +305,9 @@ def _open_torchvision(name: str, root: Path, download: bool) -> tuple[Any, Any]:
     if not _archives_present(name, root, cls) and not any(_reachable(u) for u in _download_urls(cls)):
         raise _unavailable(name, root, "its files are missing and the download server cannot be reached")
     try:
-        return cls(str(root), train=True, download=True), cls(str(root), train=False, download=False)
+        # torchvision prints download progress; stdout belongs to data (e.g. `--format json`).
+        with contextlib.redirect_stdout(sys.stderr):
+            return cls(str(root), train=True, download=True), cls(str(root), train=False, download=False)
     except _READ_ERRORS as err:
         raise _unavailable(name, root, f"the download failed ({_short(err)})") from None
 

@@ -1,0 +1,80 @@
+"""Checks of a fully resolved run that go beyond one field: the combination of dataset, model,
+loss, split and training settings, and optimizer/scheduler arguments against torch itself.
+
+`check_run` returns the first problem as one sentence; the loader prefixes file and run name.
+The torch-backed modules are imported inside `check_run`, so importing this module (and the
+pydantic-only preset schema) stays cheap.
+"""
+
+from __future__ import annotations
+
+from optlab.data.catalog import CATALOG, split_sizes
+from optlab.preset.schema import ResolvedRun
+
+
+def _data_error(run: ResolvedRun) -> str | None:
+    """Split sizes and the settings that depend on them."""
+    data = run.data
+    info = CATALOG[data.dataset]
+    n_train, n_val, _ = split_sizes(
+        info, data.test_fraction, data.val_fraction, data.val_size, data.train_limit
+    )
+    if n_train <= 0:
+        n_pool = n_train + n_val  # before any train_limit, which cannot make it empty
+        held = (
+            f"data.val_size = {data.val_size}"
+            if data.val_size is not None
+            else (f"data.val_fraction = {data.val_fraction:g} ({n_val} samples)")
+        )
+        return f"{held} leaves no training data ({data.dataset} has {n_pool} samples for train + validation)"
+    if n_val == 0:
+        if run.early_stopping is not None:
+            return (
+                "early_stopping needs a validation split, but this run has none "
+                "(set data.val_fraction > 0 or data.val_size > 0)"
+            )
+        if run.scheduler.name == "plateau":
+            return (
+                "scheduler 'plateau' steps on the validation loss, but this run has no validation split "
+                "(set data.val_fraction > 0 or data.val_size > 0)"
+            )
+    if run.batch_size > n_train:
+        return f"batch_size {run.batch_size} is larger than the training split ({n_train} samples)"
+    return None
+
+
+def check_run(run: ResolvedRun) -> str | None:
+    """The first problem with `run`, or None when it can be trained."""
+    from optlab.training.losses import loss_task_error
+
+    info = CATALOG[run.data.dataset]
+    problem = loss_task_error(run.loss, info.task, info.name)
+    if problem:
+        return problem
+    if run.label_smoothing and run.loss != "cross_entropy":
+        return (
+            f"label_smoothing = {run.label_smoothing:g} works only with the cross_entropy loss "
+            f"(this run uses {run.loss!r})"
+        )
+    if (
+        run.early_stopping is not None
+        and run.early_stopping.metric == "val_accuracy"
+        and info.task == "regression"
+    ):
+        return f"early_stopping.metric 'val_accuracy' needs a classification dataset; {info.name!r} is regression"
+    if run.clip_grad_norm is not None and run.clip_grad_value is not None:
+        return "set either clip_grad_norm or clip_grad_value, not both"
+    problem = _data_error(run)
+    if problem:
+        return problem
+
+    # The rest needs torch.
+    from optlab.models.registry import model_fit_error
+    from optlab.training.optim import optimizer_kwargs_error
+    from optlab.training.schedulers import scheduler_kwargs_error
+
+    return (
+        model_fit_error(run.model, info.input_shape)
+        or optimizer_kwargs_error(run.optimizer)
+        or scheduler_kwargs_error(run.scheduler, run.epochs, run.optimizer)
+    )
