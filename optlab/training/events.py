@@ -46,6 +46,7 @@ class RunStarted(Event):
     steps_per_epoch: int = 0
     total_steps: int = 0
     notes: list[str] = field(default_factory=list)
+    resumed_step: int = 0  # > 0 when resumed from a checkpoint: later points of this run supersede
 
 
 @dataclass

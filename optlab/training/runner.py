@@ -130,8 +130,6 @@ class Runner:
                 trainer.load_state_dict(self.resume[spec.name])
             self.trainers.append(trainer)
             self.emit(trainer.started_event())
-            for record in trainer.history:  # a resumed run replays its epochs for late listeners
-                self.emit(EpochEnded(run=spec.name, **record))
             active.append(trainer)
         return active
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from optlab import __version__
 from optlab.data.datasets import DatasetBundle
 from optlab.models.registry import apply_init, build_model, count_parameters
 from optlab.preset.schema import ResolvedRun
@@ -127,6 +128,7 @@ class Trainer:
             steps_per_epoch=self.steps_per_epoch,
             total_steps=self.total_steps,
             notes=list(self.notes),
+            resumed_step=self.step,
         )
 
     # ------------------------------------------------------------------ training
@@ -286,6 +288,7 @@ class Trainer:
         Taken at epoch ends: the data order of the next epoch derives from (seed, epoch)."""
         return {
             "run": self.spec.name,
+            "optlab_version": __version__,
             "spec": self.spec.model_dump_json(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
