@@ -1,0 +1,119 @@
+"""The comparison table for the terminal (Rich), built from the same rows as the reports.
+
+The reports module (and numpy behind it) is imported on first use, so `presets list` and
+`runs` stay light."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
+
+STATUS_STYLES = {
+    "finished": "green",
+    "early_stopped": "cyan",
+    "stopped": "yellow",
+    "diverged": "bold red",
+    "failed": "bold red",
+    "running": "blue",
+    "pending": "dim",
+}
+BEST_STYLE = "bold green"
+# Columns given up first when a terminal is too narrow for the whole table (numbers are never cut).
+DROP_ORDER = (
+    "specificity",
+    "precision",
+    "recall",
+    "samples_per_s",
+    "best_epoch",
+    "rmse",
+    "roc_auc",
+    "f1",
+    "mae",
+    "wall_time_s",
+    "test_loss",
+)
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLES.get(status, ""))
+
+
+def results_table(results: dict[str, Any], hide: Collection[str] = ()) -> Table:
+    """The comparison table: the columns of `summary_rows` (less `hide`), best values highlighted."""
+    from optlab.runs.reports import (
+        best_per_column,
+        columns,
+        dataset_summary,
+        format_value,
+        header,
+        summary_rows,
+        task_of,
+    )
+
+    task = task_of(results)
+    cols = [c for c in columns(task) if c not in hide]
+    rows = summary_rows(results)
+    best = best_per_column(rows, task)
+    preset = (results.get("preset") or {}).get("name", "unnamed")
+    dataset = results.get("dataset") or {}
+    caption = dataset_summary(dataset)
+    if best:
+        caption += f"; best of each column in {BEST_STYLE}"
+    if hide:
+        caption += f"; hidden for width: {', '.join(header(c) for c in hide)} (see --format markdown)"
+    table = Table(
+        title=f"{preset}: {dataset.get('name', '?')} on {results.get('device') or '?'}",
+        caption=caption,
+        header_style="bold",
+    )
+    for c in cols:
+        numeric = c not in ("name", "status")
+        table.add_column(header(c), justify="right" if numeric else "left", no_wrap=True)
+    for row in rows:
+        cells: list[Text] = []
+        for c in cols:
+            if c == "status":
+                cells.append(status_text(str(row[c])))
+                continue
+            style = BEST_STYLE if row["name"] in best.get(c, ()) else ("bold" if c == "name" else "")
+            cells.append(Text(format_value(c, row.get(c)), style=style))
+        table.add_row(*cells)
+    return table
+
+
+def natural_width(console: Console, table: Table) -> int:
+    return Measurement.get(console, console.options.update_width(10_000), table).maximum
+
+
+def print_table(console: Console, table: Table) -> None:
+    """Print without squeezing: when the output is not a terminal (a pipe, a file, a test),
+    widen the console to the table's natural width so no value is cut."""
+    if not console.is_terminal:
+        console.width = max(console.width, natural_width(console, table))
+    console.print(table)
+
+
+def print_results(console: Console, results: dict[str, Any]) -> None:
+    """The results table; on a terminal too narrow for it, the least telling columns are left
+    out (and named in the caption) rather than any number being cut."""
+    table = results_table(results)
+    if console.is_terminal:
+        hidden: list[str] = []
+        for column in DROP_ORDER:
+            if natural_width(console, table) <= console.width:
+                break
+            if any(col.header == _header(column) for col in table.columns):
+                hidden.append(column)
+                table = results_table(results, hidden)
+    print_table(console, table)
+
+
+def _header(column: str) -> str:
+    from optlab.runs.reports import header
+
+    return header(column)
