@@ -1,0 +1,85 @@
+"""`optlab tui PRESET` and `optlab view RUN_DIR`: the interactive lab's commands.
+
+Kept apart from `optlab/cli/main.py` so the TUI's commands can change without touching the
+headless CLI. Every check that can fail on bad input runs *before* the TUI takes over the
+terminal: an error then reads `optlab: error: ...` with exit code 2, like `optlab compare`,
+instead of flashing a full-screen app that closes at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from optlab.errors import OptlabError, RunDirError
+
+
+def _error(message: str, code: int) -> typer.Exit:
+    sys.stderr.write(f"optlab: error: {message}\n")
+    sys.stderr.flush()
+    return typer.Exit(code)
+
+
+def check_out_dir(out: Path) -> None:
+    """`optlab compare` refuses a non-empty output directory; say so before the TUI opens."""
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"{out}: exists and is not a directory; choose another --out")
+    if out.is_dir() and any(out.iterdir()):
+        raise RunDirError(f"{out}: output directory exists and is not empty; choose another --out")
+
+
+def _launch(**kwargs: object) -> int:
+    try:
+        from optlab.tui.app import launch
+    except ImportError as exc:  # textual missing from a trimmed install
+        raise _error(f"the interactive lab is not available ({exc}); try `optlab compare`", 1) from None
+    return launch(**kwargs)  # type: ignore[arg-type]
+
+
+def tui(
+    preset: str = typer.Argument("quickstart", help="Preset name or path to a preset TOML file."),
+    overrides: list[str] | None = typer.Option(
+        None, "--set", "-s", metavar="KEY=VALUE", help="Override a preset field (repeatable)."
+    ),
+    device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda or cuda:N."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Run directory (default: runs/DATE-PRESET)."),
+) -> None:
+    """Train a preset's runs side by side with live charts (training outlives the terminal)."""
+    from optlab.cli.main import check_device
+    from optlab.preset.loader import load_preset
+
+    try:
+        loaded = load_preset(preset, overrides or [])
+        device = check_device(device)
+        if out is not None:
+            check_out_dir(out)
+    except OptlabError as exc:
+        raise _error(str(exc), exc.exit_code) from None
+    # The child resolves the preset again: hand it the file we validated, not the name, so a
+    # preset shadowed or edited in between cannot swap what runs.
+    ref = str(loaded.path) if loaded.path is not None else preset
+    code = _launch(
+        preset=ref, overrides=list(overrides or []), device=device, out=out, label=loaded.preset.name
+    )
+    raise typer.Exit(code)
+
+
+def view(
+    run_dir: Path = typer.Argument(..., help="A run directory (finished, or still training)."),
+) -> None:
+    """Open a run directory in the TUI: a finished experiment, or a running one followed live."""
+    from optlab.tui.process import check_run_dir
+
+    try:
+        check_run_dir(run_dir)
+    except OptlabError as exc:
+        raise _error(str(exc), exc.exit_code) from None
+    raise typer.Exit(_launch(view=run_dir))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `tui` and `view` to the `optlab` command line."""
+    app.command("tui")(tui)
+    app.command("view")(view)

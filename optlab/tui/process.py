@@ -1,0 +1,215 @@
+"""The training child process, controls through the run directory, and run directories on disk.
+
+Training never runs in the TUI process: it is `optlab compare` in its own session, so a crash
+in training cannot take the UI down and a dropped SSH connection leaves it running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from optlab.errors import RunDirError
+from optlab.runs.store import atomic_write_json
+
+# Same file and format as `optlab.runs.control` (which imports the training runner, and so
+# torch; the TUI process stays free of it). tests/functional/test_tui_state.py checks both agree.
+CONTROL_FILE = "control.json"
+
+
+def read_control(root: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads((root / CONTROL_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def write_control(
+    root: Path, paused: bool | None = None, stop: str | None = None, stop_all: bool | None = None
+) -> None:
+    """Read-modify-write control.json atomically, exactly like `optlab.runs.control.write_control`."""
+    doc = read_control(root)
+    if paused is not None:
+        doc["paused"] = paused
+    if stop is not None:
+        doc["stop"] = sorted(set(doc.get("stop", [])) | {stop})
+    if stop_all is not None:
+        doc["stop_all"] = stop_all
+    atomic_write_json(root / CONTROL_FILE, doc)
+
+
+def log_path(run_dir: Path) -> Path:
+    """Where the child's stdout and stderr go: next to the run directory, which `optlab
+    compare` wants to create itself (it refuses a non-empty one)."""
+    return run_dir.parent / f".{run_dir.name}.log"
+
+
+def pid_path(run_dir: Path) -> Path:
+    return run_dir.parent / f".{run_dir.name}.pid"
+
+
+def child_alive(run_dir: Path) -> bool | None:
+    """Whether the training process the TUI started for `run_dir` still runs (None: unknown,
+    e.g. a headless `optlab compare`)."""
+    try:
+        pid = int(pid_path(run_dir).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def check_run_dir(path: Path) -> Path:
+    """A directory `optlab view` can open: it exists and has an event log."""
+    if not path.is_dir():
+        raise RunDirError(f"{path}: not a run directory (no such directory)")
+    # preset.toml comes first: a run directory whose training is still loading has no events yet.
+    if not (path / "events.jsonl").is_file() and not (path / "preset.toml").is_file():
+        raise RunDirError(f"{path}: not a run directory (no events.jsonl or preset.toml)")
+    return path
+
+
+def compare_command(preset: str, run_dir: Path, device: str, overrides: Sequence[str]) -> list[str]:
+    cmd = [sys.executable, "-m", "optlab", "compare", preset, "--out", str(run_dir), "--quiet"]
+    cmd += ["--format", "json", "--device", device]
+    for item in overrides:
+        cmd += ["--set", item]
+    return cmd
+
+
+class TrainingProcess:
+    """`optlab compare` as a child in its own session; stdout and stderr go to a log file."""
+
+    def __init__(self, preset: str, run_dir: Path, device: str = "auto", overrides: Sequence[str] = ()) -> None:
+        self.run_dir = run_dir
+        self.command = compare_command(preset, run_dir, device, overrides)
+        self.log = log_path(run_dir)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.run_dir.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env.pop("TEXTUAL", None)  # devtools settings are ours, not the child's
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=env,
+            )
+        with contextlib.suppress(OSError):
+            pid_path(self.run_dir).write_text(f"{self.proc.pid}\n")
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def poll(self) -> int | None:
+        """The exit code, or None while it runs."""
+        return None if self.proc is None else self.proc.poll()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = 8) -> str:
+        try:
+            text = self.log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+    def signal(self, sig: int) -> None:
+        if self.running and self.proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, sig)
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """Stop every run (through control.json once the run directory exists, else SIGINT),
+        wait, and escalate to SIGTERM then SIGKILL. Returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.running:
+            if (self.run_dir / "events.jsonl").is_file():
+                write_control(self.run_dir, stop_all=True, paused=False)
+            else:
+                self.signal(signal.SIGINT)
+        for sig in (None, signal.SIGTERM, signal.SIGKILL):
+            if sig is not None:
+                self.signal(sig)
+            try:
+                return self.proc.wait(timeout=timeout if sig is None else 5.0)
+            except subprocess.TimeoutExpired:
+                continue
+        return self.proc.poll()
+
+
+# ---------------------------------------------------------------- run directories on disk
+
+
+@dataclass(frozen=True)
+class RunDirInfo:
+    path: Path
+    mtime: float
+    preset: str
+    status: str
+    runs: int
+
+
+def _events_summary(path: Path) -> tuple[str, str, int]:
+    """(preset name, status, number of runs) from the first and last lines of events.jsonl."""
+    preset, status, runs = "?", "running", 0
+    try:
+        with open(path / "events.jsonl", "rb") as fh:
+            first = json.loads(fh.readline() or b"{}")
+            fh.seek(max(0, os.path.getsize(path / "events.jsonl") - 4096))
+            tail = fh.read().splitlines()
+    except (OSError, ValueError):
+        return preset, "unreadable", 0
+    if first.get("type") == "experiment_started":
+        preset = str((first.get("preset") or {}).get("name") or "?")
+        runs = len(first.get("run_names") or [])
+    for line in reversed(tail):
+        with contextlib.suppress(ValueError):
+            event = json.loads(line)
+            if isinstance(event, dict) and event.get("type") == "experiment_ended":
+                status = str(event.get("status") or "finished")
+            break
+    return preset, status, runs
+
+
+def recent_run_dirs(base: Path = Path("runs"), limit: int = 12) -> list[RunDirInfo]:
+    """Run directories under `base`, newest first."""
+    if not base.is_dir():
+        return []
+    found = []
+    for path in base.iterdir():
+        if path.name.startswith(".") or not (path / "events.jsonl").is_file():
+            continue
+        with contextlib.suppress(OSError):
+            found.append((os.path.getmtime(path / "events.jsonl"), path))
+    found.sort(reverse=True)
+    out = []
+    for mtime, path in found[:limit]:
+        preset, status, runs = _events_summary(path)
+        if status == "running" and time.time() - mtime > 3600:
+            status = "incomplete"
+        out.append(RunDirInfo(path, mtime, preset, status, runs))
+    return out

@@ -1,0 +1,387 @@
+"""The experiment screen: live runs table, charts, and the final table once every run ended.
+
+Everything on it comes from the run directory: a steady timer tails events.jsonl and redraws
+what changed, so the same screen serves a run this process started and `optlab view RUN_DIR`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from optlab.tui.process import TrainingProcess, child_alive, log_path, read_control, write_control
+from optlab.tui.screens.details import DetailsScreen
+from optlab.tui.screens.quit import CANCEL, DETACH, STOP, QuitScreen
+from optlab.tui.state import ENDED_STATUSES, X_AXES, X_LABELS, EventTail, ExperimentState, format_eta
+from optlab.tui.widgets.chart import FADED, Chart, Series, run_color
+from optlab.tui.widgets.tables import FinalTable, RunsTable
+
+SMOOTHING = (0.0, 0.6, 0.9)
+LAYOUTS = ("grid", "loss", "lr", "val")
+TICK_S = 0.25  # how often events.jsonl is read
+CHART_EVERY_S = 0.5  # charts are rebuilt at most this often for new data (keys redraw at once)
+STOP_TIMEOUT_S = 60.0
+
+
+def model_text(preset: dict[str, Any]) -> str:
+    model = preset.get("model") or {}
+    name = model.get("name", "?")
+    if name == "mlp" and model.get("hidden") is not None:
+        return f"mlp {model['hidden']}"
+    if name == "cnn" and model.get("channels") is not None:
+        return f"cnn {model['channels']}"
+    return str(name)
+
+
+def clock(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
+
+
+class ExperimentScreen(Screen[None]):
+    # Short descriptions and q first: at 80 columns the footer must still show how to quit.
+    BINDINGS = [
+        Binding("q", "request_quit", "quit"),
+        Binding("space", "toggle_pause", "pause"),
+        Binding("k", "stop_run", "stop run"),
+        Binding("l", "toggle_log", "log y"),
+        Binding("s", "cycle_smoothing", "smooth"),
+        Binding("x", "cycle_x", "x axis"),
+        Binding("h", "highlight", "highlight"),
+        Binding("c", "cycle_layout", "layout"),
+        Binding("o", "cycle_sort", "sort"),
+        Binding("t", "toggle_table", "runs/final", show=False),
+    ]
+
+    def __init__(self, run_dir: Path, process: TrainingProcess | None = None, preset_label: str = "") -> None:
+        super().__init__()
+        self.run_dir = run_dir
+        self.process = process
+        self.preset_label = preset_label
+        self.state = ExperimentState()
+        self.tail = EventTail(run_dir / "events.jsonl")
+        self.log_y = False
+        self.smoothing = 0.0
+        self.x_axis = "step"
+        self.highlight: str | None = None
+        self.layout_mode = "grid"
+        self.paused = False if process is not None else bool(read_control(run_dir).get("paused"))
+        self.opened_at = time.monotonic()
+        self.child_exit: int | None = None
+        self.charts_dirty = True
+        self.last_chart_s = 0.0
+        self.final_version = -1
+        self.showing_final = False
+        self.stopping_since: float | None = None
+        self.ticks = 0
+        self._header = ""
+        self._status = Text()
+
+    # ------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="header")
+        yield Static(id="status")
+        yield RunsTable(id="runs")
+        yield FinalTable(id="final")
+        with Container(id="charts"):
+            yield Chart("training loss", id="chart-loss")
+            yield Chart("learning rate", id="chart-lr")
+            yield Chart("validation accuracy", id="chart-val")
+        yield Footer(show_command_palette=False, compact=True)
+
+    @property
+    def runs_table(self) -> RunsTable:
+        return self.query_one("#runs", RunsTable)
+
+    @property
+    def final_table(self) -> FinalTable:
+        return self.query_one("#final", FinalTable)
+
+    def chart(self, key: str) -> Chart:
+        return self.query_one(f"#chart-{key}", Chart)
+
+    def on_mount(self) -> None:
+        size = self.app.size
+        self.set_layout("grid" if size.width >= 100 and size.height >= 30 else "loss")
+        self.runs_table.focus()
+        self.tick()
+        self.set_interval(TICK_S, self.tick)
+
+    def set_layout(self, mode: str) -> None:
+        self.layout_mode = mode
+        self.query_one("#charts").set_class(mode != "grid", "-single")
+        for key in ("loss", "lr", "val"):
+            self.chart(key).set_class(mode in ("grid", key), "-shown")
+
+    # ------------------------------------------------------------ liveness
+
+    @property
+    def live(self) -> bool:
+        """Training may still be running (controls make sense, quitting asks)."""
+        if self.state.ended:
+            return False
+        if self.process is not None:
+            return self.process.running
+        return child_alive(self.run_dir) is not False and self.child_exit is None
+
+    # ------------------------------------------------------------ the timer
+
+    def tick(self) -> None:
+        self.ticks += 1
+        exit_code = self.process.poll() if self.process is not None else None
+        events = self.tail.read()
+        if exit_code is not None:  # read what the child wrote before it exited
+            while more := self.tail.read():
+                events += more
+        with self.app.batch_update():
+            if events:
+                changed = self.state.apply(events)
+                if "" in changed:
+                    self.runs_table.set_best_label(self.state.task)
+                    self.chart("val").title = (
+                        "validation loss" if self.state.task == "regression" else "validation accuracy"
+                    )
+                self.runs_table.sync(self.state, self.highlight)
+                self.charts_dirty = True
+            if exit_code is not None and self.child_exit is None:
+                self.child_exit = exit_code
+                if exit_code != 0 or not self.state.ended:
+                    self.notify(self.failure_text(), severity="error", timeout=10)
+            now = time.monotonic()
+            if self.charts_dirty and now - self.last_chart_s >= CHART_EVERY_S:
+                self.update_charts()
+            if self.state.finished and self.final_version != self.state.version:
+                self.show_final()
+            self.update_header()
+            self.update_status()
+        if self.stopping_since is not None and self.process is None:
+            gone = self.state.ended or child_alive(self.run_dir) is False
+            if gone or time.monotonic() - self.stopping_since > STOP_TIMEOUT_S:
+                self.app.exit()
+
+    def failure_text(self) -> str:
+        tail = self.process.log_tail(6) if self.process is not None else ""
+        text = f"training process exited with code {self.child_exit}"
+        if not self.state.ended:
+            text += " before the experiment ended"
+        return text + (f":\n{tail}" if tail else "") + f"\n(log: {log_path(self.run_dir)})"
+
+    # ------------------------------------------------------------ drawing
+
+    def update_header(self) -> None:
+        doc = self.state.doc
+        preset = doc.get("preset") or {}
+        dataset = doc.get("dataset") or {}
+        if self.state.ended:
+            elapsed = float(doc.get("wall_time_s") or 0.0)
+        elif self.state.started_time:
+            elapsed = time.time() - self.state.started_time
+        else:
+            elapsed = time.monotonic() - self.opened_at
+        parts = [
+            str(preset.get("name") or self.preset_label or self.run_dir.name),
+            f"{dataset.get('name', '…')} ({dataset.get('task', '…')}, {dataset.get('n_train', '?')} train)"
+            if dataset
+            else "dataset …",
+            model_text(preset) if preset else "model …",
+            str(doc.get("device") or "device …"),
+            clock(elapsed),
+        ]
+        text = "optlab │ " + " │ ".join(parts)
+        if text != self._header:
+            self._header = text
+            self.query_one("#header", Static).update(text)
+
+    def status_message(self) -> Text:
+        state = self.state
+        if self.child_exit is not None and (self.child_exit != 0 or not state.ended):
+            return Text(f"training process exited with code {self.child_exit}; log: {log_path(self.run_dir)}",
+                        style="bold red")
+        if self.stopping_since is not None:
+            return Text("stopping every run, keeping the partial results…", style="bold yellow")
+        if not state.started:
+            wait = int(time.monotonic() - self.opened_at)
+            return Text(f"starting training (loading torch and the dataset)… {wait}s", style="dim")
+        if state.ended:
+            return Text(f"{state.doc.get('status', 'finished')} · results in {self.run_dir}", style="green")
+        if self.paused:
+            return Text("PAUSED (space resumes)", style="bold yellow")
+        runs = state.doc["runs"]
+        ended = sum(r["status"] in ENDED_STATUSES for r in runs)
+        eta = max((e for e in (state.eta_s(n) for n in state.run_names) if e is not None), default=None)
+        where = "" if self.process is not None else " (attached)"
+        text = f"running{where} · {ended}/{len(runs)} runs ended"
+        if state.finished:
+            text = f"every run ended · {self.run_dir}"
+        elif eta is not None:
+            text += f" · ETA {format_eta(eta)}"
+        if self.process is None and not self.live:
+            text = f"viewing {self.run_dir} (no end recorded; training is not running)"
+        return Text(text)
+
+    def update_status(self) -> None:
+        text = self.status_message()
+        settings = [f"x: {self.x_axis}"]
+        if self.log_y:
+            settings.append("log")
+        if self.smoothing:
+            settings.append(f"EMA {self.smoothing}")
+        if self.highlight:
+            settings.append(f"highlight {self.highlight}")
+        text.append("   " + " · ".join(settings), style="dim")
+        if text != self._status:
+            self._status = text
+            self.query_one("#status", Static).update(text)
+
+    def update_charts(self) -> None:
+        state, axis = self.state, self.x_axis
+        metric = "val_loss" if state.task == "regression" else "val_accuracy"
+        loss: list[Series] = []
+        lr: list[Series] = []
+        val: list[Series] = []
+        for index, name in enumerate(state.run_names):
+            color = FADED if self.highlight and name != self.highlight else run_color(index)
+            loss.append(Series(name, *state.train_loss(name, axis, self.smoothing), color, run=name))
+            loss.append(
+                Series(f"{name} val", *state.val_metric(name, axis, "val_loss"), color, run=name,
+                       style="points", legend=False)
+            )
+            lr.append(Series(name, *state.learning_rate(name, axis), color, run=name))
+            val.append(Series(name, *state.val_metric(name, axis, metric), color, run=name, style="points"))
+        smooth = f", EMA {self.smoothing}" if self.smoothing else ""
+        self.chart("loss").title = f"loss: train (line{smooth}), validation (•)"
+        for key, series in (("loss", loss), ("lr", lr), ("val", val)):
+            chart = self.chart(key)
+            chart.x_label = X_LABELS[axis]
+            chart.log_y = self.log_y and key != "val"
+            chart.set_series(series)
+        self.charts_dirty = False
+        self.last_chart_s = time.monotonic()
+
+    def show_final(self) -> None:
+        self.final_version = self.state.version
+        self.final_table.show(self.state.doc)
+        if not self.showing_final:
+            self.toggle_final(True)
+
+    def toggle_final(self, show: bool) -> None:
+        self.showing_final = show
+        self.runs_table.display = not show
+        self.final_table.display = show
+        (self.final_table if show else self.runs_table).focus()
+
+    # ------------------------------------------------------------ selection
+
+    def selected(self) -> str | None:
+        table = self.final_table if self.showing_final else self.runs_table
+        return table.selected()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        name = event.row_key.value
+        if name is not None:
+            self.app.push_screen(DetailsScreen(self.state.run(str(name)), self.state.task, self.run_dir))
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        if event.data_table is self.final_table and event.column_key.value:
+            self.final_table.sort_by(str(event.column_key.value), self.state.doc)
+
+    # ------------------------------------------------------------ actions
+
+    def action_toggle_log(self) -> None:
+        self.log_y = not self.log_y
+        self.update_charts()
+        self.update_status()
+
+    def action_cycle_smoothing(self) -> None:
+        self.smoothing = SMOOTHING[(SMOOTHING.index(self.smoothing) + 1) % len(SMOOTHING)]
+        self.update_charts()
+        self.update_status()
+
+    def action_cycle_x(self) -> None:
+        self.x_axis = X_AXES[(X_AXES.index(self.x_axis) + 1) % len(X_AXES)]
+        self.update_charts()
+        self.update_status()
+
+    def action_cycle_layout(self) -> None:
+        self.set_layout(LAYOUTS[(LAYOUTS.index(self.layout_mode) + 1) % len(LAYOUTS)])
+
+    def action_highlight(self) -> None:
+        name = self.selected()
+        self.highlight = None if name is None or name == self.highlight else name
+        self.runs_table.sync(self.state, self.highlight)
+        self.update_charts()
+        self.update_status()
+
+    def _controllable(self) -> bool:
+        if not self.live:
+            self.notify("training is not running", severity="warning")
+            return False
+        if not (self.run_dir / "events.jsonl").is_file():
+            self.notify("training is still starting; try again in a moment", severity="warning")
+            return False
+        return True
+
+    def action_toggle_pause(self) -> None:
+        if self._controllable():
+            self.paused = not self.paused
+            write_control(self.run_dir, paused=self.paused)
+            self.update_status()
+
+    def action_stop_run(self) -> None:
+        name = self.selected()
+        if name is None or not self._controllable():
+            return
+        if self.state.run(name)["status"] in ENDED_STATUSES:
+            self.notify(f"{name} has already ended", severity="warning")
+            return
+        write_control(self.run_dir, stop=name)
+        self.notify(f"stopping {name}")
+
+    def action_cycle_sort(self) -> None:
+        if self.showing_final:
+            self.final_table.cycle_sort(self.state.doc)
+        else:
+            self.notify("sorting applies to the final table", severity="information")
+
+    def action_toggle_table(self) -> None:
+        if self.state.finished:
+            self.toggle_final(not self.showing_final)
+
+    def action_request_quit(self) -> None:
+        if not self.live:
+            self.app.exit()
+            return
+        if self.stopping_since is not None:
+            return
+        self.app.push_screen(QuitScreen(str(self.run_dir)), self.on_quit_choice)
+
+    def on_quit_choice(self, choice: str | None) -> None:
+        if choice == DETACH:
+            self.app.detached = True  # type: ignore[attr-defined]
+            self.app.exit()
+        elif choice == STOP:
+            self.stopping_since = time.monotonic()
+            self.update_status()
+            if self.process is not None:
+                self.stop_process()
+            else:
+                write_control(self.run_dir, stop_all=True, paused=False)
+        elif choice in (CANCEL, None):
+            pass
+
+    @work(thread=True, exclusive=True, group="stop")
+    def stop_process(self) -> None:
+        if self.process is not None:
+            self.process.stop(timeout=STOP_TIMEOUT_S)
+        self.app.call_from_thread(self.app.exit)

@@ -1,0 +1,344 @@
+"""What the TUI knows about an experiment, folded from its events (no terminal library here).
+
+`EventTail` reads `events.jsonl` incrementally: it keeps a byte offset and holds a partial
+last line back until the writer finishes it. `ExperimentState` folds the events through the
+same `ResultsBuilder` that writes results.json, and keeps the chart series per run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from optlab.runs.results import ResultsBuilder
+from optlab.training.events import (
+    RUN_STATUSES,
+    EpochEnded,
+    Event,
+    ExperimentEnded,
+    ExperimentStarted,
+    Progress,
+    RunEnded,
+    RunStarted,
+    event_from_dict,
+)
+
+X_AXES = ("step", "epoch", "samples", "time")
+X_LABELS = {"step": "step", "epoch": "epoch", "samples": "samples seen", "time": "training time (s)"}
+ENDED_STATUSES = frozenset(RUN_STATUSES)
+
+# ---------------------------------------------------------------- tailing
+
+
+class EventTail:
+    """Incremental reader of an append-only JSON-lines file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.bad_lines = 0
+        self._partial = b""
+
+    def read(self, max_bytes: int = 4 << 20) -> list[Event]:
+        """Events completed since the last call (none if the file does not exist yet)."""
+        try:
+            size = os.path.getsize(self.path)
+        except OSError:
+            return []
+        if size < self.offset:  # truncated or replaced: start again
+            self.offset, self._partial = 0, b""
+        if size == self.offset:
+            return []
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            chunk = fh.read(max_bytes)
+        self.offset += len(chunk)
+        data = self._partial + chunk
+        lines = data.split(b"\n")
+        self._partial = lines.pop()  # b"" when the chunk ended with a newline
+        events: list[Event] = []
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                events.append(event_from_dict(json.loads(line.decode("utf-8", errors="replace"))))
+            except (ValueError, KeyError, TypeError):
+                self.bad_lines += 1
+        return events
+
+
+# ---------------------------------------------------------------- series helpers
+
+
+def ema(values: Sequence[float], alpha: float) -> list[float]:
+    """Debiased exponential moving average: s_t = a*s_{t-1} + (1-a)*x_t, shown s_t / (1 - a^t).
+
+    A non-finite value (a diverged loss) is passed through and does not poison later points."""
+    if alpha <= 0.0:
+        return list(values)
+    out: list[float] = []
+    s = 0.0
+    t = 0
+    for x in values:
+        if not math.isfinite(x):
+            out.append(x)
+            continue
+        t += 1
+        s = alpha * s + (1.0 - alpha) * x
+        out.append(s / (1.0 - alpha**t))
+    return out
+
+
+def downsample(xs: Sequence[float], ys: Sequence[float], n: int) -> tuple[list[float], list[float]]:
+    """At most about `n` points that keep the shape: the first and last points, and the min and
+    max of each bucket (so spikes survive). Points stay in x order."""
+    count = len(xs)
+    if count <= max(n, 2):
+        return list(xs), list(ys)
+    buckets = max(1, (n - 2) // 2)
+    keep = {0, count - 1}
+    inner = count - 2
+    for b in range(buckets):
+        lo = 1 + b * inner // buckets
+        hi = 1 + (b + 1) * inner // buckets
+        if lo >= hi:
+            continue
+        idx = range(lo, hi)
+        finite = [i for i in idx if math.isfinite(ys[i])]
+        if not finite:
+            keep.add(lo)
+            continue
+        keep.add(min(finite, key=lambda i: ys[i]))
+        keep.add(max(finite, key=lambda i: ys[i]))
+    order = sorted(keep)
+    return [xs[i] for i in order], [ys[i] for i in order]
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+# ---------------------------------------------------------------- state
+
+
+@dataclass
+class ProgressPoint:
+    step: int
+    epoch: float  # fractional: step / steps_per_epoch
+    samples: int
+    time: float  # the run's own training time, seconds
+    train_loss: float
+    lr: float
+
+
+@dataclass
+class EpochPoint:
+    epoch: int
+    step: int
+    samples: int
+    time: float
+    train_loss: float
+    val_loss: float | None
+    val_accuracy: float | None
+
+
+@dataclass
+class RunSeries:
+    name: str
+    steps_per_epoch: int = 0
+    total_steps: int = 0
+    progress: list[ProgressPoint] = field(default_factory=list)
+    epochs: list[EpochPoint] = field(default_factory=list)
+    version: int = 0  # bumped by every event of this run (redraw only what changed)
+
+    @property
+    def last_step(self) -> int:
+        return self.progress[-1].step if self.progress else 0
+
+    def x_of(self, point: ProgressPoint | EpochPoint, axis: str) -> float:
+        if axis == "step":
+            return float(point.step)
+        if axis == "epoch":
+            if isinstance(point, EpochPoint):
+                return float(point.epoch)
+            return point.epoch
+        if axis == "samples":
+            return float(point.samples)
+        return float(point.time)
+
+
+def _num(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+
+
+class ExperimentState:
+    """Results document (via ResultsBuilder) plus chart series, folded from events."""
+
+    def __init__(self) -> None:
+        self.builder = ResultsBuilder()
+        self.series: dict[str, RunSeries] = {}
+        self.started_time: float | None = None  # wall clock (time.time()) of experiment_started
+        self.ended = False
+        self.events_seen = 0
+        self.version = 0
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        return self.builder.doc
+
+    @property
+    def run_names(self) -> list[str]:
+        return [r["name"] for r in self.doc["runs"]]
+
+    @property
+    def task(self) -> str:
+        return str((self.doc.get("dataset") or {}).get("task") or "multiclass")
+
+    @property
+    def started(self) -> bool:
+        return self.started_time is not None or bool(self.doc["runs"])
+
+    def run(self, name: str) -> dict[str, Any]:
+        return self.builder.run(name)
+
+    def run_series(self, name: str) -> RunSeries:
+        if name not in self.series:
+            self.series[name] = RunSeries(name)
+        return self.series[name]
+
+    def all_runs_ended(self) -> bool:
+        runs = self.doc["runs"]
+        return bool(runs) and all(r["status"] in ENDED_STATUSES for r in runs)
+
+    @property
+    def finished(self) -> bool:
+        """Every run has ended (the final table can be shown)."""
+        return self.ended or self.all_runs_ended()
+
+    def apply(self, events: Sequence[Event]) -> set[str]:
+        """Fold events in; return the names of the runs that changed ("" for the experiment)."""
+        changed: set[str] = set()
+        for event in events:
+            self.builder.handle(event)
+            self.events_seen += 1
+            changed.add(event.run)
+            if isinstance(event, ExperimentStarted):
+                self.started_time = event.time or None
+                for name in event.run_names:
+                    self.run_series(name)
+                changed.add("")
+            elif isinstance(event, RunStarted):
+                series = self.run_series(event.run)
+                series.steps_per_epoch = event.steps_per_epoch
+                series.total_steps = event.total_steps
+            elif isinstance(event, Progress):
+                series = self.run_series(event.run)
+                # A restarted run reports earlier steps again: the newer report wins.
+                while series.progress and series.progress[-1].step >= event.step:
+                    series.progress.pop()
+                spe = series.steps_per_epoch
+                series.progress.append(
+                    ProgressPoint(
+                        step=event.step,
+                        epoch=event.step / spe if spe else float(event.epoch),
+                        samples=event.samples_seen,
+                        time=event.elapsed_s,
+                        train_loss=_num(event.train_loss),
+                        lr=_num(event.lr),
+                    )
+                )
+            elif isinstance(event, EpochEnded):
+                series = self.run_series(event.run)
+                series.epochs = [p for p in series.epochs if p.epoch < event.epoch]
+                series.epochs.append(
+                    EpochPoint(
+                        epoch=event.epoch,
+                        step=event.step,
+                        samples=event.samples_seen,
+                        time=event.elapsed_s,
+                        train_loss=_num(event.train_loss),
+                        val_loss=None if event.val_loss is None else _num(event.val_loss),
+                        val_accuracy=None if event.val_accuracy is None else _num(event.val_accuracy),
+                    )
+                )
+            elif isinstance(event, RunEnded):
+                self.run_series(event.run)
+            elif isinstance(event, ExperimentEnded):
+                self.ended = True
+                changed.add("")
+            if event.run:
+                self.run_series(event.run).version += 1
+        if changed:
+            self.version += 1
+        return changed
+
+    # ------------------------------------------------------------ chart data
+
+    def train_loss(self, name: str, axis: str, smoothing: float = 0.0) -> tuple[list[float], list[float]]:
+        series = self.run_series(name)
+        xs = [series.x_of(p, axis) for p in series.progress]
+        ys = [p.train_loss for p in series.progress]
+        return xs, ema(ys, smoothing)
+
+    def learning_rate(self, name: str, axis: str) -> tuple[list[float], list[float]]:
+        series = self.run_series(name)
+        return [series.x_of(p, axis) for p in series.progress], [p.lr for p in series.progress]
+
+    def val_metric(self, name: str, axis: str, metric: str) -> tuple[list[float], list[float]]:
+        """Per-epoch `val_loss` or `val_accuracy` (epochs without it are skipped)."""
+        series = self.run_series(name)
+        points = [p for p in series.epochs if getattr(p, metric) is not None]
+        return [series.x_of(p, axis) for p in points], [float(getattr(p, metric)) for p in points]
+
+    # ------------------------------------------------------------ table facts
+
+    def best_val(self, name: str) -> float | None:
+        """Best validation accuracy (max), or best validation loss (min) for regression."""
+        metric = "val_loss" if self.task == "regression" else "val_accuracy"
+        values = [
+            getattr(p, metric)
+            for p in self.run_series(name).epochs
+            if getattr(p, metric) is not None and math.isfinite(getattr(p, metric))
+        ]
+        if not values:
+            return None
+        return min(values) if metric == "val_loss" else max(values)
+
+    def _remaining_s(self, name: str) -> float | None:
+        """Training time this run still needs at its own pace (None when unknown)."""
+        run = self.run(name)
+        series = self.run_series(name)
+        progress = run.get("progress") or {}
+        step, elapsed = progress.get("step") or 0, progress.get("elapsed_s") or 0.0
+        total = series.total_steps or run.get("total_steps") or 0
+        if run["status"] in ENDED_STATUSES:
+            return 0.0
+        if not total or step <= 0 or elapsed <= 0:
+            return None
+        return max(0, total - step) * elapsed / step
+
+    def eta_s(self, name: str) -> float | None:
+        """Wall-clock seconds until this run ends. The runner interleaves runs so that all of
+        them keep about the same share done, so a running run ends when the slowest does: the
+        estimate is the remaining time of every unfinished run, added up."""
+        if self.run(name)["status"] in ENDED_STATUSES:
+            return 0.0
+        total = 0.0
+        for other in self.run_names:
+            remaining = self._remaining_s(other)
+            if remaining is None:
+                return None
+            total += remaining
+        return total

@@ -1,0 +1,216 @@
+"""The live runs table and the final test-metrics table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from optlab.runs.reports import (
+    HIGHER_IS_BETTER,
+    LOWER_IS_BETTER,
+    best_per_column,
+    columns,
+    format_rate,
+    format_value,
+    header,
+    summary_rows,
+)
+from optlab.tui.state import ExperimentState, format_eta
+from optlab.tui.widgets.chart import FADED, rich_color, run_color
+
+STATUS_STYLES = {
+    "pending": "dim",
+    "running": "bold",
+    "finished": "green",
+    "early_stopped": "green",
+    "stopped": "yellow",
+    "diverged": "bold red",
+    "failed": "bold red",
+}
+
+RUN_COLUMNS = (
+    ("swatch", " "),
+    ("name", "run"),
+    ("optimizer", "optimizer"),
+    ("scheduler", "scheduler"),
+    ("batch", "batch"),
+    ("epoch", "epoch"),
+    ("step", "step"),
+    ("status", "status"),
+    ("rate", "samples/s"),
+    ("best", "best val"),
+    ("eta", "ETA"),
+)
+
+
+def status_text(status: str) -> Text:
+    return Text(status.replace("_", " "), style=STATUS_STYLES.get(status, ""))
+
+
+def progress_bar(fraction: float, width: int = 6) -> str:
+    fraction = min(1.0, max(0.0, fraction))
+    cells = fraction * width
+    full = int(cells)
+    partial = " ▏▎▍▌▋▊▉"[int((cells - full) * 8)] if full < width else ""
+    return ("█" * full + partial).ljust(width, " ")
+
+
+def _short_number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
+
+
+def run_cells(state: ExperimentState, name: str, index: int, highlight: str | None) -> dict[str, Any]:
+    """The cells of one run's row in the live table."""
+    run = state.run(name)
+    config = run.get("config") or {}
+    series = state.run_series(name)
+    progress = run.get("progress") or {}
+    color = FADED if highlight and highlight != name else run_color(index)
+    opt = config.get("optimizer") or {}
+    sched = config.get("scheduler") or {}
+    epochs = config.get("epochs")
+    step = progress.get("step") or (series.epochs[-1].step if series.epochs else 0)
+    total = series.total_steps or run.get("total_steps") or 0
+    status = run.get("status", "pending")
+    fraction = 1.0 if status == "finished" else (step / total if total else 0.0)
+    epoch_now = run.get("epochs_completed") or 0
+    if status == "running" and progress.get("epoch"):
+        epoch_now = progress["epoch"]
+    epoch_text = f"{epoch_now}/{epochs}" if epochs else "-"
+    best = state.best_val(name)
+    rate = progress.get("samples_per_s") or run.get("train_samples_per_s") or 0.0
+    eta = state.eta_s(name) if status == "running" else None
+    return {
+        "swatch": Text("██", style=rich_color(color)),
+        "name": Text(name, style="bold" if highlight == name else ("dim" if highlight else "")),
+        "optimizer": f"{opt.get('name', '?')} {_short_number(opt.get('lr', ''))}" if opt else "-",
+        "scheduler": str(sched.get("name", "-")) if sched else "-",
+        "batch": str(config.get("batch_size", "-")),
+        "epoch": f"{epoch_text:>7} {progress_bar(fraction)}",
+        "step": str(step),
+        "status": status_text(status),
+        "rate": format_rate(float(rate)) if rate else "-",
+        "best": "-" if best is None else f"{best:.4f}",
+        "eta": format_eta(eta) if status == "running" else "",
+    }
+
+
+class RunsTable(DataTable):
+    """One row per run, updated in place (only the rows of runs that changed)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.rendered: dict[str, tuple[Any, ...]] = {}  # run -> (series version, highlight, status)
+
+    def on_mount(self) -> None:
+        for key, label in RUN_COLUMNS:
+            self.add_column(label, key=key)
+
+    def set_best_label(self, task: str) -> None:
+        label = "best val loss" if task == "regression" else "best val acc"
+        column = self.columns.get("best")  # type: ignore[call-overload]
+        if column is not None and str(column.label) != label:
+            column.label = Text(label)
+            self.refresh()
+
+    def sync(self, state: ExperimentState, highlight: str | None, force: bool = False) -> None:
+        for index, name in enumerate(state.run_names):
+            version = state.run_series(name).version
+            status = state.run(name).get("status")
+            key = (version, highlight, status)
+            if not force and self.rendered.get(name) == key:
+                continue
+            cells = run_cells(state, name, index, highlight)
+            if name not in self.rendered:
+                self.add_row(*(cells[k] for k, _ in RUN_COLUMNS), key=name)
+            else:
+                for column, value in cells.items():
+                    self.update_cell(name, column, value, update_width=column in ("optimizer", "epoch", "name"))
+            self.rendered[name] = key
+
+    def selected(self) -> str | None:
+        if not self.row_count:
+            return None
+        row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        return None if row_key.value is None else str(row_key.value)
+
+
+def sort_key(column: str, value: Any) -> tuple[int, Any]:
+    """Missing values last; better values first for ranked columns."""
+    if value is None:
+        return (1, 0)
+    if column in HIGHER_IS_BETTER and isinstance(value, int | float):
+        return (0, -value)
+    return (0, value)
+
+
+class FinalTable(DataTable):
+    """Test metrics of every run; the best value of each column highlighted; sortable."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.rows_data: list[dict[str, Any]] = []
+        self.cols: tuple[str, ...] = ()
+        self.sort_column: str | None = None
+        self.reverse = False
+
+    def sortable_columns(self) -> list[str]:
+        return [c for c in self.cols if c in HIGHER_IS_BETTER or c in LOWER_IS_BETTER or c in ("name", "best_epoch")]
+
+    def show(self, doc: dict[str, Any]) -> None:
+        task = str((doc.get("dataset") or {}).get("task") or "multiclass")
+        names = [r["name"] for r in doc.get("runs") or []]
+        selected = self.selected()
+        self.cols = columns(task)
+        self.rows_data = summary_rows(doc)
+        best = best_per_column(self.rows_data, task)
+        rows = list(self.rows_data)
+        if self.sort_column is not None:
+            rows.sort(key=lambda r: sort_key(self.sort_column or "", r.get(self.sort_column or "")), reverse=self.reverse)
+        self.clear(columns=True)
+        for column in self.cols:
+            label = header(column)
+            if column == self.sort_column:
+                label += " ▲" if self.reverse else " ▼"
+            self.add_column(label, key=column)
+        for row in rows:
+            cells: list[Any] = []
+            for column in self.cols:
+                text = format_value(column, row.get(column))
+                if column == "name":
+                    index = names.index(row["name"]) if row["name"] in names else 0
+                    cells.append(Text.assemble(("██ ", rich_color(run_color(index))), text))
+                elif column == "status":
+                    cells.append(status_text(str(row.get("status", ""))))
+                elif row["name"] in best.get(column, ()):
+                    cells.append(Text(text, style="bold green", justify="right"))
+                else:
+                    cells.append(Text(text, justify="right"))
+            self.add_row(*cells, key=row["name"])
+        if selected in [r["name"] for r in rows]:
+            self.move_cursor(row=[r["name"] for r in rows].index(selected))
+
+    def cycle_sort(self, doc: dict[str, Any]) -> None:
+        options: list[str | None] = [None, *self.sortable_columns()]
+        index = options.index(self.sort_column) if self.sort_column in options else 0
+        self.sort_column = options[(index + 1) % len(options)]
+        self.reverse = False
+        self.show(doc)
+
+    def sort_by(self, column: str, doc: dict[str, Any]) -> None:
+        if column == self.sort_column:
+            self.reverse = not self.reverse
+        else:
+            self.sort_column, self.reverse = column, False
+        self.show(doc)
+
+    def cell_text(self, name: str, column: str) -> str:
+        return str(self.get_cell(name, column)).removeprefix("██ ")
+
+    def selected(self) -> str | None:
+        if not self.row_count:
+            return None
+        row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        return None if row_key.value is None else str(row_key.value)

@@ -1,0 +1,174 @@
+"""The experiment screen driven by Pilot on a real (tiny) experiment, from start to final table."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from pathlib import Path
+
+from textual.widgets import Static
+from tui.helpers import wait_until
+
+from optlab.runs.reports import columns, format_value, summary_rows
+from optlab.runs.store import read_events
+from optlab.training.events import EpochEnded, Progress
+from optlab.tui.app import OptlabApp
+from optlab.tui.screens.details import DetailsScreen
+from optlab.tui.screens.experiment import ExperimentScreen
+from optlab.tui.widgets.chart import FADED
+
+RUNS = ["sgd", "adam", "rms-bs32"]
+
+
+def _points(run_dir: Path) -> tuple[dict[str, list[Progress]], dict[str, list[EpochEnded]]]:
+    events = read_events(run_dir).events
+    progress = {n: [e for e in events if isinstance(e, Progress) and e.run == n] for n in RUNS}
+    epochs = {n: [e for e in events if isinstance(e, EpochEnded) and e.run == n] for n in RUNS}
+    return progress, epochs
+
+
+def test_tiny_experiment_to_the_final_table(tiny: Path, tmp_path: Path) -> None:
+    asyncio.run(_to_the_final_table(tiny, tmp_path))
+
+
+async def _to_the_final_table(tiny: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    app = OptlabApp(preset=str(tiny), out=run_dir, device="cpu")
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ExperimentScreen)
+        await wait_until(
+            pilot,
+            lambda: screen.showing_final and app.process is not None and app.process.poll() is not None,
+            what="the final table",
+        )
+        assert app.process is not None and app.process.poll() == 0
+        screen.update_charts()  # the throttle may hold the last data back for up to 0.5 s
+        await pilot.pause(0.2)
+
+        # ---- the same run directory as `optlab compare`
+        results = json.loads((run_dir / "results.json").read_text())
+        assert results["status"] == "finished"
+        assert [r["status"] for r in results["runs"]] == ["finished"] * 3
+        for name in ("report.md", "metrics.csv", "preset.toml"):
+            assert (run_dir / name).is_file(), name
+        for name in RUNS:
+            assert (run_dir / "runs" / name / "predictions.npz").is_file()
+
+        # ---- one series per run in each chart, with every point of the event log
+        progress, epochs = _points(run_dir)
+        assert all(len(epochs[n]) == 2 for n in RUNS)
+        loss, lr, val = screen.chart("loss"), screen.chart("lr"), screen.chart("val")
+        for chart in (loss, lr, val):
+            assert [s.label for s in chart.series if s.legend] == RUNS
+            assert chart.error == ""
+        for name in RUNS:
+            (train,) = [s for s in loss.series if s.run == name and s.legend]
+            (val_loss,) = [s for s in loss.series if s.run == name and not s.legend]
+            assert list(train.xs) == [float(e.step) for e in progress[name]]
+            assert list(train.ys) == [e.train_loss for e in progress[name]]
+            assert list(val_loss.ys) == [e.val_loss for e in epochs[name]]
+            (lr_s,) = [s for s in lr.series if s.run == name]
+            assert list(lr_s.ys) == [e.lr for e in progress[name]]
+            (acc,) = [s for s in val.series if s.run == name]
+            assert list(acc.ys) == [e.val_accuracy for e in epochs[name]]
+            assert list(acc.xs) == [float(e.step) for e in epochs[name]]
+        # the batch-32 run reports twice as many steps as the batch-64 ones
+        assert progress["rms-bs32"][-1].step == 2 * progress["sgd"][-1].step
+        # colours: one per run, the same in every chart
+        colours = [s.color for s in loss.series if s.legend]
+        assert len(set(colours)) == 3
+        assert [s.color for s in lr.series] == colours
+        assert all(name in str(loss.legend.content) for name in RUNS)
+
+        # ---- the final table equals results.json, best of each column highlighted
+        table = screen.final_table
+        rows = {r["name"]: r for r in summary_rows(results)}
+        cols = columns("multiclass")
+        assert table.row_count == 3
+        for name in RUNS:
+            for column in cols:
+                assert table.cell_text(name, column) == format_value(column, rows[name][column]), (name, column)
+            acc_cell = float(table.cell_text(name, "accuracy"))
+            assert math.isclose(acc_cell, results["runs"][RUNS.index(name)]["test"]["accuracy"], abs_tol=5e-5)
+        best = max(RUNS, key=lambda n: rows[n]["accuracy"])
+        assert "green" in str(table.get_cell(best, "accuracy").style)
+        worst = min(RUNS, key=lambda n: rows[n]["accuracy"])
+        if rows[worst]["accuracy"] < rows[best]["accuracy"]:
+            assert "green" not in str(table.get_cell(worst, "accuracy").style)
+
+        # ---- sorting: `o` cycles the sort column (name, then accuracy, best first)
+        await pilot.press("o")
+        assert table.sort_column == "name"
+        await pilot.press("o")
+        assert table.sort_column == "accuracy"
+        order = [str(table.coordinate_to_cell_key((i, 0)).row_key.value) for i in range(3)]
+        assert order == sorted(RUNS, key=lambda n: -rows[n]["accuracy"])
+        await pilot.press("o")  # a second sort column keeps the numbers in place
+        assert table.cell_text("sgd", "f1") == format_value("f1", rows["sgd"]["f1"])
+
+        # ---- chart keys change the chart
+        drawn = loss.drawn
+        await pilot.press("l")
+        await pilot.pause(0.2)
+        assert loss.log_y and lr.log_y and loss.error == "" and loss.drawn != drawn
+        await pilot.press("x")  # step -> epoch
+        await pilot.pause(0.2)
+        assert screen.x_axis == "epoch" and loss.x_label == "epoch"
+        (train,) = [s for s in loss.series if s.run == "sgd" and s.legend]
+        assert max(train.xs) == 2.0 and [float(p) for p in [s for s in val.series if s.run == "sgd"][0].xs] == [1.0, 2.0]
+        await pilot.press("x")  # samples seen: the batch-32 run lines up with the others
+        (rms,) = [s for s in loss.series if s.run == "rms-bs32" and s.legend]
+        (sgd,) = [s for s in loss.series if s.run == "sgd" and s.legend]
+        assert screen.x_axis == "samples" and max(rms.xs) == max(sgd.xs) == progress["sgd"][-1].samples_seen
+        await pilot.press("x")  # training time
+        (sgd,) = [s for s in loss.series if s.run == "sgd" and s.legend]
+        assert screen.x_axis == "time" and list(sgd.xs) == [e.elapsed_s for e in progress["sgd"]]
+        await pilot.press("x")
+        assert screen.x_axis == "step"
+        await pilot.press("l")
+        assert not loss.log_y
+
+        # smoothing: debiased EMA, the first point stays the raw value
+        await pilot.press("s")
+        (sgd,) = [s for s in loss.series if s.run == "sgd" and s.legend]
+        raw = [e.train_loss for e in progress["sgd"]]
+        assert screen.smoothing == 0.6
+        assert sgd.ys[0] == raw[0] and list(sgd.ys) != raw
+        assert math.isclose(sgd.ys[1], (0.6 * 0.4 * raw[0] + 0.4 * raw[1]) / (1 - 0.6**2))
+        await pilot.press("s", "s")
+        assert screen.smoothing == 0.0
+
+        # highlight: the selected run keeps its colour, the others fade
+        await pilot.press("h")
+        selected = screen.selected()
+        assert screen.highlight == selected
+        assert {s.run for s in lr.series if s.color != FADED} == {selected}
+        await pilot.press("h")
+        assert screen.highlight is None
+
+        # layout: cycle through the single charts and back to the grid
+        modes = []
+        for _ in range(4):
+            await pilot.press("c")
+            modes.append(screen.layout_mode)
+        assert modes == ["loss", "lr", "val", "grid"]
+
+        # ---- Enter opens the selected run's details
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, DetailsScreen), 5, "details")
+        details = app.screen
+        assert isinstance(details, DetailsScreen)
+        run = results["runs"][RUNS.index(details.run_doc["name"])]
+        assert details.run_doc["init_fingerprint"] == run["init_fingerprint"]
+        summary = str(details.query_one("#details-summary", Static).content)
+        assert run["init_fingerprint"] in summary and run["data_fingerprint"] in summary
+        assert len(details.query(".details-table")) == 2  # per class, confusion matrix
+        await pilot.press("escape")
+        assert app.screen is screen
+
+        # ---- nothing runs any more: q quits at once, code 0
+        await pilot.press("q")
+        await pilot.pause(0.2)
+    assert app.return_code in (None, 0)
