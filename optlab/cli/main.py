@@ -183,13 +183,17 @@ def compare(
     device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda or cuda:N."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="What to print on stdout at the end."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    seeds: int | None = typer.Option(None, "--seeds", min=1, help="Repeat every run over seeds 0..N-1."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Run a preset from a URL without asking."),
 ) -> None:
     """Train every run of a preset side by side and print the comparison."""
+    from optlab.cli.preset_commands import confirm_remote
     from optlab.preset.loader import load_preset
     from optlab.runs.store import default_run_dir, prepare_run_dir
 
     with user_errors():
-        loaded = load_preset(preset, overrides or [])
+        loaded = load_preset(preset, overrides or [], seeds=seeds)
+        confirm_remote(loaded, yes)
         device = check_device(device)
         root = out if out is not None else default_run_dir(loaded.preset.name)
         created = _missing_dirs(root)
@@ -427,3 +431,8 @@ def run() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("\noptlab: interrupted\n")
         sys.exit(130)
+
+
+from optlab.cli.preset_commands import register as _register_preset_commands  # noqa: E402 (needs presets_app)
+
+_register_preset_commands(presets_app)

@@ -47,18 +47,18 @@ def results_table(results: dict[str, Any], hide: Collection[str] = ()) -> Table:
     """The comparison table: the columns of `summary_rows` (less `hide`), best values highlighted."""
     from optlab.runs.reports import (
         best_per_column,
-        columns,
         dataset_summary,
-        format_value,
+        format_cell,
         header,
+        report_columns,
         summary_rows,
         task_of,
     )
 
     task = task_of(results)
-    cols = [c for c in columns(task) if c not in hide]
+    cols = [c for c in report_columns(results) if c not in hide]
     rows = summary_rows(results)
-    best = best_per_column(rows, task)
+    best = best_per_column(rows, task, tuple(cols))
     preset = (results.get("preset") or {}).get("name", "unnamed")
     dataset = results.get("dataset") or {}
     caption = dataset_summary(dataset)
@@ -81,7 +81,36 @@ def results_table(results: dict[str, Any], hide: Collection[str] = ()) -> Table:
                 cells.append(status_text(str(row[c])))
                 continue
             style = BEST_STYLE if row["name"] in best.get(c, ()) else ("bold" if c == "name" else "")
-            cells.append(Text(format_value(c, row.get(c)), style=style))
+            cells.append(Text(format_cell(row, c), style=style))
+        table.add_row(*cells)
+    return table
+
+
+def seeds_table(results: dict[str, Any]) -> Table | None:
+    """Mean ± std and n per configuration, with the ranking verdict; None without repeated seeds."""
+    from optlab.runs.reports import CLASSIFICATION_METRICS, REGRESSION_METRICS, header, task_of
+    from optlab.runs.seed_reports import mean_std
+
+    aggregates = results.get("aggregates")
+    if not aggregates:
+        return None
+    metrics = REGRESSION_METRICS if task_of(results) == "regression" else CLASSIFICATION_METRICS
+    ranking = aggregates.get("ranking") or {}
+    verdict = ranking.get("verdict", "")
+    caption = f"mean ± sample std (ddof = {aggregates.get('std_ddof', 1)}) over seeds"
+    if ranking.get("text"):
+        caption += f"; ranking: {ranking['text']}"
+    table = Table(title="across seeds", caption=caption, header_style="bold")
+    table.add_column("configuration", no_wrap=True)
+    table.add_column("n", justify="right")
+    for c in (*metrics, "test_loss"):
+        table.add_column(header(c), justify="right", no_wrap=True)
+    order = ranking.get("order") or []
+    for group in aggregates.get("groups") or []:
+        top = verdict == "distinguishable" and order[:1] == [group["group"]]
+        cells = [Text(group["group"], style=BEST_STYLE if top else "bold"), Text(str(group["n"]))]
+        for c in (*metrics, "test_loss"):
+            cells.append(Text(mean_std(group["test"].get("loss" if c == "test_loss" else c), c)))
         table.add_row(*cells)
     return table
 
@@ -111,6 +140,9 @@ def print_results(console: Console, results: dict[str, Any]) -> None:
                 hidden.append(column)
                 table = results_table(results, hidden)
     print_table(console, table)
+    seeds = seeds_table(results)
+    if seeds is not None:
+        print_table(console, seeds)
 
 
 def _header(column: str) -> str:

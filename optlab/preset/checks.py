@@ -9,7 +9,7 @@ pydantic-only preset schema) stays cheap.
 from __future__ import annotations
 
 from optlab.data.catalog import CATALOG, split_sizes
-from optlab.preset.schema import ResolvedRun
+from optlab.preset.schema import Preset, ResolvedRun
 
 
 def _data_error(run: ResolvedRun) -> str | None:
@@ -78,3 +78,23 @@ def check_run(run: ResolvedRun) -> str | None:
         or optimizer_kwargs_error(run.optimizer)
         or scheduler_kwargs_error(run.scheduler, run.epochs, run.optimizer)
     )
+
+
+def target_error(preset: Preset) -> str | None:
+    """The preset-wide target must be measurable: a validation metric needs a validation split,
+    an accuracy needs a classification dataset."""
+    target = preset.target
+    if target is None:
+        return None
+    info = CATALOG[preset.data.dataset]
+    if target.metric.endswith("accuracy") and info.task == "regression":
+        return f"metric {target.metric!r} needs a classification dataset; {info.name!r} is regression"
+    if target.metric.startswith("val_"):
+        data = preset.data
+        _, n_val, _ = split_sizes(info, data.test_fraction, data.val_fraction, data.val_size, data.train_limit)
+        if n_val == 0:
+            return (
+                f"metric {target.metric!r} needs a validation split, but this preset has none "
+                "(set data.val_fraction > 0 or data.val_size > 0, or use a train_ metric)"
+            )
+    return None

@@ -1,5 +1,6 @@
-"""Load presets: find them by name or path, parse TOML, apply `--set` overrides, validate,
-and resolve each `[[runs]]` entry into a complete `ResolvedRun`.
+"""Load presets: find them by name, path or URL, parse TOML, follow `extends`, apply `--set`
+overrides, validate, and resolve each `[[runs]]` entry (expanded over its sweep and seeds)
+into a complete `ResolvedRun`.
 
 Every failure raises `PresetError` whose message names the file, the field path, the bad
 value and what is allowed.
@@ -15,11 +16,16 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 from pydantic import BaseModel, ValidationError
 
 from optlab.errors import PresetError
+from optlab.preset.expand import expand
+from optlab.preset.fetch import fetch_text, is_url, url_stem
 from optlab.preset.schema import TRAIN_DEFAULTS, ModelConfig, Preset, ResolvedRun, RunConfig
+
+MAX_EXTENDS_DEPTH = 16
 
 PROJECT_PRESETS = Path("presets")
 
@@ -53,16 +59,23 @@ def preset_sources() -> list[PresetSource]:
     return found
 
 
-def find_preset(ref: str) -> Path:
-    """A preset reference is a path to a TOML file or the name of a known preset."""
+def looks_like_path(ref: str) -> bool:
+    return Path(ref).suffix == ".toml" or os.sep in ref or "/" in ref
+
+
+def find_preset(ref: str, skip: Path | None = None) -> Path:
+    """A preset reference is a path to a TOML file or the name of a known preset. `skip` (a
+    resolved path) is passed over, so a project preset can extend the bundled one it shadows."""
     path = Path(ref)
-    if path.suffix == ".toml" or os.sep in ref or "/" in ref:
+    if looks_like_path(ref):
         if not path.is_file():
             raise PresetError(f"{ref}: no such preset file")
         return path
     for source in preset_sources():
-        if source.name == ref:
+        if source.name == ref and source.path.resolve() != skip:
             return source.path
+    if skip is not None and any(s.name == ref for s in preset_sources()):
+        raise PresetError(f"preset {ref!r} extends itself and no other preset of that name exists")
     names = sorted({s.name for s in preset_sources()})
     hint = difflib.get_close_matches(ref, names, n=1)
     suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
@@ -195,9 +208,16 @@ def validate_preset(raw: dict[str, Any], origin: str) -> Preset:
         preset = Preset.model_validate(raw)
     except ValidationError as exc:
         raise PresetError(format_validation_error(exc, origin, raw, Preset)) from None
-    # Each run must also resolve (model overrides, torch signatures, task fit).
-    for run in preset.runs:
-        resolve_run(preset, run, origin)
+    # Each run, over its sweep and seeds, must also resolve (model overrides, torch
+    # signatures, task fit): a preset that validates can be trained.
+    for variant in expand(preset, origin):
+        resolve_run(preset, variant.run, origin, group=variant.group)
+    if preset.target is not None:
+        from optlab.preset.checks import target_error
+
+        problem = target_error(preset)
+        if problem:
+            raise PresetError(f"{origin}: target: {problem}")
     return preset
 
 
@@ -211,13 +231,16 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def resolve_run(preset: Preset, run: RunConfig, origin: str = "preset", device: str = "cpu") -> ResolvedRun:
+def resolve_run(
+    preset: Preset, run: RunConfig, origin: str = "preset", device: str = "cpu", group: str | None = None
+) -> ResolvedRun:
     """Defaults <- [train] <- the run's own fields; an optimizer or scheduler of another name
     replaces the default one instead of merging into it."""
     from optlab.preset.checks import check_run
 
     train = preset.train.model_dump(exclude_none=True)
-    own = run.model_dump(exclude_none=True, exclude={"name", "model"})
+    train.pop("seeds", None)  # expand() has already turned seeds into one run per seed
+    own = run.model_dump(exclude_none=True, exclude={"name", "model", "seeds"})
     for key in ("optimizer", "scheduler"):
         if key in own and key in train and own[key].get("name", train[key]["name"]) != train[key]["name"]:
             train.pop(key)
@@ -231,7 +254,14 @@ def resolve_run(preset: Preset, run: RunConfig, origin: str = "preset", device: 
         raise PresetError(format_validation_error(exc, f"{where}: model", {}, ModelConfig)) from None
     try:
         resolved = ResolvedRun.model_validate(
-            {**merged, "name": run.name, "data": preset.data, "model": model, "device": device}
+            {
+                **merged,
+                "name": run.name,
+                "group": group or run.name,
+                "data": preset.data,
+                "model": model,
+                "device": device,
+            }
         )
     except ValidationError as exc:
         raise PresetError(format_validation_error(exc, where, {}, ResolvedRun)) from None
@@ -246,20 +276,121 @@ class LoadedPreset:
     preset: Preset
     path: Path | None
     raw: dict[str, Any]
+    url: str | None = None  # set for a preset fetched from the web: `compare` asks before running it
+
+    @property
+    def origin(self) -> str:
+        return self.url or (str(self.path) if self.path else self.preset.name)
 
     def resolved_runs(self, device: str = "cpu") -> list[ResolvedRun]:
-        origin = str(self.path) if self.path else self.preset.name
-        return [resolve_run(self.preset, r, origin, device) for r in self.preset.runs]
+        """Every run to train: each `[[runs]]` entry over its sweep and seeds, in preset order."""
+        return [
+            resolve_run(self.preset, v.run, self.origin, device, group=v.group)
+            for v in expand(self.preset, self.origin)
+        ]
 
 
-def load_preset(ref: str, overrides: list[str] | None = None) -> LoadedPreset:
-    path = find_preset(ref)
-    raw = read_toml(path)
+# ---------------------------------------------------------------- extends
+
+
+def _merge_runs(base: list[Any], over: list[Any]) -> list[Any]:
+    """A run of the extending preset with a base run's name changes that run; others are added."""
+    out = list(base)
+    index = {r.get("name"): i for i, r in enumerate(out) if isinstance(r, dict)}
+    for run in over:
+        name = run.get("name") if isinstance(run, dict) else None
+        if name is not None and name in index:
+            out[index[name]] = _merge_tables(out[index[name]], run)
+        else:
+            out.append(run)
+    return out
+
+
+def _merge_tables(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge for `extends`, with the resolution rule: an optimizer or scheduler of another
+    name replaces the inherited one (an Adam run does not inherit SGD's momentum)."""
+    out = dict(base)
+    for key, value in over.items():
+        old = out.get(key)
+        if key == "runs" and isinstance(value, list) and isinstance(old, list):
+            out[key] = _merge_runs(old, value)
+        elif isinstance(value, dict) and isinstance(old, dict):
+            renamed = key in ("optimizer", "scheduler") and value.get("name", old.get("name")) != old.get("name")
+            out[key] = dict(value) if renamed else _merge_tables(old, value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_ref(ref: str, skip: Path | None = None) -> tuple[dict[str, Any], str, Path | None, str | None]:
+    """Raw TOML data, a label for messages, and the file path or URL it came from."""
+    if is_url(ref):
+        return parse_toml(fetch_text(ref), ref), ref, None, ref
+    path = find_preset(ref, skip)
+    return read_toml(path), str(path), path, None
+
+
+def resolve_extends(
+    raw: dict[str, Any], origin: str, path: Path | None, url: str | None, chain: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """`raw` merged over the chain of presets it extends. A relative path is relative to the
+    extending file (or URL); a name is looked up like any preset name."""
+    ext = raw.get("extends")
+    if ext is None:
+        return raw
+    if not isinstance(ext, str) or not ext.strip():
+        raise PresetError(f"{origin}: extends: expected a preset name, relative path or URL (got {ext!r})")
+    chain = chain or (url or str(path.resolve() if path else origin),)
+    if len(chain) > MAX_EXTENDS_DEPTH:
+        raise PresetError(f"{origin}: extends: more than {MAX_EXTENDS_DEPTH} levels deep")
+    if is_url(ext):
+        ref = ext
+    elif url is not None and looks_like_path(ext):
+        ref = urljoin(url, ext)
+    elif path is not None and looks_like_path(ext) and not Path(ext).is_absolute():
+        ref = str(path.parent / ext)
+    else:
+        ref = ext
+    try:
+        base, base_origin, base_path, base_url = _read_ref(ref, path.resolve() if path else None)
+    except PresetError as exc:
+        raise PresetError(f"{origin}: extends = {ext!r}: {exc}") from None
+    identity = base_url or str(base_path.resolve() if base_path else base_origin)
+    if identity in chain:
+        cycle = " -> ".join([*chain, identity])
+        raise PresetError(f"{origin}: extends: cycle ({cycle})")
+    base = resolve_extends(base, base_origin, base_path, base_url, (*chain, identity))
+    return _merge_tables(base, {k: v for k, v in raw.items() if k != "extends"})
+
+
+def with_seeds(raw: dict[str, Any], n: int) -> dict[str, Any]:
+    """`--seeds N`: every run repeated over seeds 0..N-1, whatever the preset said."""
+    if n < 1:
+        raise PresetError(f"--seeds {n}: expected at least 1")
+    out = json.loads(json.dumps(raw))
+    out.setdefault("train", {})
+    if isinstance(out["train"], dict):
+        out["train"].pop("seed", None)
+        out["train"]["seeds"] = list(range(n))
+    for run in out.get("runs") or []:
+        if isinstance(run, dict):
+            run.pop("seed", None)
+            run.pop("seeds", None)
+    return out
+
+
+def load_preset(ref: str, overrides: list[str] | None = None, seeds: int | None = None) -> LoadedPreset:
+    """A preset by name, path or http(s) URL, with `extends` followed and overrides applied."""
+    raw, origin, path, url = _read_ref(ref)
+    # The name defaults to this file's, not to the name of a preset it extends.
+    raw.setdefault("name", url_stem(url) if url else path.stem if path else "unnamed")
+    raw = resolve_extends(raw, origin, path, url)
     raw = apply_overrides(raw, overrides or [])
-    raw.setdefault("name", path.stem)
-    return LoadedPreset(validate_preset(raw, str(path)), path, raw)
+    if seeds is not None:
+        raw = with_seeds(raw, seeds)
+    return LoadedPreset(validate_preset(raw, origin), path, raw, url)
 
 
 def load_preset_text(text: str, origin: str = "<preset>") -> LoadedPreset:
-    raw = parse_toml(text, origin)
+    raw = resolve_extends(parse_toml(text, origin), origin, None, None)
     return LoadedPreset(validate_preset(raw, origin), None, raw)

@@ -30,6 +30,11 @@ SCHEDULERS = (
     "linear",
 )
 EARLY_STOP_METRICS = ("val_loss", "val_accuracy")
+TARGET_METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
+# Fields a [sweep] may vary: every train field and the model's, but not the seed (use `seeds`,
+# which keeps the repeats of one configuration together as a group).
+SWEEP_EXCLUDED = ("seed", "seeds")
+DEFAULT_MAX_RUNS = 64
 
 
 class Strict(BaseModel):
@@ -176,6 +181,9 @@ class TrainFields(Strict):
     )
     eval_batch_size: int | None = Field(None, ge=1, description="Batch size for evaluation")
     compile: bool | None = Field(None, description="torch.compile the model (off by default)")
+    seeds: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None, description="Repeat each run once per seed (overrides seed); runs are named NAME@sSEED"
+    )
     optimizer: OptimizerConfig | None = None
     scheduler: SchedulerConfig | None = None
 
@@ -183,6 +191,16 @@ class TrainFields(Strict):
     @classmethod
     def _check_loss(cls, v: str | None) -> str | None:
         return None if v is None else _one_of(v, LOSSES, "loss")
+
+    @field_validator("seeds")
+    @classmethod
+    def _check_seeds(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("seeds needs at least one seed")
+            if len(set(v)) != len(v):
+                raise ValueError(f"seeds must be distinct, got {v}")
+        return v
 
 
 TRAIN_DEFAULTS: dict[str, Any] = {
@@ -213,13 +231,68 @@ class RunConfig(TrainFields):
         return v
 
 
+class Target(Strict):
+    """The time-to-target measure: when did each run first reach `metric` = `value`?"""
+
+    metric: str = Field("val_accuracy", description="Metric: " + ", ".join(TARGET_METRICS))
+    value: float = Field(..., description="Accuracies reach it from below, losses from above")
+
+    _check_metric = field_validator("metric")(lambda v: _one_of(v, TARGET_METRICS, "target metric"))
+
+
+def _flatten_sweep(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """TOML reads `optimizer.lr = [...]` as a nested table; a sweep key is the dotted path."""
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten_sweep(value, path + "."))
+        else:
+            flat[path] = value
+    return flat
+
+
 class Preset(Strict):
     name: str = Field("unnamed", description="Preset name")
     description: str = Field("", description="What the experiment shows")
+    extends: str | None = Field(
+        None, description="Inherit another preset (name, relative path or URL) and override parts of it"
+    )
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainFields = Field(default_factory=TrainFields)
     runs: list[RunConfig] = Field(..., description="The configurations to compare")
+    sweep: dict[str, list[Any]] | None = Field(
+        None, description="Field path -> values; every run is expanded over the grid of all values"
+    )
+    max_runs: int = Field(
+        DEFAULT_MAX_RUNS, ge=1, description="Refuse a preset that expands (sweep x seeds) to more runs"
+    )
+    target: Target | None = Field(None, description="Report when each run first reaches this value")
+
+    @field_validator("sweep", mode="before")
+    @classmethod
+    def _flat_sweep(cls, v: Any) -> Any:
+        return _flatten_sweep(v) if isinstance(v, dict) else v
+
+    @field_validator("sweep")
+    @classmethod
+    def _check_sweep(cls, v: dict[str, list[Any]] | None) -> dict[str, list[Any]] | None:
+        if v is None:
+            return v
+        nested = ("optimizer", "scheduler", "early_stopping", "model")
+        allowed = [f for f in TrainFields.model_fields if f not in SWEEP_EXCLUDED] + ["model"]
+        for key, values in v.items():
+            head, _, rest = key.partition(".")
+            if head in SWEEP_EXCLUDED:
+                raise ValueError(f"sweep key {key!r}: repeat over seeds with seeds = [...] instead")
+            if head not in allowed:
+                raise ValueError(f"sweep key {key!r}: unknown field {head!r}; allowed: {', '.join(allowed)}")
+            if rest and head not in nested:
+                raise ValueError(f"sweep key {key!r}: {head!r} is not a table")
+            if not values:
+                raise ValueError(f"sweep key {key!r}: needs at least one value")
+        return v
 
     @model_validator(mode="after")
     def _runs(self) -> Preset:
@@ -237,6 +310,7 @@ class ResolvedRun(Strict):
     """Everything one run needs, fully resolved: plain data that serialises to JSON."""
 
     name: str
+    group: str = ""  # the configuration this run repeats over seeds (its name without @sSEED)
     data: DataConfig
     model: ModelConfig
     epochs: int

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from optlab.errors import RunDirError
+from optlab.runs.aggregate import group_of, seed_of
 from optlab.runs.results import replay
 from optlab.runs.store import _finite, atomic_write_text, load_results, read_events
 from optlab.training.events import ExperimentStarted
@@ -23,11 +24,14 @@ CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "specificity"
 REGRESSION_METRICS = ("mse", "rmse", "mae", "r2")
 RUN_FACTS = ("test_loss", "best_epoch", "wall_time_s", "samples_per_s")
 
+# Shown when the preset sets a `target`: when each run first reached it.
+TARGET_COLUMNS = ("target_epoch", "target_samples", "target_time_s")
+
 CLASSIFICATION_COLUMNS = ("name", "status", *CLASSIFICATION_METRICS, *RUN_FACTS)
 REGRESSION_COLUMNS = ("name", "status", *REGRESSION_METRICS, *RUN_FACTS)
 
 HIGHER_IS_BETTER = frozenset({*CLASSIFICATION_METRICS, "r2", "samples_per_s"})
-LOWER_IS_BETTER = frozenset({"test_loss", "mse", "rmse", "mae", "wall_time_s"})
+LOWER_IS_BETTER = frozenset({"test_loss", "mse", "rmse", "mae", "wall_time_s", *TARGET_COLUMNS})
 # Runs whose numbers are comparable: they ended normally or were stopped, and were tested.
 RANKED_STATUSES = frozenset({"finished", "early_stopped", "stopped"})
 
@@ -38,6 +42,9 @@ HEADERS = {
     "wall_time_s": "time",
     "samples_per_s": "samples/s",
     "roc_auc": "roc auc",
+    "target_epoch": "target epoch",
+    "target_samples": "target samples",
+    "target_time_s": "target time",
 }
 
 
@@ -47,6 +54,17 @@ def task_of(results: dict[str, Any]) -> str:
 
 def columns(task: str) -> tuple[str, ...]:
     return REGRESSION_COLUMNS if task == "regression" else CLASSIFICATION_COLUMNS
+
+
+def target_of(results: dict[str, Any]) -> dict[str, Any] | None:
+    target = (results.get("preset") or {}).get("target")
+    return target if isinstance(target, dict) else None
+
+
+def report_columns(results: dict[str, Any]) -> tuple[str, ...]:
+    """The columns of this experiment's table: the task's, and time to target when set."""
+    cols = columns(task_of(results))
+    return (*cols, *TARGET_COLUMNS) if target_of(results) else cols
 
 
 def _number(value: Any) -> float | int | None:
@@ -61,6 +79,7 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per run, in preset order; a value that is missing or undefined is None."""
     task = task_of(results)
     metrics = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
+    target, repeats = target_of(results), bool(results.get("aggregates"))
     rows = []
     for run in results.get("runs") or []:
         test = run.get("test") or {}
@@ -71,6 +90,16 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         row["best_epoch"] = _number(run.get("best_epoch"))
         row["wall_time_s"] = _number(run.get("wall_time_s"))
         row["samples_per_s"] = _number(run.get("train_samples_per_s"))
+        # Extra keys only where they mean something, so a plain experiment's rows keep the
+        # task's columns exactly.
+        if target:
+            ttt = run.get("time_to_target") or {}
+            row["target_epoch"] = _number(ttt.get("epoch"))
+            row["target_samples"] = _number(ttt.get("samples_seen"))
+            row["target_time_s"] = _number(ttt.get("wall_time_s"))
+            row["target_reached"] = ttt.get("reached")
+        if repeats:
+            row["group"], row["seed"] = group_of(run), seed_of(run)
         rows.append(row)
     return rows
 
@@ -82,14 +111,16 @@ def _ranked(row: dict[str, Any], task: str) -> bool:
     return any(row.get(key) is not None for key in (*tested, "test_loss"))
 
 
-def best_per_column(rows: list[dict[str, Any]], task: str) -> dict[str, set[str]]:
+def best_per_column(
+    rows: list[dict[str, Any]], task: str, cols: tuple[str, ...] | None = None
+) -> dict[str, set[str]]:
     """The run names holding the best value of each ranked column (ties share it).
 
     Diverged, failed and untested runs never win; a column is only ranked when at least two
     runs have a value in it (the best of one is no comparison)."""
     eligible = [r for r in rows if _ranked(r, task)]
     best: dict[str, set[str]] = {}
-    for column in columns(task):
+    for column in cols or columns(task):
         if column in HIGHER_IS_BETTER:
             pick = max
         elif column in LOWER_IS_BETTER:
@@ -131,13 +162,24 @@ def format_value(column: str, value: Any) -> str:
         return "-"
     if column in ("name", "status"):
         return str(value)
-    if column == "best_epoch":
+    if column in ("best_epoch", "target_epoch"):
         return str(int(value))
+    if column == "target_samples":
+        return f"{int(value):,}"
+    if column == "target_time_s":
+        return format_duration(float(value))
     if column == "wall_time_s":
         return format_duration(float(value))
     if column == "samples_per_s":
         return format_rate(float(value))
     return f"{float(value):.4f}"
+
+
+def format_cell(row: dict[str, Any], column: str) -> str:
+    """`format_value` of a row's cell; a target a run never reached reads "not reached"."""
+    if column in TARGET_COLUMNS and row.get("target_reached") is False:
+        return "not reached"
+    return format_value(column, row.get(column))
 
 
 def header(column: str) -> str:
@@ -203,8 +245,8 @@ def dataset_summary(dataset: dict[str, Any]) -> str:
 def to_markdown(results: dict[str, Any]) -> str:
     task = task_of(results)
     rows = summary_rows(results)
-    cols = columns(task)
-    best = best_per_column(rows, task)
+    cols = report_columns(results)
+    best = best_per_column(rows, task, cols)
     preset = results.get("preset") or {}
     out = [f"# optlab report: {preset.get('name', 'unnamed')}", ""]
     description = str(preset.get("description") or "").strip()
@@ -222,11 +264,17 @@ def to_markdown(results: dict[str, Any]) -> str:
     for row in rows:
         cells = []
         for c in cols:
-            text = format_value(c, row.get(c))
+            text = format_cell(row, c)
             cells.append(f"**{text}**" if row["name"] in best.get(c, ()) else text)
         out.append("| " + " | ".join(cells) + " |")
     if best:
         out += ["", "Best value of each column in **bold** (diverged and failed runs excluded)."]
+    target = target_of(results)
+    if target:
+        out += ["", f"Target: {target.get('metric')} = {target.get('value')} (first epoch end that reached it)."]
+    from optlab.runs.seed_reports import seeds_markdown  # builds on this module's formatting
+
+    out += seeds_markdown(results)
     out += ["", "## Runs"]
     for run in results.get("runs") or []:
         out += ["", f"### {run.get('name', '?')} ({run.get('status', 'unknown')})", ""]
@@ -252,11 +300,20 @@ def to_markdown(results: dict[str, Any]) -> str:
 
 def to_csv(results: dict[str, Any]) -> str:
     """One row per run; header = the column names of `summary_rows`; missing values are empty."""
-    cols = columns(task_of(results))
+    cols = report_columns(results)
+    if target_of(results):  # an empty target cell alone would not say whether it was reached
+        cols = (*cols, "target_reached")
+    aggregates = results.get("aggregates")
+    if aggregates:  # repeated seeds: which group and seed each row is, then mean and std rows
+        cols = (*cols, "group", "seed", "kind", "n")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for row in summary_rows(results):
+        writer.writerow({c: ("" if row.get(c) is None else row[c]) for c in cols} | {"kind": "run"})
+    from optlab.runs.seed_reports import aggregate_rows  # builds on this module's formatting
+
+    for row in aggregate_rows(results) if aggregates else []:
         writer.writerow({c: ("" if row.get(c) is None else row[c]) for c in cols})
     return buf.getvalue()
 

@@ -4,9 +4,12 @@ same fold, so a result never depends on which front end produced it."""
 from __future__ import annotations
 
 import time
+from importlib import metadata
 from typing import Any
 
 from optlab import __version__
+from optlab.runs.aggregate import aggregate
+from optlab.runs.target import time_to_target
 from optlab.training.events import (
     EpochEnded,
     Event,
@@ -18,7 +21,18 @@ from optlab.training.events import (
 )
 
 RESULTS_VERSION = 1
-HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "epoch_s")
+HISTORY_KEYS = (
+    "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "epoch_s",
+    "samples_seen", "elapsed_s",  # where the run stood at that epoch end (time to target)
+)
+
+
+def torch_version() -> str | None:
+    """The installed torch's version, read from its metadata (importing torch costs seconds)."""
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def empty_run(name: str) -> dict[str, Any]:
@@ -39,6 +53,7 @@ def empty_run(name: str) -> dict[str, Any]:
         "train_samples_per_s": 0.0,
         "progress": None,
         "history": [],
+        "time_to_target": None,
         "test": None,
     }
 
@@ -50,6 +65,7 @@ class ResultsBuilder:
         self.doc: dict[str, Any] = {
             "results_version": RESULTS_VERSION,
             "optlab_version": __version__,
+            "torch_version": torch_version(),
             "status": "running",
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "wall_time_s": 0.0,
@@ -57,6 +73,7 @@ class ResultsBuilder:
             "dataset": {},
             "device": "",
             "runs": [],
+            "aggregates": None,  # over seeds, when some configuration ran over more than one
         }
         self._runs: dict[str, dict[str, Any]] = {}
 
@@ -97,6 +114,7 @@ class ResultsBuilder:
             # Replays of a resumed run repeat epochs: the latest record of an epoch wins.
             run["history"] = [h for h in run["history"] if h["epoch"] != event.epoch] + [record]
             run["epochs_completed"] = event.epoch
+            run["time_to_target"] = time_to_target(run["history"], self.doc["preset"].get("target"))
         elif isinstance(event, RunEnded):
             run = self.run(event.run)
             run.update(
@@ -108,9 +126,18 @@ class ResultsBuilder:
                 train_samples_per_s=event.train_samples_per_s,
                 test=event.test,
             )
+            if run["time_to_target"] is None:  # a run that ended before its first epoch
+                run["time_to_target"] = time_to_target(run["history"], self.doc["preset"].get("target"))
+            self._update_aggregates()
         elif isinstance(event, ExperimentEnded):
             self.doc["status"] = event.status
             self.doc["wall_time_s"] = event.wall_time_s
+            self._update_aggregates()
+
+    def _update_aggregates(self) -> None:
+        # At run ends only: recomputing the history bands at every epoch end would cost
+        # O(runs x epochs) per event; a live view computes its bands with `history_bands`.
+        self.doc["aggregates"] = aggregate(self.doc)
 
 
 def replay(events: list[Event]) -> dict[str, Any]:

@@ -40,7 +40,7 @@ def test_bundled_preset_runs_shortened(name: str, tmp_path: Path, monkeypatch: p
     loaded = load_preset(name, overrides)
     sink = Statuses()
     run_experiment(loaded, "cpu", [sink])
-    assert set(sink.ended) == {r.name for r in loaded.preset.runs}
+    assert set(sink.ended) == {r.name for r in loaded.resolved_runs()}
     for run, ended in sink.ended.items():
         assert ended.status in ("finished", "early_stopped"), (run, ended.status, ended.reason)
         assert ended.test is not None and ended.test["n"] > 0

@@ -169,7 +169,9 @@ def test_no_runs_is_an_error() -> None:
 
 def test_json_schema_comes_from_the_models() -> None:
     schema = Preset.model_json_schema()
-    assert set(schema["properties"]) == {"name", "description", "data", "model", "train", "runs"}
+    assert set(schema["properties"]) == {
+        "name", "description", "extends", "data", "model", "train", "runs", "sweep", "max_runs", "target",
+    }
     assert "runs" in schema["required"]
 
 

@@ -1,0 +1,215 @@
+"""`optlab presets new` and `optlab presets export`, and the confirmation `compare` asks before
+running a preset fetched from a URL.
+
+Kept apart from `optlab.cli.main` (which registers these commands with one call), and it
+imports main only inside functions: main imports this module at its end.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from optlab.errors import OptlabError, PresetError, RunDirError
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+
+TEMPLATE = '''# {name}: a preset for `optlab compare {name}`. Reference: docs/presets.md
+name = "{name}"
+description = """Describe what this experiment shows."""
+
+[data]
+dataset = "digits"          # digits, breast-cancer, diabetes, mnist, fashion-mnist, cifar10
+val_fraction = 0.2
+
+[model]
+name = "mlp"
+hidden = [128]
+
+[train]
+epochs = 10
+batch_size = 64
+seed = 0
+# seeds = [0, 1, 2]        # repeat every run once per seed (mean ± std in the results)
+
+[[runs]]
+name = "sgd-momentum"
+optimizer = {{ name = "sgd", lr = 0.05, momentum = 0.9 }}
+
+[[runs]]
+name = "adam"
+optimizer = {{ name = "adam", lr = 1e-3 }}
+
+# [sweep]                   # expand every run over a grid, e.g. adam-lr1e-2-bs128
+# "optimizer.lr" = [1e-3, 1e-2]
+# batch_size = [32, 128]
+'''
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Create `path` with `text`; an existing file is never overwritten."""
+    if path.exists():
+        raise OptlabError(f"{path}: already exists; refusing to overwrite it (choose another name or -o FILE)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "x", encoding="utf-8") as fh:  # "x": fails if it appeared meanwhile
+            fh.write(text)
+    except FileExistsError:
+        raise OptlabError(f"{path}: already exists; refusing to overwrite it") from None
+    except OSError as exc:
+        raise OptlabError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+def new_preset_text(name: str, source: str | None) -> str:
+    """A starter preset: the template, or `source` with `extends` followed and the new name."""
+    if source is None:
+        return TEMPLATE.format(name=name)
+    import tomli_w
+
+    from optlab.preset.loader import load_preset
+
+    loaded = load_preset(source)
+    raw = {k: v for k, v in loaded.raw.items() if k != "extends"}
+    raw["name"] = name
+    return f"# {name}: started from preset {source!r} ({loaded.origin}). Reference: docs/presets.md\n" + (
+        tomli_w.dumps(raw)
+    )
+
+
+def _versions(results: dict[str, Any]) -> tuple[str, str]:
+    from optlab import __version__
+    from optlab.runs.results import torch_version
+
+    optlab_v = str(results.get("optlab_version") or f"{__version__} (installed now; not recorded)")
+    torch_v = results.get("torch_version") or f"{torch_version()} (installed now; not recorded)"
+    return optlab_v, str(torch_v)
+
+
+def export_text(run_dir: Path) -> str:
+    """The preset that produced `run_dir`, with its seeds stated and the versions as comments."""
+    import tomli_w
+
+    from optlab.preset.loader import load_preset_text, parse_toml
+    from optlab.preset.schema import TRAIN_DEFAULTS
+    from optlab.runs.store import load_results
+
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: not a run directory (no such directory)")
+    results: dict[str, Any] = {}
+    if (run_dir / "results.json").is_file():
+        results = load_results(run_dir)
+    preset_file = run_dir / "preset.toml"
+    if preset_file.is_file():
+        raw = parse_toml(preset_file.read_text(encoding="utf-8"), str(preset_file))
+    elif results.get("preset"):
+        raw = dict(results["preset"])
+    else:
+        raise RunDirError(f"{run_dir}: not a run directory (no preset.toml or results.json)")
+    # State the seed explicitly even where the default was used: the file must not depend
+    # on what a later optlab's default is.
+    train = raw.setdefault("train", {})
+    if "seeds" not in train and "seed" not in train:
+        train["seed"] = TRAIN_DEFAULTS["seed"]
+    raw.pop("extends", None)
+    text = tomli_w.dumps(raw)
+    loaded = load_preset_text(text, str(preset_file))  # the export must validate as it stands
+    runs = loaded.resolved_runs()
+    seeds = sorted({r.seed for r in runs})
+    optlab_v, torch_v = _versions(results)
+    header = [
+        f"# Exported by `optlab presets export {run_dir}`: the exact preset of that run directory.",
+        f"# Produced with optlab {optlab_v} and torch {torch_v} on {results.get('device') or 'unknown device'}.",
+        "# The same versions on the same kind of device reproduce the same histories; torch does not",
+        "# promise identical numbers across releases or platforms.",
+        f"# {len(runs)} run(s), seed(s) {', '.join(str(s) for s in seeds)}: {', '.join(r.name for r in runs)}",
+        "# Reproduce with: optlab compare THIS_FILE.toml",
+        "",
+    ]
+    return "\n".join(header) + text
+
+
+# ---------------------------------------------------------------- compare: presets from URLs
+
+
+def stdin_interactive() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):  # closed or replaced stdin
+        return False
+
+
+def confirm_remote(loaded: Any, yes: bool) -> None:
+    """Show the resolved runs of a preset fetched from a URL and ask before anything starts."""
+    if getattr(loaded, "url", None) is None:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from optlab.console.tables import print_table
+    from optlab.runs.reports import config_summary
+
+    runs = loaded.resolved_runs()
+    console = Console(stderr=True, highlight=False)
+    table = Table(title=f"{len(runs)} run(s) from {loaded.url}", header_style="bold")
+    for column in ("run", "seed", "configuration"):
+        table.add_column(column, no_wrap=column != "configuration")
+    for run in runs:
+        table.add_row(run.name, str(run.seed), config_summary(run.model_dump(mode="json")))
+    print_table(console, table)
+    console.print(f"dataset {loaded.preset.data.dataset}, model {loaded.preset.model.name}")
+    if yes:
+        return
+    if not stdin_interactive():
+        raise PresetError(
+            f"{loaded.url}: a preset from a URL runs only after confirmation, and stdin is not "
+            "interactive; check the runs above and pass --yes"
+        )
+    if not typer.confirm(f"Run these {len(runs)} run(s)?", default=False, err=True):
+        sys.stderr.write("optlab: not started\n")
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def register(presets_app: typer.Typer) -> None:
+    """Add `new` and `export` to the `optlab presets` command group."""
+
+    @presets_app.command("new")
+    def presets_new(
+        name: str = typer.Argument(..., help="Name of the new preset (letters, digits, - _ . +)."),
+        source: str | None = typer.Option(None, "--from", help="Start from this preset (name, path or URL)."),
+        output: Path | None = typer.Option(
+            None, "--output", "-o", help="File to write (default: ./presets/NAME.toml)."
+        ),
+    ) -> None:
+        """Write a new preset file to start from; never overwrites a file."""
+        from optlab.cli.main import user_errors
+
+        with user_errors():
+            if not NAME_RE.fullmatch(name):
+                raise OptlabError(f"preset name {name!r}: use letters, digits and - _ . + (no spaces or slashes)")
+            path = output if output is not None else Path("presets") / f"{name}.toml"
+            _write_new(path, new_preset_text(name, source))
+        sys.stderr.write(f"optlab: wrote {path}; run it with: optlab compare {path}\n")
+
+    @presets_app.command("export")
+    def presets_export(
+        run_dir: Path = typer.Argument(..., help="A run directory written by `optlab compare`."),
+        output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default: stdout)."),
+    ) -> None:
+        """Print (or write) the exact preset that produced a run directory, seeds and versions included."""
+        from optlab.cli.main import user_errors
+
+        with user_errors():
+            text = export_text(run_dir)
+            if output is not None:
+                _write_new(output, text)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            sys.stderr.write(f"optlab: wrote {output}; reproduce with: optlab compare {output}\n")

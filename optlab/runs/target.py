@@ -1,0 +1,34 @@
+"""Time to target: the first epoch at which a run reached the preset's `target`, with the
+samples seen and the run's own training time at that point (AlgoPerf's and DeepOBS's measure
+of an optimizer's speed). Pure data: a history in, a small dict out."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+# Accuracies reach a target from below; losses from above.
+HIGHER_IS_BETTER = frozenset({"val_accuracy", "train_accuracy"})
+
+
+def reached(metric: str, value: float, target: float) -> bool:
+    return value >= target if metric in HIGHER_IS_BETTER else value <= target
+
+
+def time_to_target(history: list[dict[str, Any]], target: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`{"reached": bool, "epoch", "samples_seen", "wall_time_s"}` (None values when not
+    reached), or None when the preset sets no target. Checked at epoch ends, where the
+    metrics are measured; `wall_time_s` is the run's own time, evaluations included."""
+    if not target or "metric" not in target or "value" not in target:
+        return None
+    metric, goal = str(target["metric"]), float(target["value"])
+    for record in sorted(history, key=lambda h: h.get("epoch", 0)):
+        value = record.get(metric)
+        if isinstance(value, int | float) and math.isfinite(value) and reached(metric, value, goal):
+            return {
+                "reached": True,
+                "epoch": record.get("epoch"),
+                "samples_seen": record.get("samples_seen"),
+                "wall_time_s": record.get("elapsed_s"),
+            }
+    return {"reached": False, "epoch": None, "samples_seen": None, "wall_time_s": None}
