@@ -47,23 +47,40 @@ def tui(
     out: Path | None = typer.Option(None, "--out", "-o", help="Run directory (default: runs/DATE-PRESET)."),
 ) -> None:
     """Train a preset's runs side by side with live charts (training outlives the terminal)."""
-    from optlab.cli.main import check_device
-    from optlab.preset.loader import load_preset
+    from optlab.preset.loader import find_preset, read_toml
+    from optlab.runs.store import default_run_dir
+    from optlab.tui.process import TrainingProcess
 
     try:
-        loaded = load_preset(preset, overrides or [])
-        device = check_device(device)
+        path = find_preset(preset)  # cheap checks first: an unknown name answers at once
+        name = str(read_toml(path).get("name") or path.stem)
         if out is not None:
             check_out_dir(out)
+        if not device.startswith("cuda"):  # the spelling; CUDA itself is checked where torch is
+            from optlab.cli.main import check_device
+
+            check_device(device)
     except OptlabError as exc:
         raise _error(str(exc), exc.exit_code) from None
-    # The child resolves the preset again: hand it the file we validated, not the name, so a
-    # preset shadowed or edited in between cannot swap what runs.
-    ref = str(loaded.path) if loaded.path is not None else preset
-    code = _launch(
-        preset=ref, overrides=list(overrides or []), device=device, out=out, label=loaded.preset.name
-    )
-    raise typer.Exit(code)
+    # The full check (load_preset with the overrides, the device, the run directory) is the one
+    # `optlab compare` makes before it writes preset.toml, and it needs torch: it runs once, in
+    # the training child, while we wait. The TUI process itself never imports torch, so it
+    # opens and quits fast and stays small next to the training.
+    run_dir = out if out is not None else default_run_dir(name)
+    process = TrainingProcess(str(path), run_dir, device, overrides or [])
+    sys.stderr.write(f"optlab: checking {path} and starting training...\n")
+    process.start()
+    try:
+        code = process.wait_validated()
+    except KeyboardInterrupt:
+        process.stop(timeout=5.0)
+        process.forget()
+        raise typer.Exit(130) from None
+    if code is not None:
+        sys.stderr.write((process.error_lines() or f"optlab: error: training exited with code {code}") + "\n")
+        process.forget()
+        raise typer.Exit(code if code else 1)
+    raise typer.Exit(_launch(process=process, label=name))
 
 
 def view(

@@ -33,8 +33,10 @@ class OptlabApp(App[int]):
         view: Path | None = None,
         runs_base: Path = Path("runs"),
         label: str | None = None,
+        process: TrainingProcess | None = None,
     ) -> None:
         super().__init__()
+        self.started_process = process  # a child the CLI already started and validated
         self.preset = preset
         self.label = label
         self.overrides = list(overrides)
@@ -49,6 +51,10 @@ class OptlabApp(App[int]):
     def on_mount(self) -> None:
         if self.view is not None:
             self.open_view(self.view)
+        elif self.started_process is not None:
+            self.process = self.started_process
+            self.run_dir = self.process.run_dir
+            self.push_screen(ExperimentScreen(self.run_dir, self.process, preset_label=self.label or ""))
         elif self.preset is not None:
             self.start_experiment(self.preset, self.overrides, self.out, self.label)
         else:
@@ -95,11 +101,12 @@ def launch(
     out: Path | None = None,
     view: Path | None = None,
     label: str | None = None,
+    process: TrainingProcess | None = None,
 ) -> int:
     """Run the TUI; returns the exit code (0, or 1 when the training process failed)."""
     if view is not None:
         check_run_dir(view)
-    app = OptlabApp(preset=preset, overrides=overrides, device=device, out=out, view=view, label=label)
+    app = OptlabApp(preset=preset, overrides=overrides, device=device, out=out, view=view, label=label, process=process)
     app.run()
     if app.run_dir is not None and (app.detached or app.training_running):
         print(f"Training continues in the background. Reattach with:\n  optlab view {app.run_dir}")

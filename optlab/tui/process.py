@@ -136,6 +136,35 @@ class TrainingProcess:
             return ""
         return "\n".join(text.strip().splitlines()[-lines:])
 
+    def wait_validated(self, timeout: float = 300.0, poll_s: float = 0.05) -> int | None:
+        """Wait until `optlab compare` has accepted its input, which it proves by writing
+        preset.toml (after loading the preset, checking the device and preparing the run
+        directory). Returns None then, or the exit code of a child that gave up first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (self.run_dir / "preset.toml").is_file():
+                return None
+            code = self.poll()
+            if code is not None:
+                return code
+            time.sleep(poll_s)
+        return None  # slow, not failed: the TUI shows it starting
+
+    def error_lines(self) -> str:
+        """What the child said about bad input (its `optlab: error:` lines, else its log tail)."""
+        try:
+            text = self.log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        errors = [line for line in text.splitlines() if line.startswith("optlab: error:")]
+        return "\n".join(errors) if errors else "\n".join(text.strip().splitlines()[-12:])
+
+    def forget(self) -> None:
+        """Remove the log and pid files of a child that never started an experiment."""
+        for path in (self.log, pid_path(self.run_dir)):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
     def signal(self, sig: int) -> None:
         if self.running and self.proc is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):

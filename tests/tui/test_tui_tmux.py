@@ -1,0 +1,63 @@
+"""`optlab tui` in a real terminal: an 80x24 tmux pane, to the final table, `q`, exit code 0."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[list[str]]:
+    """tmux on a private socket, so the test never touches the user's sessions."""
+    base = ["tmux", "-S", str(tmp_path / "tmux.sock")]
+    yield base
+    subprocess.run([*base, "kill-server"], capture_output=True, check=False)
+
+
+def capture(tmux: list[str]) -> str:
+    out = subprocess.run([*tmux, "capture-pane", "-p", "-t", "t"], capture_output=True, text=True, check=False)
+    return out.stdout
+
+
+def test_tui_in_an_80x24_tmux_pane(tmux: list[str], tiny: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    exit_file = tmp_path / "exit-code"
+    command = shlex.join([sys.executable, "-m", "optlab", "tui", str(tiny), "--out", str(run_dir), "-d", "cpu"])
+    shell = f"cd {shlex.quote(str(tmp_path))} && {command}; echo $? > {shlex.quote(str(exit_file))}; sleep 5"
+    subprocess.run(
+        [*tmux, "new-session", "-d", "-s", "t", "-x", "80", "-y", "24", "env", "TERM=xterm-256color", "sh", "-c", shell],
+        check=True,
+    )
+    deadline = time.monotonic() + 60
+    screen = ""
+    while time.monotonic() < deadline:
+        screen = capture(tmux)
+        # The final table's header (the live table has no "accuracy" column) and the end status.
+        if "accuracy" in screen and "finished · results in" in screen:
+            break
+        assert not exit_file.exists(), f"optlab tui exited early:\n{screen}"
+        time.sleep(0.3)
+    else:
+        raise AssertionError(f"no final table after 60 s:\n{screen}")
+    lines = screen.splitlines()
+    assert len(lines) <= 24 and all(len(line) <= 80 for line in lines)
+    for name in ("sgd", "adam", "rms-bs32"):
+        assert name in screen
+    assert "q quit" in screen.replace("  ", " ")  # the footer shows how to leave, even at 80 columns
+    subprocess.run([*tmux, "send-keys", "-t", "t", "q"], check=True)
+    deadline = time.monotonic() + 15
+    while not exit_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert exit_file.exists(), f"optlab tui did not exit on q:\n{capture(tmux)}"
+    assert exit_file.read_text().strip() == "0"
+    assert "Traceback" not in capture(tmux)
+    assert (run_dir / "results.json").is_file()
