@@ -11,7 +11,7 @@ from tui.helpers import tiny_preset, wait_until
 
 from optlab.tui.app import OptlabApp
 from optlab.tui.process import read_control
-from optlab.tui.screens.experiment import ExperimentScreen
+from optlab.tui.screens.experiment import CHART_EVERY_S, ExperimentScreen
 
 EPOCHS = 40  # a few seconds of training: long enough to act on, short enough to finish
 
@@ -65,14 +65,16 @@ async def _pause_stop_and_keys(tmp_path: Path) -> None:
         await pilot.press("space")
         assert read_control(run_dir)["paused"] is False
 
-        # live log-scale updates keep drawing as new points arrive
-        builds = loss.canvas.builds
+        # live log-scale updates keep drawing as new points arrive, but throttled
+        builds, since = loss.canvas.builds, time.monotonic()
         await wait_until(
             pilot,
             lambda: screen.showing_final and app.process is not None and app.process.poll() is not None,
             what="the end of training",
         )
         assert loss.canvas.builds > builds and loss.error == ""
+        rate = (loss.canvas.builds - builds) / (time.monotonic() - since)
+        assert rate <= 1 / CHART_EVERY_S + 1, f"{rate:.1f} chart builds per second"
         await pilot.press("q")
 
     results = json.loads((run_dir / "results.json").read_text())

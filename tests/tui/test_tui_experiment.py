@@ -172,3 +172,15 @@ async def _to_the_final_table(tiny: Path, tmp_path: Path) -> None:
         await pilot.press("q")
         await pilot.pause(0.2)
     assert app.return_code in (None, 0)
+
+    # ---- `optlab view` of the finished directory: the same final table at once, q leaves
+    viewer = OptlabApp(view=run_dir)
+    async with viewer.run_test(size=(100, 30)) as pilot:
+        view = viewer.screen
+        assert isinstance(view, ExperimentScreen)
+        await wait_until(pilot, lambda: view.showing_final, 10, "the final table of a finished run")
+        assert not view.live
+        for name in RUNS:
+            assert view.final_table.cell_text(name, "f1") == format_value("f1", rows[name]["f1"])
+        await pilot.press("q")
+        await wait_until(pilot, lambda: viewer.return_code is not None, 5, "q to quit without asking")

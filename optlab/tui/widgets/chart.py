@@ -97,6 +97,7 @@ class Chart(Vertical):
         self.hidden_points = 0  # non-positive values left out of the last log-scale build
         self.error = ""
         self.drawn = ""  # plain text of the last figure drawn
+        self.plotted: list[int] = []  # points per series in the last figure, after downsampling
         self.canvas = _Canvas(self)
         self.legend = Static("", classes="chart--legend")
         self.border_title = title
@@ -178,8 +179,10 @@ class Chart(Vertical):
             xs, ys, h = _clean(s.xs, s.ys, self._log_y)
             hidden += h
             if xs:
+                # Braille gives two dots per cell: more points than that only cost time.
                 xs, ys = downsample(xs, ys, 2 * width)
                 cleaned.append((s, xs, ys))
+        self.plotted = [len(xs) for _, xs, _ in cleaned]
         # plotext fails on a log axis with no data at all: fall back to linear then.
         p.yscale("log" if self._log_y and cleaned else "linear")  # type: ignore[attr-defined]
         # Faded series first, so the highlighted ones are drawn on top.

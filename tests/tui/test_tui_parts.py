@@ -1,0 +1,197 @@
+"""The TUI's parts without a training child: series helpers, the event tail, the chart widget
+(log scale under live updates), the control file, the start screen and the CLI's checks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from pathlib import Path
+
+import pytest
+from textual.app import App, ComposeResult
+from typer.testing import CliRunner
+
+from optlab.tui.process import read_control, write_control
+from optlab.tui.state import EventTail, downsample, ema
+from optlab.tui.widgets.chart import Chart, Series
+
+# ---------------------------------------------------------------- series helpers
+
+
+def test_ema_is_debiased_and_skips_non_finite_values() -> None:
+    assert ema([2.0, 2.0, 2.0], 0.9) == pytest.approx([2.0, 2.0, 2.0])  # no pull toward zero
+    xs = [1.0, 3.0, math.nan, 5.0]
+    out = ema(xs, 0.6)
+    assert out[0] == 1.0
+    assert out[1] == pytest.approx((0.6 * 0.4 * 1.0 + 0.4 * 3.0) / (1 - 0.6**2))
+    assert math.isnan(out[2]) and math.isfinite(out[3])
+    assert ema(xs[:2], 0.0) == xs[:2]
+
+
+def test_downsample_keeps_ends_and_spikes_within_budget() -> None:
+    xs = [float(i) for i in range(10_000)]
+    ys = [math.sin(i / 300) for i in range(10_000)]
+    ys[4321] = 50.0  # a spike must survive
+    ys[777] = -50.0
+    dx, dy = downsample(xs, ys, 160)
+    assert len(dx) <= 162
+    assert dx == sorted(dx) and dx[0] == 0.0 and dx[-1] == 9999.0
+    assert 50.0 in dy and -50.0 in dy
+    assert downsample(xs[:50], ys[:50], 160) == (xs[:50], ys[:50])
+
+
+def test_event_tail_holds_back_a_partial_line(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    tail = EventTail(path)
+    assert tail.read() == []  # no file yet
+    start = {"v": 1, "type": "experiment_started", "run": "", "run_names": ["a"]}
+    progress = {"v": 1, "type": "progress", "run": "a", "step": 5, "train_loss": 1.0}
+    line = json.dumps(progress)
+    path.write_text(json.dumps(start) + "\n" + line[:20])
+    events = tail.read()
+    assert [e.kind for e in events] == ["experiment_started"]
+    with open(path, "a") as fh:
+        fh.write(line[20:] + "\n{corrupt\n")
+    events = tail.read()
+    assert [e.kind for e in events] == ["progress"] and events[0].step == 5  # type: ignore[attr-defined]
+    assert tail.bad_lines == 1
+    path.write_text(json.dumps(start) + "\n")  # replaced by a shorter file: read again from the top
+    assert [e.kind for e in tail.read()] == ["experiment_started"]
+
+
+# ---------------------------------------------------------------- control file
+
+
+def test_control_file_is_the_one_the_runner_reads(tmp_path: Path) -> None:
+    from optlab.runs.control import FileControl
+    from optlab.runs.control import read_control as core_read
+
+    control = FileControl(tmp_path)
+    write_control(tmp_path, paused=True)
+    control.poll()
+    assert control.paused and core_read(tmp_path) == {"paused": True}
+    write_control(tmp_path, stop="adam")
+    write_control(tmp_path, stop="sgd", paused=False)
+    control._next_poll = 0.0  # poll again now (it polls at most every 0.1 s)
+    control.poll()
+    assert not control.paused
+    assert control.should_stop("adam") and control.should_stop("sgd") and not control.should_stop("rms")
+    assert read_control(tmp_path) == {"paused": False, "stop": ["adam", "sgd"]}
+    write_control(tmp_path, stop_all=True)
+    control._next_poll = 0.0
+    control.poll()
+    assert control.should_stop("rms")
+
+
+# ---------------------------------------------------------------- the chart widget
+
+
+class ChartApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield Chart("loss", id="chart")
+
+
+def test_chart_log_scale_under_live_updates() -> None:
+    asyncio.run(_chart_log_scale())
+
+
+async def _chart_log_scale() -> None:
+    app = ChartApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        chart = app.query_one(Chart)
+        chart.log_y = True
+        xs: list[float] = []
+        ys: list[float] = []
+        drawn = set()
+        # Growing series as training would send them, including the values a log axis cannot
+        # show: zero (a learning rate decayed to 0), negatives, NaN (a diverged run), and an
+        # empty series (a run that has not reported yet).
+        for step in range(1, 13):
+            xs.append(float(step))
+            ys.append([0.0, -1.0, math.nan][step % 3] if step % 4 == 0 else 2.0 / step)
+            chart.set_series([Series("a", xs, ys, 39), Series("b", [], [], 208), Series("c", xs, [0.0] * len(xs), 42)])
+            await pilot.pause()
+            assert chart.error == "", chart.error
+            drawn.add(chart.drawn)
+        assert chart.canvas.builds >= 12 and len(drawn) > 6
+        assert chart.hidden_points > 12  # the zeros and negatives left out, and counted
+        assert "hidden" in str(chart.border_subtitle)
+        chart.log_y = False
+        await pilot.pause()
+        assert chart.error == "" and chart.hidden_points == 0
+        # A long series is reduced to about two points per column before plotting.
+        many = [float(i) for i in range(20_000)]
+        chart.set_series([Series("a", many, [1.0 + (i % 7) for i in range(20_000)], 39)])
+        await pilot.pause()
+        assert chart.plotted and chart.plotted[0] <= 2 * chart.canvas.size.width + 2
+
+
+# ---------------------------------------------------------------- start screen
+
+
+def test_start_screen_preselects_quickstart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    asyncio.run(_start_screen(tmp_path, monkeypatch))
+
+
+async def _start_screen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from textual.widgets import OptionList
+
+    from optlab.tui.app import OptlabApp
+    from optlab.tui.screens.start import StartScreen
+
+    monkeypatch.chdir(tmp_path)  # no ./presets, no ./runs
+    started: list[str] = []
+    app = OptlabApp(runs_base=tmp_path / "runs")
+    monkeypatch.setattr(app, "start_experiment", lambda preset, *a, **k: started.append(preset))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, StartScreen)
+        presets = screen.query_one("#presets", OptionList)
+        assert presets.highlighted is not None
+        assert screen.presets[presets.highlighted].name == "quickstart"
+        await pilot.press("enter")
+        assert started == ["quickstart"]
+        await pilot.press("q")
+
+
+# ---------------------------------------------------------------- the CLI checks before the TUI
+
+
+@pytest.fixture
+def no_tui(monkeypatch: pytest.MonkeyPatch) -> None:
+    import optlab.tui.app
+
+    def refuse(**_: object) -> int:
+        raise AssertionError("the TUI must not open on bad input")
+
+    monkeypatch.setattr(optlab.tui.app, "launch", refuse)
+
+
+@pytest.mark.usefixtures("no_tui")
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tui", "no-such-preset"], "unknown preset 'no-such-preset'"),
+        (["tui", "{tiny}", "--set", "train.epochs=abc"], "train.epochs"),
+        (["tui", "{tiny}", "--set", "nope=1"], "unknown section 'nope'"),
+        (["tui", "{tiny}", "--device", "tpu"], "--device 'tpu'"),
+        (["tui", "{tiny}", "--out", "{busy}"], "not empty"),
+        (["view", "{tmp}/missing"], "not a run directory"),
+    ],
+)
+def test_bad_input_is_an_error_before_the_tui_opens(
+    args: list[str], message: str, tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from optlab.cli.main import app
+
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "file").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    argv = [a.format(tiny=tiny, busy=busy, tmp=tmp_path) for a in args]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert "optlab: error:" in result.output and message in result.output
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
