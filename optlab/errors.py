@@ -19,3 +19,11 @@ class DatasetUnavailable(OptlabError):
 
 class RunDirError(OptlabError):
     """A run directory that cannot be read, written or resumed."""
+
+
+class StorageError(OptlabError):
+    """The run directory could not be written mid-run (disk full, permissions changed).
+
+    Not bad input, so exit code 1; the runs stop and what was already written stays intact."""
+
+    exit_code = 1

@@ -218,37 +218,74 @@ def _compare_in(root: Path, created: list[Path], loaded: Any, device: str, fmt: 
     except BaseException:
         _discard_run_dir(root, created)
         raise
+    return train(root, loaded, specs, data, device, fmt, quiet)
 
+
+def train(
+    root: Path,
+    loaded: Any,
+    specs: list[Any],
+    data: Any,
+    device: str,
+    fmt: Format,
+    quiet: bool,
+    plan: Any = None,
+) -> int:
+    """Run the experiment into `root` (fresh, or continuing `plan`), print, return the exit code."""
     from optlab.console.progress import ConsoleProgress
+    from optlab.errors import StorageError
     from optlab.runs.control import FileControl
     from optlab.runs.reports import write_reports
     from optlab.runs.store import RunStore, load_results
     from optlab.training.runner import Runner
 
-    store = RunStore(root)
+    if plan is not None:
+        # Controls belong to the process that was stopped: a resumed run starts unpaused.
+        (root / "control.json").unlink(missing_ok=True)
+    store = RunStore(root, resume=plan is not None)
     progress = None if quiet else ConsoleProgress()
     sinks: list[Any] = [store] if progress is None else [store, progress]
     runner = Runner(
-        specs, data, device, sinks, FileControl(root), preset=loaded.preset.model_dump(mode="json")
+        specs,
+        data,
+        device,
+        sinks,
+        FileControl(root),
+        preset=loaded.preset.model_dump(mode="json"),
+        resume=plan.states if plan is not None else None,
+        finished=plan.done if plan is not None else (),
     )
     interrupted = False
+    storage_error: StorageError | None = None
     try:
         runner.run()
     except KeyboardInterrupt:
         interrupted = True
+    except StorageError as exc:
+        storage_error = exc
     finally:
         with _second_interrupt_exits():
             if progress is not None:
                 progress.close()
-            store.close()
-            results = load_results(root)
-            write_reports(root, results)
+            try:
+                store.close()
+                results = load_results(root)
+                write_reports(root, results)
+            except (StorageError, OSError) as exc:
+                storage_error = storage_error or StorageError(f"{root}: cannot write ({exc})")
+    if storage_error is not None:
+        _error(f"{storage_error}")
+        _error(f"the runs were stopped; what {root} held before the failure is intact")
+        return storage_error.exit_code
     emit(results, fmt)
     from rich.text import Text
 
     console = _stderr()
     if interrupted:
-        console.print("[yellow]interrupted:[/] the runs were stopped; partial results are kept")
+        console.print(
+            "[yellow]interrupted:[/] the runs were stopped; partial results and checkpoints are kept "
+            f"(continue with `optlab resume {root}`)"
+        )
     console.print(Text.assemble("results in ", (str(root), "bold")))
     if interrupted:
         return 130
@@ -257,6 +294,45 @@ def _compare_in(root: Path, created: list[Path], loaded: Any, device: str, fmt: 
         _error(f"every run failed; see {root}/runs/*/log.txt")
         return 1
     return 0
+
+
+@app.command()
+def resume(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `optlab compare`."),
+    force: bool = typer.Option(
+        False, "--force", help="Resume even if the preset or optlab version differs from the checkpoints."
+    ),
+    device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda or cuda:N."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="What to print on stdout at the end."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+) -> None:
+    """Continue every unfinished run of a run directory from its last checkpoint."""
+    from optlab.data.datasets import load_dataset
+    from optlab.runs.resume import plan_resume
+    from optlab.training.runner import resolve_device
+
+    with user_errors():
+        device = resolve_device(check_device(device))
+        plan = plan_resume(run_dir, device, force=force)
+        pending = [s.name for s in plan.specs if s.name not in plan.done]
+        if not pending:
+            sys.stderr.write(f"optlab: every run in {run_dir} has already ended; nothing to resume\n")
+            from optlab.runs.store import load_results
+
+            emit(load_results(run_dir), fmt)
+            raise typer.Exit(0)
+        resumed = ", ".join(
+            f"{name} (from epoch {plan.states[name]['epoch']})" if name in plan.states else f"{name} (restart)"
+            for name in pending
+        )
+        sys.stderr.write(f"optlab: resuming {resumed}\n")
+        data = load_dataset(plan.loaded.preset.data, device)
+    try:
+        code = train(run_dir, plan.loaded, plan.specs, data, device, fmt, quiet, plan=plan)
+    except KeyboardInterrupt:
+        sys.stderr.write("\noptlab: interrupted\n")
+        code = 130
+    raise typer.Exit(code)
 
 
 # ---------------------------------------------------------------- presets
@@ -431,6 +507,11 @@ def run() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("\noptlab: interrupted\n")
         sys.exit(130)
+
+
+from optlab.cli.tui_commands import register as _register_tui  # noqa: E402
+
+_register_tui(app)
 
 
 from optlab.cli.preset_commands import register as _register_preset_commands  # noqa: E402 (needs presets_app)

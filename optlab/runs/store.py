@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from optlab.errors import RunDirError
+from optlab.errors import RunDirError, StorageError
 from optlab.runs.results import ResultsBuilder
 from optlab.training.events import (
     EpochEnded,
@@ -92,16 +92,39 @@ class RunStore:
         if resume:
             for event in read_events(root).events:
                 self.builder.handle(event)
-        if preset_toml is not None:
-            atomic_write_text(root / "preset.toml", preset_toml)
-        self._events = open(root / "events.jsonl", "a", encoding="utf-8")  # noqa: SIM115 (lives with the sink)
+        with self._writing():
+            if preset_toml is not None:
+                atomic_write_text(root / "preset.toml", preset_toml)
+            events = root / "events.jsonl"
+            # A crash (or a full disk) can leave a partial last line; end it so that lines
+            # appended now stay whole (the reader skips the broken one and says so).
+            if resume and events.is_file() and events.stat().st_size:
+                with open(events, "rb") as fh:
+                    fh.seek(-1, os.SEEK_END)
+                    partial = fh.read(1) != b"\n"
+                if partial:
+                    with open(events, "ab") as fh:
+                        fh.write(b"\n")
+            self._events = open(events, "a", encoding="utf-8")  # noqa: SIM115 (lives with the sink)
         self._last_flush = time.monotonic()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Any:
+        """A failed write (disk full, permissions) becomes one StorageError naming the directory."""
+        try:
+            yield
+        except OSError as exc:
+            raise StorageError(f"{self.root}: cannot write the run directory ({exc.strerror or exc})") from None
 
     def run_dir(self, run: str) -> Path:
         return self.root / "runs" / run
 
     def handle(self, event: Event) -> None:
         self.builder.handle(event)
+        with self._writing():
+            self._write_event(event)
+
+    def _write_event(self, event: Event) -> None:
         self._events.write(json.dumps(event.to_dict(), allow_nan=True, default=str) + "\n")
         now = time.monotonic()
         milestone = isinstance(event, EpochEnded | RunEnded | ExperimentEnded)
@@ -115,12 +138,14 @@ class RunStore:
             atomic_write_text(self.run_dir(event.run) / "log.txt", event.detail)
 
     def write_results(self) -> None:
-        atomic_write_json(self.root / "results.json", _finite(self.builder.doc))
+        with self._writing():
+            atomic_write_json(self.root / "results.json", _finite(self.builder.doc))
 
     def predictions(self, run: str, arrays: dict[str, np.ndarray]) -> None:
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        atomic_write_bytes(self.run_dir(run) / "predictions.npz", buf.getvalue())
+        with self._writing():
+            atomic_write_bytes(self.run_dir(run) / "predictions.npz", buf.getvalue())
 
     def checkpoint(self, run: str, state: dict[str, Any], best: bool) -> None:
         import torch
@@ -128,14 +153,18 @@ class RunStore:
         buf = io.BytesIO()
         torch.save(state, buf)
         data = buf.getvalue()
-        atomic_write_bytes(self.run_dir(run) / "checkpoint-last.pt", data)
-        if best:
-            atomic_write_bytes(self.run_dir(run) / "checkpoint-best.pt", data)
+        with self._writing():
+            atomic_write_bytes(self.run_dir(run) / "checkpoint-last.pt", data)
+            if best:
+                atomic_write_bytes(self.run_dir(run) / "checkpoint-best.pt", data)
 
     def close(self) -> None:
-        if not self._events.closed:
-            self._events.flush()
-            self._events.close()
+        with self._writing():
+            if not self._events.closed:
+                try:
+                    self._events.flush()
+                finally:
+                    self._events.close()
         self.write_results()
 
     @property

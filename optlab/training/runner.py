@@ -6,6 +6,7 @@ advances the one furthest behind), so a live view compares like with like.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import traceback
@@ -15,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 from optlab.data.datasets import DatasetBundle
+from optlab.errors import StorageError
 from optlab.preset.schema import ResolvedRun
 from optlab.training.events import (
     EpochEnded,
@@ -100,6 +102,11 @@ class Runner:
         for sink in self.sinks:
             sink.handle(event)
 
+    def _emit_best_effort(self, event: Event) -> None:
+        for sink in self.sinks:
+            with contextlib.suppress(StorageError):
+                sink.handle(event)
+
     def _artifact(self, method: str, *args: Any) -> None:
         for sink in self.sinks:
             fn = getattr(sink, method, None)
@@ -179,6 +186,14 @@ class Runner:
                 if not trainer.done:
                     self._finish(trainer, trainer.end("stopped", "interrupted", evaluate_test=False))
             self.emit(ExperimentEnded(run="", status="interrupted", wall_time_s=time.perf_counter() - t0))
+            raise
+        except StorageError as exc:
+            # The record cannot be kept: stop every run rather than train without one, tell
+            # the sinks that still work (the console), and let the caller report it.
+            for trainer in active:
+                if not trainer.done:
+                    self._emit_best_effort(trainer.end("stopped", str(exc), evaluate_test=False))
+            self._emit_best_effort(ExperimentEnded(run="", status="failed", wall_time_s=time.perf_counter() - t0))
             raise
         self.emit(ExperimentEnded(run="", status="finished", wall_time_s=time.perf_counter() - t0))
         return self.results

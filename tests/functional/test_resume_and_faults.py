@@ -1,0 +1,236 @@
+"""The run directory survives what happens on shared machines: SIGKILL, a full disk, an
+unwritable folder, a run that fails. Driven through the real `optlab` command."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from optlab.cli.main import app
+from optlab.runs.control import write_control
+from optlab.runs.store import read_events
+from optlab.training.events import RunEnded
+
+# Long enough (in epochs) that the test can pause it mid-way on any machine, small enough
+# per epoch to stay quick. Dropout and a scheduler make the resumed RNG and LR state matter.
+KILLABLE = """
+name = "killable"
+description = "Two runs to kill and resume."
+[data]
+dataset = "digits"
+[model]
+name = "mlp"
+hidden = [48]
+dropout = 0.2
+[train]
+epochs = 20
+batch_size = 16
+seed = 7
+[[runs]]
+name = "momentum"
+optimizer = { name = "sgd", lr = 0.05, momentum = 0.9 }
+scheduler = { name = "cosine" }
+[[runs]]
+name = "adam"
+optimizer = { name = "adam", lr = 1e-3 }
+"""
+
+SMALL = """
+name = "small"
+description = "Two quick runs."
+[data]
+dataset = "digits"
+train_limit = 300
+[model]
+name = "mlp"
+hidden = [16]
+[train]
+epochs = 3
+[[runs]]
+name = "sgd"
+optimizer = { name = "sgd", lr = 0.05 }
+[[runs]]
+name = "adam"
+optimizer = { name = "adam", lr = 1e-3 }
+"""
+
+
+# One thread: these models are tiny, and it keeps the test fast when other work shares the cores.
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def optlab(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "optlab", *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=240
+    )
+
+
+def comparable(root: Path) -> dict[str, Any]:
+    results = json.loads((root / "results.json").read_text())
+    out = {}
+    for run in results["runs"]:
+        history = [{k: v for k, v in h.items() if k != "epoch_s"} for h in run["history"]]
+        out[run["name"]] = (run["status"], history, run["test"], run["init_fingerprint"])
+    return out
+
+
+def ended_runs(root: Path) -> set[str]:
+    return {e.run for e in read_events(root).events if isinstance(e, RunEnded)}
+
+
+def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    preset = tmp_path / "killable.toml"
+    preset.write_text(KILLABLE)
+    straight = optlab("compare", str(preset), "--out", "straight", "--quiet", "--device", "cpu", cwd=tmp_path)
+    assert straight.returncode == 0, straight.stderr
+
+    root = tmp_path / "killed"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "optlab", "compare", str(preset), "--out", str(root), "--quiet", "--device", "cpu"],
+        cwd=tmp_path,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        # Once both runs have an epoch checkpoint, pause (honoured between chunks, so inside an
+        # epoch), then kill without warning: nothing gets a chance to clean up.
+        checkpoints = [root / "runs" / name / "checkpoint-last.pt" for name in ("momentum", "adam")]
+        deadline = time.monotonic() + 120
+        while not all(p.is_file() for p in checkpoints):
+            assert child.poll() is None, "compare ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        write_control(root, paused=True)
+        time.sleep(0.5)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert ended_runs(root) == set(), "the kill came too late to test resuming"
+
+    resumed = optlab("resume", str(root), "--quiet", "--device", "cpu", "--format", "json", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming momentum (from epoch" in resumed.stderr
+    assert json.loads(resumed.stdout)["runs"][0]["status"] == "finished"
+    assert comparable(root) == comparable(tmp_path / "straight")
+
+    again = optlab("resume", str(root), "--quiet", "--device", "cpu", cwd=tmp_path)
+    assert again.returncode == 0
+    assert "nothing to resume" in again.stderr
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(app, list(args))
+
+
+def test_resume_of_something_that_is_not_a_run_dir(tmp_path: Path) -> None:
+    result = invoke("resume", str(tmp_path))
+    assert result.exit_code == 2
+    assert "not a run directory" in result.output and "Traceback" not in result.output
+
+
+def test_disk_full_mid_run_stops_with_the_reason_and_keeps_what_was_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import optlab.runs.store as store
+
+    preset = tmp_path / "small.toml"
+    preset.write_text(SMALL)
+    real_write = store.atomic_write_bytes
+    checkpoints = 0
+
+    def filling_disk(path: Path, data: bytes) -> None:
+        nonlocal checkpoints
+        if path.name.startswith("checkpoint"):
+            checkpoints += 1
+            if checkpoints > 2:  # the disk fills up during epoch 2
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real_write(path, data)
+
+    monkeypatch.setattr(store, "atomic_write_bytes", filling_disk)
+    root = tmp_path / "out"
+    result = invoke("compare", str(preset), "--out", str(root), "--quiet", "--device", "cpu")
+    assert result.exit_code == 1, result.output
+    assert "No space left on device" in result.output and str(root) in result.output
+    assert "Traceback" not in result.output
+    results = json.loads((root / "results.json").read_text())  # still whole and valid
+    assert {r["status"] for r in results["runs"]} == {"stopped"}
+    assert all(len(r["history"]) >= 1 for r in results["runs"])
+    assert torch.load(root / "runs" / "sgd" / "checkpoint-last.pt", weights_only=True)["epoch"] == 1
+    assert read_events(root).bad_lines == []
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs a non-root POSIX user")
+def test_unwritable_output_directory_is_refused_before_training(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        result = invoke("compare", "quickstart", "--out", str(locked / "run"), "--quiet")
+    finally:
+        locked.chmod(0o700)
+    assert result.exit_code == 2
+    assert "not writable" in result.output and str(locked / "run") in result.output
+    assert list(locked.iterdir()) == []
+
+
+def test_out_of_memory_fails_that_run_with_a_hint_and_the_others_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from optlab.training import trainer as trainer_module
+
+    real_advance = trainer_module.Trainer.advance
+
+    def advance(self: Any) -> Any:
+        if self.spec.name == "adam" and self.step > 5:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_advance(self)
+
+    monkeypatch.setattr(trainer_module.Trainer, "advance", advance)
+    preset = tmp_path / "small.toml"
+    preset.write_text(SMALL)
+    root = tmp_path / "out"
+    result = invoke("compare", str(preset), "--out", str(root), "--quiet", "--format", "json")
+    assert result.exit_code == 0, result.output
+    runs = {r["name"]: r for r in json.loads((root / "results.json").read_text())["runs"]}
+    assert runs["sgd"]["status"] == "finished"
+    assert runs["adam"]["status"] == "failed"
+    assert "out of memory" in runs["adam"]["reason"] and "smaller batch_size" in runs["adam"]["reason"]
+    assert "OutOfMemoryError" in (root / "runs" / "adam" / "log.txt").read_text()
+
+
+def test_an_exception_in_one_run_is_contained_with_its_traceback_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from optlab.training import trainer as trainer_module
+
+    real_advance = trainer_module.Trainer.advance
+
+    def advance(self: Any) -> Any:
+        if self.spec.name == "sgd" and self.epoch >= 1:
+            raise ZeroDivisionError("a bug in a custom piece")
+        return real_advance(self)
+
+    monkeypatch.setattr(trainer_module.Trainer, "advance", advance)
+    preset = tmp_path / "small.toml"
+    preset.write_text(SMALL)
+    root = tmp_path / "out"
+    result = invoke("compare", str(preset), "--out", str(root), "--quiet")
+    assert result.exit_code == 0, result.output
+    runs = {r["name"]: r for r in json.loads((root / "results.json").read_text())["runs"]}
+    assert runs["adam"]["status"] == "finished"
+    assert runs["sgd"]["status"] == "failed" and "ZeroDivisionError" in runs["sgd"]["reason"]
+    log = (root / "runs" / "sgd" / "log.txt").read_text()
+    assert "Traceback" in log and "a bug in a custom piece" in log
