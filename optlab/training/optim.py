@@ -89,18 +89,23 @@ def optimizer_kwargs_error(cfg: OptimizerConfig) -> str | None:
 def build_optimizer(
     params: Iterable[torch.Tensor] | Iterable[dict[str, Any]], cfg: OptimizerConfig, device_type: str
 ) -> Optimizer:
-    """The torch optimizer for `cfg`. On CUDA the fused kernels are used where the class has
-    them (else foreach); on CPU torch picks its own default implementation."""
+    """The torch optimizer for `cfg`: the fused kernel where the class has one for the device
+    (CUDA, and CPU for sgd/adam/adamw/adagrad), else the foreach (multi-tensor) implementation.
+
+    Why not torch's own default on CPU: it is the per-parameter for-loop there. Measured on the
+    tutorial MLP (benchmarks/, one thread): an Adam step takes ~1.4 ms looped, ~0.37 ms fused,
+    against ~3.3 ms for the whole forward+backward, so Adam runs train ~30% faster; SGD with
+    momentum saves ~2%. foreach is at least as fast as the loop everywhere. The choice is the same
+    for every run on a device, so comparisons stay fair."""
     cls = OPTIMIZERS[cfg.name]
     params = list(params)  # may be a generator, and a fused attempt can need a second pass
     kwargs = _torch_kwargs(cfg)
-    if device_type == "cuda":
-        signature = _signature_params(cls)
-        if "fused" in signature:
-            try:
-                return cls(params, lr=cfg.lr, fused=True, **kwargs)
-            except (RuntimeError, ValueError):
-                pass  # a combination the fused kernel lacks: the foreach path covers it
-        if "foreach" in signature:
-            return cls(params, lr=cfg.lr, foreach=True, **kwargs)
+    signature = _signature_params(cls)
+    if "fused" in signature and device_type in ("cuda", "cpu"):
+        try:
+            return cls(params, lr=cfg.lr, fused=True, **kwargs)
+        except (RuntimeError, ValueError, TypeError):
+            pass  # a combination or device the fused kernel lacks: the foreach path covers it
+    if "foreach" in signature:
+        return cls(params, lr=cfg.lr, foreach=True, **kwargs)
     return cls(params, lr=cfg.lr, **kwargs)

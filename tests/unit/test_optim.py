@@ -51,7 +51,9 @@ def test_build_optimizer_kwargs_and_device_choices() -> None:
     opt = build_optimizer(iter(params), OptimizerConfig(name="adam", lr=0.1, betas=[0.8, 0.95]), "cpu")
     group = opt.param_groups[0]
     assert group["betas"] == (0.8, 0.95) and group["lr"] == 0.1
-    assert group["foreach"] is None and not group["fused"]
+    # On CPU too (issue 5): fused where torch has a CPU kernel (sgd, adam, adamw, adagrad), else foreach.
+    assert group["fused"] is True
+    assert build_optimizer(params, OptimizerConfig(name="rmsprop"), "cpu").param_groups[0]["foreach"] is True
     # On CUDA: fused where the class has it, else foreach (only the choice is checked here).
     fused = build_optimizer(params, OptimizerConfig(name="adamw"), "cuda")
     assert fused.param_groups[0]["fused"] is True
