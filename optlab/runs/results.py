@@ -23,7 +23,7 @@ from optlab.training.events import (
 RESULTS_VERSION = 1
 HISTORY_KEYS = (
     "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "epoch_s",
-    "samples_seen", "elapsed_s",  # where the run stood at that epoch end (time to target)
+    "samples_seen",  # training samples seen by that epoch's end (time to target)
 )
 
 

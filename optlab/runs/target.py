@@ -22,13 +22,18 @@ def time_to_target(history: list[dict[str, Any]], target: dict[str, Any] | None)
     if not target or "metric" not in target or "value" not in target:
         return None
     metric, goal = str(target["metric"]), float(target["value"])
+    # The run's time so far is the sum of its epochs' times: history holds no running clock,
+    # so that histories stay free of timings other than `epoch_s` (exact-resume comparisons).
+    wall = 0.0
     for record in sorted(history, key=lambda h: h.get("epoch", 0)):
+        epoch_s = record.get("epoch_s")
+        wall += epoch_s if isinstance(epoch_s, int | float) and math.isfinite(epoch_s) else 0.0
         value = record.get(metric)
         if isinstance(value, int | float) and math.isfinite(value) and reached(metric, value, goal):
             return {
                 "reached": True,
                 "epoch": record.get("epoch"),
                 "samples_seen": record.get("samples_seen"),
-                "wall_time_s": record.get("elapsed_s"),
+                "wall_time_s": wall,
             }
     return {"reached": False, "epoch": None, "samples_seen": None, "wall_time_s": None}

@@ -1,0 +1,144 @@
+"""Presets from http(s) URLs, against a local HTTP server on 127.0.0.1: size limit, TOML only,
+HTTP errors, `extends` relative to the URL, and `compare`'s confirmation."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import optlab.cli.preset_commands as preset_commands
+from optlab.cli.main import app
+from optlab.errors import PresetError
+from optlab.preset.fetch import MAX_BYTES, fetch_text
+from optlab.preset.loader import load_preset
+
+TINY = """
+description = "A tiny remote experiment."
+[data]
+dataset = "digits"
+train_limit = 200
+[model]
+hidden = [8]
+[train]
+epochs = 1
+[[runs]]
+name = "sgd"
+optimizer = { name = "sgd", lr = 0.05 }
+"""
+# route -> (status, content type, body, send Content-Length)
+ROUTES: dict[str, tuple[int, str, bytes, bool]] = {
+    "/tiny.toml": (200, "application/toml", TINY.encode(), True),
+    "/child.toml": (200, "text/plain; charset=utf-8", b'extends = "tiny.toml"\n[train]\nepochs = 2\n', True),
+    "/big.toml": (200, "text/plain", b"# " + b"x" * MAX_BYTES + b"\n", True),
+    "/big-chunked.toml": (200, "text/plain", b"# " + b"x" * MAX_BYTES + b"\n", False),
+    "/page.html": (200, "text/html", b"<html><body>not a preset</body></html>", True),
+    "/bad.toml": (200, "text/plain", b"<html>[[[ not toml", True),
+    "/binary.toml": (200, "application/octet-stream", b"\xff\xfe\x00garbage", True),
+}
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        route = ROUTES.get(self.path)
+        if route is None:
+            self.send_error(404, "Not Found")
+            return
+        status, ctype, body, length = route
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        if length:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:  # keep test output clean
+        pass
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
+def test_a_url_preset_loads_and_validates_like_a_file(server: str) -> None:
+    loaded = load_preset(f"{server}/tiny.toml")
+    assert loaded.url == f"{server}/tiny.toml" and loaded.path is None
+    assert loaded.preset.name == "tiny"  # the name defaults to the URL's file name
+    assert [r.name for r in loaded.resolved_runs()] == ["sgd"]
+
+
+def test_extends_in_a_url_preset_is_relative_to_the_url(server: str) -> None:
+    loaded = load_preset(f"{server}/child.toml")
+    assert loaded.preset.name == "child" and loaded.preset.train.epochs == 2
+    assert loaded.preset.description == "A tiny remote experiment."
+
+
+@pytest.mark.parametrize(("route", "message"), [
+    ("/big.toml", r"too large \(262,147 bytes; a preset may be at most 256 KiB\)"),
+    ("/big-chunked.toml", r"too large \(more than 256 KiB"),
+    ("/page.html", r"not a TOML preset \(the server sent text/html\)"),
+    ("/bad.toml", r"bad\.toml: malformed TOML"),
+    ("/binary.toml", r"not a TOML preset \(not UTF-8 text\)"),
+    ("/missing.toml", r"missing\.toml: HTTP 404 Not Found"),
+])
+def test_bad_answers_are_clear_errors(server: str, route: str, message: str) -> None:
+    with pytest.raises(PresetError, match=message):
+        load_preset(server + route)
+
+
+def test_unreachable_and_slow_servers() -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(PresetError, match="cannot fetch"):
+        fetch_text(f"http://127.0.0.1:{port}/x.toml", timeout=2)
+    with socket.socket() as silent:  # accepts the connection, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        with pytest.raises(PresetError, match=r"no answer within 0\.3 s"):
+            fetch_text(f"http://127.0.0.1:{silent.getsockname()[1]}/x.toml", timeout=0.3)
+
+
+def test_compare_needs_confirmation_for_a_url(server: str) -> None:
+    url = f"{server}/tiny.toml"
+    result = CliRunner().invoke(app, ["compare", url, "--out", "r1", "-q"])
+    assert result.exit_code == 2, result.output
+    assert "stdin is not interactive" in result.output and "pass --yes" in result.output
+    assert "sgd" in result.output  # the resolved runs were shown first
+    assert not Path("r1").exists()
+
+
+def test_compare_asks_and_a_no_trains_nothing(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(preset_commands, "stdin_interactive", lambda: True)
+    result = CliRunner().invoke(app, ["compare", f"{server}/tiny.toml", "--out", "r2", "-q"], input="n\n")
+    assert result.exit_code == 1 and "Run these 1 run(s)?" in result.output
+    assert not Path("r2").exists()
+
+
+def test_compare_with_yes_runs_the_url_preset(server: str) -> None:
+    result = CliRunner().invoke(
+        app, ["compare", f"{server}/tiny.toml", "--yes", "--out", "r3", "-q", "--format", "csv"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (Path("r3") / "results.json").is_file() and "sgd,finished" in result.output
+    assert 'name = "tiny"' in (Path("r3") / "preset.toml").read_text()

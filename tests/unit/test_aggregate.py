@@ -1,0 +1,215 @@
+"""Aggregates over seeds equal numpy's, the ranking's verdict, and time to target on a scripted
+history, through the results fold and into the reports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from optlab.runs.aggregate import (
+    aggregate,
+    groups,
+    history_bands,
+    rank_groups,
+    stats,
+    welch_p,
+)
+from optlab.runs.reports import summary_rows, to_csv, to_markdown
+from optlab.runs.results import replay
+from optlab.runs.target import time_to_target
+from optlab.training.events import EpochEnded, ExperimentEnded, ExperimentStarted, RunEnded, RunStarted
+
+ACC = {"adam": [0.91, 0.93, 0.92], "sgd": [0.905, 0.945, 0.915], "bad": [0.5, 0.52, 0.51]}
+
+
+def seeded_results(values: dict[str, list[float]], statuses: dict[str, str] | None = None) -> dict[str, Any]:
+    runs = []
+    for group, accs in values.items():
+        for seed, acc in enumerate(accs):
+            name = f"{group}@s{seed}"
+            status = (statuses or {}).get(name, "finished")
+            runs.append({
+                "name": name,
+                "status": status,
+                "config": {"group": group, "seed": seed},
+                "history": [
+                    {"epoch": e, "val_loss": 1.0 / (e + seed), "val_accuracy": acc * e / 3,
+                     "train_loss": 2.0 / (e + seed), "train_accuracy": None}
+                    for e in (1, 2, 3)
+                ],
+                "wall_time_s": 1.0 + seed,
+                "best_epoch": 3,
+                "test": None if status in ("diverged", "failed") else {
+                    "accuracy": acc, "loss": 1 - acc, "f1": acc - 0.01, "precision": acc, "recall": acc,
+                    "specificity": 0.99, "roc_auc": None,
+                },
+            })
+    return {"dataset": {"task": "multiclass"}, "preset": {"name": "p"}, "runs": runs}
+
+
+def test_stats_equal_numpys_mean_and_sample_std() -> None:
+    for values in ([0.91, 0.93, 0.92], [1.0, 2.0], [3.5, 1.25, 9.0, 4.0, 0.5]):
+        s = stats(values)
+        assert s["mean"] == pytest.approx(np.mean(values), rel=1e-12)
+        assert s["std"] == pytest.approx(np.std(values, ddof=1), rel=1e-12)
+        assert (s["n"], s["min"], s["max"]) == (len(values), min(values), max(values))
+    assert stats([0.7]) == {"mean": 0.7, "std": None, "n": 1, "min": 0.7, "max": 0.7}
+    assert stats([None, float("nan")])["n"] == 0
+
+
+def test_group_aggregates_equal_numpy_over_the_per_seed_values() -> None:
+    results = seeded_results(ACC)
+    agg = aggregate(results)
+    assert agg is not None and agg["std_ddof"] == 1
+    by = {g["group"]: g for g in agg["groups"]}
+    assert list(by) == ["adam", "sgd", "bad"] and by["adam"]["seeds"] == [0, 1, 2]
+    for group, accs in ACC.items():
+        acc = by[group]["test"]["accuracy"]
+        assert acc["mean"] == pytest.approx(np.mean(accs)) and acc["std"] == pytest.approx(np.std(accs, ddof=1))
+        assert by[group]["n"] == 3 and by[group]["statuses"] == {"finished": 3}
+    band = by["adam"]["history"]["val_loss"]
+    per_epoch = [[1.0 / (e + s) for s in range(3)] for e in (1, 2, 3)]
+    assert [b["epoch"] for b in band] == [1, 2, 3]
+    for point, values in zip(band, per_epoch, strict=True):
+        assert point["mean"] == pytest.approx(np.mean(values))
+        assert point["std"] == pytest.approx(np.std(values, ddof=1))
+        assert (point["min"], point["max"]) == (min(values), max(values))
+    assert by["adam"]["history"]["train_accuracy"][0]["n"] == 0  # undefined values are skipped
+    # A run that stopped early counts only at the epochs it reached.
+    short = [{"history": [{"epoch": 1, "val_loss": 1.0}]}, {"history": [{"epoch": 1, "val_loss": 3.0},
+                                                                        {"epoch": 2, "val_loss": 2.0}]}]
+    assert [(b["epoch"], b["n"], b["mean"]) for b in history_bands(short, "val_loss")] == [(1, 2, 2.0), (2, 1, 2.0)]
+
+
+def test_diverged_seeds_leave_the_stats_and_show_in_the_statuses() -> None:
+    results = seeded_results(ACC, {"sgd@s1": "diverged"})
+    sgd = next(g for g in aggregate(results)["groups"] if g["group"] == "sgd")
+    assert sgd["n"] == 2 and sgd["statuses"] == {"finished": 2, "diverged": 1}
+    assert sgd["test"]["accuracy"]["mean"] == pytest.approx(np.mean([0.905, 0.915]))
+
+
+def test_no_aggregates_without_repeated_seeds() -> None:
+    results = seeded_results({"a": [0.9], "b": [0.8]})
+    assert aggregate(results) is None and list(groups(results)) == ["a", "b"]
+    # A run that has not started has no config yet: its name tells its group.
+    assert list(groups({"runs": [{"name": "x@s0"}, {"name": "x@s1"}]})) == ["x"]
+
+
+def test_welch_p_is_scipys() -> None:
+    a, b = ACC["adam"], ACC["sgd"]
+    assert welch_p(a, b) == pytest.approx(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
+    assert welch_p([0.9], b) is None
+
+
+def test_ranking_says_when_the_top_two_are_not_distinguishable() -> None:
+    ranking = rank_groups(seeded_results(ACC))
+    assert ranking["order"] == ["sgd", "adam", "bad"] and ranking["metric"] == "accuracy"
+    assert ranking["verdict"] == "not distinguishable" and ranking["p_value"] >= 0.05
+    assert "not distinguishable" in ranking["text"] and "Welch" in ranking["text"]
+
+    clear = rank_groups(seeded_results({"adam": ACC["adam"], "bad": ACC["bad"]}))
+    assert clear["order"] == ["adam", "bad"] and clear["verdict"] == "distinguishable"
+    assert clear["p_value"] < 0.05
+
+    one_seed = rank_groups(seeded_results({"adam": [0.95], "sgd": [0.9, 0.91]}))
+    assert one_seed["verdict"] == "cannot tell" and "fewer than 2 seeds" in one_seed["text"]
+
+    loss = rank_groups(seeded_results(ACC), metric="loss")
+    assert loss["order"][0] == "sgd" and loss["higher_is_better"] is False
+
+
+# ------------------------------------------------------------------ time to target
+
+HISTORY = [
+    {"epoch": 1, "val_accuracy": 0.80, "val_loss": 0.9, "samples_seen": 1000, "epoch_s": 1.5},
+    {"epoch": 2, "val_accuracy": float("nan"), "val_loss": 0.6, "samples_seen": 2000, "epoch_s": 1.5},
+    {"epoch": 3, "val_accuracy": 0.951, "val_loss": 0.4, "samples_seen": 3000, "epoch_s": 1.5},
+    {"epoch": 4, "val_accuracy": 0.97, "val_loss": 0.5, "samples_seen": 4000, "epoch_s": 1.5},
+]
+
+
+def test_time_to_target_on_a_scripted_history() -> None:
+    hit = time_to_target(HISTORY, {"metric": "val_accuracy", "value": 0.95})
+    assert hit == {"reached": True, "epoch": 3, "samples_seen": 3000, "wall_time_s": 4.5}
+    # Losses are reached from above; the first epoch at or below the value counts.
+    assert time_to_target(HISTORY, {"metric": "val_loss", "value": 0.6})["epoch"] == 2
+    missed = time_to_target(HISTORY, {"metric": "val_accuracy", "value": 0.99})
+    assert missed == {"reached": False, "epoch": None, "samples_seen": None, "wall_time_s": None}
+    assert time_to_target(HISTORY, None) is None
+    assert time_to_target(list(reversed(HISTORY)), {"metric": "val_accuracy", "value": 0.95})["epoch"] == 3
+
+
+def scripted_events(target: dict[str, Any] | None) -> list[Any]:
+    """Two configurations x two seeds whose val accuracy climbs at different speeds."""
+    names = ["fast@s0", "fast@s1", "slow@s0", "slow@s1"]
+    events: list[Any] = [ExperimentStarted(run="", preset={"name": "t", "target": target},
+                                           dataset={"task": "multiclass"}, run_names=names)]
+    for name in names:
+        group, seed = name.split("@s")
+        events.append(RunStarted(run=name, spec={"group": group, "seed": int(seed)}))
+        step = 0.3 if group == "fast" else 0.1
+        for epoch in (1, 2, 3):
+            events.append(EpochEnded(run=name, epoch=epoch, val_accuracy=0.5 + step * epoch + 0.01 * int(seed),
+                                     val_loss=1.0, train_loss=1.0, samples_seen=100 * epoch,
+                                     epoch_s=0.5, elapsed_s=0.5 * epoch))
+        acc = 0.9 if group == "fast" else 0.7
+        events.append(RunEnded(run=name, status="finished", epochs_completed=3,
+                               test={"accuracy": acc + 0.01 * int(seed), "loss": 0.3}))
+    events.append(ExperimentEnded(run=""))
+    return events
+
+
+def test_the_results_fold_records_time_to_target_and_aggregates() -> None:
+    doc = replay(scripted_events({"metric": "val_accuracy", "value": 0.75}))
+    runs = {r["name"]: r for r in doc["runs"]}
+    assert runs["fast@s0"]["time_to_target"] == {"reached": True, "epoch": 1, "samples_seen": 100,
+                                                 "wall_time_s": 0.5}
+    assert runs["slow@s0"]["time_to_target"]["epoch"] == 3 and runs["slow@s1"]["time_to_target"]["epoch"] == 3
+    assert runs["fast@s0"]["history"][0]["samples_seen"] == 100
+    agg = doc["aggregates"]
+    fast = agg["groups"][0]
+    assert fast["group"] == "fast" and fast["time_to_target"]["reached"] == 2 and fast["time_to_target"]["of"] == 2
+    assert fast["test"]["accuracy"]["mean"] == pytest.approx(0.905)
+    assert agg["ranking"]["order"] == ["fast", "slow"]
+    assert replay(scripted_events(None))["runs"][0]["time_to_target"] is None
+
+
+def test_reports_show_runs_aggregates_and_target() -> None:
+    doc = replay(scripted_events({"metric": "val_accuracy", "value": 0.85}))
+    rows = {r["name"]: r for r in summary_rows(doc)}
+    assert rows["fast@s0"]["target_epoch"] == 2 and rows["slow@s0"]["target_reached"] is False
+    assert rows["fast@s1"]["group"] == "fast" and rows["fast@s1"]["seed"] == 1
+
+    md = to_markdown(doc)
+    assert "| target epoch | target samples | target time |" in md and "not reached" in md
+    assert "## Across seeds" in md and "sample standard deviation (ddof = 1)" in md
+    fast_acc = np.array([0.9, 0.91])
+    assert f"| fast | 2 | 0, 1 | {fast_acc.mean():.4f} ± {fast_acc.std(ddof=1):.4f} |" in md
+    assert "**Ranking:** fast" in md and "2/2, epoch" in md
+
+    parsed = list(csv.DictReader(io.StringIO(to_csv(doc))))
+    kinds = [(r["name"], r["kind"]) for r in parsed]
+    assert kinds[:4] == [("fast@s0", "run"), ("fast@s1", "run"), ("slow@s0", "run"), ("slow@s1", "run")]
+    assert kinds[4:] == [("fast", "mean"), ("fast", "std"), ("slow", "mean"), ("slow", "std")]
+    mean, std = parsed[4], parsed[5]
+    assert float(mean["accuracy"]) == pytest.approx(fast_acc.mean())
+    assert float(std["accuracy"]) == pytest.approx(fast_acc.std(ddof=1)) and mean["n"] == "2"
+    assert parsed[2]["target_reached"] == "False" and parsed[2]["target_epoch"] == ""
+    assert math.isclose(float(parsed[0]["target_time_s"]), 1.0)
+
+
+def test_console_table_shows_mean_std_and_n() -> None:
+    from rich.console import Console
+
+    from optlab.console.tables import print_results
+
+    console = Console(width=200, record=True, no_color=True)
+    print_results(console, replay(scripted_events(None)))
+    text = console.export_text()
+    assert "across seeds" in text and "0.9050 ± 0.0071" in text and "ranking: fast" in text
