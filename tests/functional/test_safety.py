@@ -1,0 +1,93 @@
+"""Presets and run directories are data someone else may have sent: loading, listing,
+reporting or resuming them must never import a named object or run code."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from optlab.cli.main import app
+from optlab.errors import PresetError
+from optlab.preset.loader import load_preset_text
+
+BASE = """
+name = "hostile"
+[data]
+dataset = "digits"
+[model]
+name = "mlp"
+[train]
+epochs = 1
+loss = "cross_entropy"
+[[runs]]
+name = "a"
+optimizer = { name = "sgd", lr = 0.1 }
+"""
+
+# Every field that picks an implementation by name, given something that would pick code.
+HOSTILE = [
+    ('name = "mlp"', 'name = "torch.nn.Linear"', "unknown model"),
+    ('name = "mlp"', 'name = "os.system"', "unknown model"),
+    ('name = "sgd"', 'name = "torch.optim.SGD"', "unknown optimizer"),
+    ('name = "sgd"', 'name = "builtins.eval"', "unknown optimizer"),
+    ('loss = "cross_entropy"', 'loss = "torch.nn.functional.cross_entropy"', "unknown loss"),
+    ('dataset = "digits"', 'dataset = "sklearn.datasets.load_digits"', "unknown dataset"),
+    ('lr = 0.1 }', 'lr = 0.1 }\nscheduler = { name = "torch.optim.lr_scheduler.LambdaLR" }', "unknown scheduler"),
+    ('lr = 0.1 }', 'lr = 0.1, lr_lambda = "lambda e: __import__(\'os\')" }', "unknown argument 'lr_lambda'"),
+]
+
+
+class Marker:
+    """Unpickling this would create a file: the proof that code ran."""
+
+    path = Path("/tmp/optlab-safety-marker")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.path}",))
+
+
+@pytest.mark.parametrize(("old", "new", "fragment"), HOSTILE)
+def test_preset_names_only_pick_from_closed_registries(old: str, new: str, fragment: str) -> None:
+    assert old in BASE
+    with pytest.raises(PresetError) as info:
+        load_preset_text(BASE.replace(old, new, 1))
+    assert fragment in str(info.value)
+
+
+def test_a_received_run_directory_cannot_run_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Marker.path.unlink(missing_ok=True)
+    runs = tmp_path / "runs"
+    root = runs / "received"
+    result = CliRunner().invoke(
+        app, ["compare", "quickstart", "--out", str(root), "--quiet", "--set", "train.epochs=1",
+              "--set", "data.train_limit=200"]
+    )
+    assert result.exit_code == 0, result.output
+    # Someone replaces a checkpoint with a pickle that runs a command when loaded, and marks
+    # the runs unfinished so that resume would want to load it.
+    for checkpoint in root.glob("runs/*/checkpoint-*.pt"):
+        buf = io.BytesIO()
+        torch.save({"model": {}, "spec": "{}", "payload": Marker()}, buf)
+        checkpoint.write_bytes(buf.getvalue())
+    events = root / "events.jsonl"
+    events.write_text(
+        "\n".join(line for line in events.read_text().splitlines() if '"run_ended"' not in line) + "\n"
+    )
+    shutil.copytree(root, runs / "copy")
+
+    for args in (["report", str(root)], ["runs", "--dir", str(runs)], ["resume", str(root)]):
+        outcome = CliRunner().invoke(app, args)
+        assert "Traceback" not in outcome.output
+        assert not Marker.path.exists(), f"`optlab {' '.join(args)}` ran code from the run directory"
+    refused = CliRunner().invoke(app, ["resume", str(runs / "copy"), "--force"])
+    assert refused.exit_code == 2
+    assert "refused to load" in refused.output
+    assert not Marker.path.exists()
