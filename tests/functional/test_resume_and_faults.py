@@ -234,3 +234,44 @@ def test_an_exception_in_one_run_is_contained_with_its_traceback_logged(
     assert runs["sgd"]["status"] == "failed" and "ZeroDivisionError" in runs["sgd"]["reason"]
     log = (root / "runs" / "sgd" / "log.txt").read_text()
     assert "Traceback" in log and "a bug in a custom piece" in log
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_stops_with_130_and_keeps_whole_files(tmp_path: Path, presses: int) -> None:
+    preset = tmp_path / "killable.toml"
+    preset.write_text(KILLABLE)
+    root = tmp_path / "interrupted"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "optlab", "compare", str(preset), "--out", str(root), "--quiet", "--device", "cpu"],
+        cwd=tmp_path,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (root / "runs" / "adam" / "checkpoint-last.pt").is_file():
+        assert child.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    for _ in range(presses):  # a second Ctrl-C leaves at once, without corrupting anything
+        child.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    results = json.loads((root / "results.json").read_text())
+    assert results["runs"] and {r["status"] for r in results["runs"]} <= {"stopped", "running"}
+    assert read_events(root).bad_lines == []
+    if presses == 1:
+        assert {r["status"] for r in results["runs"]} == {"stopped"}
+        assert f"optlab resume {root}" in " ".join(stderr.split())
+
+
+def test_output_directory_that_cannot_be_created_is_refused_before_training(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = invoke("compare", "quickstart", "--out", str(blocker / "run"), "--quiet")
+    assert result.exit_code == 2
+    assert "not writable" in result.output and str(blocker / "run") in result.output
+    assert "Traceback" not in result.output
+    assert blocker.read_text() == "not a folder"
