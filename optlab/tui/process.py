@@ -136,6 +136,10 @@ class TrainingProcess:
             return ""
         return "\n".join(text.strip().splitlines()[-lines:])
 
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait for the child to exit; its exit code (None if there is no child)."""
+        return None if self.proc is None else self.proc.wait(timeout=timeout)
+
     def wait_validated(self, timeout: float = 300.0, poll_s: float = 0.05) -> int | None:
         """Wait until `optlab compare` has accepted its input, which it proves by writing
         preset.toml (after loading the preset, checking the device and preparing the run

@@ -195,3 +195,18 @@ def test_bad_input_is_an_error_before_the_tui_opens(
     assert result.exit_code == 2, result.output
     assert "optlab: error:" in result.output and message in result.output
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+# ---------------------------------------------------------------- documentation
+
+
+def test_every_key_is_documented() -> None:
+    from optlab.tui.screens.experiment import ExperimentScreen
+    from optlab.tui.screens.quit import QuitScreen
+
+    text = (Path(__file__).parents[2] / "docs" / "tui.md").read_text()
+    for screen in (ExperimentScreen, QuitScreen):
+        for binding in screen.BINDINGS:
+            key = binding.key.split(",")[0]  # type: ignore[union-attr]
+            shown = {"space": "`space`", "escape": "Escape"}.get(key, key)
+            assert shown in text, f"key {key!r} ({binding.description}) missing from docs/tui.md"  # type: ignore[union-attr]

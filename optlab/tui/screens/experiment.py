@@ -28,7 +28,7 @@ from optlab.tui.widgets.tables import FinalTable, RunsTable
 SMOOTHING = (0.0, 0.6, 0.9)
 LAYOUTS = ("grid", "loss", "lr", "val")
 TICK_S = 0.25  # how often events.jsonl is read
-CHART_EVERY_S = 0.5  # charts are rebuilt at most this often for new data (keys redraw at once)
+CHART_EVERY_S = 1.0  # charts are rebuilt at most this often for new data (keys redraw at once)
 STOP_TIMEOUT_S = 60.0
 
 

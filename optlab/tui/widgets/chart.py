@@ -58,6 +58,17 @@ def _clean(xs: Sequence[float], ys: Sequence[float], log_y: bool) -> tuple[list[
     return out_x, out_y, hidden
 
 
+def _signature(series: Sequence[Series]) -> tuple[object, ...]:
+    """What identifies a set of series for drawing, without copying the data: points are only
+    ever appended, replaced wholesale (smoothing, x axis), or restyled."""
+    return tuple(
+        (s.label, s.color, s.style, s.legend, len(s.xs), len(s.ys),
+         s.xs[-1] if len(s.xs) else None, s.ys[-1] if len(s.ys) else None,
+         s.xs[0] if len(s.xs) else None, s.ys[1] if len(s.ys) > 1 else None)
+        for s in series
+    )
+
+
 class _Canvas(PlotextPlot):
     """Rebuilds the plotext figure lazily, at render time, at the size it is drawn at."""
 
@@ -98,6 +109,7 @@ class Chart(Vertical):
         self.error = ""
         self.drawn = ""  # plain text of the last figure drawn
         self.plotted: list[int] = []  # points per series in the last figure, after downsampling
+        self._signature: tuple[object, ...] | None = None
         self.canvas = _Canvas(self)
         self.legend = Static("", classes="chart--legend")
         self.border_title = title
@@ -139,7 +151,13 @@ class Chart(Vertical):
             self._update_subtitle()
 
     def set_series(self, series: list[Series]) -> None:
-        """Replace every series; the figure is rebuilt on the next repaint."""
+        """Replace every series; the figure is rebuilt on the next repaint, and only when
+        something it shows changed (a plotext build costs tens of milliseconds of the CPU
+        that training runs on: the validation chart, say, changes once per epoch)."""
+        signature = _signature(series)
+        if signature == self._signature:
+            return
+        self._signature = signature
         self.series = list(series)
         self.canvas.refresh()
         self._update_legend()
