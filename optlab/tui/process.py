@@ -22,7 +22,7 @@ from optlab.errors import RunDirError
 from optlab.runs.store import atomic_write_json
 
 # Same file and format as `optlab.runs.control` (which imports the training runner, and so
-# torch; the TUI process stays free of it). tests/functional/test_tui_state.py checks both agree.
+# torch; the TUI process stays free of it). tests/tui/test_tui_parts.py checks both agree.
 CONTROL_FILE = "control.json"
 
 

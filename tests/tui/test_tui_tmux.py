@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -61,3 +63,39 @@ def test_tui_in_an_80x24_tmux_pane(tmux: list[str], tiny: Path, tmp_path: Path) 
     assert exit_file.read_text().strip() == "0"
     assert "Traceback" not in capture(tmux)
     assert (run_dir / "results.json").is_file()
+
+
+def test_training_survives_a_dropped_terminal(tmux: list[str], tmp_path: Path) -> None:
+    """Killing the terminal (what a dropped SSH connection does: SIGHUP) leaves training running."""
+    import os
+
+    from tui.helpers import tiny_preset
+
+    from optlab.tui.process import pid_path, write_control
+
+    preset = tiny_preset(tmp_path, epochs=5000)
+    run_dir = tmp_path / "run"
+    events = run_dir / "events.jsonl"
+    command = shlex.join([sys.executable, "-m", "optlab", "tui", str(preset), "--out", str(run_dir), "-d", "cpu"])
+    subprocess.run([*tmux, "new-session", "-d", "-s", "t", "-x", "80", "-y", "24", "sh", "-c", command], check=True)
+    deadline = time.monotonic() + 60
+    while not (events.is_file() and events.stat().st_size > 2000) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert events.is_file(), capture(tmux)
+    pid = int(pid_path(run_dir).read_text())
+    try:
+        subprocess.run([*tmux, "kill-server"], check=True)  # the terminal is gone: SIGHUP
+        size = events.stat().st_size
+        deadline = time.monotonic() + 20
+        while events.stat().st_size <= size and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert events.stat().st_size > size, "training stopped with its terminal"
+        os.kill(pid, 0)  # still there
+        write_control(run_dir, stop_all=True)  # what `optlab view` then `q`, `s` would send
+        deadline = time.monotonic() + 30
+        while '"experiment_ended"' not in events.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert '"experiment_ended"' in events.read_text()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
