@@ -47,6 +47,7 @@ class OptlabApp(App[int]):
         self.process: TrainingProcess | None = None
         self.run_dir: Path | None = None
         self.detached = False
+        self.stopped = False  # the user chose "stop" when quitting
 
     def on_mount(self) -> None:
         if self.view is not None:
@@ -110,6 +111,9 @@ def launch(
     app.run()
     if app.run_dir is not None and (app.detached or app.training_running):
         print(f"Training continues in the background. Reattach with:\n  optlab view {app.run_dir}")
+    elif app.run_dir is not None and app.stopped:
+        # An interrupted child (stopped before its run directory existed) is not a failure.
+        print(f"Stopped; partial results in {app.run_dir}")
     elif app.run_dir is not None and app.training_failed and app.process is not None:
         print(f"Training failed (exit code {app.process.poll()}); log: {app.process.log}", file=sys.stderr)
         tail = app.process.log_tail(12)

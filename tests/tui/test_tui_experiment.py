@@ -148,7 +148,14 @@ async def _to_the_final_table(tiny: Path, tmp_path: Path) -> None:
         await pilot.press("h")
         assert screen.highlight is None
 
-        # layout: cycle through the single charts and back to the grid
+        # layout: follows the terminal size (one chart at 80x24) until chosen with `c`
+        assert screen.layout_mode == "grid"
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.2)
+        assert screen.layout_mode == "loss" and not lr.display
+        await pilot.resize_terminal(160, 50)
+        await pilot.pause(0.2)
+        assert screen.layout_mode == "grid" and lr.display
         modes = []
         for _ in range(4):
             await pilot.press("c")

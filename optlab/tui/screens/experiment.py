@@ -75,6 +75,7 @@ class ExperimentScreen(Screen[None]):
         self.x_axis = "step"
         self.highlight: str | None = None
         self.layout_mode = "grid"
+        self.layout_chosen = False
         self.paused = False if process is not None else bool(read_control(run_dir).get("paused"))
         self.opened_at = time.monotonic()
         self.child_exit: int | None = None
@@ -111,9 +112,13 @@ class ExperimentScreen(Screen[None]):
     def chart(self, key: str) -> Chart:
         return self.query_one(f"#chart-{key}", Chart)
 
-    def on_mount(self) -> None:
+    def fitting_layout(self) -> str:
+        """Three charts need room; below 100x30 one chart at a time stays readable."""
         size = self.app.size
-        self.set_layout("grid" if size.width >= 100 and size.height >= 30 else "loss")
+        return "grid" if size.width >= 100 and size.height >= 30 else "loss"
+
+    def on_mount(self) -> None:
+        self.set_layout(self.fitting_layout())
         self.runs_table.focus()
         self.tick()
         self.set_interval(TICK_S, self.tick)
@@ -313,7 +318,12 @@ class ExperimentScreen(Screen[None]):
         self.update_charts()
         self.update_status()
 
+    def on_resize(self) -> None:
+        if not self.layout_chosen:  # follow the terminal until the user picks a layout
+            self.set_layout(self.fitting_layout())
+
     def action_cycle_layout(self) -> None:
+        self.layout_chosen = True
         self.set_layout(LAYOUTS[(LAYOUTS.index(self.layout_mode) + 1) % len(LAYOUTS)])
 
     def action_highlight(self) -> None:
@@ -371,6 +381,7 @@ class ExperimentScreen(Screen[None]):
             self.app.detached = True  # type: ignore[attr-defined]
             self.app.exit()
         elif choice == STOP:
+            self.app.stopped = True  # type: ignore[attr-defined]
             self.stopping_since = time.monotonic()
             self.update_status()
             if self.process is not None:
