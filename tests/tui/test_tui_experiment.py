@@ -191,3 +191,68 @@ async def _to_the_final_table(tiny: Path, tmp_path: Path) -> None:
             assert view.final_table.cell_text(name, "f1") == format_value("f1", rows[name]["f1"])
         await pilot.press("q")
         await wait_until(pilot, lambda: viewer.return_code is not None, 5, "q to quit without asking")
+
+
+REGRESSION = """name = "tiny-regression"
+[data]
+dataset = "diabetes"
+[model]
+name = "mlp"
+hidden = [16]
+[train]
+epochs = 3
+batch_size = 32
+seed = 0
+[[runs]]
+name = "adam"
+loss = "mse"
+optimizer = { name = "adam", lr = 3e-3 }
+[[runs]]
+name = "blow-up"
+loss = "mse"
+optimizer = { name = "sgd", lr = 1e6 }
+"""
+
+
+def test_regression_and_a_diverged_run(tmp_path: Path) -> None:
+    asyncio.run(_regression(tmp_path))
+
+
+async def _regression(tmp_path: Path) -> None:
+    preset = tmp_path / "reg.toml"
+    preset.write_text(REGRESSION)
+    run_dir = tmp_path / "run"
+    app = OptlabApp(preset=str(preset), out=run_dir, device="cpu")
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ExperimentScreen)
+        await wait_until(
+            pilot,
+            lambda: screen.showing_final and app.process is not None and app.process.poll() is not None,
+            what="the final table",
+        )
+        results = json.loads((run_dir / "results.json").read_text())
+        status = {r["name"]: r["status"] for r in results["runs"]}
+        assert status == {"adam": "finished", "blow-up": "diverged"}
+        table = screen.final_table
+        cols = columns("regression")
+        assert "rmse" in cols and "accuracy" not in cols
+        rows = {r["name"]: r for r in summary_rows(results)}
+        for name in status:
+            for column in cols:
+                assert table.cell_text(name, column) == format_value(column, rows[name][column]), (name, column)
+        assert "red" in str(table.get_cell("blow-up", "status").style)
+        assert screen.chart("val").title == "validation loss"
+        assert str(screen.runs_table.columns["best"].label) == "best val loss"  # type: ignore[index]
+        # the diverged run's non-finite points never break a chart, log scale or not
+        for key in ("l", "l"):
+            await pilot.press(key)
+            await pilot.pause(0.2)
+            for chart in ("loss", "lr", "val"):
+                assert screen.chart(chart).error == "", screen.chart(chart).error
+        await pilot.press("down", "enter")  # details of a run without test metrics
+        await wait_until(pilot, lambda: isinstance(app.screen, DetailsScreen), 5, "details")
+        summary = str(app.screen.query_one("#details-summary", Static).content)
+        assert "diverged" in summary and "no test metrics" in summary
+        await pilot.press("escape")
+        await pilot.press("q")
