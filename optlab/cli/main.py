@@ -416,7 +416,9 @@ def presets_validate(
             failed += 1
             sys.stderr.write(f"error: {exc}\n")
             continue
-        sys.stdout.write(f"ok: {file} ({len(loaded.preset.runs)} runs)\n")
+        written, trained = len(loaded.preset.runs), len(loaded.resolved_runs())
+        expanded = f", {trained} after sweeps and seeds" if trained != written else ""
+        sys.stdout.write(f"ok: {file} ({written} runs{expanded})\n")
     if failed:
         raise typer.Exit(2)
 

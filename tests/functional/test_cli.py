@@ -339,6 +339,9 @@ def test_presets_validate(tmp_path: Path) -> None:
     assert mixed.exit_code == 2
     assert "ok: good.toml (3 runs)" in mixed.stdout
     assert "bad.toml" in mixed.stderr and "line 2, column" in mixed.stderr
+    (tmp_path / "seeded.toml").write_text(DIVERGENT.replace("epochs = 1", "epochs = 1\nseeds = [0, 1]"))
+    seeded = invoke("presets", "validate", "seeded.toml")
+    assert seeded.stdout == "ok: seeded.toml (3 runs, 6 after sweeps and seeds)\n"
 
 
 def test_presets_schema() -> None:
