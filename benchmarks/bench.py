@@ -71,8 +71,9 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     doc: dict[str, Any] = {"mode": "quick" if args.quick else "full", "machine": machine(args.device),
                            "sizes": vars(sizes), "dataset_write_s": time.perf_counter() - t0}
     log(f"dataset written ({sizes.n_train} + {sizes.n_test} images); matmul peak ...")
-    peak = c.matmul_peak_gflops(sizes.matmul_n, device)
-    doc["matmul_peak_gflops"] = peak
+    # A GPU needs a bigger product than a CPU to reach its peak.
+    sizes.matmul_n = sizes.matmul_n if device.type == "cpu" else 8192
+    peaks = [c.matmul_peak_gflops(sizes.matmul_n, device)]
     flops = c.train_flops_per_sample(c.tutorial_model())
     doc["train_flops_per_sample"] = flops
 
@@ -84,7 +85,11 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "engine": c.engine_loop(data_root, sizes.timed_samples, device),
         **c.side_by_side(data_root, n_four, device),
     }
-    timings = c.time_interleaved(loops, sizes.repeats, sizes.warmup_steps)
+    timings = c.time_interleaved(loops, sizes.repeats, sizes.warmup_steps,
+                                 lambda: peaks.append(c.matmul_peak_gflops(sizes.matmul_n, device)))
+    # The best of several measurements, spread over the run: other processes only lower it.
+    peak = doc["matmul_peak_gflops"] = max(peaks)
+    doc["matmul_peak_samples_gflops"] = peaks
     doc["contenders"] = {
         name: {
             "samples": t.samples,
@@ -111,6 +116,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     doc["cli"] = probes.cli_timings(1 if args.quick else 3)
     doc["machine"]["load_average_end"] = os.getloadavg()
     doc["ratios"] = ratios(doc)
+    doc["ratios_best"] = best_ratios(doc)
     doc["targets"] = verdicts(doc["ratios"], args.device)
     return doc
 
@@ -139,6 +145,22 @@ def ratios(doc: dict[str, Any]) -> dict[str, float | None]:
     return out
 
 
+def best_ratios(doc: dict[str, Any]) -> dict[str, float]:
+    """The throughput ratios again from each contender's best repeat: on a shared machine the
+    best repeat is the one least disturbed by other processes."""
+    con = doc["contenders"]
+
+    def best(name: str) -> float:
+        return con[name]["best_samples_per_s"]
+
+    return {
+        "engine_vs_tutorial": best("engine") / best("tutorial"),
+        "engine_vs_preloaded": best("engine") / best("preloaded"),
+        "engine_peak_share": best("engine") * doc["train_flops_per_sample"] / 1e9 / doc["matmul_peak_gflops"],
+        "side_by_side_vs_sequential": best("sequential") / best("side_by_side"),
+    }
+
+
 def verdicts(values: dict[str, float | None], device: str) -> list[dict[str, Any]]:
     targets = {**TARGETS, **(CUDA_TARGETS if device == "cuda" else {})}
     rows = []
@@ -149,8 +171,11 @@ def verdicts(values: dict[str, float | None], device: str) -> list[dict[str, Any
     return rows
 
 
+_T0 = time.perf_counter()
+
+
 def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
+    print(f"[bench {time.perf_counter() - _T0:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
 def fmt(value: float | None, digits: int = 2) -> str:
@@ -184,12 +209,13 @@ def tables(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
                  fmt(m["peak_rss_mb"], 0), fmt(m.get("peak_rss_training_mb"), 0),
                  fmt(m.get("cuda_max_allocated_mb"), 0)]
                 for m in (mem["one_run"], mem["four_runs"])]
-    target_rows = [[t["name"], t["target"], fmt(t["measured"]),
+    best = doc["ratios_best"]
+    target_rows = [[t["name"], t["target"], fmt(t["measured"]), fmt(best.get(t["name"])),
                     {True: "PASS", False: "FAIL", None: "n/a"}[t["pass"]]] for t in doc["targets"]]
     return [
         ("Throughput", ["contender", "samples/s", "median s", "GFLOP/s", "of peak"], rows),
         ("Peak memory (MB)", ["", "RSS after import", "RSS after data", "peak RSS", "peak in training", "CUDA max alloc"], mem_rows),
-        ("Targets", ["target", "goal", "measured", "verdict"], target_rows),
+        ("Targets (verdict on the median)", ["target", "goal", "median", "best repeat", "verdict"], target_rows),
     ]
 
 
@@ -219,10 +245,21 @@ def show(doc: dict[str, Any]) -> None:
         console.print(table)
 
 
+def markdown(doc: dict[str, Any]) -> str:
+    """The same tables as markdown (docs/benchmarks.md is made of them)."""
+    out = []
+    for title, header, rows in tables(doc):
+        out += [f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+        out += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
+        out.append("")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test in seconds")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--markdown", type=Path, help="write the tables as markdown here")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -241,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(doc, indent=2, default=str) + "\n")
         log(f"wrote {args.json}")
+    if args.markdown:
+        args.markdown.write_text(markdown(doc))
+        log(f"wrote {args.markdown}")
     return 0
 
 

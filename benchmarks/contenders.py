@@ -49,7 +49,7 @@ class Sizes:
             return cls(3000, 500, 3000, 1, 5, 1000, 512, 2)
         # Short repeats, many of them: on a shared machine a burst of load then spoils one
         # repeat of each contender instead of one whole contender.
-        return cls(60000, 10000, 20000, 5, 40, 5000, 2048, 10)
+        return cls(60000, 10000, 10000, 7, 40, 5000, 2048, 10)
 
 
 @dataclass
@@ -290,15 +290,21 @@ def side_by_side(root: Path, train_limit: int, device: torch.device) -> dict[str
     return {"side_by_side": together, "sequential": one_after_another}
 
 
-def time_interleaved(contenders: dict[str, Loop], repeats: int, warmup_steps: int) -> dict[str, Timing]:
+def time_interleaved(
+    contenders: dict[str, Loop], repeats: int, warmup_steps: int, between: Callable[[], object] = lambda: None
+) -> dict[str, Timing]:
     """Warm each contender up, then time them round-robin `repeats` times, so a change in the
-    machine's load (other processes) hits every contender alike; the median is reported."""
+    machine's load (other processes) hits every contender alike; the median is reported.
+    `between` runs after each round (the matmul peak is re-measured there)."""
     for run in contenders.values():
         run(warmup_steps)
     timings = {name: Timing() for name in contenders}
-    for _ in range(repeats):
+    for repeat in range(repeats):
         for name, run in contenders.items():
             seconds, samples = run(None)
             timings[name].seconds.append(seconds)
             timings[name].samples.append(samples)
+        rates = ", ".join(f"{name} {t.samples[-1] / t.seconds[-1]:,.0f}" for name, t in timings.items())
+        print(f"[bench] repeat {repeat + 1}/{repeats} samples/s: {rates}", file=sys.stderr, flush=True)
+        between()
     return timings

@@ -29,13 +29,28 @@ def _last_json(stdout: str) -> dict[str, Any]:
 
 
 def child(kind: str, *args: str, timeout: float = CHILD_TIMEOUT_S) -> dict[str, Any]:
-    proc = subprocess.run(
-        [*_python(), str(BENCH), "--child", kind, *args],
-        capture_output=True, text=True, timeout=timeout, cwd=REPO,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"child {kind} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return _last_json(proc.stdout)
+    return children([(kind, *args)], timeout)[0]
+
+
+def children(calls: list[tuple[str, ...]], timeout: float = CHILD_TIMEOUT_S) -> list[dict[str, Any]]:
+    """Run `bench.py --child KIND ARGS...` for every call at once (for measurements that are
+    not timed) and return their JSON results in order."""
+    procs = [
+        subprocess.Popen([*_python(), str(BENCH), "--child", *call], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, cwd=REPO)
+        for call in calls
+    ]
+    results = []
+    for call, proc in zip(calls, procs, strict=True):
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            stdout, stderr = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"child {call[0]} failed ({proc.returncode}): {stderr[-2000:]}")
+        results.append(_last_json(stdout))
+    return results
 
 
 # ------------------------------------------------------------------------------------ CLI start-up
@@ -133,8 +148,8 @@ def rss_child(data_root: str, n_runs: int, chunks: int, device: str) -> dict[str
 
 
 def memory(data_root: Path, chunks: int, device: str) -> dict[str, Any]:
-    one = child("rss", str(data_root), "1", str(chunks), device)
-    four = child("rss", str(data_root), "4", str(chunks), device)
+    # Concurrent: peak RSS is per process, and neither child is timed.
+    one, four = children([("rss", str(data_root), str(n), str(chunks), device) for n in (1, 4)])
     return {"one_run": one, "four_runs": four}
 
 

@@ -25,15 +25,19 @@ RATIOS = (
 )
 
 
-@pytest.mark.timeout(180)
-def test_quick_bench_writes_every_contender_and_ratio(tmp_path: Path) -> None:
+def run_quick(tmp_path: Path, device: str) -> tuple[subprocess.CompletedProcess[str], dict]:
     out = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--quick", "--json", str(out)],
+        [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--quick", "--json", str(out), "--device", device],
         capture_output=True, text=True, cwd=REPO, timeout=170,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    doc = json.loads(out.read_text())
+    return proc, json.loads(out.read_text())
+
+
+@pytest.mark.timeout(180)
+def test_quick_bench_writes_every_contender_and_ratio(tmp_path: Path) -> None:
+    proc, doc = run_quick(tmp_path, "cpu")
 
     assert doc["mode"] == "quick" and doc["matmul_peak_gflops"] > 0
     for name in CONTENDERS:
@@ -52,3 +56,15 @@ def test_quick_bench_writes_every_contender_and_ratio(tmp_path: Path) -> None:
     assert doc["cli"]["help_s"] > 0 and doc["cli"]["presets_list_s"] > 0
     assert doc["cli"]["help_imports_torch"] is False
     assert "Targets" in proc.stdout and "engine_vs_tutorial" in proc.stdout
+
+
+@pytest.mark.gpu
+@pytest.mark.timeout(180)
+def test_quick_bench_on_cuda(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    _, doc = run_quick(tmp_path, "cuda")
+    assert doc["machine"]["device"] == "cuda" and doc["contenders"]["engine"]["samples_per_s"] > 0
+    assert doc["memory"]["four_runs"]["cuda_max_allocated_mb"] > 0
+    assert "engine_vs_tutorial_cuda" in {t["name"] for t in doc["targets"]}
