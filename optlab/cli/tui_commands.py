@@ -9,6 +9,7 @@ instead of flashing a full-screen app that closes at once.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -30,12 +31,14 @@ def check_out_dir(out: Path) -> None:
         raise RunDirError(f"{out}: output directory exists and is not empty; choose another --out")
 
 
-def _launch(**kwargs: object) -> int:
+def _launcher() -> Callable[..., int]:
+    """The TUI's entry point; checked before any training starts, so that a missing textual
+    never leaves a training child behind."""
     try:
         from optlab.tui.app import launch
     except ImportError as exc:  # textual missing from a trimmed install
         raise _error(f"the interactive lab is not available ({exc}); try `optlab compare`", 1) from None
-    return launch(**kwargs)  # type: ignore[arg-type]
+    return launch
 
 
 def tui(
@@ -51,6 +54,7 @@ def tui(
     from optlab.runs.store import default_run_dir
     from optlab.tui.process import TrainingProcess
 
+    launch = _launcher()
     try:
         path = find_preset(preset)  # cheap checks first: an unknown name answers at once
         name = str(read_toml(path).get("name") or path.stem)
@@ -80,7 +84,7 @@ def tui(
         sys.stderr.write((process.error_lines() or f"optlab: error: training exited with code {code}") + "\n")
         process.forget()
         raise typer.Exit(code if code else 1)
-    raise typer.Exit(_launch(process=process, label=name))
+    raise typer.Exit(launch(process=process, label=name))
 
 
 def view(
@@ -93,7 +97,7 @@ def view(
         check_run_dir(run_dir)
     except OptlabError as exc:
         raise _error(str(exc), exc.exit_code) from None
-    raise typer.Exit(_launch(view=run_dir))
+    raise typer.Exit(_launcher()(view=run_dir))
 
 
 def register(app: typer.Typer) -> None:
