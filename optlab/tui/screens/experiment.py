@@ -196,7 +196,7 @@ class ExperimentScreen(Screen[None]):
             elapsed = time.monotonic() - self.opened_at
         parts = [
             str(preset.get("name") or self.preset_label or self.run_dir.name),
-            f"{dataset.get('name', '…')} ({dataset.get('task', '…')}, {dataset.get('n_train', '?')} train)"
+            f"{dataset.get('name', '…')}, {dataset.get('n_train', '?')} train"
             if dataset
             else "dataset …",
             model_text(preset) if preset else "model …",

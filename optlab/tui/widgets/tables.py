@@ -30,18 +30,20 @@ STATUS_STYLES = {
     "failed": "bold red",
 }
 
+# What changes while training comes first, so that an 80-column terminal shows it without
+# scrolling; the configuration (fixed for the whole run) follows.
 RUN_COLUMNS = (
     ("swatch", " "),
     ("name", "run"),
+    ("epoch", "epoch"),
+    ("status", "status"),
+    ("best", "best val"),
+    ("rate", "samples/s"),
+    ("eta", "ETA"),
     ("optimizer", "optimizer"),
     ("scheduler", "scheduler"),
     ("batch", "batch"),
-    ("epoch", "epoch"),
     ("step", "step"),
-    ("status", "status"),
-    ("rate", "samples/s"),
-    ("best", "best val"),
-    ("eta", "ETA"),
 )
 
 
