@@ -140,10 +140,16 @@ async def _start_screen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     from optlab.tui.app import OptlabApp
     from optlab.tui.screens.start import StartScreen
 
-    monkeypatch.chdir(tmp_path)  # no ./presets, no ./runs
+    monkeypatch.chdir(tmp_path)  # no ./presets
+    recent = tmp_path / "runs" / "20260101-120000-tiny"
+    recent.mkdir(parents=True)
+    start = {"v": 1, "type": "experiment_started", "run": "", "preset": {"name": "tiny"}, "run_names": ["a", "b"]}
+    (recent / "events.jsonl").write_text(json.dumps(start) + "\n")
     started: list[str] = []
+    viewed: list[Path] = []
     app = OptlabApp(runs_base=tmp_path / "runs")
     monkeypatch.setattr(app, "start_experiment", lambda preset, *a, **k: started.append(preset))
+    monkeypatch.setattr(app, "open_view", viewed.append)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
         screen = app.screen
@@ -153,6 +159,11 @@ async def _start_screen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         assert screen.presets[presets.highlighted].name == "quickstart"
         await pilot.press("enter")
         assert started == ["quickstart"]
+        recent_list = screen.query_one("#recent", OptionList)
+        assert recent_list.display and recent_list.option_count == 1
+        assert "tiny" in str(recent_list.get_option_at_index(0).prompt)
+        await pilot.press("tab", "enter")
+        assert viewed == [recent]
         await pilot.press("q")
 
 

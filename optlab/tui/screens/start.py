@@ -96,7 +96,7 @@ class StartScreen(Screen[None]):
                     ),
                     id="presets",
                 )
-                yield Static("recent runs (./runs)", classes="section-title")
+                yield Static("recent runs (./runs)", classes="section-title", id="recent-title")
                 recent = [Option(run_dir_label(r), id=f"run-{i}") for i, r in enumerate(self.recent)]
                 yield OptionList(*recent, id="recent")
             yield Static(id="preset-info")
@@ -109,6 +109,7 @@ class StartScreen(Screen[None]):
             presets.highlighted = names.index(DEFAULT_PRESET) if DEFAULT_PRESET in names else 0
         recent = self.query_one("#recent", OptionList)
         recent.display = bool(self.recent)
+        self.query_one("#recent-title", Static).display = bool(self.recent)
         presets.focus()
         self.show_preset(presets.highlighted)
 
