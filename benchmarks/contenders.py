@@ -49,7 +49,7 @@ class Sizes:
             return cls(3000, 500, 3000, 1, 5, 1000, 512, 2)
         # Short repeats, many of them: on a shared machine a burst of load then spoils one
         # repeat of each contender instead of one whole contender.
-        return cls(60000, 10000, 10000, 7, 40, 5000, 2048, 10)
+        return cls(60000, 10000, 10000, 7, 100, 5000, 2048, 3)
 
 
 @dataclass
