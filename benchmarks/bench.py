@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -121,6 +122,13 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return doc
 
 
+def paired(con: dict[str, Any], a: str, b: str) -> float:
+    """Median over rounds of a's rate / b's rate, each pair timed back to back in one round:
+    steadier on a shared machine than a ratio of two medians."""
+    rates = {k: [n / s for n, s in zip(con[k]["samples"], con[k]["seconds"], strict=True)] for k in (a, b)}
+    return statistics.median(x / y for x, y in zip(rates[a], rates[b], strict=True))
+
+
 def ratios(doc: dict[str, Any]) -> dict[str, float | None]:
     con, mem = doc["contenders"], doc["memory"]
     tui = con["tui"]
@@ -128,11 +136,12 @@ def ratios(doc: dict[str, Any]) -> dict[str, float | None]:
     if tui.get("available") and con["compare_headless"]["mean_run_samples_per_s"]:
         tui_ratio = tui["mean_run_samples_per_s"] / con["compare_headless"]["mean_run_samples_per_s"]
     out: dict[str, float | None] = {
-        "engine_vs_tutorial": con["engine"]["samples_per_s"] / con["tutorial"]["samples_per_s"],
-        "engine_vs_preloaded": con["engine"]["samples_per_s"] / con["preloaded"]["samples_per_s"],
-        "preloaded_vs_tutorial": con["preloaded"]["samples_per_s"] / con["tutorial"]["samples_per_s"],
+        "engine_vs_tutorial": paired(con, "engine", "tutorial"),
+        "engine_vs_preloaded": paired(con, "engine", "preloaded"),
+        "preloaded_vs_tutorial": paired(con, "preloaded", "tutorial"),
         "engine_peak_share": con["engine"]["peak_share"],
-        "side_by_side_vs_sequential": con["side_by_side"]["median_s"] / con["sequential"]["median_s"],
+        # Same samples on both sides: the time ratio is the inverse rate ratio.
+        "side_by_side_vs_sequential": paired(con, "sequential", "side_by_side"),
         "rss_4_minus_1_mb": mem["four_runs"]["peak_rss_mb"] - mem["one_run"]["peak_rss_mb"],
         "help_s": doc["cli"]["help_s"],
         "presets_list_s": doc["cli"]["presets_list_s"],
@@ -215,7 +224,7 @@ def tables(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
     return [
         ("Throughput", ["contender", "samples/s", "median s", "GFLOP/s", "of peak"], rows),
         ("Peak memory (MB)", ["", "RSS after import", "RSS after data", "peak RSS", "peak in training", "CUDA max alloc"], mem_rows),
-        ("Targets (verdict on the median)", ["target", "goal", "median", "best repeat", "verdict"], target_rows),
+        ("Targets (verdict on the median of per-round ratios)", ["target", "goal", "median", "best repeat", "verdict"], target_rows),
     ]
 
 
@@ -224,6 +233,8 @@ def show(doc: dict[str, Any]) -> None:
     head = (f"optlab bench ({doc['mode']}) on {m['cpu']}, {m['nproc']} cores, torch {m['torch']} "
             f"({m['torch_threads']} threads), device {m['device']}; load avg {m['load_average_start'][0]:.1f}"
             f" -> {m['load_average_end'][0]:.1f}")
+    if doc["mode"] == "quick":
+        head += "\nquick mode: sizes far too small for the targets, the verdicts below mean nothing"
     try:
         from rich.console import Console
         from rich.table import Table

@@ -294,13 +294,15 @@ def time_interleaved(
     contenders: dict[str, Loop], repeats: int, warmup_steps: int, between: Callable[[], object] = lambda: None
 ) -> dict[str, Timing]:
     """Warm each contender up, then time them round-robin `repeats` times, so a change in the
-    machine's load (other processes) hits every contender alike; the median is reported.
+    machine's load (other processes) hits every contender alike; medians are reported.
     `between` runs after each round (the matmul peak is re-measured there)."""
     for run in contenders.values():
         run(warmup_steps)
     timings = {name: Timing() for name in contenders}
     for repeat in range(repeats):
-        for name, run in contenders.items():
+        # Reversed order every other round (ABBA): a steady drift in load cancels in pairs.
+        order = list(contenders.items()) if repeat % 2 == 0 else list(reversed(contenders.items()))
+        for name, run in order:
             seconds, samples = run(None)
             timings[name].seconds.append(seconds)
             timings[name].samples.append(samples)

@@ -115,6 +115,9 @@ def rss_child(data_root: str, n_runs: int, chunks: int, device: str) -> dict[str
 
     from optlab.training.runner import Control, Runner
 
+    # One thread: the two memory children run at once, and two threads each would fight over
+    # two cores (peak memory does not depend on the thread count).
+    torch.set_num_threads(1)
     after_import = psutil.Process().memory_info().rss / 2**20
 
     class StopAfter(Control):
