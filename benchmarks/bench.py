@@ -112,7 +112,8 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     preset.write_text(c.preset_text(data_root, c.FOUR_RUNS, 1, n_four))
     headless = probes.compare_headless(preset, work / "compare-headless", args.device, 4 * n_four)
     doc["contenders"]["compare_headless"] = headless
-    doc["contenders"]["tui"] = probes.tui(preset, work / "compare-tui", args.device, 4 * n_four)
+    doc["contenders"]["tui"] = probes.tui(preset, work / "compare-tui", args.device, 4 * n_four,
+                                          timeout=60.0 if args.quick else 570.0)
     log("CLI start-up ...")
     doc["cli"] = probes.cli_timings(1 if args.quick else 3)
     doc["machine"]["load_average_end"] = os.getloadavg()

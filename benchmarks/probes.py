@@ -159,7 +159,10 @@ def memory(data_root: Path, chunks: int, device: str) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ compare, TUI
 
 
-def _results(out: Path) -> dict[str, Any]:
+def _results(out: Path, wait_s: float = 15.0) -> dict[str, Any]:
+    deadline = time.perf_counter() + wait_s  # the training process writes it after its last event
+    while not (out / "results.json").is_file() and time.perf_counter() < deadline:
+        time.sleep(0.1)
     doc = json.loads((out / "results.json").read_text())
     runs = doc.get("runs") or []
     rates = [r.get("train_samples_per_s") or 0.0 for r in runs]
@@ -210,14 +213,15 @@ def tui_child(preset: str, out: str, device: str, timeout: float) -> dict[str, A
     return {"wall_s": asyncio.run(drive())}
 
 
-def tui(preset: Path, out: Path, device: str, train_samples: int) -> dict[str, Any]:
-    """The TUI on the same preset, or why it could not be measured."""
+def tui(preset: Path, out: Path, device: str, train_samples: int, timeout: float = 570.0) -> dict[str, Any]:
+    """The TUI on the same preset, or why it could not be measured (never blocks the suite
+    for more than `timeout` seconds)."""
     try:
         import importlib.util
 
         if importlib.util.find_spec("optlab.tui.app") is None:
             return {"available": False, "reason": "n/a (TUI not available)"}
-        result = child("tui", str(preset), str(out), device, str(CHILD_TIMEOUT_S - 30))
+        result = child("tui", str(preset), str(out), device, str(timeout), timeout=timeout + 30)
     except Exception as exc:  # the TUI is developed separately: never let it break the suite
         reason = " ".join(str(exc).split())[-300:]
         return {"available": False, "reason": f"n/a (TUI not available: {reason})"}
