@@ -155,11 +155,22 @@ def _discard_run_dir(root: Path, created: list[Path]) -> None:
             d.rmdir()
 
 
+def _exit_130(*_: object) -> None:
+    os._exit(130)
+
+
+def _leave_on_next_interrupt() -> None:
+    """After a first Ctrl-C the process is on its way out: another one leaves at once, with 130,
+    however soon it comes (files are written atomically, so nothing is left half-made)."""
+    with contextlib.suppress(ValueError):  # not the main thread: nothing to install
+        signal.signal(signal.SIGINT, _exit_130)
+
+
 @contextlib.contextmanager
 def _second_interrupt_exits() -> Iterator[None]:
     """During cleanup after Ctrl-C, another Ctrl-C leaves at once (files are written atomically)."""
     try:
-        previous = signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+        previous = signal.signal(signal.SIGINT, _exit_130)
     except ValueError:  # not the main thread
         previous = None
     try:
@@ -201,6 +212,7 @@ def compare(
     try:
         code = _compare_in(root, created, loaded, device, fmt, quiet)
     except KeyboardInterrupt:
+        _leave_on_next_interrupt()
         sys.stderr.write("\noptlab: interrupted\n")
         code = 130
     raise typer.Exit(code)
@@ -260,6 +272,7 @@ def train(
     try:
         runner.run()
     except KeyboardInterrupt:
+        _leave_on_next_interrupt()
         interrupted = True
     except StorageError as exc:
         storage_error = exc
@@ -330,6 +343,7 @@ def resume(
     try:
         code = train(run_dir, plan.loaded, plan.specs, data, device, fmt, quiet, plan=plan)
     except KeyboardInterrupt:
+        _leave_on_next_interrupt()
         sys.stderr.write("\noptlab: interrupted\n")
         code = 130
     raise typer.Exit(code)
@@ -507,8 +521,14 @@ def run() -> None:
         _error(str(exc))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
+        _leave_on_next_interrupt()
         sys.stderr.write("\noptlab: interrupted\n")
         sys.exit(130)
+    finally:
+        # Python puts back the default SIGINT action while it shuts down (unloading torch takes
+        # a moment): a second Ctrl-C then would end the process by signal instead of with 130.
+        if signal.getsignal(signal.SIGINT) is _exit_130:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 from optlab.cli.tui_commands import register as _register_tui  # noqa: E402
