@@ -1,12 +1,12 @@
-"""`optlab presets new` and `optlab presets export`, and the confirmation `compare` asks before
-running a preset fetched from a URL.
+"""`optlab presets ...` (list, show, validate, schema, new, export), and the confirmation
+`compare` asks before running a preset fetched from a URL.
 
-Kept apart from `optlab.cli.main` (which registers these commands with one call), and it
-imports main only inside functions: main imports this module at its end.
+`optlab.cli.main` adds these commands to its `presets` group with one call to `register`.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Any
 
 import typer
 
+from optlab.cli.common import first_sentence, stderr_console, user_errors
 from optlab.errors import OptlabError, PresetError, RunDirError
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
@@ -53,7 +54,9 @@ optimizer = {{ name = "adam", lr = 1e-3 }}
 def _write_new(path: Path, text: str) -> None:
     """Create `path` with `text`; an existing file is never overwritten."""
     if path.exists():
-        raise OptlabError(f"{path}: already exists; refusing to overwrite it (choose another name or -o FILE)")
+        raise OptlabError(
+            f"{path}: already exists; refusing to overwrite it (choose another name or -o FILE)"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "x", encoding="utf-8") as fh:  # "x": fails if it appeared meanwhile
@@ -177,7 +180,90 @@ def confirm_remote(loaded: Any, yes: bool) -> None:
 
 
 def register(presets_app: typer.Typer) -> None:
-    """Add `new` and `export` to the `optlab presets` command group."""
+    """Add `list`, `show`, `validate`, `schema`, `new` and `export` to `optlab presets`."""
+
+    @presets_app.command("list")
+    def presets_list() -> None:
+        """Every preset found: project (./presets), user, bundled. The first of a name wins."""
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
+        from optlab.console.tables import print_table
+        from optlab.errors import PresetError
+        from optlab.preset.loader import preset_sources, read_toml
+
+        table = Table(header_style="bold")
+        for column in ("name", "source", "description"):
+            table.add_column(column, no_wrap=column != "description")
+        winners: dict[str, str] = {}
+        seen_files: set[Path] = set()
+        for source in preset_sources():
+            real = source.path.resolve()
+            if real in seen_files:  # the same file reached twice (e.g. ./presets in a checkout)
+                continue
+            seen_files.add(real)
+            try:
+                raw = read_toml(source.path)
+                description = Text(first_sentence(str(raw.get("description", ""))))
+            except PresetError as exc:
+                description = Text.assemble(("unreadable: ", "red"), str(exc))
+            origin = Text(source.origin)
+            if source.name in winners:
+                origin = Text(f"{source.origin} (shadowed by {winners[source.name]})", style="dim")
+            else:
+                winners[source.name] = source.origin
+            table.add_row(Text(source.name), origin, description)
+        if not winners:
+            stderr_console().print("no presets found")
+            return
+        print_table(Console(), table)
+
+    @presets_app.command("show")
+    def presets_show(name: str = typer.Argument(..., help="Preset name or path.")) -> None:
+        """Print a preset's TOML text (stdout) and which file it came from (stderr)."""
+        from optlab.preset.loader import find_preset, preset_sources
+
+        with user_errors():
+            path = find_preset(name)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise OptlabError(f"{path}: cannot read ({exc})") from None
+        origin = next((s.origin for s in preset_sources() if s.path == path), "file")
+        real = path.resolve()
+        others = [str(s.path) for s in preset_sources() if s.name == path.stem and s.path.resolve() != real]
+        note = f" (shadows {', '.join(others)})" if others and origin != "file" else ""
+        sys.stderr.write(f"optlab: {path} [{origin}]{note}\n")
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+    @presets_app.command("validate")
+    def presets_validate(
+        files: list[str] = typer.Argument(..., help="Preset files (or names) to check."),
+    ) -> None:
+        """Check each preset fully (schema, run resolution, optimizer arguments)."""
+        from optlab.preset.loader import load_preset
+
+        failed = 0
+        for file in files:
+            try:
+                loaded = load_preset(file)
+            except OptlabError as exc:
+                failed += 1
+                sys.stderr.write(f"error: {exc}\n")
+                continue
+            written, trained = len(loaded.preset.runs), len(loaded.resolved_runs())
+            expanded = f", {trained} after sweeps and seeds" if trained != written else ""
+            sys.stdout.write(f"ok: {file} ({written} runs{expanded})\n")
+        if failed:
+            raise typer.Exit(2)
+
+    @presets_app.command("schema")
+    def presets_schema() -> None:
+        """Print the JSON Schema of a preset file."""
+        from optlab.preset.schema import Preset
+
+        sys.stdout.write(json.dumps(Preset.model_json_schema(), indent=2) + "\n")
 
     @presets_app.command("new")
     def presets_new(
@@ -188,11 +274,11 @@ def register(presets_app: typer.Typer) -> None:
         ),
     ) -> None:
         """Write a new preset file to start from; never overwrites a file."""
-        from optlab.cli.main import user_errors
-
         with user_errors():
             if not NAME_RE.fullmatch(name):
-                raise OptlabError(f"preset name {name!r}: use letters, digits and - _ . + (no spaces or slashes)")
+                raise OptlabError(
+                    f"preset name {name!r}: use letters, digits and - _ . + (no spaces or slashes)"
+                )
             path = output if output is not None else Path("presets") / f"{name}.toml"
             _write_new(path, new_preset_text(name, source))
         sys.stderr.write(f"optlab: wrote {path}; run it with: optlab compare {path}\n")
@@ -203,8 +289,6 @@ def register(presets_app: typer.Typer) -> None:
         output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default: stdout)."),
     ) -> None:
         """Print (or write) the exact preset that produced a run directory, seeds and versions included."""
-        from optlab.cli.main import user_errors
-
         with user_errors():
             text = export_text(run_dir)
             if output is not None:

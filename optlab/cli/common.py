@@ -1,0 +1,89 @@
+"""What every `optlab` command shares: the output formats, one-line errors with their exit
+codes, the device check and the resolved preset as TOML."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+from collections.abc import Iterator
+from enum import StrEnum
+from typing import Any
+
+import typer
+
+from optlab.errors import OptlabError
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+    csv = "csv"
+
+
+def stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def print_error(message: str) -> None:
+    sys.stderr.write(f"optlab: error: {message}\n")
+    sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """An OptlabError becomes one message on stderr and its exit code, never a traceback."""
+    try:
+        yield
+    except OptlabError as exc:
+        print_error(str(exc))
+        raise typer.Exit(exc.exit_code) from None
+
+
+def emit(results: dict[str, Any], fmt: Format) -> None:
+    """Write a results document to stdout in the chosen format (and nothing else to stdout)."""
+    from optlab.runs.reports import to_csv, to_json, to_markdown
+
+    if fmt is Format.table:
+        from rich.console import Console
+
+        from optlab.console.tables import print_results
+
+        print_results(Console(), results)
+        return
+    text = {Format.json: to_json, Format.markdown: to_markdown, Format.csv: to_csv}[fmt](results)
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def check_device(device: str) -> str:
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        raise OptlabError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise OptlabError(
+                f"--device {device}: CUDA is not available here (torch {torch.__version__}, "
+                f"{'no GPU found' if torch.version.cuda else 'built without CUDA'}); use --device cpu or auto"
+            )
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise OptlabError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) present")
+    return device
+
+
+def preset_toml(preset: Any) -> str:
+    """The resolved preset as TOML (TOML has no null: unset fields are left out)."""
+    import tomli_w
+
+    return tomli_w.dumps(preset.model_dump(mode="json", exclude_none=True))
+
+
+def first_sentence(text: str) -> str:
+    text = " ".join(text.split())
+    match = re.match(r"(.+?[.!?])(\s|$)", text)
+    return match.group(1) if match else text

@@ -1,0 +1,78 @@
+"""`optlab runs` and `optlab report`: read run directories back from disk."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import typer
+
+from optlab.cli.common import Format, emit, stderr_console, user_errors
+from optlab.errors import OptlabError
+
+
+def register(app: typer.Typer) -> None:
+    """Add `runs` and `report` to the `optlab` command."""
+
+    @app.command("runs")
+    def runs_list(
+        directory: Path = typer.Option(Path("runs"), "--dir", help="Folder holding run directories."),
+    ) -> None:
+        """List run directories, newest first."""
+        import time as _time
+        from collections import Counter
+
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
+        from optlab.console.tables import STATUS_STYLES, print_table
+        from optlab.runs.reports import best_result, read_run_dir
+        from optlab.runs.store import load_results
+
+        dirs = (
+            [p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")]
+            if directory.is_dir()
+            else []
+        )
+        if not dirs:
+            stderr_console().print(f"no run directories in {directory}")
+            return
+        entries = []
+        for path in dirs:
+            started, row = path.stat().st_mtime, None
+            with contextlib.suppress(Exception):  # a broken directory is listed as unreadable
+                results = load_results(path) if (path / "results.json").is_file() else read_run_dir(path)[0]
+                counts = Counter(str(r.get("status")) for r in results.get("runs") or [])
+                statuses = Text(", ").join(
+                    Text(f"{n} {s}", style=STATUS_STYLES.get(s, "")) for s, n in counts.items()
+                )
+                row = (Text(str(results.get("preset", {}).get("name", "-"))), statuses, best_result(results))
+                started = _time.mktime(_time.strptime(str(results["started_at"])[:19], "%Y-%m-%dT%H:%M:%S"))
+            entries.append((started, path, row))
+        table = Table(header_style="bold")
+        for column in ("path", "preset", "date", "runs", "best"):
+            table.add_column(column, no_wrap=column != "runs")
+        for started, path, row in sorted(entries, key=lambda e: e[0], reverse=True):
+            date = _time.strftime("%Y-%m-%d %H:%M", _time.localtime(started))
+            preset, statuses, best = row or ("-", Text("unreadable", style="red"), "-")
+            table.add_row(Text(str(path)), preset, date, statuses, best)
+        print_table(Console(), table)
+
+    @app.command()
+    def report(
+        run_dir: Path = typer.Argument(..., help="A run directory written by `optlab compare`."),
+        fmt: Format = typer.Option(Format.table, "--format", "-f", help="What to print on stdout."),
+    ) -> None:
+        """Rebuild a run directory's table, report.md and metrics.csv from what is on disk."""
+        from optlab.runs.reports import read_run_dir, write_reports
+
+        with user_errors():
+            results, bad_lines = read_run_dir(run_dir)
+            if bad_lines:
+                stderr_console().print(f"[yellow]skipped {len(bad_lines)} corrupt line(s) of events.jsonl[/]")
+            try:
+                write_reports(run_dir, results)
+            except OSError as exc:
+                raise OptlabError(f"{run_dir}: cannot write the reports ({exc.strerror or exc})") from None
+        emit(results, fmt)
