@@ -117,6 +117,7 @@ class Evil:
         return (Path.touch, (Path("/tmp/optlab-pwned"),))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the hostile file is pickled by hand
 def test_checkpoints_that_would_run_code_are_refused(tmp_path: Path) -> None:
     target = Path("/tmp/optlab-pwned")
     target.unlink(missing_ok=True)
