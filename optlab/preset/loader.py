@@ -388,7 +388,15 @@ def load_preset(ref: str, overrides: list[str] | None = None, seeds: int | None 
     raw = apply_overrides(raw, overrides or [])
     if seeds is not None:
         raw = with_seeds(raw, seeds)
-    return LoadedPreset(validate_preset(raw, origin), path, raw, url)
+    # A value given on the command line is not in the file: say so, or the user looks for it there.
+    given = [f"--set {item}" for item in overrides or []] + ([f"--seeds {seeds}"] if seeds is not None else [])
+    try:
+        preset = validate_preset(raw, origin)
+    except PresetError as exc:
+        if not given:
+            raise
+        raise PresetError(str(exc).replace(f"{origin}: ", f"{origin} (with {' '.join(given)}): ")) from None
+    return LoadedPreset(preset, path, raw, url)
 
 
 def load_preset_text(text: str, origin: str = "<preset>") -> LoadedPreset:

@@ -148,6 +148,9 @@ def test_malformed_toml_names_line_and_column(tmp_path: Path) -> None:
         (["nope.x=1"], "unknown section 'nope'"),
         (["runs.zzz.lr=1"], "no run named 'zzz'"),
         (["train.epochz=1"], "did you mean 'epochs'"),
+        # an invalid value given on the command line is reported as such, not as the file's
+        (["train.epochs=0"], r"quickstart.toml \(with --set train.epochs=0\): train.epochs"),
+        (["runs.adam.batch_size=0"], r"\(with --set runs.adam.batch_size=0\).*batch_size"),
     ],
 )
 def test_bad_set_overrides(overrides: list[str], fragment: str) -> None:
