@@ -54,10 +54,26 @@ def _differences(spec: ResolvedRun, saved_json: str) -> list[str]:
     return sorted(k for k in current.keys() | saved.keys() if k != "device" and current.get(k) != saved.get(k))
 
 
+def _refuse_a_second_writer(root: Path) -> None:
+    """Two processes appending to one run directory would interleave their records; --force
+    does not override this (there is nothing to force: wait or stop the other one)."""
+    from optlab.runs.owner import OWNER_FILE, read_owner
+
+    owner = read_owner(root)
+    if owner is None or owner.alive is False:
+        return
+    where = "still training into it" if owner.alive else "training into it from another machine"
+    raise RunDirError(
+        f"{root}: a process is {where} ({owner.describe()}); stop it first (Ctrl-C there, or "
+        f"`optlab view {root}`, q, s), or, if that process is not optlab, delete {root / OWNER_FILE}"
+    )
+
+
 def plan_resume(root: Path, device: str, force: bool = False) -> ResumePlan:
     preset_path = root / "preset.toml"
     if not preset_path.is_file():
         raise RunDirError(f"{root}: not a run directory (no preset.toml)")
+    _refuse_a_second_writer(root)
     log = read_events(root)
     results = replay(log.events)
     status = {run["name"]: run["status"] for run in results["runs"]}

@@ -2,6 +2,7 @@
 
     DIR/preset.toml          the resolved preset that produced it
     DIR/events.jsonl         append-only events, one JSON object per line
+    DIR/owner.json           the process training into DIR, while it does (runs/owner.py)
     DIR/results.json         rewritten atomically at every epoch end and run end
     DIR/report.md, metrics.csv
     DIR/runs/NAME/predictions.npz, checkpoint-last.pt, checkpoint-best.pt, log.txt
@@ -109,6 +110,9 @@ class RunStore:
                     with open(events, "ab") as fh:
                         fh.write(b"\n")
             self._events = open(events, "a", encoding="utf-8")  # noqa: SIM115 (lives with the sink)
+            from optlab.runs.owner import claim  # owner.py builds on this module
+
+            claim(root)
         self._last_flush = self._last_fsync = time.monotonic()
 
     @contextlib.contextmanager
@@ -164,6 +168,8 @@ class RunStore:
                 atomic_write_bytes(self.run_dir(run) / "checkpoint-best.pt", data)
 
     def close(self) -> None:
+        from optlab.runs.owner import release
+
         with self._writing():
             if not self._events.closed:
                 try:
@@ -171,6 +177,7 @@ class RunStore:
                 finally:
                     self._events.close()
         self.write_results()
+        release(self.root)
 
     @property
     def results(self) -> dict[str, Any]:

@@ -114,6 +114,11 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path: Pat
             time.sleep(0.01)
         write_control(root, paused=True)
         time.sleep(0.5)
+        # A second writer on a directory that is being trained into is refused, --force or not.
+        for extra in ((), ("--force",)):
+            refused = invoke("resume", str(root), "--quiet", *extra)
+            assert refused.exit_code == 2
+            assert "still training into it" in refused.output and f"pid {child.pid}" in refused.output
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
@@ -125,6 +130,8 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path: Pat
     assert "resuming momentum (from epoch" in resumed.stderr
     assert json.loads(resumed.stdout)["runs"][0]["status"] == "finished"
     assert comparable(root) == comparable(tmp_path / "straight")
+    # Finished training leaves no owner behind (the killed one's record was taken over).
+    assert not (root / "owner.json").exists() and not (tmp_path / "straight" / "owner.json").exists()
 
     again = optlab("resume", str(root), "--quiet", "--device", "cpu", cwd=tmp_path)
     assert again.returncode == 0
