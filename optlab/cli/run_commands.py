@@ -6,9 +6,20 @@ import contextlib
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
 from optlab.cli.common import Format, emit, stderr_console, user_errors
 from optlab.errors import OptlabError
+
+
+def _liveness(path: Path) -> Text:
+    """Runs recorded as running are live only while their process is."""
+    from optlab.runs.owner import read_owner
+
+    owner = read_owner(path)
+    if owner is None or owner.alive is False:
+        return Text(" (not training: optlab resume)", style="yellow")
+    return Text(" (live)" if owner.alive else f" (on {owner.host})", style="green")
 
 
 def register(app: typer.Typer) -> None:
@@ -47,6 +58,8 @@ def register(app: typer.Typer) -> None:
                 statuses = Text(", ").join(
                     Text(f"{n} {s}", style=STATUS_STYLES.get(s, "")) for s, n in counts.items()
                 )
+                if "running" in counts:
+                    statuses.append(_liveness(path))
                 row = (Text(str(results.get("preset", {}).get("name", "-"))), statuses, best_result(results))
                 started = _time.mktime(_time.strptime(str(results["started_at"])[:19], "%Y-%m-%dT%H:%M:%S"))
             entries.append((started, path, row))

@@ -119,11 +119,13 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path: Pat
             refused = invoke("resume", str(root), "--quiet", *extra)
             assert refused.exit_code == 2
             assert "still training into it" in refused.output and f"pid {child.pid}" in refused.output
+        assert "(live)" in invoke("runs", "--dir", str(tmp_path)).output
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
     assert child.returncode == -signal.SIGKILL
     assert ended_runs(root) == set(), "the kill came too late to test resuming"
+    assert "not training: optlab resume" in invoke("runs", "--dir", str(tmp_path)).output
 
     resumed = optlab("resume", str(root), "--quiet", "--device", "cpu", "--format", "json", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
@@ -139,7 +141,7 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path: Pat
 
 
 def invoke(*args: str) -> Any:
-    return CliRunner().invoke(app, list(args))
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "300"})
 
 
 def test_resume_of_something_that_is_not_a_run_dir(tmp_path: Path) -> None:
