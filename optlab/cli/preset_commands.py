@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from optlab.cli.common import first_sentence, stderr_console, user_errors
+from optlab.cli.common import first_sentence, preset_toml, stderr_console, user_errors
 from optlab.errors import OptlabError, PresetError, RunDirError
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
@@ -220,11 +220,30 @@ def register(presets_app: typer.Typer) -> None:
         print_table(Console(), table)
 
     @presets_app.command("show")
-    def presets_show(name: str = typer.Argument(..., help="Preset name or path.")) -> None:
-        """Print a preset's TOML text (stdout) and which file it came from (stderr)."""
-        from optlab.preset.loader import find_preset, preset_sources
+    def presets_show(
+        name: str = typer.Argument(..., help="Preset name, path or http(s) URL."),
+        resolved: bool = typer.Option(
+            False, "--resolved", "-r", help="Print it resolved: extends followed, --set applied, defaults filled in."
+        ),
+        overrides: list[str] | None = typer.Option(
+            None, "--set", "-s", metavar="KEY=VALUE", help="Override a field (with --resolved)."
+        ),
+    ) -> None:
+        """Print a preset's TOML (stdout) and which file or URL it came from (stderr)."""
+        from optlab.preset.fetch import fetch_text, is_url
+        from optlab.preset.loader import find_preset, load_preset, preset_sources
 
         with user_errors():
+            if resolved or overrides:
+                loaded = load_preset(name, overrides or [])
+                sys.stderr.write(f"optlab: {loaded.origin} resolved, {len(loaded.resolved_runs())} run(s)\n")
+                sys.stdout.write(preset_toml(loaded.preset))
+                return
+            if is_url(name):
+                text = fetch_text(name)
+                sys.stderr.write(f"optlab: {name} [url]\n")
+                sys.stdout.write(text if text.endswith("\n") else text + "\n")
+                return
             path = find_preset(name)
             try:
                 text = path.read_text(encoding="utf-8")

@@ -4,6 +4,7 @@ HTTP errors, `extends` relative to the URL, and `compare`'s confirmation."""
 from __future__ import annotations
 
 import threading
+import tomllib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,7 +16,7 @@ import optlab.cli.preset_commands as preset_commands
 from optlab.cli.main import app
 from optlab.errors import PresetError
 from optlab.preset.fetch import MAX_BYTES, fetch_text
-from optlab.preset.loader import load_preset
+from optlab.preset.loader import load_preset, load_preset_text
 
 TINY = """
 description = "A tiny remote experiment."
@@ -142,3 +143,17 @@ def test_compare_with_yes_runs_the_url_preset(server: str) -> None:
     assert result.exit_code == 0, result.output
     assert (Path("r3") / "results.json").is_file() and "sgd,finished" in result.output
     assert 'name = "tiny"' in (Path("r3") / "preset.toml").read_text()
+
+
+def test_presets_show_a_url_as_written_and_resolved(server: str) -> None:
+    shown = CliRunner().invoke(app, ["presets", "show", f"{server}/child.toml"])
+    assert shown.exit_code == 0, shown.output
+    assert 'extends = "tiny.toml"' in shown.stdout and f"{server}/child.toml [url]" in shown.stderr
+
+    resolved = CliRunner().invoke(app, ["presets", "show", f"{server}/child.toml", "--resolved", "-s", "train.seed=4"])
+    assert resolved.exit_code == 0, resolved.output
+    doc = tomllib.loads(resolved.stdout)  # stdout is TOML alone: the base followed, overrides applied
+    assert "extends" not in doc and doc["train"]["epochs"] == 2 and doc["train"]["seed"] == 4
+    assert doc["runs"][0]["name"] == "sgd" and doc["data"]["train_limit"] == 200
+    direct = load_preset(f"{server}/child.toml", ["train.seed=4"]).preset
+    assert load_preset_text(resolved.stdout).preset == direct
