@@ -120,7 +120,7 @@ def _second_interrupt_exits() -> Iterator[None]:
 
 @app.command()
 def compare(
-    preset: str = typer.Argument("quickstart", help="Preset name or path to a preset TOML file."),
+    preset: str = typer.Argument("quickstart", help="Preset name, path to a preset TOML file, or http(s) URL."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Run directory (default: runs/DATE-PRESET)."),
     overrides: list[str] | None = typer.Option(
         None,
