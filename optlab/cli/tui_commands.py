@@ -42,29 +42,38 @@ def _launcher() -> Callable[..., int]:
 
 
 def tui(
-    preset: str = typer.Argument("quickstart", help="Preset name or path to a preset TOML file."),
+    preset: str = typer.Argument("quickstart", help="Preset name, path to a preset TOML file, or http(s) URL."),
     overrides: list[str] | None = typer.Option(
         None, "--set", "-s", metavar="KEY=VALUE", help="Override a preset field (repeatable)."
     ),
     device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda or cuda:N."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Run directory (default: runs/DATE-PRESET)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Run a preset from a URL without asking."),
 ) -> None:
     """Train a preset's runs side by side with live charts (training outlives the terminal)."""
+    from optlab.preset.fetch import is_url
     from optlab.preset.loader import find_preset, read_toml
     from optlab.runs.store import default_run_dir
     from optlab.tui.process import TrainingProcess
 
     launch = _launcher()
+    fetched: Path | None = None
     try:
-        path = find_preset(preset)  # cheap checks first: an unknown name answers at once
-        name = str(read_toml(path).get("name") or path.stem)
+        if is_url(preset):
+            fetched, name = _confirmed_remote(preset, overrides or [], yes)
+            path, overrides = fetched, []
+        else:
+            path = find_preset(preset)  # cheap checks first: an unknown name answers at once
+            name = str(read_toml(path).get("name") or path.stem)
         if out is not None:
             check_out_dir(out)
         if not device.startswith("cuda"):  # the spelling; CUDA itself is checked where torch is
-            from optlab.cli.main import check_device
+            from optlab.cli.common import check_device
 
             check_device(device)
     except OptlabError as exc:
+        if fetched is not None:
+            fetched.unlink(missing_ok=True)
         raise _error(str(exc), exc.exit_code) from None
     # The full check (load_preset with the overrides, the device, the run directory) is the one
     # `optlab compare` makes before it writes preset.toml, and it needs torch: it runs once, in
@@ -80,11 +89,31 @@ def tui(
         process.stop(timeout=5.0)
         process.forget()
         raise typer.Exit(130) from None
+    finally:
+        if fetched is not None:  # the child has read it (and keeps it as DIR/preset.toml)
+            fetched.unlink(missing_ok=True)
     if code is not None:
         sys.stderr.write((process.error_lines() or f"optlab: error: training exited with code {code}") + "\n")
         process.forget()
         raise typer.Exit(code if code else 1)
     raise typer.Exit(launch(process=process, label=name))
+
+
+def _confirmed_remote(url: str, overrides: list[str], yes: bool) -> tuple[Path, str]:
+    """Fetch, validate and confirm a URL preset here, where the terminal is, and hand the child
+    the resolved preset that was confirmed (not the URL, whose answer could change meanwhile)."""
+    import tempfile
+
+    from optlab.cli.common import preset_toml
+    from optlab.cli.preset_commands import confirm_remote
+    from optlab.preset.loader import load_preset
+
+    loaded = load_preset(url, overrides)
+    confirm_remote(loaded, yes)
+    fd, name = tempfile.mkstemp(prefix="optlab-url-", suffix=".toml")
+    with open(fd, "w", encoding="utf-8") as fh:
+        fh.write(preset_toml(loaded.preset))
+    return Path(name), loaded.preset.name
 
 
 def view(

@@ -157,3 +157,20 @@ def test_presets_show_a_url_as_written_and_resolved(server: str) -> None:
     assert doc["runs"][0]["name"] == "sgd" and doc["data"]["train_limit"] == 200
     direct = load_preset(f"{server}/child.toml", ["train.seed=4"]).preset
     assert load_preset_text(resolved.stdout).preset == direct
+
+
+def test_tui_confirms_a_url_preset_before_anything_starts(server: str, tmp_path: Path) -> None:
+    refused = CliRunner().invoke(app, ["tui", f"{server}/child.toml", "--out", str(tmp_path / "run")])
+    assert refused.exit_code == 2 and "pass --yes" in refused.output
+    assert not (tmp_path / "run").exists()
+
+    from optlab.cli.tui_commands import _confirmed_remote
+
+    # What the training child gets is the preset that was shown and confirmed, resolved.
+    path, name = _confirmed_remote(f"{server}/child.toml", ["train.seed=5"], yes=True)
+    try:
+        handed = load_preset(str(path)).preset
+        assert handed == load_preset(f"{server}/child.toml", ["train.seed=5"]).preset
+        assert name == handed.name and handed.train.seed == 5
+    finally:
+        path.unlink()
