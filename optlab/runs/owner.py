@@ -53,7 +53,8 @@ def release(root: Path) -> None:
             (root / OWNER_FILE).unlink()
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` (on this machine) still runs."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -79,5 +80,5 @@ def read_owner(root: Path) -> Owner | None:
         pid, host = int(doc["pid"]), str(doc["host"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    alive = _pid_alive(pid) if host == socket.gethostname() else None
+    alive = pid_alive(pid) if host == socket.gethostname() else None
     return Owner(pid, host, str(doc.get("started_at", "?")), alive)

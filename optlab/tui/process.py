@@ -59,19 +59,17 @@ def pid_path(run_dir: Path) -> Path:
 
 
 def child_alive(run_dir: Path) -> bool | None:
-    """Whether the training process the TUI started for `run_dir` still runs (None: unknown,
-    e.g. a headless `optlab compare`)."""
+    """Whether the training process for `run_dir` still runs: the child the TUI started, or
+    whichever process the run directory names as its writer (a headless `optlab compare`).
+    None: unknown (no record, or a process on another machine)."""
+    from optlab.runs.owner import pid_alive, read_owner
+
     try:
         pid = int(pid_path(run_dir).read_text().strip())
     except (OSError, ValueError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        owner = read_owner(run_dir)
+        return owner.alive if owner is not None else None
+    return pid_alive(pid)
 
 
 def check_run_dir(path: Path) -> Path:

@@ -57,3 +57,17 @@ def test_an_unreaped_child_that_ended_counts_as_ended(tmp_path: Path) -> None:
 def test_a_garbled_record_reads_as_no_owner(tmp_path: Path) -> None:
     (tmp_path / OWNER_FILE).write_text("{not json")
     assert read_owner(tmp_path) is None
+
+
+def test_view_knows_whether_a_headless_compare_still_trains(tmp_path: Path) -> None:
+    from optlab.tui.process import child_alive
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    assert child_alive(run_dir) is None  # no record: cannot tell
+    claim(run_dir)
+    assert child_alive(run_dir) is True
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    record = {"pid": int(ended.stdout), "host": socket.gethostname(), "started_at": "?"}
+    (run_dir / OWNER_FILE).write_text(json.dumps(record))
+    assert child_alive(run_dir) is False  # killed: the view says training is not running
