@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from optlab.errors import PresetError
 from optlab.preset.expand import expand
 from optlab.preset.fetch import fetch_text, is_url, url_stem
+from optlab.preset.overrides import apply_overrides
 from optlab.preset.schema import TRAIN_DEFAULTS, ModelConfig, Preset, ResolvedRun, RunConfig
 
 MAX_EXTENDS_DEPTH = 16
@@ -98,51 +99,6 @@ def parse_toml(text: str, origin: str) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         # The message already carries "(at line L, column C)".
         raise PresetError(f"{origin}: malformed TOML: {exc}") from None
-
-
-# ---------------------------------------------------------------- --set overrides
-
-
-def parse_value(text: str) -> Any:
-    """`--set` values are TOML values; a bare word that is not valid TOML is a string."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `key.path=value` overrides. `runs.NAME.field` targets one run;
-    `train.*` / `model.*` / `data.*` set the shared defaults."""
-    result = json.loads(json.dumps(raw))  # deep copy of plain TOML data
-    for item in overrides:
-        key, sep, value_text = item.partition("=")
-        key = key.strip()
-        if not sep or not key or any(not part for part in key.split(".")):
-            raise PresetError(f"--set {item!r}: expected key=value, e.g. --set train.epochs=2")
-        parts = key.split(".")
-        value = parse_value(value_text.strip())
-        if parts[0] == "runs":
-            if len(parts) < 3:
-                raise PresetError(f"--set {item!r}: use runs.RUN_NAME.FIELD=value")
-            runs = result.get("runs") or []
-            match = [r for r in runs if isinstance(r, dict) and r.get("name") == parts[1]]
-            if not match:
-                names = ", ".join(str(r.get("name")) for r in runs if isinstance(r, dict))
-                raise PresetError(f"--set {item!r}: no run named {parts[1]!r}; runs: {names}")
-            target, path = match[0], parts[2:]
-        else:
-            if parts[0] not in Preset.model_fields:
-                allowed = ", ".join(f for f in Preset.model_fields if f != "runs")
-                raise PresetError(f"--set {item!r}: unknown section {parts[0]!r}; allowed: {allowed}, runs")
-            target, path = result, parts
-        for part in path[:-1]:
-            nxt = target.setdefault(part, {})
-            if not isinstance(nxt, dict):
-                raise PresetError(f"--set {item!r}: {part!r} is not a table")
-            target = nxt
-        target[path[-1]] = value
-    return result
 
 
 # ---------------------------------------------------------------- validation

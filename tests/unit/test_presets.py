@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 
 from optlab.errors import PresetError
 from optlab.preset.loader import (
-    apply_overrides,
     bundled_dir,
     load_preset,
     load_preset_text,
     preset_sources,
 )
+from optlab.preset.overrides import apply_overrides
 from optlab.preset.schema import Preset
 
 GOOD = """
