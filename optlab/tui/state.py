@@ -27,6 +27,7 @@ from optlab.training.events import (
     RunStarted,
     event_from_dict,
 )
+from optlab.tui.seeds import Grouping
 
 X_AXES = ("step", "epoch", "samples", "time")
 X_LABELS = {"step": "step", "epoch": "epoch", "samples": "samples seen", "time": "training time (s)"}
@@ -193,6 +194,7 @@ class ExperimentState:
         self.ended = False
         self.events_seen = 0
         self.version = 0
+        self._grouping: tuple[int, Grouping] | None = None
 
     @property
     def doc(self) -> dict[str, Any]:
@@ -212,6 +214,13 @@ class ExperimentState:
 
     def run(self, name: str) -> dict[str, Any]:
         return self.builder.run(name)
+
+    @property
+    def grouping(self) -> Grouping:
+        """Runs by configuration; rebuilt only when an event arrived since the last call."""
+        if self._grouping is None or self._grouping[0] != self.version:
+            self._grouping = (self.version, Grouping.from_doc(self.doc))
+        return self._grouping[1]
 
     def run_series(self, name: str) -> RunSeries:
         if name not in self.series:

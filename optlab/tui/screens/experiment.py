@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 from rich.text import Text
 from textual import work
@@ -18,11 +17,18 @@ from textual.containers import Container
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from optlab.errors import OptlabError
+from optlab.preset.export import save_to_user_dir
+from optlab.tui.headline import header_text, settings_text
 from optlab.tui.process import TrainingProcess, child_alive, log_path, read_control, write_control
 from optlab.tui.screens.details import DetailsScreen
 from optlab.tui.screens.quit import CANCEL, DETACH, STOP, QuitScreen
+from optlab.tui.screens.table_views import TableViews
+from optlab.tui.seeds import BAND_MODES
+from optlab.tui.series import chart_note, group_series, run_series
 from optlab.tui.state import ENDED_STATUSES, X_AXES, X_LABELS, EventTail, ExperimentState, format_eta
-from optlab.tui.widgets.chart import FADED, Chart, Series, run_color
+from optlab.tui.widgets.chart import Chart
+from optlab.tui.widgets.seeds_table import RankingLine, SeedsTable
 from optlab.tui.widgets.tables import FinalTable, RunsTable
 
 SMOOTHING = (0.0, 0.6, 0.9)
@@ -30,22 +36,6 @@ LAYOUTS = ("grid", "loss", "lr", "val")
 TICK_S = 0.25  # how often events.jsonl is read
 CHART_EVERY_S = 1.0  # charts are rebuilt at most this often for new data (keys redraw at once)
 STOP_TIMEOUT_S = 60.0
-
-
-def model_text(preset: dict[str, Any]) -> str:
-    model = preset.get("model") or {}
-    name = model.get("name", "?")
-    if name == "mlp" and model.get("hidden") is not None:
-        return f"mlp {model['hidden']}"
-    if name == "cnn" and model.get("channels") is not None:
-        return f"cnn {model['channels']}"
-    return str(name)
-
-
-def clock(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
 
 
 class ExperimentScreen(Screen[None]):
@@ -61,6 +51,8 @@ class ExperimentScreen(Screen[None]):
         Binding("c", "cycle_layout", "layout"),
         Binding("o", "cycle_sort", "sort"),
         Binding("t", "toggle_table", "runs/final", show=False),
+        Binding("b", "cycle_band", "band"),  # shown only with repeated seeds (check_action)
+        Binding("w", "save_preset", "save preset"),  # not ctrl+s: many terminals take it for XOFF
     ]
 
     def __init__(self, run_dir: Path, process: TrainingProcess | None = None, preset_label: str = "") -> None:
@@ -73,7 +65,10 @@ class ExperimentScreen(Screen[None]):
         self.log_y = False
         self.smoothing = 0.0
         self.x_axis = "step"
-        self.highlight: str | None = None
+        self.highlight: str | None = None  # a run, or with repeated seeds a configuration
+        self.band_mode = BAND_MODES[0]
+        self.repeats = False
+        self.saved_presets: list[Path] = []
         self.layout_mode = "grid"
         self.layout_chosen = False
         self.paused = False if process is not None else bool(read_control(run_dir).get("paused"))
@@ -82,7 +77,6 @@ class ExperimentScreen(Screen[None]):
         self.charts_dirty = True
         self.last_chart_s = 0.0
         self.final_version = -1
-        self.showing_final = False
         self.stopping_since: float | None = None
         self.ticks = 0
         self._header = ""
@@ -95,6 +89,8 @@ class ExperimentScreen(Screen[None]):
         yield Static(id="status")
         yield RunsTable(id="runs")
         yield FinalTable(id="final")
+        yield SeedsTable(id="seeds-table")
+        yield RankingLine(id="ranking")
         with Container(id="charts"):
             yield Chart("training loss", id="chart-loss")
             yield Chart("learning rate", id="chart-lr")
@@ -109,6 +105,14 @@ class ExperimentScreen(Screen[None]):
     def final_table(self) -> FinalTable:
         return self.query_one("#final", FinalTable)
 
+    @property
+    def seeds_table(self) -> SeedsTable:
+        return self.query_one("#seeds-table", SeedsTable)
+
+    @property
+    def showing_final(self) -> bool:
+        return self.tables.view != "runs"
+
     def chart(self, key: str) -> Chart:
         return self.query_one(f"#chart-{key}", Chart)
 
@@ -118,6 +122,8 @@ class ExperimentScreen(Screen[None]):
         return "grid" if size.width >= 100 and size.height >= 30 else "loss"
 
     def on_mount(self) -> None:
+        self.tables = TableViews(self.runs_table, self.final_table, self.seeds_table,
+                                 self.query_one("#ranking", RankingLine))
         self.set_layout(self.fitting_layout())
         self.runs_table.focus()
         self.tick()
@@ -159,6 +165,9 @@ class ExperimentScreen(Screen[None]):
                     )
                 self.runs_table.sync(self.state, self.highlight)
                 self.charts_dirty = True
+                if self.state.grouping.repeats != self.repeats:  # known once the run names are
+                    self.repeats = self.state.grouping.repeats
+                    self.refresh_bindings()
             if exit_code is not None and self.child_exit is None:
                 self.child_exit = exit_code
                 if exit_code != 0 or not self.state.ended:
@@ -186,24 +195,13 @@ class ExperimentScreen(Screen[None]):
 
     def update_header(self) -> None:
         doc = self.state.doc
-        preset = doc.get("preset") or {}
-        dataset = doc.get("dataset") or {}
         if self.state.ended:
             elapsed = float(doc.get("wall_time_s") or 0.0)
         elif self.state.started_time:
             elapsed = time.time() - self.state.started_time
         else:
             elapsed = time.monotonic() - self.opened_at
-        parts = [
-            str(preset.get("name") or self.preset_label or self.run_dir.name),
-            f"{dataset.get('name', '…')}, {dataset.get('n_train', '?')} train"
-            if dataset
-            else "dataset …",
-            model_text(preset) if preset else "model …",
-            str(doc.get("device") or "device …"),
-            clock(elapsed),
-        ]
-        text = "optlab │ " + " │ ".join(parts)
+        text = header_text(doc, self.preset_label or self.run_dir.name, elapsed)
         if text != self._header:
             self._header = text
             self.query_one("#header", Static).update(text)
@@ -237,69 +235,52 @@ class ExperimentScreen(Screen[None]):
 
     def update_status(self) -> None:
         text = self.status_message()
-        settings = [f"x: {self.x_axis}"]
-        if self.log_y:
-            settings.append("log")
-        if self.smoothing:
-            settings.append(f"EMA {self.smoothing}")
-        if self.highlight:
-            settings.append(f"highlight {self.highlight}")
-        text.append("   " + " · ".join(settings), style="dim")
+        band = self.band_mode if self.repeats else None
+        settings = settings_text(self.x_axis, self.log_y, self.smoothing, self.highlight, band)
+        text.append("   " + settings, style="dim")
         if text != self._status:
             self._status = text
             self.query_one("#status", Static).update(text)
 
     def update_charts(self) -> None:
         state, axis = self.state, self.x_axis
-        metric = "val_loss" if state.task == "regression" else "val_accuracy"
-        loss: list[Series] = []
-        lr: list[Series] = []
-        val: list[Series] = []
-        for index, name in enumerate(state.run_names):
-            color = FADED if self.highlight and name != self.highlight else run_color(index)
-            loss.append(Series(name, *state.train_loss(name, axis, self.smoothing), color, run=name))
-            loss.append(
-                Series(f"{name} val", *state.val_metric(name, axis, "val_loss"), color, run=name,
-                       style="points", legend=False)
-            )
-            lr.append(Series(name, *state.learning_rate(name, axis), color, run=name))
-            val.append(Series(name, *state.val_metric(name, axis, metric), color, run=name, style="points"))
+        if state.grouping.repeats and self.band_mode != "seeds":
+            series, _ = group_series(state, axis, self.smoothing, self.highlight, self.band_mode)
+        else:
+            series = run_series(state, axis, self.smoothing, self.highlight)
         smooth = f", EMA {self.smoothing}" if self.smoothing else ""
         self.chart("loss").title = f"loss: train (line{smooth}), validation (•)"
-        for key, series in (("loss", loss), ("lr", lr), ("val", val)):
+        note = chart_note(state, self.band_mode)
+        for key in ("loss", "lr", "val"):
             chart = self.chart(key)
             chart.x_label = X_LABELS[axis]
             chart.log_y = self.log_y and key != "val"
-            chart.set_series(series)
+            chart.note = note
+            chart.set_series(series[key])
         self.charts_dirty = False
         self.last_chart_s = time.monotonic()
 
     def show_final(self) -> None:
         self.final_version = self.state.version
-        self.final_table.show(self.state.doc)
-        if not self.showing_final:
-            self.toggle_final(True)
-
-    def toggle_final(self, show: bool) -> None:
-        self.showing_final = show
-        self.runs_table.display = not show
-        self.final_table.display = show
-        (self.final_table if show else self.runs_table).focus()
+        self.tables.show_final(self.state.doc)
 
     # ------------------------------------------------------------ selection
 
     def selected(self) -> str | None:
-        table = self.final_table if self.showing_final else self.runs_table
-        return table.selected()
+        return self.tables.selected()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         name = event.row_key.value
-        if name is not None:
+        if name is None:
+            return
+        if event.data_table is self.seeds_table:
+            self.tables.open_group(str(name))
+        else:
             self.app.push_screen(DetailsScreen(self.state.run(str(name)), self.state.task, self.run_dir))
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        if event.data_table is self.final_table and event.column_key.value:
-            self.final_table.sort_by(str(event.column_key.value), self.state.doc)
+        if event.column_key.value:
+            self.tables.sort_by(event.data_table, str(event.column_key.value), self.state.doc)
 
     # ------------------------------------------------------------ actions
 
@@ -328,7 +309,8 @@ class ExperimentScreen(Screen[None]):
 
     def action_highlight(self) -> None:
         name = self.selected()
-        self.highlight = None if name is None or name == self.highlight else name
+        key = None if name is None else self.state.grouping.key(name)  # seeds: the configuration
+        self.highlight = None if key is None or key == self.highlight else key
         self.runs_table.sync(self.state, self.highlight)
         self.update_charts()
         self.update_status()
@@ -359,14 +341,32 @@ class ExperimentScreen(Screen[None]):
         self.notify(f"stopping {name}")
 
     def action_cycle_sort(self) -> None:
-        if self.showing_final:
-            self.final_table.cycle_sort(self.state.doc)
-        else:
+        if not self.tables.cycle_sort(self.state.doc):
             self.notify("sorting applies to the final table", severity="information")
 
     def action_toggle_table(self) -> None:
         if self.state.finished:
-            self.toggle_final(not self.showing_final)
+            self.tables.cycle()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # The band key means nothing without repeated seeds: hidden, so such a screen is unchanged.
+        return self.repeats if action == "cycle_band" else True
+
+    def action_cycle_band(self) -> None:
+        self.band_mode = BAND_MODES[(BAND_MODES.index(self.band_mode) + 1) % len(BAND_MODES)]
+        self.update_charts()
+        self.update_status()
+
+    def action_save_preset(self) -> None:
+        """The experiment as it runs (overrides and seeds applied) as a preset in the user's
+        preset directory, where the start screen and `optlab compare NAME` find it."""
+        try:
+            path = save_to_user_dir(self.run_dir)
+        except OptlabError as exc:
+            self.notify(f"cannot save the preset: {exc}", severity="error", timeout=8)
+            return
+        self.saved_presets.append(path)
+        self.notify(f"saved preset {path.stem!r} to {path}", timeout=8)
 
     def action_request_quit(self) -> None:
         if not self.live:

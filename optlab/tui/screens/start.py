@@ -53,6 +53,8 @@ def describe(source: PresetSource) -> Text:
     facts = [f"dataset {data.get('dataset', 'digits')}", f"model {model.get('name', 'mlp')}"]
     if train.get("epochs"):
         facts.append(f"{train['epochs']} epochs")
+    if isinstance(train.get("seeds"), list):  # each run repeated: the runs below are configurations
+        facts.append(f"seeds {', '.join(str(s) for s in train['seeds'])}")
     text.append(" · ".join(facts) + "\n\n", style="dim")
     runs = [r for r in raw.get("runs") or [] if isinstance(r, dict)]
     text.append(f"{len(runs)} runs:\n", style="bold")
@@ -60,7 +62,8 @@ def describe(source: PresetSource) -> Text:
         opt = run.get("optimizer") or {}
         detail = f"{opt.get('name', '')} lr={opt['lr']}" if "lr" in opt else str(opt.get("name", ""))
         text.append(f"  {run.get('name', '?')}", style="bold")
-        text.append(f"  {detail}\n", style="dim")
+        seeds = f", seeds {', '.join(str(s) for s in run['seeds'])}" if isinstance(run.get("seeds"), list) else ""
+        text.append(f"  {detail}{seeds}\n", style="dim")
     return text
 
 

@@ -39,6 +39,8 @@ class Series:
     run: str = ""
     style: str = "line"  # "line" (braille) or "points" (dotted, e.g. per-epoch values)
     legend: bool = True
+    band: str = ""  # "lower" / "upper": a bound of a configuration's band over seeds, drawn under the means
+    legend_label: str = ""  # the legend's entry when it is not `label` (seeds share their configuration's)
 
 
 def _clean(xs: Sequence[float], ys: Sequence[float], log_y: bool) -> tuple[list[float], list[float], int]:
@@ -62,7 +64,7 @@ def _signature(series: Sequence[Series]) -> tuple[object, ...]:
     """What identifies a set of series for drawing, without copying the data: points are only
     ever appended, replaced wholesale (smoothing, x axis), or restyled."""
     return tuple(
-        (s.label, s.color, s.style, s.legend, len(s.xs), len(s.ys),
+        (s.label, s.color, s.style, s.legend, s.band, len(s.xs), len(s.ys),
          s.xs[-1] if len(s.xs) else None, s.ys[-1] if len(s.ys) else None,
          s.xs[0] if len(s.xs) else None, s.ys[1] if len(s.ys) > 1 else None)
         for s in series
@@ -109,6 +111,7 @@ class Chart(Vertical):
         self.error = ""
         self.drawn = ""  # plain text of the last figure drawn
         self.plotted: list[int] = []  # points per series in the last figure, after downsampling
+        self._note = ""  # what the series are (e.g. "mean over seeds, band min–max"), in the subtitle
         self._signature: tuple[object, ...] | None = None
         self.canvas = _Canvas(self)
         self.legend = Static("", classes="chart--legend")
@@ -150,6 +153,16 @@ class Chart(Vertical):
             self.canvas.refresh()
             self._update_subtitle()
 
+    @property
+    def note(self) -> str:
+        return self._note
+
+    @note.setter
+    def note(self, value: str) -> None:
+        if value != self._note:
+            self._note = value
+            self._update_subtitle()
+
     def set_series(self, series: list[Series]) -> None:
         """Replace every series; the figure is rebuilt on the next repaint, and only when
         something it shows changed (a plotext build costs tens of milliseconds of the CPU
@@ -165,7 +178,7 @@ class Chart(Vertical):
     # ------------------------------------------------------------ drawing
 
     def _update_subtitle(self) -> None:
-        parts = []
+        parts = [self._note] if self._note else []
         if self._log_y:
             parts.append("log")
         if self._log_y and self.hidden_points:
@@ -176,13 +189,14 @@ class Chart(Vertical):
         text = Text(no_wrap=False, overflow="fold")
         seen: set[str] = set()
         for s in self.series:
-            if not s.legend or s.label in seen:
+            label = s.legend_label or s.label
+            if not s.legend or label in seen:
                 continue
-            seen.add(s.label)
+            seen.add(label)
             if text:
                 text.append("  ")
             text.append("■ ", style=rich_color(s.color))
-            text.append(s.label, style="dim" if s.color == FADED else "")
+            text.append(label, style="dim" if s.color == FADED else "")
         self.legend.update(text)
 
     def draw(self, plt: object, width: int) -> None:
@@ -203,12 +217,13 @@ class Chart(Vertical):
         self.plotted = [len(xs) for _, xs, _ in cleaned]
         # plotext fails on a log axis with no data at all: fall back to linear then.
         p.yscale("log" if self._log_y and cleaned else "linear")  # type: ignore[attr-defined]
-        # Faded series first, so the highlighted ones are drawn on top.
-        for s, xs, ys in sorted(cleaned, key=lambda item: item[0].color != FADED):
+        # Faded series first, then bands, so the highlighted series and the means are on top.
+        for s, xs, ys in sorted(cleaned, key=lambda item: (item[0].color != FADED, not item[0].band)):
             if s.style == "line":
                 p.plot(xs, ys, color=s.color, marker="braille")  # type: ignore[attr-defined]
-            else:  # per-epoch values: unconnected dots, so they read apart from the train line
-                p.scatter(xs, ys, color=s.color, marker="•")  # type: ignore[attr-defined]
+            else:  # per-epoch values: unconnected dots, so they read apart from the train line;
+                # a band's bounds as small dots above and below the mean's, like error-bar ends
+                p.scatter(xs, ys, color=s.color, marker="·" if s.band else "•")  # type: ignore[attr-defined]
         if hidden != self.hidden_points:
             self.hidden_points = hidden
             self.call_later(self._update_subtitle)

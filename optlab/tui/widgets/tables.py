@@ -17,6 +17,7 @@ from optlab.runs.reports import (
     header,
     summary_rows,
 )
+from optlab.tui.seeds import Grouping
 from optlab.tui.state import ExperimentState, format_eta
 from optlab.tui.widgets.chart import FADED, rich_color, run_color
 
@@ -63,13 +64,17 @@ def _short_number(value: Any) -> str:
     return f"{value:g}" if isinstance(value, int | float) else str(value)
 
 
-def run_cells(state: ExperimentState, name: str, index: int, highlight: str | None) -> dict[str, Any]:
-    """The cells of one run's row in the live table."""
+def run_cells(
+    state: ExperimentState, name: str, index: int, highlight: str | None, key: str | None = None
+) -> dict[str, Any]:
+    """The cells of one run's row in the live table. `index` is the colour's, `key` what the run
+    is highlighted by (its configuration when seeds are repeated; the run itself otherwise)."""
+    key = name if key is None else key
     run = state.run(name)
     config = run.get("config") or {}
     series = state.run_series(name)
     progress = run.get("progress") or {}
-    color = FADED if highlight and highlight != name else run_color(index)
+    color = FADED if highlight and highlight != key else run_color(index)
     opt = config.get("optimizer") or {}
     sched = config.get("scheduler") or {}
     epochs = config.get("epochs")
@@ -86,7 +91,7 @@ def run_cells(state: ExperimentState, name: str, index: int, highlight: str | No
     eta = state.eta_s(name) if status == "running" else None
     return {
         "swatch": Text("██", style=rich_color(color)),
-        "name": Text(name, style="bold" if highlight == name else ("dim" if highlight else "")),
+        "name": Text(name, style="bold" if highlight == key else ("dim" if highlight else "")),
         "optimizer": f"{opt.get('name', '?')} {_short_number(opt.get('lr', ''))}" if opt else "-",
         "scheduler": str(sched.get("name", "-")) if sched else "-",
         "batch": str(config.get("batch_size", "-")),
@@ -118,13 +123,14 @@ class RunsTable(DataTable):
             self.refresh()
 
     def sync(self, state: ExperimentState, highlight: str | None, force: bool = False) -> None:
-        for index, name in enumerate(state.run_names):
+        grouping = state.grouping
+        for name in state.run_names:
             version = state.run_series(name).version
             status = state.run(name).get("status")
             key = (version, highlight, status)
             if not force and self.rendered.get(name) == key:
                 continue
-            cells = run_cells(state, name, index, highlight)
+            cells = run_cells(state, name, grouping.color_index(name), highlight, grouping.key(name))
             if name not in self.rendered:
                 self.add_row(*(cells[k] for k, _ in RUN_COLUMNS), key=name)
             else:
@@ -163,7 +169,7 @@ class FinalTable(DataTable):
 
     def show(self, doc: dict[str, Any]) -> None:
         task = str((doc.get("dataset") or {}).get("task") or "multiclass")
-        names = [r["name"] for r in doc.get("runs") or []]
+        grouping = Grouping.from_doc(doc)  # with repeated seeds a run wears its configuration's colour
         selected = self.selected()
         self.cols = columns(task)
         self.rows_data = summary_rows(doc)
@@ -182,8 +188,8 @@ class FinalTable(DataTable):
             for column in self.cols:
                 text = format_value(column, row.get(column))
                 if column == "name":
-                    index = names.index(row["name"]) if row["name"] in names else 0
-                    cells.append(Text.assemble(("██ ", rich_color(run_color(index))), text))
+                    color = run_color(grouping.color_index(row["name"]))
+                    cells.append(Text.assemble(("██ ", rich_color(color)), text))
                 elif column == "status":
                     cells.append(status_text(str(row.get("status", ""))))
                 elif row["name"] in best.get(column, ()):

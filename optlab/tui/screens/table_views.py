@@ -1,0 +1,87 @@
+"""Which table the experiment screen shows, and what selecting and sorting in it mean.
+
+While training: the runs table. Once every run has ended: the final table (one row per run)
+and, when seeds were repeated, the configurations table (mean ± std and n per configuration)
+with the ranking verdict; `t` cycles through them. The widgets stay children of the screen
+(their heights are set against the screen's in optlab.tcss); this object only switches them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.widgets import DataTable
+
+from optlab.tui.seeds import Grouping
+from optlab.tui.widgets.seeds_table import RankingLine, SeedsTable
+from optlab.tui.widgets.tables import FinalTable, RunsTable
+
+RUNS, GROUPS, FINAL = "runs", "groups", "final"
+
+
+class TableViews:
+    def __init__(self, runs: RunsTable, final: FinalTable, seeds: SeedsTable, ranking: RankingLine) -> None:
+        self.runs, self.final, self.seeds, self.ranking = runs, final, seeds, ranking
+        self.view = RUNS
+        self.repeats = False  # the finished experiment repeated seeds: the configurations view exists
+        self.grouping = Grouping()
+
+    @property
+    def views(self) -> tuple[str, ...]:
+        return (RUNS, GROUPS, FINAL) if self.repeats else (RUNS, FINAL)
+
+    @property
+    def table(self) -> DataTable:
+        return {RUNS: self.runs, GROUPS: self.seeds, FINAL: self.final}[self.view]
+
+    def show_final(self, doc: dict[str, Any]) -> None:
+        """Fill the end tables from the results document, and show the first of them (the
+        configurations with repeated seeds: that is the comparison the seeds were run for)."""
+        self.grouping = Grouping.from_doc(doc)
+        self.repeats = self.grouping.repeats
+        self.final.show(doc)
+        if self.repeats:
+            self.seeds.show(doc)
+            self.ranking.show(doc)
+        if self.view == RUNS:
+            self.set(GROUPS if self.repeats else FINAL)
+
+    def set(self, view: str) -> None:
+        self.view = view
+        self.runs.display = view == RUNS
+        self.final.display = view == FINAL
+        self.seeds.display = view == GROUPS
+        self.ranking.display = view != RUNS and self.repeats
+        self.table.focus()
+
+    def cycle(self) -> None:
+        self.set(self.views[(self.views.index(self.view) + 1) % len(self.views)])
+
+    def selected(self) -> str | None:
+        """The selected run; on the configurations table, the configuration's first seed."""
+        if self.view == GROUPS:
+            group = self.seeds.selected()
+            return None if group is None else self.grouping.first_run(group)
+        return self.table.selected()  # type: ignore[attr-defined, no-any-return]
+
+    def open_group(self, group: str) -> None:
+        """Enter on a configuration: its seeds, in the final table."""
+        first = self.grouping.first_run(group)
+        self.set(FINAL)
+        rows = [str(self.final.coordinate_to_cell_key((i, 0)).row_key.value) for i in range(self.final.row_count)]
+        if first in rows:
+            self.final.move_cursor(row=rows.index(first))
+
+    def cycle_sort(self, doc: dict[str, Any]) -> bool:
+        """Sort the shown end table by its next column; False on the runs table."""
+        if self.view == GROUPS:
+            self.seeds.cycle_sort(doc)
+        elif self.view == FINAL:
+            self.final.cycle_sort(doc)
+        return self.view != RUNS
+
+    def sort_by(self, table: DataTable, column: str, doc: dict[str, Any]) -> None:
+        if table is self.final:
+            self.final.sort_by(column, doc)
+        elif table is self.seeds:
+            self.seeds.sort_by(column, doc)

@@ -1,0 +1,158 @@
+"""The configurations table of an experiment with repeated seeds: per configuration, n and its
+seeds, then mean ± sample std of each test metric, the best mean of each column in bold green;
+and the ranking verdict under it. The numbers are the `aggregates` of results.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable, Static
+
+from optlab.runs.aggregate import CLASSIFICATION_METRICS, REGRESSION_METRICS, aggregate
+from optlab.runs.reports import HIGHER_IS_BETTER, LOWER_IS_BETTER, header
+from optlab.runs.seed_reports import mean_std
+from optlab.tui.seeds import Grouping
+from optlab.tui.widgets.chart import rich_color, run_color
+from optlab.tui.widgets.tables import sort_key
+
+AGG_KEY = {"test_loss": "loss"}  # table column -> key in an aggregate group's "test"
+VERDICT_STYLES = {"distinguishable": "bold green", "not distinguishable": "bold yellow", "cannot tell": "yellow"}
+
+
+def aggregates_of(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The document's aggregates (results.json has them; a live fold recomputes them at each
+    run end), or computed now."""
+    return doc.get("aggregates") or aggregate(doc)
+
+
+def group_columns(task: str) -> tuple[str, ...]:
+    metrics = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
+    tested = tuple("test_loss" if m == "loss" else m for m in metrics)
+    return ("group", "n", "seeds", *tested, "wall_time_s")
+
+
+def stat_of(group: dict[str, Any], column: str) -> dict[str, Any] | None:
+    if column == "wall_time_s":
+        return group.get("wall_time_s")
+    return (group.get("test") or {}).get(AGG_KEY.get(column, column))
+
+
+def stat_text(group: dict[str, Any], column: str) -> str:
+    """`0.9712 ± 0.0031`; the metric's own n when it differs from the configuration's (a seed
+    whose value is undefined, say a ROC-AUC with one class present)."""
+    stat = stat_of(group, column)
+    text = mean_std(stat, column)
+    if stat and stat.get("mean") is not None and stat.get("n") != group.get("n"):
+        text += f" (n={stat['n']})"
+    return text
+
+
+def n_text(group: dict[str, Any]) -> str:
+    """Tested seeds; "2 of 3" when a seed diverged or failed (it counts in no mean)."""
+    total = len(group.get("runs") or [])
+    return str(group["n"]) if group["n"] == total else f"{group['n']} of {total}"
+
+
+def best_means(groups: list[dict[str, Any]], cols: tuple[str, ...]) -> dict[str, set[str]]:
+    """The configurations holding the best mean of each ranked column (with two or more)."""
+    best: dict[str, set[str]] = {}
+    for column in cols:
+        if column not in HIGHER_IS_BETTER and column not in LOWER_IS_BETTER:
+            continue
+        values = [(s["mean"], g["group"]) for g in groups if (s := stat_of(g, column)) and s.get("mean") is not None]
+        if len(values) < 2:
+            continue
+        target = (max if column in HIGHER_IS_BETTER else min)(v for v, _ in values)
+        best[column] = {name for v, name in values if v == target}
+    return best
+
+
+def ranking_text(doc: dict[str, Any]) -> Text:
+    ranking = (aggregates_of(doc) or {}).get("ranking") or {}
+    if not ranking.get("text"):
+        return Text("")
+    text = Text("ranking: ", style="bold")
+    text.append(str(ranking["text"]), style=VERDICT_STYLES.get(str(ranking.get("verdict")), ""))
+    return text
+
+
+class SeedsTable(DataTable):
+    """One row per configuration (row key: the group name); sortable like the final table."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.groups: list[dict[str, Any]] = []
+        self.cols: tuple[str, ...] = ()
+        self.sort_column: str | None = None
+        self.reverse = False
+
+    def show(self, doc: dict[str, Any]) -> None:
+        aggregates = aggregates_of(doc) or {}
+        task = str((doc.get("dataset") or {}).get("task") or "multiclass")
+        grouping = Grouping.from_doc(doc)
+        selected = self.selected()
+        self.cols = group_columns(task)
+        self.groups = list(aggregates.get("groups") or [])
+        best = best_means(self.groups, self.cols)
+        rows = list(self.groups)
+        if self.sort_column is not None:
+            column = self.sort_column
+            if column == "group":
+                rows.sort(key=lambda g: g["group"], reverse=self.reverse)
+            else:
+                rows.sort(key=lambda g: sort_key(column, (stat_of(g, column) or {}).get("mean")), reverse=self.reverse)
+        self.clear(columns=True)
+        for column in self.cols:
+            label = "configuration" if column == "group" else header(column)
+            if column == self.sort_column:
+                label += " ▲" if self.reverse else " ▼"
+            self.add_column(label, key=column)
+        for group in rows:
+            name = str(group["group"])
+            first = grouping.first_run(name) or name
+            cells: list[Any] = [Text.assemble(("██ ", rich_color(run_color(grouping.color_index(first)))), name),
+                                Text(n_text(group), justify="right"),
+                                ", ".join(str(s) for s in group.get("seeds") or [])]
+            for column in self.cols[3:]:
+                style = "bold green" if name in best.get(column, ()) else ""
+                cells.append(Text(stat_text(group, column), style=style, justify="right"))
+            self.add_row(*cells, key=name)
+        names = [str(g["group"]) for g in rows]
+        if selected in names:
+            self.move_cursor(row=names.index(selected))
+
+    def sortable_columns(self) -> list[str]:
+        return [c for c in self.cols if c in HIGHER_IS_BETTER or c in LOWER_IS_BETTER or c == "group"]
+
+    def cycle_sort(self, doc: dict[str, Any]) -> None:
+        options: list[str | None] = [None, *self.sortable_columns()]
+        index = options.index(self.sort_column) if self.sort_column in options else 0
+        self.sort_column = options[(index + 1) % len(options)]
+        self.reverse = False
+        self.show(doc)
+
+    def sort_by(self, column: str, doc: dict[str, Any]) -> None:
+        if column not in self.sortable_columns():
+            return
+        if column == self.sort_column:
+            self.reverse = not self.reverse
+        else:
+            self.sort_column, self.reverse = column, False
+        self.show(doc)
+
+    def cell_text(self, group: str, column: str) -> str:
+        return str(self.get_cell(group, column)).removeprefix("██ ")
+
+    def selected(self) -> str | None:
+        if not self.row_count:
+            return None
+        row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        return None if row_key.value is None else str(row_key.value)
+
+
+class RankingLine(Static):
+    """The ranking verdict on the top two configurations, under the tables."""
+
+    def show(self, doc: dict[str, Any]) -> None:
+        self.update(ranking_text(doc))
