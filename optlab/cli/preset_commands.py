@@ -15,7 +15,8 @@ from typing import Any
 import typer
 
 from optlab.cli.common import first_sentence, preset_toml, stderr_console, user_errors
-from optlab.errors import OptlabError, PresetError, RunDirError
+from optlab.errors import OptlabError, PresetError
+from optlab.preset.export import export_text
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
@@ -81,58 +82,6 @@ def new_preset_text(name: str, source: str | None) -> str:
     return f"# {name}: started from preset {source!r} ({loaded.origin}). Reference: docs/presets.md\n" + (
         tomli_w.dumps(raw)
     )
-
-
-def _versions(results: dict[str, Any]) -> tuple[str, str]:
-    from optlab import __version__
-    from optlab.runs.results import torch_version
-
-    optlab_v = str(results.get("optlab_version") or f"{__version__} (installed now; not recorded)")
-    torch_v = results.get("torch_version") or f"{torch_version()} (installed now; not recorded)"
-    return optlab_v, str(torch_v)
-
-
-def export_text(run_dir: Path) -> str:
-    """The preset that produced `run_dir`, with its seeds stated and the versions as comments."""
-    import tomli_w
-
-    from optlab.preset.loader import load_preset_text, parse_toml
-    from optlab.preset.schema import TRAIN_DEFAULTS
-    from optlab.runs.store import load_results
-
-    if not run_dir.is_dir():
-        raise RunDirError(f"{run_dir}: not a run directory (no such directory)")
-    results: dict[str, Any] = {}
-    if (run_dir / "results.json").is_file():
-        results = load_results(run_dir)
-    preset_file = run_dir / "preset.toml"
-    if preset_file.is_file():
-        raw = parse_toml(preset_file.read_text(encoding="utf-8"), str(preset_file))
-    elif results.get("preset"):
-        raw = dict(results["preset"])
-    else:
-        raise RunDirError(f"{run_dir}: not a run directory (no preset.toml or results.json)")
-    # State the seed explicitly even where the default was used: the file must not depend
-    # on what a later optlab's default is.
-    train = raw.setdefault("train", {})
-    if "seeds" not in train and "seed" not in train:
-        train["seed"] = TRAIN_DEFAULTS["seed"]
-    raw.pop("extends", None)
-    text = tomli_w.dumps(raw)
-    loaded = load_preset_text(text, str(preset_file))  # the export must validate as it stands
-    runs = loaded.resolved_runs()
-    seeds = sorted({r.seed for r in runs})
-    optlab_v, torch_v = _versions(results)
-    header = [
-        f"# Exported by `optlab presets export {run_dir}`: the exact preset of that run directory.",
-        f"# Produced with optlab {optlab_v} and torch {torch_v} on {results.get('device') or 'unknown device'}.",
-        "# The same versions on the same kind of device reproduce the same histories; torch does not",
-        "# promise identical numbers across releases or platforms.",
-        f"# {len(runs)} run(s), seed(s) {', '.join(str(s) for s in seeds)}: {', '.join(r.name for r in runs)}",
-        "# Reproduce with: optlab compare THIS_FILE.toml",
-        "",
-    ]
-    return "\n".join(header) + text
 
 
 # ---------------------------------------------------------------- compare: presets from URLs
@@ -309,7 +258,7 @@ def register(presets_app: typer.Typer) -> None:
     ) -> None:
         """Print (or write) the exact preset that produced a run directory, seeds and versions included."""
         with user_errors():
-            text = export_text(run_dir)
+            text = export_text(run_dir)  # optlab.preset.export: the TUI's save key shares it
             if output is not None:
                 _write_new(output, text)
         if output is None:

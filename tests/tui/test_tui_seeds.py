@@ -281,16 +281,6 @@ def test_a_saved_preset_never_shadows_a_known_one(tmp_path: Path, monkeypatch: p
     assert safe_stem("../../etc/passwd") == "etc-passwd" and safe_stem("  ") == "preset"
 
 
-def test_export_text_matches_the_cli_export(tmp_path: Path) -> None:
-    """The core function is the CLI's `presets export` output, so the CLI can call it."""
-    from optlab.cli.preset_commands import export_text as cli_export
-    from optlab.preset.export import export_text
-
-    (tmp_path / "preset.toml").write_text(SEEDED.replace("seeds = [0, 1, 2]", ""))
-    assert export_text(tmp_path) == cli_export(tmp_path)
-    assert "seed = 0" in export_text(tmp_path)
-
-
 # ---------------------------------------------------------------- the parts
 
 
