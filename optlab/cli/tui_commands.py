@@ -48,6 +48,7 @@ def tui(
     ),
     device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda or cuda:N."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Run directory (default: runs/DATE-PRESET)."),
+    seeds: int | None = typer.Option(None, "--seeds", min=1, help="Repeat every run over seeds 0..N-1."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Run a preset from a URL without asking."),
 ) -> None:
     """Train a preset's runs side by side with live charts (training outlives the terminal)."""
@@ -60,8 +61,8 @@ def tui(
     fetched: Path | None = None
     try:
         if is_url(preset):
-            fetched, name = _confirmed_remote(preset, overrides or [], yes)
-            path, overrides = fetched, []
+            fetched, name = _confirmed_remote(preset, overrides or [], yes, seeds)
+            path, overrides, seeds = fetched, [], None
         else:
             path = find_preset(preset)  # cheap checks first: an unknown name answers at once
             name = str(read_toml(path).get("name") or path.stem)
@@ -80,7 +81,7 @@ def tui(
     # the training child, while we wait. The TUI process itself never imports torch, so it
     # opens and quits fast and stays small next to the training.
     run_dir = out if out is not None else default_run_dir(name)
-    process = TrainingProcess(str(path), run_dir, device, overrides or [])
+    process = TrainingProcess(str(path), run_dir, device, overrides or [], seeds)
     sys.stderr.write(f"optlab: checking {path} and starting training...\n")
     process.start()
     try:
@@ -99,7 +100,7 @@ def tui(
     raise typer.Exit(launch(process=process, label=name))
 
 
-def _confirmed_remote(url: str, overrides: list[str], yes: bool) -> tuple[Path, str]:
+def _confirmed_remote(url: str, overrides: list[str], yes: bool, seeds: int | None = None) -> tuple[Path, str]:
     """Fetch, validate and confirm a URL preset here, where the terminal is, and hand the child
     the resolved preset that was confirmed (not the URL, whose answer could change meanwhile)."""
     import tempfile
@@ -108,7 +109,7 @@ def _confirmed_remote(url: str, overrides: list[str], yes: bool) -> tuple[Path, 
     from optlab.cli.preset_commands import confirm_remote
     from optlab.preset.loader import load_preset
 
-    loaded = load_preset(url, overrides)
+    loaded = load_preset(url, overrides, seeds=seeds)
     confirm_remote(loaded, yes)
     fd, name = tempfile.mkstemp(prefix="optlab-url-", suffix=".toml")
     with open(fd, "w", encoding="utf-8") as fh:

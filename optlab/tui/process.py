@@ -82,20 +82,31 @@ def check_run_dir(path: Path) -> Path:
     return path
 
 
-def compare_command(preset: str, run_dir: Path, device: str, overrides: Sequence[str]) -> list[str]:
+def compare_command(
+    preset: str, run_dir: Path, device: str, overrides: Sequence[str], seeds: int | None = None
+) -> list[str]:
     cmd = [sys.executable, "-m", "optlab", "compare", preset, "--out", str(run_dir), "--quiet"]
     cmd += ["--format", "json", "--device", device]
     for item in overrides:
         cmd += ["--set", item]
+    if seeds is not None:
+        cmd += ["--seeds", str(seeds)]
     return cmd
 
 
 class TrainingProcess:
     """`optlab compare` as a child in its own session; stdout and stderr go to a log file."""
 
-    def __init__(self, preset: str, run_dir: Path, device: str = "auto", overrides: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        preset: str,
+        run_dir: Path,
+        device: str = "auto",
+        overrides: Sequence[str] = (),
+        seeds: int | None = None,
+    ) -> None:
         self.run_dir = run_dir
-        self.command = compare_command(preset, run_dir, device, overrides)
+        self.command = compare_command(preset, run_dir, device, overrides, seeds)
         self.log = log_path(run_dir)
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -208,6 +208,19 @@ def test_bad_input_is_an_error_before_the_tui_opens(
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+def test_seeds_from_the_tui_command_reach_the_training_child(tiny: Path, tmp_path: Path) -> None:
+    """`optlab tui PRESET --seeds N` trains what `optlab compare PRESET --seeds N` would."""
+    from optlab.tui.process import TrainingProcess
+
+    process = TrainingProcess(str(tiny), tmp_path / "run", "cpu", ["train.epochs=1"], seeds=2)
+    process.start()
+    assert process.wait(timeout=240) == 0, process.log_tail()
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    names = {run["name"] for run in results["runs"]}
+    groups = {run["config"]["group"] for run in results["runs"]}
+    assert names == {f"{group}@s{seed}" for group in groups for seed in (0, 1)}
+
+
 # ---------------------------------------------------------------- documentation
 
 
