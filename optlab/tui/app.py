@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from textual.app import App
+from textual.binding import Binding
 
 from optlab.runs.store import default_run_dir
 from optlab.tui.process import TrainingProcess, check_run_dir
@@ -23,6 +24,8 @@ def preset_name(ref: str) -> str:
 class OptlabApp(App[int]):
     CSS_PATH = "optlab.tcss"
     TITLE = "optlab"
+    # Screens list this key first in their own bindings, so a footer cut at 80 columns shows it.
+    BINDINGS = [Binding("question_mark", "show_keys", "keys")]
 
     def __init__(
         self,
@@ -48,6 +51,12 @@ class OptlabApp(App[int]):
         self.run_dir: Path | None = None
         self.detached = False
         self.stopped = False  # the user chose "stop" when quitting
+
+    def action_show_keys(self) -> None:
+        from optlab.tui.screens.keys import KeysScreen, key_lines
+
+        if not isinstance(self.screen, KeysScreen):
+            self.push_screen(KeysScreen(key_lines(self.screen)))
 
     def on_mount(self) -> None:
         if self.view is not None:

@@ -7,11 +7,13 @@ import json
 import time
 from pathlib import Path
 
+from textual.widgets import Static
 from tui.helpers import tiny_preset, wait_until
 
 from optlab.tui.app import OptlabApp
 from optlab.tui.process import read_control
 from optlab.tui.screens.experiment import CHART_EVERY_S, ExperimentScreen
+from optlab.tui.screens.keys import KeysScreen
 
 EPOCHS = 40  # a few seconds of training: long enough to act on, short enough to finish
 
@@ -56,6 +58,15 @@ async def _pause_stop_and_keys(tmp_path: Path) -> None:
         await pilot.pause(1.5)
         assert _steps(screen) == frozen, "steps advanced while paused"
         assert not screen.state.finished
+
+        # ---- ? lists every key of the screen, those the footer hides or cuts too
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, KeysScreen)
+        listed = str(app.screen.query_one("#keys-text", Static).render())
+        assert all(b.description in listed for b in ExperimentScreen.BINDINGS)  # type: ignore[union-attr]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen
 
         # ---- stop the selected run (second row) while paused, then resume
         await pilot.press("down")

@@ -135,9 +135,10 @@ def test_start_screen_preselects_quickstart(tmp_path: Path, monkeypatch: pytest.
 
 
 async def _start_screen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from textual.widgets import OptionList
+    from textual.widgets import OptionList, Static
 
     from optlab.tui.app import OptlabApp
+    from optlab.tui.screens.keys import KeysScreen
     from optlab.tui.screens.start import StartScreen
 
     monkeypatch.chdir(tmp_path)  # no ./presets
@@ -164,6 +165,14 @@ async def _start_screen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         assert "tiny" in str(recent_list.get_option_at_index(0).prompt)
         await pilot.press("tab", "enter")
         assert viewed == [recent]
+        await pilot.press("question_mark")  # every key listed, whatever the footer's width
+        keys = app.screen
+        assert isinstance(keys, KeysScreen)
+        listed = str(keys.query_one("#keys-text", Static).render())
+        assert "quit" in listed and "presets / runs" in listed and "keys" in listed
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert app.screen is screen
         await pilot.press("q")
 
 
@@ -225,12 +234,13 @@ def test_seeds_from_the_tui_command_reach_the_training_child(tiny: Path, tmp_pat
 
 
 def test_every_key_is_documented() -> None:
+    from optlab.tui.app import OptlabApp
     from optlab.tui.screens.experiment import ExperimentScreen
     from optlab.tui.screens.quit import QuitScreen
 
     text = (Path(__file__).parents[2] / "docs" / "tui.md").read_text()
-    for screen in (ExperimentScreen, QuitScreen):
+    for screen in (OptlabApp, ExperimentScreen, QuitScreen):
         for binding in screen.BINDINGS:
             key = binding.key.split(",")[0]  # type: ignore[union-attr]
-            shown = {"space": "`space`", "escape": "Escape"}.get(key, key)
+            shown = {"space": "`space`", "escape": "Escape", "question_mark": "`?`"}.get(key, key)
             assert shown in text, f"key {key!r} ({binding.description}) missing from docs/tui.md"  # type: ignore[union-attr]

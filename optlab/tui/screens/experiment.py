@@ -41,6 +41,7 @@ STOP_TIMEOUT_S = 60.0
 class ExperimentScreen(Screen[None]):
     # Short descriptions and q first: at 80 columns the footer must still show how to quit.
     BINDINGS = [
+        Binding("question_mark", "app.show_keys", "keys"),  # first: a narrow footer still shows it
         Binding("q", "request_quit", "quit"),
         Binding("space", "toggle_pause", "pause"),
         Binding("k", "stop_run", "stop run"),
