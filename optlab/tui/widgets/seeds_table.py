@@ -7,14 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from optlab.runs.aggregate import CLASSIFICATION_METRICS, REGRESSION_METRICS, aggregate
 from optlab.runs.reports import HIGHER_IS_BETTER, LOWER_IS_BETTER, header
 from optlab.runs.seed_reports import mean_std
 from optlab.tui.seeds import Grouping
 from optlab.tui.widgets.chart import rich_color, run_color
-from optlab.tui.widgets.tables import sort_key
+from optlab.tui.widgets.tables import SortableTable, sort_key
 
 AGG_KEY = {"test_loss": "loss"}  # table column -> key in an aggregate group's "test"
 VERDICT_STYLES = {"distinguishable": "bold green", "not distinguishable": "bold yellow", "cannot tell": "yellow"}
@@ -77,15 +77,12 @@ def ranking_text(doc: dict[str, Any]) -> Text:
     return text
 
 
-class SeedsTable(DataTable):
+class SeedsTable(SortableTable):
     """One row per configuration (row key: the group name); sortable like the final table."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        super().__init__(**kwargs)
         self.groups: list[dict[str, Any]] = []
-        self.cols: tuple[str, ...] = ()
-        self.sort_column: str | None = None
-        self.reverse = False
 
     def show(self, doc: dict[str, Any]) -> None:
         aggregates = aggregates_of(doc) or {}
@@ -124,31 +121,6 @@ class SeedsTable(DataTable):
 
     def sortable_columns(self) -> list[str]:
         return [c for c in self.cols if c in HIGHER_IS_BETTER or c in LOWER_IS_BETTER or c == "group"]
-
-    def cycle_sort(self, doc: dict[str, Any]) -> None:
-        options: list[str | None] = [None, *self.sortable_columns()]
-        index = options.index(self.sort_column) if self.sort_column in options else 0
-        self.sort_column = options[(index + 1) % len(options)]
-        self.reverse = False
-        self.show(doc)
-
-    def sort_by(self, column: str, doc: dict[str, Any]) -> None:
-        if column not in self.sortable_columns():
-            return
-        if column == self.sort_column:
-            self.reverse = not self.reverse
-        else:
-            self.sort_column, self.reverse = column, False
-        self.show(doc)
-
-    def cell_text(self, group: str, column: str) -> str:
-        return str(self.get_cell(group, column)).removeprefix("██ ")
-
-    def selected(self) -> str | None:
-        if not self.row_count:
-            return None
-        row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
-        return None if row_key.value is None else str(row_key.value)
 
 
 class RankingLine(Static):

@@ -104,7 +104,53 @@ def run_cells(
     }
 
 
-class RunsTable(DataTable):
+class RowTable(DataTable):
+    """A table whose row keys are names (of runs or configurations), one selected at a time."""
+
+    def selected(self) -> str | None:
+        if not self.row_count:
+            return None
+        row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        return None if row_key.value is None else str(row_key.value)
+
+    def cell_text(self, name: str, column: str) -> str:
+        return str(self.get_cell(name, column)).removeprefix("██ ")
+
+
+class SortableTable(RowTable):
+    """An end table filled from the results document by `show`, sorted by `o` (the next
+    sortable column, best first) or by clicking a header (twice reverses)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.cols: tuple[str, ...] = ()
+        self.sort_column: str | None = None
+        self.reverse = False
+
+    def show(self, doc: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def sortable_columns(self) -> list[str]:
+        raise NotImplementedError
+
+    def cycle_sort(self, doc: dict[str, Any]) -> None:
+        options: list[str | None] = [None, *self.sortable_columns()]
+        index = options.index(self.sort_column) if self.sort_column in options else 0
+        self.sort_column = options[(index + 1) % len(options)]
+        self.reverse = False
+        self.show(doc)
+
+    def sort_by(self, column: str, doc: dict[str, Any]) -> None:
+        if column not in self.sortable_columns():
+            return
+        if column == self.sort_column:
+            self.reverse = not self.reverse
+        else:
+            self.sort_column, self.reverse = column, False
+        self.show(doc)
+
+
+class RunsTable(RowTable):
     """One row per run, updated in place (only the rows of runs that changed)."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -138,12 +184,6 @@ class RunsTable(DataTable):
                     self.update_cell(name, column, value, update_width=column in ("optimizer", "epoch", "name"))
             self.rendered[name] = key
 
-    def selected(self) -> str | None:
-        if not self.row_count:
-            return None
-        row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
-        return None if row_key.value is None else str(row_key.value)
-
 
 def sort_key(column: str, value: Any) -> tuple[int, Any]:
     """Missing values last; better values first for ranked columns."""
@@ -154,15 +194,12 @@ def sort_key(column: str, value: Any) -> tuple[int, Any]:
     return (0, value)
 
 
-class FinalTable(DataTable):
+class FinalTable(SortableTable):
     """Test metrics of every run; the best value of each column highlighted; sortable."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        super().__init__(**kwargs)
         self.rows_data: list[dict[str, Any]] = []
-        self.cols: tuple[str, ...] = ()
-        self.sort_column: str | None = None
-        self.reverse = False
 
     def sortable_columns(self) -> list[str]:
         return [c for c in self.cols if c in HIGHER_IS_BETTER or c in LOWER_IS_BETTER or c in ("name", "best_epoch")]
@@ -199,26 +236,3 @@ class FinalTable(DataTable):
             self.add_row(*cells, key=row["name"])
         if selected in [r["name"] for r in rows]:
             self.move_cursor(row=[r["name"] for r in rows].index(selected))
-
-    def cycle_sort(self, doc: dict[str, Any]) -> None:
-        options: list[str | None] = [None, *self.sortable_columns()]
-        index = options.index(self.sort_column) if self.sort_column in options else 0
-        self.sort_column = options[(index + 1) % len(options)]
-        self.reverse = False
-        self.show(doc)
-
-    def sort_by(self, column: str, doc: dict[str, Any]) -> None:
-        if column == self.sort_column:
-            self.reverse = not self.reverse
-        else:
-            self.sort_column, self.reverse = column, False
-        self.show(doc)
-
-    def cell_text(self, name: str, column: str) -> str:
-        return str(self.get_cell(name, column)).removeprefix("██ ")
-
-    def selected(self) -> str | None:
-        if not self.row_count:
-            return None
-        row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
-        return None if row_key.value is None else str(row_key.value)
