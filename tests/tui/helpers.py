@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 TINY_RUNS = """
 [[runs]]
@@ -43,3 +44,10 @@ async def wait_until(pilot: object, condition: Callable[[], bool], timeout: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
         await pilot.pause(0.1)  # type: ignore[attr-defined]
+
+
+async def wait_for_the_end(pilot: object, app: Any, screen: Any, what: str = "the final table") -> None:
+    """Until the experiment screen shows its end tables and the training child has exited."""
+    await wait_until(
+        pilot, lambda: screen.showing_final and app.process is not None and app.process.poll() is not None, what=what
+    )

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from textual.widgets import Static
-from tui.helpers import tiny_preset, wait_until
+from tui.helpers import tiny_preset, wait_for_the_end, wait_until
 
 from optlab.tui.app import OptlabApp
 from optlab.tui.process import read_control
@@ -78,11 +78,7 @@ async def _pause_stop_and_keys(tmp_path: Path) -> None:
 
         # live log-scale updates keep drawing as new points arrive, but throttled
         builds, since = loss.canvas.builds, time.monotonic()
-        await wait_until(
-            pilot,
-            lambda: screen.showing_final and app.process is not None and app.process.poll() is not None,
-            what="the end of training",
-        )
+        await wait_for_the_end(pilot, app, screen, "the end of training")
         assert loss.canvas.builds > builds and loss.error == ""
         rate = (loss.canvas.builds - builds) / (time.monotonic() - since)
         assert rate <= 1 / CHART_EVERY_S + 1, f"{rate:.1f} chart builds per second"

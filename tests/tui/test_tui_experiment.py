@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from textual.widgets import Static
-from tui.helpers import wait_until
+from tui.helpers import wait_for_the_end, wait_until
 
 from optlab.runs.reports import columns, format_value, summary_rows
 from optlab.runs.store import read_events
@@ -38,11 +38,7 @@ async def _to_the_final_table(tiny: Path, tmp_path: Path) -> None:
     async with app.run_test(size=(160, 50)) as pilot:
         screen = app.screen
         assert isinstance(screen, ExperimentScreen)
-        await wait_until(
-            pilot,
-            lambda: screen.showing_final and app.process is not None and app.process.poll() is not None,
-            what="the final table",
-        )
+        await wait_for_the_end(pilot, app, screen, "the final table")
         assert app.process is not None and app.process.poll() == 0
         screen.update_charts()  # the throttle may hold the last data back for up to 0.5 s
         await pilot.pause(0.2)
@@ -226,11 +222,7 @@ async def _regression(tmp_path: Path) -> None:
     async with app.run_test(size=(140, 40)) as pilot:
         screen = app.screen
         assert isinstance(screen, ExperimentScreen)
-        await wait_until(
-            pilot,
-            lambda: screen.showing_final and app.process is not None and app.process.poll() is not None,
-            what="the final table",
-        )
+        await wait_for_the_end(pilot, app, screen, "the final table")
         results = json.loads((run_dir / "results.json").read_text())
         status = {r["name"]: r["status"] for r in results["runs"]}
         assert status == {"adam": "finished", "blow-up": "diverged"}

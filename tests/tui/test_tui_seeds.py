@@ -14,7 +14,7 @@ import pytest
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.widgets import OptionList
-from tui.helpers import wait_until
+from tui.helpers import wait_for_the_end
 
 from optlab.preset.loader import load_preset
 from optlab.runs.aggregate import aggregate, stats
@@ -84,11 +84,7 @@ async def _seeded(tmp_path: Path, user: Path) -> None:
     async with app.run_test(size=(140, 45)) as pilot:
         screen = app.screen
         assert isinstance(screen, ExperimentScreen)
-        await wait_until(
-            pilot,
-            lambda: screen.showing_final and app.process is not None and app.process.poll() is not None,
-            what="the final tables",
-        )
+        await wait_for_the_end(pilot, app, screen, "the final tables")
         assert app.process is not None and app.process.poll() == 0
         screen.update_charts()
         await pilot.pause(0.2)
