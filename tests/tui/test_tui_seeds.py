@@ -18,13 +18,15 @@ from tui.helpers import wait_for_the_end
 
 from optlab.preset.loader import load_preset
 from optlab.runs.aggregate import aggregate, stats
+from optlab.runs.reports import format_rate
 from optlab.runs.seed_reports import mean_std
 from optlab.runs.store import read_events
-from optlab.training.events import Progress
+from optlab.training.events import EpochEnded, ExperimentStarted, Progress, RunEnded, RunStarted
 from optlab.tui.app import OptlabApp
 from optlab.tui.screens.experiment import ExperimentScreen
 from optlab.tui.screens.start import StartScreen
 from optlab.tui.seeds import Grouping, band, dim_color
+from optlab.tui.state import ExperimentState
 from optlab.tui.widgets.chart import FADED, Chart, Series, run_color
 from optlab.tui.widgets.seeds_table import VERDICT_STYLES, RankingLine, SeedsTable
 
@@ -361,3 +363,81 @@ async def _tables(doc: dict[str, Any], verdict: str) -> None:
         first = str(table.coordinate_to_cell_key((0, 0)).row_key.value)
         assert first == max(("a", "b"), key=lambda g: float(np.mean(
             [r["test"]["accuracy"] for r in doc["runs"] if r["config"]["group"] == g])))
+
+
+# ---------------------------------------------------------------- the live configurations table
+
+
+def _live_events() -> tuple[list[Any], dict[str, list[float]]]:
+    """Two configurations x three seeds mid-training: adam's seeds have done 2 epochs, sgd's
+    seeds 1 or 2 (one of them diverged after its first); returns the events and each
+    configuration's per-seed best validation accuracies."""
+    names = [f"{g}@s{s}" for g in ("sgd", "adam") for s in range(3)]
+    events: list[Any] = [ExperimentStarted(run="", dataset={"task": "multiclass"}, run_names=names)]
+    accuracies = {
+        "sgd@s0": [0.50, 0.70], "sgd@s1": [0.55], "sgd@s2": [0.60, 0.58],
+        "adam@s0": [0.80, 0.90], "adam@s1": [0.85, 0.84], "adam@s2": [0.70, 0.95],
+    }
+    for name in names:
+        group, seed = name.split("@s")
+        events.append(RunStarted(run=name, spec={"group": group, "seed": int(seed), "epochs": 4},
+                                 steps_per_epoch=10, total_steps=40))
+        for epoch, acc in enumerate(accuracies[name], start=1):
+            events.append(EpochEnded(run=name, epoch=epoch, step=10 * epoch, val_loss=1 - acc, val_accuracy=acc))
+        events.append(Progress(run=name, step=10 * len(accuracies[name]) + 3, epoch=len(accuracies[name]) + 1,
+                               samples_per_s=1000.0 * (1 + int(seed))))
+    events.append(RunEnded(run="sgd@s1", status="diverged", epochs_completed=1))
+    best = {g: [max(accuracies[f"{g}@s{s}"]) for s in range(3)] for g in ("sgd", "adam")}
+    return events, best
+
+
+def test_live_configurations_table_shows_mean_std_and_n_while_training() -> None:
+    asyncio.run(_live())
+
+
+async def _live() -> None:
+    events, best = _live_events()
+    state = ExperimentState()
+    state.apply(events)
+    app = TablesApp()
+    async with app.run_test(size=(160, 20)) as pilot:
+        table = app.query_one(SeedsTable)
+        table.show_live(state)
+        await pilot.pause()
+        assert [str(table.coordinate_to_cell_key((i, 0)).row_key.value) for i in range(table.row_count)] == ["sgd", "adam"]
+        for group, values in best.items():
+            assert table.cell_text(group, "n") == "3"  # every seed has a validation value
+            assert table.cell_text(group, "seeds") == "0, 1, 2"
+            assert table.cell_text(group, "best") == f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
+        assert table.cell_text("adam", "epoch") == "3/4"
+        assert table.cell_text("sgd", "epoch") == "1–3/4"  # a diverged seed stopped at epoch 1
+        assert table.cell_text("sgd", "status") == "2 running, 1 diverged"
+        assert table.cell_text("sgd", "rate") == format_rate(2000.0)  # the running seeds' mean: (1000 + 3000) / 2
+        assert table.sortable_columns() == []  # rows stay put under the cursor while training
+
+
+def test_t_shows_the_configurations_while_seeds_train(tmp_path: Path) -> None:
+    asyncio.run(_t_live(tmp_path))
+
+
+async def _t_live(tmp_path: Path) -> None:
+    events, _ = _live_events()
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    lines = [json.dumps(event.to_dict()) for event in events]  # what a training child writes
+    (run_dir / "events.jsonl").write_text("\n".join(lines) + "\n")
+    app = OptlabApp(view=run_dir)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ExperimentScreen)
+        await pilot.pause(0.3)
+        assert screen.state.events_seen == len(events) and screen.tables.views == ("runs", "groups")
+        await pilot.press("t")
+        assert screen.tables.view == "groups" and screen.seeds_table.display
+        assert not screen.query_one("#ranking").display  # no verdict before the end
+        assert screen.seeds_table.cell_text("adam", "n") == "3"
+        await pilot.press("enter")  # a configuration: its first seed in the runs table
+        assert screen.tables.view == "runs" and screen.selected() == "sgd@s0"
+        await pilot.press("t", "t")
+        assert screen.tables.view == "runs"  # runs -> groups -> runs: no final table yet
+        await pilot.press("q")

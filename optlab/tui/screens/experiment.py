@@ -51,7 +51,7 @@ class ExperimentScreen(Screen[None]):
         Binding("h", "highlight", "highlight"),
         Binding("c", "cycle_layout", "layout"),
         Binding("o", "cycle_sort", "sort"),
-        Binding("t", "toggle_table", "runs/final", show=False),
+        Binding("t", "toggle_table", "tables", show=False),
         Binding("b", "cycle_band", "band"),  # shown only with repeated seeds (check_action)
         Binding("w", "save_preset", "save preset"),  # not ctrl+s: many terminals take it for XOFF
     ]
@@ -165,6 +165,7 @@ class ExperimentScreen(Screen[None]):
                         "validation loss" if self.state.task == "regression" else "validation accuracy"
                     )
                 self.runs_table.sync(self.state, self.highlight)
+                self.tables.sync_live(self.state)
                 self.charts_dirty = True
                 if self.state.grouping.repeats != self.repeats:  # known once the run names are
                     self.repeats = self.state.grouping.repeats
@@ -346,8 +347,7 @@ class ExperimentScreen(Screen[None]):
             self.notify("sorting applies to the final table", severity="information")
 
     def action_toggle_table(self) -> None:
-        if self.state.finished:
-            self.tables.cycle()
+        self.tables.cycle(self.state)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # The band key means nothing without repeated seeds: hidden, so such a screen is unchanged.

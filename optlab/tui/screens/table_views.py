@@ -1,8 +1,9 @@
 """Which table the experiment screen shows, and what selecting and sorting in it mean.
 
-While training: the runs table. Once every run has ended: the final table (one row per run)
-and, when seeds were repeated, the configurations table (mean ± std and n per configuration)
-with the ranking verdict; `t` cycles through them. The widgets stay children of the screen
+While training: the runs table and, when seeds are repeated, the configurations table live (each
+configuration's progress and mean ± std of its seeds' best validation value). Once every run
+has ended: the final table (one row per run) and, when seeds were repeated, the configurations
+table (mean ± std and n of each test metric) with the ranking verdict. `t` cycles through them. The widgets stay children of the screen
 (their heights are set against the screen's in optlab.tcss); this object only switches them.
 """
 
@@ -13,6 +14,7 @@ from typing import Any
 from textual.widgets import DataTable
 
 from optlab.tui.seeds import Grouping
+from optlab.tui.state import ExperimentState
 from optlab.tui.widgets.seeds_table import RankingLine, SeedsTable
 from optlab.tui.widgets.tables import FinalTable, RunsTable
 
@@ -23,12 +25,22 @@ class TableViews:
     def __init__(self, runs: RunsTable, final: FinalTable, seeds: SeedsTable, ranking: RankingLine) -> None:
         self.runs, self.final, self.seeds, self.ranking = runs, final, seeds, ranking
         self.view = RUNS
-        self.repeats = False  # the finished experiment repeated seeds: the configurations view exists
+        self.repeats = False  # seeds are repeated: the configurations view exists
+        self.finished = False  # every run has ended: the end tables are filled
         self.grouping = Grouping()
 
     @property
     def views(self) -> tuple[str, ...]:
+        if not self.finished:
+            return (RUNS, GROUPS) if self.repeats else (RUNS,)
         return (RUNS, GROUPS, FINAL) if self.repeats else (RUNS, FINAL)
+
+    def sync_live(self, state: ExperimentState) -> None:
+        """New events while training: refresh the live configurations table if it is shown."""
+        self.repeats = state.grouping.repeats
+        if not self.finished and self.view == GROUPS:
+            self.grouping = state.grouping
+            self.seeds.show_live(state)
 
     @property
     def table(self) -> DataTable:
@@ -39,6 +51,7 @@ class TableViews:
         configurations with repeated seeds: that is the comparison the seeds were run for)."""
         self.grouping = Grouping.from_doc(doc)
         self.repeats = self.grouping.repeats
+        self.finished = True
         self.final.show(doc)
         if self.repeats:
             self.seeds.show(doc)
@@ -51,11 +64,12 @@ class TableViews:
         self.runs.display = view == RUNS
         self.final.display = view == FINAL
         self.seeds.display = view == GROUPS
-        self.ranking.display = view != RUNS and self.repeats
+        self.ranking.display = view != RUNS and self.repeats and self.finished
         self.table.focus()
 
-    def cycle(self) -> None:
+    def cycle(self, state: ExperimentState) -> None:
         self.set(self.views[(self.views.index(self.view) + 1) % len(self.views)])
+        self.sync_live(state)
 
     def selected(self) -> str | None:
         """The selected run; on the configurations table, the configuration's first seed."""
@@ -65,15 +79,18 @@ class TableViews:
         return self.table.selected()  # type: ignore[attr-defined, no-any-return]
 
     def open_group(self, group: str) -> None:
-        """Enter on a configuration: its seeds, in the final table."""
+        """Enter on a configuration: its seeds, in the final table (in the runs table while training)."""
         first = self.grouping.first_run(group)
-        self.set(FINAL)
-        rows = [str(self.final.coordinate_to_cell_key((i, 0)).row_key.value) for i in range(self.final.row_count)]
+        self.set(FINAL if self.finished else RUNS)
+        table = self.table
+        rows = [str(table.coordinate_to_cell_key((i, 0)).row_key.value) for i in range(table.row_count)]
         if first in rows:
-            self.final.move_cursor(row=rows.index(first))
+            table.move_cursor(row=rows.index(first))
 
     def cycle_sort(self, doc: dict[str, Any]) -> bool:
-        """Sort the shown end table by its next column; False on the runs table."""
+        """Sort the shown end table by its next column; False on the live tables."""
+        if not self.finished:
+            return False
         if self.view == GROUPS:
             self.seeds.cycle_sort(doc)
         elif self.view == FINAL:
@@ -81,6 +98,8 @@ class TableViews:
         return self.view != RUNS
 
     def sort_by(self, table: DataTable, column: str, doc: dict[str, Any]) -> None:
+        if not self.finished:
+            return
         if table is self.final:
             self.final.sort_by(column, doc)
         elif table is self.seeds:

@@ -1,21 +1,26 @@
 """The configurations table of an experiment with repeated seeds: per configuration, n and its
 seeds, then mean ± sample std of each test metric, the best mean of each column in bold green;
-and the ranking verdict under it. The numbers are the `aggregates` of results.json."""
+and the ranking verdict under it. The numbers are the `aggregates` of results.json. While
+training runs, the same table shows each configuration's progress and the mean ± std of its
+seeds' best validation value so far (`show_live`)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from rich.text import Text
 from textual.widgets import Static
 
-from optlab.runs.aggregate import CLASSIFICATION_METRICS, REGRESSION_METRICS, aggregate
-from optlab.runs.reports import HIGHER_IS_BETTER, LOWER_IS_BETTER, header
+from optlab.runs.aggregate import CLASSIFICATION_METRICS, REGRESSION_METRICS, aggregate, seed_of, stats
+from optlab.runs.reports import HIGHER_IS_BETTER, LOWER_IS_BETTER, format_rate, header
 from optlab.runs.seed_reports import mean_std
 from optlab.tui.seeds import Grouping
+from optlab.tui.state import ExperimentState
 from optlab.tui.widgets.chart import rich_color, run_color
 from optlab.tui.widgets.tables import SortableTable, sort_key
 
+LIVE_COLUMNS = ("group", "n", "seeds", "epoch", "status", "best", "rate")
 AGG_KEY = {"test_loss": "loss"}  # table column -> key in an aggregate group's "test"
 VERDICT_STYLES = {"distinguishable": "bold green", "not distinguishable": "bold yellow", "cannot tell": "yellow"}
 
@@ -121,6 +126,56 @@ class SeedsTable(SortableTable):
 
     def sortable_columns(self) -> list[str]:
         return [c for c in self.cols if c in HIGHER_IS_BETTER or c in LOWER_IS_BETTER or c == "group"]
+
+    def show_live(self, state: ExperimentState) -> None:
+        """The configurations while training runs (not sortable: the order moves under the cursor)."""
+        selected = self.selected()
+        grouping = state.grouping
+        self.cols, self.sort_column = (), None
+        self.clear(columns=True)
+        best = "best val loss" if state.task == "regression" else "best val acc"
+        titles = {"group": "configuration", "best": f"{best} (mean ± std)", "rate": "samples/s"}
+        for column in LIVE_COLUMNS:
+            self.add_column(titles.get(column, column), key=column)
+        for group, names in grouping.groups.items():
+            cells = live_cells(state, names)
+            swatch = rich_color(run_color(grouping.color_index(names[0])))
+            self.add_row(
+                Text.assemble(("██ ", swatch), group),
+                Text(cells["n"], justify="right"),
+                ", ".join("?" if seed is None else str(seed) for seed in (seed_of(state.run(n)) for n in names)),
+                cells["epoch"],
+                cells["status"],
+                Text(cells["best"], justify="right"),
+                Text(cells["rate"], justify="right"),
+                key=group,
+            )
+        if selected in grouping.groups:
+            self.move_cursor(row=list(grouping.groups).index(selected))
+
+
+def live_cells(state: ExperimentState, names: list[str]) -> dict[str, str]:
+    """A configuration while it trains: its seeds' epochs and statuses, and mean ± std (n) of
+    their best validation value so far (accuracy, or loss for regression)."""
+    runs = [state.run(name) for name in names]
+    epochs = [
+        (run.get("progress") or {}).get("epoch") or run.get("epochs_completed") or 0
+        if run.get("status") == "running"
+        else run.get("epochs_completed") or 0
+        for run in runs
+    ]
+    total = next((run["config"].get("epochs") for run in runs if run.get("config")), None)
+    span = f"{min(epochs)}" if min(epochs) == max(epochs) else f"{min(epochs)}–{max(epochs)}"
+    best = stats(state.best_val(name) for name in names)
+    rates = stats((run.get("progress") or {}).get("samples_per_s") for run in runs if run.get("status") == "running")
+    statuses = Counter(str(run.get("status", "pending")) for run in runs)
+    return {
+        "n": str(best["n"]) if best["n"] == len(names) else f"{best['n']} of {len(names)}",
+        "epoch": f"{span}/{total}" if total else span,
+        "status": ", ".join(f"{n} {status}" for status, n in statuses.items()),
+        "best": mean_std(best, "val_loss" if state.task == "regression" else "val_accuracy"),
+        "rate": format_rate(rates["mean"]) if rates["mean"] else "-",
+    }
 
 
 class RankingLine(Static):
