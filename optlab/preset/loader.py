@@ -65,15 +65,19 @@ def looks_like_path(ref: str) -> bool:
 
 
 def find_preset(ref: str, skip: Path | None = None) -> Path:
-    """A preset reference is a path to a TOML file or the name of a known preset. `skip` (a
-    resolved path) is passed over, so a project preset can extend the bundled one it shadows."""
+    """A preset reference is a path to a TOML file or the name of a known preset. `skip` is the
+    resolved path of the preset that extends `ref`: when it is itself a preset named `ref`, the
+    name means the next one down the resolution order (project → user → bundled), so a project
+    preset can extend the user or bundled one it shadows, and that one the bundled one."""
     path = Path(ref)
     if looks_like_path(ref):
         if not path.is_file():
             raise PresetError(f"{ref}: no such preset file")
         return path
-    for source in preset_sources():
-        if source.name == ref and source.path.resolve() != skip:
+    sources = [s for s in preset_sources() if s.name == ref]
+    below = [i for i, s in enumerate(sources) if s.path.resolve() == skip]
+    for source in sources[below[0] + 1 :] if below else sources:
+        if source.path.resolve() != skip:
             return source.path
     if skip is not None and any(s.name == ref for s in preset_sources()):
         raise PresetError(f"preset {ref!r} extends itself and no other preset of that name exists")

@@ -91,6 +91,17 @@ def test_extends_a_name_and_a_project_preset_may_extend_the_bundled_one_it_shado
     assert load_preset("mine.toml").preset.train.epochs == 1  # the project's quickstart wins
 
 
+def test_a_shadowing_chain_goes_down_the_layers_project_user_bundled(project: Path) -> None:
+    user = Path(os.environ["OPTLAB_PRESETS"])
+    write(project / "presets" / "quickstart.toml", 'extends = "quickstart"\n[train]\nepochs = 1\n')
+    write(user / "quickstart.toml", 'extends = "quickstart"\n[train]\nbatch_size = 16\n')
+    loaded = load_preset("quickstart")  # project -> user -> bundled, not project -> user -> project
+    assert loaded.path == Path("presets") / "quickstart.toml"
+    assert loaded.preset.train.epochs == 1 and loaded.preset.train.batch_size == 16
+    assert len(loaded.preset.runs) == 6  # the bundled quickstart's runs
+    assert load_preset(str(user / "quickstart.toml")).preset.train.epochs != 1  # the user one skips the project's
+
+
 def test_extends_cycle_is_a_clear_error(project: Path) -> None:
     write(project / "a.toml", 'extends = "b.toml"\n' + BASE.replace('name = "base"', 'name = "a"'))
     write(project / "b.toml", 'extends = "a.toml"\n')
