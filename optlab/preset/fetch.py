@@ -1,4 +1,5 @@
-"""Presets given as http(s) URLs: fetched with a timeout and a size limit, read as TOML only.
+"""Presets given as http(s) URLs: fetched within a time limit (for the whole answer) and a size
+limit, read as TOML only.
 
 A remote preset is data like any other (no field runs code), but it is still someone else's
 experiment: the loader validates it exactly like a local file, and `compare` shows its
@@ -7,8 +8,10 @@ resolved runs and asks before training (see `optlab.cli.preset_commands`).
 
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.request
+from typing import Any
 from urllib.parse import urlparse
 
 from optlab import __version__
@@ -45,8 +48,7 @@ def fetch_text(url: str, timeout: float = TIMEOUT_S, max_bytes: int = MAX_BYTES)
             length = response.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > max_bytes:
                 raise PresetError(f"{url}: too large ({int(length):,} bytes; a preset may be at most {_kib(max_bytes)})")
-            # Read one byte past the limit so an answer without Content-Length is caught too.
-            body = response.read(max_bytes + 1)
+            body = _read_body(response, url, max_bytes, deadline=time.monotonic() + timeout, timeout=timeout)
     except urllib.error.HTTPError as exc:
         raise PresetError(f"{url}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
@@ -64,6 +66,27 @@ def fetch_text(url: str, timeout: float = TIMEOUT_S, max_bytes: int = MAX_BYTES)
         return body.decode("utf-8")
     except UnicodeDecodeError:
         raise PresetError(f"{url}: not a TOML preset (not UTF-8 text)") from None
+
+
+def _read_body(response: Any, url: str, max_bytes: int, deadline: float, timeout: float) -> bytes:
+    """The body, read one byte past the limit (an answer without Content-Length is caught too),
+    within `timeout` seconds in all: urlopen's timeout bounds each read, so a server trickling
+    a byte a second would otherwise hold the command for as long as it likes."""
+    sock = getattr(getattr(response.fp, "raw", None), "_sock", None)
+    chunks: list[bytes] = []
+    size = 0
+    while size <= max_bytes:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise PresetError(f"{url}: the answer took longer than {timeout:g} s; refused")
+        if sock is not None:
+            sock.settimeout(left)
+        chunk = response.read1(max_bytes + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _kib(n: int) -> str:

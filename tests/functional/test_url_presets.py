@@ -120,6 +120,41 @@ def test_unreachable_and_slow_servers() -> None:
             fetch_text(f"http://127.0.0.1:{silent.getsockname()[1]}/x.toml", timeout=0.3)
 
 
+def test_a_trickling_server_is_cut_off_at_the_time_limit() -> None:
+    """A byte every 50 ms never trips a per-read timeout: the limit is for the whole answer."""
+    import socket
+    import threading
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    done = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+            while not done.is_set():
+                try:
+                    conn.sendall(b"#")
+                except OSError:
+                    return
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(PresetError, match=r"(took longer than|no answer within) 0\.5 s"):
+            fetch_text(f"http://127.0.0.1:{listener.getsockname()[1]}/slow.toml", timeout=0.5)
+        assert time.monotonic() - started < 3
+    finally:
+        done.set()
+        listener.close()
+
+
 def test_compare_needs_confirmation_for_a_url(server: str) -> None:
     url = f"{server}/tiny.toml"
     result = CliRunner().invoke(app, ["compare", url, "--out", "r1", "-q"])
