@@ -1,20 +1,21 @@
-"""The one chart widget of the TUI. It wraps textual-plotext, so the plotting library can
-change without touching the screens: screens only call `set_series`, `log_y`, `title` and
-`x_label`."""
+"""The one chart widget of the TUI, drawn by optlab's own braille renderer (`braille.py`), so
+how it is drawn can change without touching the screens: screens only call `set_series`,
+`log_y`, `title`, `x_label` and `note`."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult, RenderResult
 from textual.containers import Vertical
+from textual.widget import Widget
 from textual.widgets import Static
-from textual_plotext import PlotextPlot
 
 from optlab.tui.state import downsample
+from optlab.tui.widgets.braille import Trace, outlier_cap, render
 
 # 256-colour codes from the xterm colour cube, so they read the same in 256-colour terminals
 # (truecolor ones show the same colours); no two are close, none is the red of a failure.
@@ -44,20 +45,17 @@ class Series:
 
 
 def _clean(xs: Sequence[float], ys: Sequence[float], log_y: bool) -> tuple[list[float], list[float], int]:
-    """Drop points plotext cannot draw: non-finite ones, and non-positive ones on a log scale.
+    """Drop points that cannot be drawn: non-finite ones, and non-positive ones on a log scale.
     Returns the kept points and how many non-positive values were hidden."""
-    out_x: list[float] = []
-    out_y: list[float] = []
+    n = min(len(xs), len(ys))
+    x = np.asarray(xs[:n], dtype=np.float64)
+    y = np.asarray(ys[:n], dtype=np.float64)
+    keep = np.isfinite(x) & np.isfinite(y)
     hidden = 0
-    for x, y in zip(xs, ys, strict=False):
-        if not (math.isfinite(x) and math.isfinite(y)):
-            continue
-        if log_y and y <= 0:
-            hidden += 1
-            continue
-        out_x.append(float(x))
-        out_y.append(float(y))
-    return out_x, out_y, hidden
+    if log_y:
+        hidden = int(np.count_nonzero(keep & (y <= 0)))
+        keep &= y > 0
+    return x[keep].tolist(), y[keep].tolist(), hidden
 
 
 def _signature(series: Sequence[Series]) -> tuple[object, ...]:
@@ -71,23 +69,22 @@ def _signature(series: Sequence[Series]) -> tuple[object, ...]:
     )
 
 
-class _Canvas(PlotextPlot):
-    """Rebuilds the plotext figure lazily, at render time, at the size it is drawn at."""
+class _Canvas(Widget):
+    """Rebuilds the figure lazily, at render time, at the size it is drawn at."""
 
-    def __init__(self, owner: Chart, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, owner: Chart) -> None:
+        super().__init__()
         self.owner = owner
         self.builds = 0
 
     def render(self) -> RenderResult:
         try:
-            self.owner.draw(self.plt, max(10, self.size.width))
+            text = self.owner.draw(self.size.width, self.size.height)
             self.builds += 1
-            text = super().render()
             # Kept so tests (and a curious developer) can read what was drawn.
-            self.owner.drawn = text.plain if isinstance(text, Text) else str(text)
+            self.owner.drawn = text.plain
             return text
-        except Exception as exc:  # plotext can fail on data it does not expect: never crash the UI
+        except Exception as exc:  # a chart must never crash the UI, whatever data it is sent
             self.owner.error = f"{type(exc).__name__}: {exc}"
             return Text(f"chart unavailable ({self.owner.error})", style="dim")
 
@@ -108,6 +105,7 @@ class Chart(Vertical):
         self._log_y = log_y
         self.series: list[Series] = []
         self.hidden_points = 0  # non-positive values left out of the last log-scale build
+        self.clipped_points = 0  # values drawn at the top edge of the last linear build (outliers)
         self.error = ""
         self.drawn = ""  # plain text of the last figure drawn
         self.plotted: list[int] = []  # points per series in the last figure, after downsampling
@@ -165,8 +163,8 @@ class Chart(Vertical):
 
     def set_series(self, series: list[Series]) -> None:
         """Replace every series; the figure is rebuilt on the next repaint, and only when
-        something it shows changed (a plotext build costs tens of milliseconds of the CPU
-        that training runs on: the validation chart, say, changes once per epoch)."""
+        something it shows changed (a build is cheap, but it is CPU that training runs on:
+        the validation chart, say, changes once per epoch)."""
         signature = _signature(series)
         if signature == self._signature:
             return
@@ -183,6 +181,8 @@ class Chart(Vertical):
             parts.append("log")
         if self._log_y and self.hidden_points:
             parts.append(f"{self.hidden_points} values <= 0 hidden")
+        if not self._log_y and self.clipped_points:
+            parts.append(f"{self.clipped_points} outliers above the scale (l: log)")
         self.border_subtitle = " · ".join(parts)
 
     def _update_legend(self) -> None:
@@ -199,32 +199,33 @@ class Chart(Vertical):
             text.append(label, style="dim" if s.color == FADED else "")
         self.legend.update(text)
 
-    def draw(self, plt: object, width: int) -> None:
-        """Rebuild the plotext figure from the series (called by the canvas at render time)."""
-        p = plt  # textual_plotext.plot.Plot
-        p.clear_data()  # type: ignore[attr-defined]
-        p.title("")  # type: ignore[attr-defined]
-        p.xlabel(self._x_label)  # type: ignore[attr-defined]
-        cleaned = []
+    def draw(self, width: int, height: int) -> Text:
+        """The figure of the series at this size (called by the canvas at render time)."""
+        traces: list[tuple[Series, Trace]] = []
         hidden = 0
+        values: list[np.ndarray] = []  # every drawable y, before downsampling
         for s in self.series:
             xs, ys, h = _clean(s.xs, s.ys, self._log_y)
             hidden += h
             if xs:
+                values.append(np.asarray(ys, dtype=np.float64))
                 # Braille gives two dots per cell: more points than that only cost time.
-                xs, ys = downsample(xs, ys, 2 * width)
-                cleaned.append((s, xs, ys))
-        self.plotted = [len(xs) for _, xs, _ in cleaned]
-        # plotext fails on a log axis with no data at all: fall back to linear then.
-        p.yscale("log" if self._log_y and cleaned else "linear")  # type: ignore[attr-defined]
+                xs, ys = downsample(xs, ys, 2 * max(10, width))
+                # Per-epoch values are unconnected dots, so they read apart from the train line;
+                # a band's bounds are small dots above and below the mean's, like error-bar ends.
+                marker = "" if s.style == "line" else "·" if s.band else "•"
+                traces.append((s, Trace(xs, ys, s.color, marker)))
+        self.plotted = [len(t.xs) for _, t in traces]
         # Faded series first, then bands, so the highlighted series and the means are on top.
-        for s, xs, ys in sorted(cleaned, key=lambda item: (item[0].color != FADED, not item[0].band)):
-            if s.style == "line":
-                p.plot(xs, ys, color=s.color, marker="braille")  # type: ignore[attr-defined]
-            else:  # per-epoch values: unconnected dots, so they read apart from the train line;
-                # a band's bounds as small dots above and below the mean's, like error-bar ends
-                p.scatter(xs, ys, color=s.color, marker="·" if s.band else "•")  # type: ignore[attr-defined]
-        if hidden != self.hidden_points:
-            self.hidden_points = hidden
+        ordered = sorted(traces, key=lambda item: (item[0].color != FADED, not item[0].band))
+        top, clipped = None, 0
+        if not self._log_y and values:  # a log axis shows every decade: nothing is cut off there
+            ys = np.concatenate(values)
+            top = outlier_cap(ys)
+            clipped = 0 if top is None else int((ys > top).sum())
+        text = render([t for _, t in ordered], width, height, log_y=self._log_y, x_label=self._x_label, y_top=top)
+        if (hidden, clipped) != (self.hidden_points, self.clipped_points):
+            self.hidden_points, self.clipped_points = hidden, clipped
             self.call_later(self._update_subtitle)
         self.error = ""
+        return text
