@@ -127,6 +127,35 @@ async def _chart_log_scale() -> None:
         assert chart.plotted and chart.plotted[0] <= 2 * chart.canvas.size.width + 2
 
 
+def _y_labels(drawn: str) -> list[float]:
+    return [float(line.split("┤")[0]) for line in drawn.splitlines() if "┤" in line]
+
+
+def test_a_diverging_run_does_not_flatten_the_others() -> None:
+    asyncio.run(_diverging())
+
+
+async def _diverging() -> None:
+    app = ChartApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        chart = app.query_one(Chart)
+        xs = [float(i) for i in range(1, 201)]
+        healthy = [2.3 * math.exp(-i / 20) + 0.05 for i in range(200)]  # a steep but normal start
+        chart.set_series([Series("ok", xs, healthy, 39)])
+        await pilot.pause()
+        assert chart.clipped_points == 0 and max(_y_labels(chart.drawn)) >= 2  # its start is in view
+        blowing = [1.0] * 190 + [10.0 ** (3 * k) for k in range(1, 10)] + [math.nan]  # up to 1e27, then NaN
+        chart.set_series([Series("ok", xs, healthy, 39), Series("boom", xs, blowing, 208)])
+        await pilot.pause()
+        assert chart.error == "" and chart.clipped_points == 9
+        assert max(_y_labels(chart.drawn)) < 10  # scaled to the healthy values, not to 1e27
+        assert "9 outliers above the scale" in str(chart.border_subtitle)
+        chart.log_y = True  # every decade fits a log axis: nothing is cut off there
+        await pilot.pause()
+        assert chart.clipped_points == 0 and "outliers" not in str(chart.border_subtitle)
+        assert "1e24" in chart.drawn or "1e27" in chart.drawn or "1e25" in chart.drawn
+
+
 # ---------------------------------------------------------------- start screen
 
 
