@@ -25,15 +25,17 @@ def clock(seconds: float) -> str:
 
 
 def header_text(doc: dict[str, Any], label: str, elapsed: float) -> str:
-    """`optlab │ preset │ dataset, N train │ model │ device │ mm:ss`, with … for what is not known yet."""
+    """`optlab │ preset │ mm:ss │ device │ dataset, N train │ model`, with … for what is not known
+    yet. The header is one line: what changes and what is short come first, so a narrow
+    terminal cuts the model's description, not the clock."""
     preset = doc.get("preset") or {}
     dataset = doc.get("dataset") or {}
     parts = [
         str(preset.get("name") or label),
+        clock(elapsed),
+        str(doc.get("device") or "device …"),
         f"{dataset.get('name', '…')}, {dataset.get('n_train', '?')} train" if dataset else "dataset …",
         model_text(preset) if preset else "model …",
-        str(doc.get("device") or "device …"),
-        clock(elapsed),
     ]
     return "optlab │ " + " │ ".join(parts)
 

@@ -35,6 +35,8 @@ SMOOTHING = (0.0, 0.6, 0.9)
 LAYOUTS = ("grid", "loss", "lr", "val")
 TICK_S = 0.25  # how often events.jsonl is read
 CHART_EVERY_S = 1.0  # charts are rebuilt at most this often for new data (keys redraw at once)
+# A table repaint re-renders every visible row: new numbers are shown at most this often.
+TABLE_EVERY_S = 1.0
 STOP_TIMEOUT_S = 60.0
 
 
@@ -75,8 +77,8 @@ class ExperimentScreen(Screen[None]):
         self.paused = False if process is not None else bool(read_control(run_dir).get("paused"))
         self.opened_at = time.monotonic()
         self.child_exit: int | None = None
-        self.charts_dirty = True
-        self.last_chart_s = 0.0
+        self.charts_dirty = self.tables_dirty = True
+        self.last_chart_s = self.last_table_s = 0.0
         self.final_version = -1
         self.stopping_since: float | None = None
         self.ticks = 0
@@ -164,9 +166,7 @@ class ExperimentScreen(Screen[None]):
                     self.chart("val").title = (
                         "validation loss" if self.state.task == "regression" else "validation accuracy"
                     )
-                self.runs_table.sync(self.state, self.highlight)
-                self.tables.sync_live(self.state)
-                self.charts_dirty = True
+                self.tables_dirty = self.charts_dirty = True
                 if self.state.grouping.repeats != self.repeats:  # known once the run names are
                     self.repeats = self.state.grouping.repeats
                     self.refresh_bindings()
@@ -175,6 +175,10 @@ class ExperimentScreen(Screen[None]):
                 if exit_code != 0 or not self.state.ended:
                     self.notify(self.failure_text(), severity="error", timeout=10)
             now = time.monotonic()
+            if self.tables_dirty and (now - self.last_table_s >= TABLE_EVERY_S or self.state.finished):
+                self.runs_table.sync(self.state, self.highlight)
+                self.tables.sync_live(self.state)
+                self.tables_dirty, self.last_table_s = False, now
             if self.charts_dirty and now - self.last_chart_s >= CHART_EVERY_S:
                 self.update_charts()
             if self.state.finished and self.final_version != self.state.version:
@@ -206,7 +210,7 @@ class ExperimentScreen(Screen[None]):
         text = header_text(doc, self.preset_label or self.run_dir.name, elapsed)
         if text != self._header:
             self._header = text
-            self.query_one("#header", Static).update(text)
+            self.query_one("#header", Static).update(text, layout=False)  # one line, always
 
     def status_message(self) -> Text:
         state = self.state

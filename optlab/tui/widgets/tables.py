@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 from optlab.runs.reports import (
     HIGHER_IS_BETTER,
@@ -122,7 +124,8 @@ class SortableTable(RowTable):
     sortable column, best first) or by clicking a header (twice reverses)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        # The first column names the row: it stays in view while a narrow terminal scrolls right.
+        super().__init__(cursor_type="row", zebra_stripes=True, fixed_columns=1, **kwargs)
         self.cols: tuple[str, ...] = ()
         self.sort_column: str | None = None
         self.reverse = False
@@ -151,11 +154,14 @@ class SortableTable(RowTable):
 
 
 class RunsTable(RowTable):
-    """One row per run, updated in place (only the rows of runs that changed)."""
+    """One row per run, updated in place: only the cells that changed, so a repaint of the
+    table (which re-renders every visible row) happens only when something on it moved."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        # The run's name stays in view when a narrow terminal scrolls to the later columns.
+        super().__init__(cursor_type="row", zebra_stripes=True, fixed_columns=2, **kwargs)
         self.rendered: dict[str, tuple[Any, ...]] = {}  # run -> (series version, highlight, status)
+        self.cells: dict[str, dict[str, Any]] = {}  # run -> the cells last written
 
     def on_mount(self) -> None:
         for key, label in RUN_COLUMNS:
@@ -166,7 +172,16 @@ class RunsTable(RowTable):
         column = self.columns.get("best")  # type: ignore[call-overload]
         if column is not None and str(column.label) != label:
             column.label = Text(label)
+            # DataTable measures a label when the column is added, not when it changes.
+            column.content_width = max(column.content_width, column.label.cell_len)
+            self._require_update_dimensions = True
             self.refresh()
+
+    def _outgrows(self, column: str, value: Any) -> bool:
+        """A new status or ETA wider than its column: widen it (a width update relays out the
+        whole screen, so only then)."""
+        width = value.cell_len if isinstance(value, Text) else cell_len(str(value))
+        return width > self.columns[ColumnKey(column)].content_width
 
     def sync(self, state: ExperimentState, highlight: str | None, force: bool = False) -> None:
         grouping = state.grouping
@@ -180,9 +195,19 @@ class RunsTable(RowTable):
             if name not in self.rendered:
                 self.add_row(*(cells[k] for k, _ in RUN_COLUMNS), key=name)
             else:
+                before = self.cells[name]
                 for column, value in cells.items():
-                    self.update_cell(name, column, value, update_width=column in ("optimizer", "epoch", "name"))
+                    if not _same_cell(value, before.get(column)):
+                        self.update_cell(name, column, value, update_width=self._outgrows(column, value))
             self.rendered[name] = key
+            self.cells[name] = cells
+
+
+def _same_cell(a: Any, b: Any) -> bool:
+    """Equal text and look (rich's Text equality ignores the base style, e.g. a swatch's colour)."""
+    if isinstance(a, Text) and isinstance(b, Text):
+        return a == b and a.style == b.style
+    return type(a) is type(b) and a == b
 
 
 def sort_key(column: str, value: Any) -> tuple[int, Any]:
