@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,8 +15,16 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from optlab.errors import OptlabError
-from optlab.preset.loader import PresetSource, preset_sources, read_toml
+from optlab.errors import OptlabError, PresetError
+from optlab.preset.expand import Variant, expand
+from optlab.preset.loader import (
+    PresetSource,
+    format_validation_error,
+    preset_sources,
+    read_toml,
+    resolve_extends,
+)
+from optlab.preset.schema import Preset, RunConfig
 from optlab.tui.process import RunDirInfo, recent_run_dirs
 
 DEFAULT_PRESET = "quickstart"
@@ -36,34 +45,73 @@ def preset_ref(source: PresetSource) -> str:
     return source.name if source.origin == "bundled" else str(source.path)
 
 
+MAX_LISTED = 12  # configurations listed in the side panel; the rest are counted
+
+
+def expanded_runs(source: PresetSource) -> tuple[Preset, list[Variant]]:
+    """The preset with `extends` followed and its runs over sweeps and seeds, validated by the
+    schema alone: the checks against torch's signatures would import torch into the TUI
+    process (seconds and hundreds of MB); training reports those when it starts."""
+    origin = str(source.path)
+    raw = read_toml(source.path)
+    raw.setdefault("name", source.path.stem)
+    raw = resolve_extends(raw, origin, source.path, None)
+    try:
+        preset = Preset.model_validate(raw)
+    except ValidationError as exc:
+        raise PresetError(format_validation_error(exc, origin, raw, Preset)) from None
+    return preset, expand(preset, origin)
+
+
+def _inherited(run: Any, train: Any, key: str) -> Any:
+    """A run's optimizer or scheduler field as it trains: the run's own when it set it (or
+    names another optimizer), else [train]'s."""
+    own, default = getattr(run, key), getattr(train, key)
+    if own is None:
+        return default
+    if default is None or own.name != default.name:
+        return own
+    return default.model_copy(update={k: getattr(own, k) for k in own.model_fields_set})
+
+
 def describe(source: PresetSource) -> Text:
+    """The preset as it would train: `extends` followed, sweeps expanded, seeds repeated."""
     text = Text()
     text.append(f"{source.name}\n", style="bold")
     text.append(f"{source.origin} preset · {source.path}\n\n", style="dim")
     try:
-        raw: dict[str, Any] = read_toml(source.path)
+        preset, variants = expanded_runs(source)
     except OptlabError as exc:
         text.append(str(exc), style="red")
         return text
-    description = str(raw.get("description") or "").strip()
+    description = (preset.description or "").strip()
     text.append((description or "(no description)") + "\n\n")
-    data = raw.get("data") or {}
-    model = raw.get("model") or {}
-    train = raw.get("train") or {}
-    facts = [f"dataset {data.get('dataset', 'digits')}", f"model {model.get('name', 'mlp')}"]
-    if train.get("epochs"):
-        facts.append(f"{train['epochs']} epochs")
-    if isinstance(train.get("seeds"), list):  # each run repeated: the runs below are configurations
-        facts.append(f"seeds {', '.join(str(s) for s in train['seeds'])}")
+    train = preset.train
+    facts = [f"dataset {preset.data.dataset}", f"model {preset.model.name}"]
+    epochs = sorted({v.run.epochs or train.epochs or 0 for v in variants} - {0})
+    if epochs:
+        facts.append(f"{epochs[0]} epochs" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]} epochs")
     text.append(" · ".join(facts) + "\n\n", style="dim")
-    runs = [r for r in raw.get("runs") or [] if isinstance(r, dict)]
-    text.append(f"{len(runs)} runs:\n", style="bold")
-    for run in runs:
-        opt = run.get("optimizer") or {}
-        detail = f"{opt.get('name', '')} lr={opt['lr']}" if "lr" in opt else str(opt.get("name", ""))
-        text.append(f"  {run.get('name', '?')}", style="bold")
-        seeds = f", seeds {', '.join(str(s) for s in run['seeds'])}" if isinstance(run.get("seeds"), list) else ""
-        text.append(f"  {detail}{seeds}\n", style="dim")
+    groups: dict[str, list[RunConfig]] = {}
+    for variant in variants:  # a configuration repeated over seeds is listed once, with its seeds
+        groups.setdefault(variant.group, []).append(variant.run)
+    n = len(variants)
+    text.append(f"{n} runs:\n" if len(groups) == n else f"{len(groups)} configurations, {n} runs:\n", style="bold")
+    for group, members in list(groups.items())[:MAX_LISTED]:
+        run = members[0]
+        opt, sched = _inherited(run, train, "optimizer"), _inherited(run, train, "scheduler")
+        detail = f"{opt.name} lr={opt.lr:g}" if opt is not None else "sgd"
+        if sched is not None and sched.name != "constant":
+            detail += f" · {sched.name}"
+        batch = run.batch_size or train.batch_size
+        if batch:
+            detail += f" · batch {batch}"
+        if len(members) > 1:
+            detail += f" · seeds {', '.join(str(r.seed) for r in members)}"
+        text.append(f"  {group}", style="bold")
+        text.append(f"  {detail}\n", style="dim")
+    if len(groups) > MAX_LISTED:
+        text.append(f"  … and {len(groups) - MAX_LISTED} more\n", style="dim")
     return text
 
 
