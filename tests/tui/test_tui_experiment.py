@@ -157,6 +157,15 @@ async def _to_the_final_table(tiny: Path, tmp_path: Path) -> None:
             await pilot.press("c")
             modes.append(screen.layout_mode)
         assert modes == ["loss", "lr", "val", "grid"]
+        await pilot.resize_terminal(80, 24)  # too small for three charts: `c` skips the grid
+        await pilot.pause(0.2)
+        modes = []
+        for _ in range(4):
+            await pilot.press("c")
+            modes.append(screen.layout_mode)
+        assert modes == ["loss", "lr", "val", "loss"]
+        await pilot.resize_terminal(160, 50)
+        await pilot.pause(0.2)
 
         # ---- Enter opens the selected run's details
         await pilot.press("enter")

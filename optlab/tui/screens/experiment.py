@@ -311,7 +311,10 @@ class ExperimentScreen(Screen[None]):
 
     def action_cycle_layout(self) -> None:
         self.layout_chosen = True
-        self.set_layout(LAYOUTS[(LAYOUTS.index(self.layout_mode) + 1) % len(LAYOUTS)])
+        # Three charts in a terminal too small for them are unreadable: cycle single charts there.
+        layouts = LAYOUTS if self.fitting_layout() == "grid" else LAYOUTS[1:]
+        current = self.layout_mode if self.layout_mode in layouts else layouts[-1]
+        self.set_layout(layouts[(layouts.index(current) + 1) % len(layouts)])
 
     def action_highlight(self) -> None:
         name = self.selected()

@@ -11,13 +11,16 @@ from textual.widgets import Static
 
 def key_lines(screen: Screen[object]) -> list[str]:
     """`key  what it does` for the screen's own keys and the app's, as declared (hidden ones
-    too: the footer leaves some out to save room), each key once."""
+    too: the footer leaves some out to save room), each key once; not those the screen has
+    switched off for now."""
     lines: list[str] = []
     seen: set[str] = set()
     for node in (screen, screen.app):
         for binding in node.BINDINGS:
             if not isinstance(binding, Binding) or not binding.description:
                 continue
+            if node is screen and screen.check_action(binding.action, ()) is False:
+                continue  # a key the screen has switched off (the band key without seeds)
             keys = [k.strip() for k in binding.key.split(",")]
             if keys[0] in seen:
                 continue

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult, RenderResult
 from textual.containers import Vertical
@@ -186,18 +187,31 @@ class Chart(Vertical):
         self.border_subtitle = " · ".join(parts)
 
     def _update_legend(self) -> None:
-        text = Text(no_wrap=False, overflow="fold")
+        """One `■ name` entry per legend label, wrapped between entries, never inside one
+        (rich would break after the swatch and leave it apart from its name)."""
+        width = max(10, self.size.width - 4)  # the border and the legend's padding
+        text = Text(no_wrap=True, overflow="ellipsis")
         seen: set[str] = set()
+        line = 0
         for s in self.series:
             label = s.legend_label or s.label
             if not s.legend or label in seen:
                 continue
             seen.add(label)
-            if text:
+            entry = 2 + cell_len(label)
+            if line and line + 2 + entry > width:
+                text.append("\n")
+                line = 0
+            elif line:
                 text.append("  ")
+                line += 2
             text.append("■ ", style=rich_color(s.color))
             text.append(label, style="dim" if s.color == FADED else "")
+            line += entry
         self.legend.update(text)
+
+    def on_resize(self) -> None:
+        self._update_legend()
 
     def draw(self, width: int, height: int) -> Text:
         """The figure of the series at this size (called by the canvas at render time)."""
