@@ -1,8 +1,10 @@
-"""`optlab tui` in a real terminal: an 80x24 tmux pane, to the final table, `q`, exit code 0."""
+"""`optlab tui` in a real terminal: tmux panes of 80x24 and 200x60 in 256 colours, to the final
+table, `q`, exit code 0."""
 
 from __future__ import annotations
 
 import contextlib
+import re
 import shlex
 import shutil
 import signal
@@ -25,18 +27,22 @@ def tmux(tmp_path: Path) -> Iterator[list[str]]:
     subprocess.run([*base, "kill-server"], capture_output=True, check=False)
 
 
-def capture(tmux: list[str]) -> str:
-    out = subprocess.run([*tmux, "capture-pane", "-p", "-t", "t"], capture_output=True, text=True, check=False)
+def capture(tmux: list[str], escapes: bool = False) -> str:
+    flags = ["-p", "-e"] if escapes else ["-p"]
+    out = subprocess.run([*tmux, "capture-pane", *flags, "-t", "t"], capture_output=True, text=True, check=False)
     return out.stdout
 
 
-def test_tui_in_an_80x24_tmux_pane(tmux: list[str], tiny: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("width", "height"), [(80, 24), (200, 60)])
+def test_tui_in_a_tmux_pane(tmux: list[str], tiny: Path, tmp_path: Path, width: int, height: int) -> None:
     run_dir = tmp_path / "run"
     exit_file = tmp_path / "exit-code"
     command = shlex.join([sys.executable, "-m", "optlab", "tui", str(tiny), "--out", str(run_dir), "-d", "cpu"])
     shell = f"cd {shlex.quote(str(tmp_path))} && {command}; echo $? > {shlex.quote(str(exit_file))}; sleep 5"
+    # 256 colours, as over SSH: TERM says 256, nothing advertises truecolor.
+    env = ["env", "-u", "COLORTERM", "-u", "TEXTUAL_COLOR_SYSTEM", "-u", "COLUMNS", "-u", "LINES", "TERM=xterm-256color"]
     subprocess.run(
-        [*tmux, "new-session", "-d", "-s", "t", "-x", "80", "-y", "24", "env", "TERM=xterm-256color", "sh", "-c", shell],
+        [*tmux, "new-session", "-d", "-s", "t", "-x", str(width), "-y", str(height), *env, "sh", "-c", shell],
         check=True,
     )
     deadline = time.monotonic() + 60
@@ -51,10 +57,18 @@ def test_tui_in_an_80x24_tmux_pane(tmux: list[str], tiny: Path, tmp_path: Path) 
     else:
         raise AssertionError(f"no final table after 60 s:\n{screen}")
     lines = screen.splitlines()
-    assert len(lines) <= 24 and all(len(line) <= 80 for line in lines)
+    assert len(lines) <= height and all(len(line) <= width for line in lines)
     for name in ("sgd", "adam", "rms-bs32"):
         assert name in screen
     assert "q quit" in screen.replace("  ", " ")  # the footer shows how to leave, even at 80 columns
+    assert re.search(r"tiny │ \d\d:\d\d │ cpu", lines[0]), lines[0]  # the clock and device fit the header
+    finished = [line for line in lines if re.search(r"(sgd|adam|rms-bs32) +finished ", line)]
+    assert len(finished) == 3, screen  # run names and whole statuses in the final table
+    if width >= 200:  # everything fits: every column of the final table and all three charts
+        for text in ("roc auc", "test loss", "samples/s", "learning rate", "validation accuracy"):
+            assert text in screen, screen
+    colours = capture(tmux, escapes=True)
+    assert "38;5;" in colours and "38;2;" not in colours  # 256-colour codes only, no truecolor
     subprocess.run([*tmux, "send-keys", "-t", "t", "q"], check=True)
     deadline = time.monotonic() + 15
     while not exit_file.exists() and time.monotonic() < deadline:
