@@ -1,4 +1,5 @@
-"""Live progress on stderr: one Rich progress bar per run, fed by engine events."""
+"""Live progress on stderr: one Rich progress bar per run, fed by engine events, and each run's
+notes (e.g. that mixed precision is off on CPU) once, as dim `note:` lines."""
 
 from __future__ import annotations
 
@@ -16,7 +17,14 @@ from rich.text import Text
 
 from optlab.console.tables import STATUS_STYLES
 from optlab.runs.reports import format_rate
-from optlab.training.events import EpochEnded, Event, ExperimentStarted, RunEnded, RunStarted
+from optlab.training.events import (
+    EpochEnded,
+    Event,
+    ExperimentEnded,
+    ExperimentStarted,
+    RunEnded,
+    RunStarted,
+)
 from optlab.training.events import Progress as ProgressEvent
 
 
@@ -67,6 +75,12 @@ class ConsoleProgress:
         self.tasks: dict[str, TaskID] = {}
         self._width = 0
         self._live = False
+        # Notes wait until every run has started (the runner starts them all before training),
+        # so a note every run shares is printed once for "all runs" instead of once per run.
+        self._started: list[str] = []
+        self._notes: dict[str, list[str]] = {}
+        self._notes_shown = False
+        self._shared: set[str] = set()
 
     def _task(self, run: str) -> TaskID:
         if run not in self.tasks:
@@ -86,10 +100,12 @@ class ConsoleProgress:
             for name in event.run_names:
                 self._task(name)
         elif isinstance(event, RunStarted):
+            self._note(event.run, event.notes)
             task = self._task(event.run)
             self.progress.update(task, total=event.total_steps, epochs=event.spec.get("epochs", "?"))
             self.progress.start_task(task)
         elif isinstance(event, ProgressEvent):
+            self._show_notes()
             self.progress.update(
                 self._task(event.run),
                 completed=event.step,
@@ -98,6 +114,7 @@ class ConsoleProgress:
                 rate=format_rate(event.samples_per_s),
             )
         elif isinstance(event, EpochEnded):
+            self._show_notes()
             self.progress.update(self._task(event.run), completed=event.step, epoch=event.epoch)
         elif isinstance(event, RunEnded):
             task = self._task(event.run)
@@ -110,8 +127,41 @@ class ConsoleProgress:
                 line.append(event.status, style=STATUS_STYLES.get(event.status, ""))
                 line.append(f" ({event.reason})")
                 self.progress.console.print(line)
+        elif isinstance(event, ExperimentEnded):
+            self._show_notes()
+
+    def _note(self, run: str, notes: list[str]) -> None:
+        """Keep a starting run's notes until training begins; print them at once after that (a
+        run started late, or again when resumed), unless an "all runs" line already said it."""
+        if run not in self._started:
+            self._started.append(run)
+        fresh = [n for n in notes if n not in self._notes.get(run, [])]
+        self._notes.setdefault(run, []).extend(fresh)
+        if self._notes_shown:
+            for note in fresh:
+                if note not in self._shared:
+                    self._print_note(run, note)
+
+    def _show_notes(self) -> None:
+        """Print the kept notes once: a note that every started run has (two runs or more) as
+        one `note: all runs: ...` line, the others as `note: RUN: ...` in run order."""
+        if self._notes_shown:
+            return
+        self._notes_shown = True
+        every = list(self._notes.get(self._started[0], [])) if len(self._started) > 1 else []
+        self._shared = {n for n in every if all(n in self._notes.get(r, []) for r in self._started)}
+        for note in (n for n in every if n in self._shared):
+            self._print_note("all runs", note)
+        for run in self._started:
+            for note in self._notes.get(run, []):
+                if note not in self._shared:
+                    self._print_note(run, note)
+
+    def _print_note(self, who: str, note: str) -> None:
+        self.progress.console.print(Text(f"note: {who}: {note}", style="dim"))
 
     def close(self) -> None:
+        self._show_notes()  # an experiment stopped before any progress still says them
         if self._live:
             self._live = False
             self.progress.stop()
