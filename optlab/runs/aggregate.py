@@ -6,16 +6,20 @@ configurations cannot be told apart.
 Standard deviations are *sample* standard deviations (ddof = 1, numpy's `std(ddof=1)`): the
 seeds are a sample of the seeds one could have run. With one value the std is undefined (None).
 
-The ranking compares the top two configurations with Welch's t-test (unequal variances,
+The ranking compares configurations with Welch's t-test (unequal variances,
 `scipy.stats.ttest_ind(equal_var=False)`): p >= 0.05 reads "not distinguishable", and with
-fewer than two seeds on either side it says it cannot tell. Pure data in and out, so the
-results fold, the reports, the console and the TUI share these functions.
+fewer than two seeds on either side it says it cannot tell. When both sides have the same value
+for every seed (no variance at all) the test is undefined and the means alone decide. Its verdict
+on the top two is the ranking's sentence; `ranks` gives every configuration a rank (see
+`rank_entries`). Pure data in and out, so the results fold, the reports, the console and the
+TUI share these functions.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -68,9 +72,13 @@ def stats(values: Iterable[Any]) -> dict[str, Any]:
     if not xs:
         return {"mean": None, "std": None, "n": 0, "min": None, "max": None}
     arr = np.asarray(xs, dtype=np.float64)
+    # Identical values: numpy's mean of them can be off by an ulp (0.9275...091 for three
+    # 0.9275...092), which leaves a std of ~1e-16 and makes two constant configurations with
+    # the same value look different. Their mean is the value and their spread is none.
+    constant = len(set(xs)) == 1
     return {
-        "mean": float(arr.mean()),
-        "std": float(arr.std(ddof=STD_DDOF)) if len(xs) > 1 else None,
+        "mean": xs[0] if constant else float(arr.mean()),
+        "std": None if len(xs) < 2 else 0.0 if constant else float(arr.std(ddof=STD_DDOF)),
         "n": len(xs),
         "min": float(arr.min()),
         "max": float(arr.max()),
@@ -95,14 +103,64 @@ def metric_values(runs: Sequence[dict[str, Any]], metric: str) -> list[float]:
 
 
 def welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """Two-sided p-value of Welch's t-test, or None when it is undefined (fewer than two values
-    on a side, or no variance on either side)."""
+    """Two-sided p-value of Welch's t-test, or None when it is undefined: fewer than two values
+    on a side, or every value equal on both sides (no variance at all; the caller compares the
+    means). One constant side is fine: the other side's variance carries the test."""
     if len(a) < 2 or len(b) < 2:
+        return None
+    if len(set(a)) == 1 and len(set(b)) == 1:
         return None
     from scipy.stats import ttest_ind
 
-    p = float(ttest_ind(a, b, equal_var=False).pvalue)
+    # scipy warns on stderr ("Precision loss occurred in moment calculation") when a side's
+    # values are (nearly) identical; the case is handled here, so the warning would only be noise
+    # in the middle of `compare`'s output.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(ttest_ind(a, b, equal_var=False).pvalue)
     return p if math.isfinite(p) else None
+
+
+def compare(
+    a: Sequence[float], sa: dict[str, Any], b: Sequence[float], sb: dict[str, Any], alpha: float = ALPHA
+) -> tuple[str, float | None]:
+    """The verdict on two configurations' per-seed values (`sa`, `sb` their `stats`):
+    `cannot tell` (fewer than two seeds on a side), `distinguishable` or `not distinguishable`,
+    and the Welch p-value (None when there is none)."""
+    if len(a) < 2 or len(b) < 2:
+        return "cannot tell", None
+    p = welch_p(a, b)
+    # No variance on either side: the test is undefined and the means alone decide.
+    distinct = sa["mean"] != sb["mean"] if p is None else p < alpha
+    return ("distinguishable" if distinct else "not distinguishable"), p
+
+
+def rank_entries(
+    scored: Sequence[tuple[str, Sequence[float], dict[str, Any]]], alpha: float = ALPHA
+) -> list[dict[str, Any]]:
+    """A rank for each configuration of `scored` (best first): each is compared with the
+    configuration that holds the rank above it (the first of its tie). Not distinguishable from
+    it: the same rank, labelled `1=`; distinguishable: its own position (competition ranking,
+    so after `1`, `1=` comes `3`); cannot tell (fewer than two seeds): its position with `?`.
+    Comparing with the holder rather than with the row just above keeps `1=` meaning "not told
+    apart from the first", never a chain of small steps down from it."""
+    out: list[dict[str, Any]] = []
+    holder: tuple[str, Sequence[float], dict[str, Any]] | None = None
+    held = 0
+    for position, (name, values, s) in enumerate(scored, start=1):
+        entry: dict[str, Any] = {"group": name, "rank": position, "label": str(position),
+                                 "versus": None, "verdict": None, "p_value": None}
+        if holder is not None:
+            verdict, p = compare(holder[1], holder[2], values, s, alpha)
+            entry.update(versus=holder[0], verdict=verdict, p_value=p)
+            if verdict == "not distinguishable":
+                entry.update(rank=held, label=f"{held}=")
+            elif verdict == "cannot tell":
+                entry["label"] = f"{position}?"
+        if entry["verdict"] != "not distinguishable":
+            holder, held = (name, values, s), position
+        out.append(entry)
+    return out
 
 
 def primary_metric(task: str) -> str:
@@ -114,7 +172,8 @@ def rank_groups(
 ) -> dict[str, Any]:
     """Configurations ordered by the mean of `metric` (default accuracy, r2 for regression),
     with a verdict on the top two: `distinguishable`, `not distinguishable`, or `cannot tell`
-    (fewer than two seeds on a side), and `single` when there is nothing to compare."""
+    (fewer than two seeds on a side), and `single` when there is nothing to compare; `ranks`
+    holds every ranked configuration's rank (`rank_entries`)."""
     task = str((results.get("dataset") or {}).get("task") or "multiclass")
     metric = metric or primary_metric(task)
     higher = metric not in LOWER_IS_BETTER
@@ -124,29 +183,27 @@ def rank_groups(
         if values:
             scored.append((name, values, stats(values)))
     scored.sort(key=lambda item: item[2]["mean"], reverse=higher)
+    ranks = rank_entries(scored, alpha)
     out: dict[str, Any] = {
         "metric": metric, "higher_is_better": higher, "order": [n for n, _, _ in scored],
-        "test": "welch t-test", "alpha": alpha, "p_value": None, "verdict": "single",
+        "test": "welch t-test", "alpha": alpha, "p_value": None, "verdict": "single", "ranks": ranks,
     }
     if len(scored) < 2:
         out["text"] = "nothing to rank" if not scored else f"{scored[0][0]} is the only tested configuration"
         return out
-    (first, a, sa), (second, b, sb) = scored[0], scored[1]
+    (first, _, sa), (second, _, sb) = scored[0], scored[1]
     head = f"{first} ({format_stat(sa)}) ahead of {second} ({format_stat(sb)}) on {metric}"
-    if len(a) < 2 or len(b) < 2:
-        out["verdict"] = "cannot tell"
+    # The second configuration was compared with the first: its verdict is the ranking's.
+    verdict, p = ranks[1]["verdict"], ranks[1]["p_value"]
+    out["verdict"], out["p_value"] = verdict, p
+    if verdict == "cannot tell":
         out["text"] = f"{head}: cannot tell whether that is noise (fewer than 2 seeds; use --seeds)"
         return out
-    p = welch_p(a, b)
-    if p is None:  # both constant across seeds: the means alone decide
-        distinct = sa["mean"] != sb["mean"]
-    else:
-        out["p_value"] = p
-        distinct = p < alpha
-    out["verdict"] = "distinguishable" if distinct else "not distinguishable"
     p_text = "no variance across seeds" if p is None else f"Welch t-test p = {p:.3g}"
-    if distinct:
+    if verdict == "distinguishable":
         out["text"] = f"{head}: distinguishable ({p_text})"
+    elif p is None:
+        out["text"] = f"{head}: not distinguishable ({p_text}, equal means)"
     else:
         out["text"] = f"{head}: not distinguishable ({p_text} >= {alpha:g})"
     return out
@@ -191,6 +248,24 @@ def aggregate(results: dict[str, Any]) -> dict[str, Any] | None:
         "groups": [aggregate_group(name, runs, task) for name, runs in groups(results).items()],
         "ranking": rank_groups(results),
     }
+
+
+def ranked_groups(results: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """The aggregate groups in ranking order, each with its rank entry; configurations with no
+    tested value (every seed diverged or failed) follow in preset order with None. A document
+    written before ranks were recorded gets them computed from its runs."""
+    aggregates = results.get("aggregates") or {}
+    ranking = aggregates.get("ranking") or {}
+    ranks = ranking.get("ranks")
+    if ranks is None:
+        ranks = rank_groups(results, ranking.get("metric"), ranking.get("alpha", ALPHA))["ranks"]
+    by_name = {str(g["group"]): g for g in aggregates.get("groups") or []}
+    out: list[tuple[dict[str, Any], dict[str, Any] | None]] = [
+        (by_name[r["group"]], r) for r in ranks if r["group"] in by_name
+    ]
+    ranked = {r["group"] for r in ranks}
+    out += [(g, None) for name, g in by_name.items() if name not in ranked]
+    return out
 
 
 def format_stat(s: dict[str, Any] | None, digits: int = 4) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from optlab.runs.aggregate import (
     groups,
     history_bands,
     rank_groups,
+    ranked_groups,
     stats,
     welch_p,
 )
@@ -122,6 +124,73 @@ def test_ranking_says_when_the_top_two_are_not_distinguishable() -> None:
 
     loss = rank_groups(seeded_results(ACC), metric="loss")
     assert loss["order"][0] == "sgd" and loss["higher_is_better"] is False
+
+
+def test_identical_values_have_no_spread_and_their_exact_mean() -> None:
+    value = 0.9275766016713092  # three seeds of quickstart's sgd-momentum scored exactly this
+    values = [value] * 3
+    assert np.std(values, ddof=1) > 0  # numpy's own answer carries rounding noise here...
+    assert stats(values) == {"mean": value, "std": 0.0, "n": 3, "min": value, "max": value}  # ...ours none
+    assert stats([0.1, 0.1])["std"] == 0.0 and stats([0.1])["std"] is None
+
+
+def test_zero_variance_groups_are_handled_without_scipys_warning() -> None:
+    constant, varied = [0.9276] * 3, [0.9276, 0.9192, 0.9136]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning, scipy's precision-loss one included, fails
+        p = welch_p(constant, varied)
+        # One constant side: the other side's variance carries the test.
+        assert p is not None and p == pytest.approx(welch_p([0.9276, 0.9276 + 1e-12, 0.9276], varied), rel=1e-6)
+        # Both constant: the test is undefined; the means alone decide.
+        assert welch_p(constant, [0.9] * 2) is None
+        differ = rank_groups(seeded_results({"a": [0.95] * 3, "b": [0.9] * 3}))
+        same = rank_groups(seeded_results({"a": [0.95] * 3, "b": [0.95] * 2}))
+        mixed = rank_groups(seeded_results({"a": constant, "b": varied}))
+    assert differ["verdict"] == "distinguishable" and differ["p_value"] is None
+    assert "no variance across seeds" in differ["text"]
+    assert same["verdict"] == "not distinguishable" and "equal means" in same["text"]
+    assert [r["label"] for r in same["ranks"]] == ["1", "1="]
+    with warnings.catch_warnings():  # scipy's own call, as the reference, warns here
+        warnings.simplefilter("ignore", RuntimeWarning)
+        reference = scipy_stats.ttest_ind(constant, varied, equal_var=False).pvalue
+    assert mixed["p_value"] == pytest.approx(reference)
+    agg = aggregate(seeded_results({"a": [0.95] * 3, "b": [0.9] * 3}))
+    assert [g["test"]["accuracy"]["std"] for g in agg["groups"]] == [0.0, 0.0]
+
+
+def test_every_configuration_is_ranked_against_the_holder_of_the_rank_above() -> None:
+    values = {
+        "c": [0.86, 0.87, 0.88], "a": [0.90, 0.91, 0.92], "b": [0.885, 0.90, 0.915],
+        "d": [0.70, 0.72, 0.71], "e": [0.69], "f": [0.5, 0.6],
+    }
+    welch = {pair: scipy_stats.ttest_ind(values[pair[0]], values[pair[1]], equal_var=False).pvalue
+             for pair in (("a", "b"), ("a", "c"), ("b", "c"), ("a", "d"), ("c", "d"))}
+    # The scenario this test is about: b is not told apart from a, c is not told apart from b
+    # but is from a; d is clearly behind.
+    assert welch["a", "b"] >= 0.05 and welch["b", "c"] >= 0.05 and welch["a", "c"] < 0.05
+    assert welch["a", "d"] < 0.05 and welch["c", "d"] < 0.05
+    ranking = rank_groups(seeded_results(values))
+    ranks = {r["group"]: r for r in ranking["ranks"]}
+    assert ranking["order"] == ["a", "b", "c", "d", "e", "f"] == [r["group"] for r in ranking["ranks"]]
+    assert [r["label"] for r in ranking["ranks"]] == ["1", "1=", "3", "4", "5?", "6?"]
+    assert [r["rank"] for r in ranking["ranks"]] == [1, 1, 3, 4, 5, 6]
+    # c is compared with a (which holds rank 1), not with b just above it.
+    assert ranks["c"]["versus"] == "a" and ranks["c"]["p_value"] == pytest.approx(welch["a", "c"])
+    assert ranks["d"]["versus"] == "c" and ranks["d"]["verdict"] == "distinguishable"
+    assert ranks["e"]["verdict"] == "cannot tell" and ranks["f"]["versus"] == "e"
+    # The ranking's verdict on the top two is the second's rank.
+    assert ranking["verdict"] == ranks["b"]["verdict"] == "not distinguishable"
+    assert ranking["p_value"] == pytest.approx(welch["a", "b"])
+
+
+def test_ranked_groups_follow_the_ranking_with_untested_configurations_last() -> None:
+    results = seeded_results(ACC, {"bad@s0": "failed", "bad@s1": "diverged", "bad@s2": "failed"})
+    results["aggregates"] = aggregate(results)
+    got = [(g["group"], r and r["label"]) for g, r in ranked_groups(results)]
+    assert got == [("sgd", "1"), ("adam", "1="), ("bad", None)]
+    # results.json written before ranks existed: the ranks are computed from its runs.
+    del results["aggregates"]["ranking"]["ranks"]
+    assert [(g["group"], r and r["label"]) for g, r in ranked_groups(results)] == got
 
 
 # ------------------------------------------------------------------ time to target
