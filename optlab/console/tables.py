@@ -5,7 +5,7 @@ The reports module (and numpy behind it) is imported on first use, so `presets l
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from rich.console import Console
@@ -86,31 +86,48 @@ def results_table(results: dict[str, Any], hide: Collection[str] = ()) -> Table:
     return table
 
 
-def seeds_table(results: dict[str, Any]) -> Table | None:
-    """Mean ± std and n per configuration, with the ranking verdict; None without repeated seeds."""
-    from optlab.runs.reports import CLASSIFICATION_METRICS, REGRESSION_METRICS, header, task_of
-    from optlab.runs.seed_reports import mean_std
+def seeds_table(results: dict[str, Any], hide: Collection[str] = ()) -> Table | None:
+    """Configurations in ranking order with their rank, mean ± std and n of each test metric
+    (less `hide`) and, with a target, how many seeds reached it and when; the ranking verdict in
+    the caption. None without repeated seeds."""
+    from optlab.runs.aggregate import ranked_groups
+    from optlab.runs.reports import CLASSIFICATION_METRICS, REGRESSION_METRICS, header, target_of, task_of
+    from optlab.runs.seed_reports import RANK_LEGEND, mean_std, rank_text, target_cells, target_headers
 
     aggregates = results.get("aggregates")
     if not aggregates:
         return None
     metrics = REGRESSION_METRICS if task_of(results) == "regression" else CLASSIFICATION_METRICS
+    cols = [c for c in (*metrics, "test_loss") if c not in hide]
+    target = target_of(results)
     ranking = aggregates.get("ranking") or {}
     verdict = ranking.get("verdict", "")
     caption = f"mean ± sample std (ddof = {aggregates.get('std_ddof', 1)}) over seeds"
     if ranking.get("text"):
         caption += f"; ranking: {ranking['text']}"
+    rows = ranked_groups(results)
+    caption += f"; ranked by mean {ranking.get('metric', 'accuracy')}"
+    if any(rank_text(rank)[-1] in "=?" for _, rank in rows):  # the legend only when it is needed
+        caption += f"; {RANK_LEGEND.replace('`', '')}"
+    if hide:
+        caption += f"; hidden for width: {', '.join(header(c) for c in hide)} (see --format markdown)"
     table = Table(title="across seeds", caption=caption, header_style="bold")
+    table.add_column("rank", justify="right", no_wrap=True)
     table.add_column("configuration", no_wrap=True)
     table.add_column("n", justify="right")
-    for c in (*metrics, "test_loss"):
+    for c in cols:
         table.add_column(header(c), justify="right", no_wrap=True)
-    order = ranking.get("order") or []
-    for group in aggregates.get("groups") or []:
-        top = verdict == "distinguishable" and order[:1] == [group["group"]]
-        cells = [Text(group["group"], style=BEST_STYLE if top else "bold"), Text(str(group["n"]))]
-        for c in (*metrics, "test_loss"):
+    for head in target_headers() if target else []:
+        table.add_column(head, justify="right", no_wrap=True)
+    for group, rank in rows:
+        # Only a winner the test tells apart from the runner-up is highlighted.
+        top = verdict == "distinguishable" and rank is not None and rank["rank"] == 1
+        cells = [Text(rank_text(rank), style=BEST_STYLE if top else ""),
+                 Text(group["group"], style=BEST_STYLE if top else "bold"), Text(str(group["n"]))]
+        for c in cols:
             cells.append(Text(mean_std(group["test"].get("loss" if c == "test_loss" else c), c)))
+        if target:
+            cells += [Text(cell) for cell in target_cells(group)]
         table.add_row(*cells)
     return table
 
@@ -128,21 +145,32 @@ def print_table(console: Console, table: Table) -> None:
 
 
 def print_results(console: Console, results: dict[str, Any]) -> None:
-    """The results table; on a terminal too narrow for it, the least telling columns are left
-    out (and named in the caption) rather than any number being cut."""
-    table = results_table(results)
-    if console.is_terminal:
-        hidden: list[str] = []
-        for column in DROP_ORDER:
-            if natural_width(console, table) <= console.width:
-                break
-            if any(col.header == _header(column) for col in table.columns):
-                hidden.append(column)
-                table = results_table(results, hidden)
-    print_table(console, table)
-    seeds = seeds_table(results)
-    if seeds is not None:
-        print_table(console, seeds)
+    """The results table, then (with repeated seeds) the across-seeds table; on a terminal too
+    narrow for one, its least telling columns are left out (and named in the caption) rather
+    than any number being cut."""
+    for build in (results_table, seeds_table):
+        table = _fitted(console, results, build)
+        if table is not None:
+            print_table(console, table)
+
+
+def _fitted(
+    console: Console, results: dict[str, Any], build: Callable[[dict[str, Any], Collection[str]], Table | None]
+) -> Table | None:
+    """`build(results, hidden)` with the columns of DROP_ORDER hidden one by one until the
+    table fits a terminal (all of them kept when the output is not a terminal)."""
+    hidden: list[str] = []
+    table = build(results, hidden)
+    if table is None or not console.is_terminal:
+        return table
+    for column in DROP_ORDER:
+        if natural_width(console, table) <= console.width:
+            break
+        if any(col.header == _header(column) for col in table.columns):
+            hidden.append(column)
+            table = build(results, list(hidden))
+            assert table is not None  # the same document: a table again
+    return table
 
 
 def _header(column: str) -> str:

@@ -305,7 +305,8 @@ def to_csv(results: dict[str, Any]) -> str:
         cols = (*cols, "target_reached")
     aggregates = results.get("aggregates")
     if aggregates:  # repeated seeds: which group and seed each row is, then mean and std rows
-        cols = (*cols, "group", "seed", "kind", "n")
+        # (in ranking order, with the configuration's rank)
+        cols = (*cols, "group", "seed", "kind", "n", "rank", "rank_mark")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()

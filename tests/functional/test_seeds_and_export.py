@@ -139,3 +139,34 @@ def test_presets_new_from_a_template_and_from_a_preset() -> None:
 
     bad = invoke("presets", "new", "../oops")
     assert bad.exit_code == 2 and "use letters" in bad.output
+
+
+def test_compare_ranks_configurations_shows_time_to_target_and_says_the_cpu_amp_note_once() -> None:
+    text = TINY.replace('description = "Two optimizers, tiny."',
+                        'description = "Two optimizers, tiny."\ntarget = { metric = "val_accuracy", value = 0.3 }')
+    text += '[[runs]]\nname = "slow"\noptimizer = { name = "sgd", lr = 1e-4 }\n'
+    Path("tiny.toml").write_text(text)
+    result = invoke("compare", "tiny.toml", "--seeds", "2", "--set", "train.amp=bf16", "--out", "out")
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert notes == ["note: all runs: amp = 'bf16' is off: mixed precision needs CUDA, this run is on CPU"]
+
+    results = json.loads(Path("out/results.json").read_text())
+    ranks = results["aggregates"]["ranking"]["ranks"]
+    assert [r["group"] for r in ranks] == results["aggregates"]["ranking"]["order"]
+    assert ranks[-1]["group"] == "slow"  # lr 1e-4 for two epochs learns next to nothing
+    seeds_part = result.stdout.split("across seeds")[1]
+    rows = [[c.strip() for c in line.strip("│").split("│")] for line in seeds_part.splitlines()
+            if line.startswith("│")]
+    assert [(row[0], row[1]) for row in rows] == [(r["label"], r["group"]) for r in ranks]
+    header = next(line for line in seeds_part.splitlines() if "configuration" in line)
+    assert header.split("┃")[1].strip() == "rank" and "reached target" in header and "target time" in header
+    groups = {g["group"]: g for g in results["aggregates"]["groups"]}
+    for row in rows:
+        ttt = groups[row[1]]["time_to_target"]
+        assert row[-4] == f"{ttt['reached']} of {ttt['of']}"
+
+    report = Path("out/report.md").read_text().split("## Across seeds")[1]
+    assert "| rank | configuration |" in report and "| reached target | target epoch | target samples |" in report
+    md_rows = [line.split(" | ")[:2] for line in report.splitlines() if line.startswith("| ") and "---" not in line]
+    assert md_rows[1:] == [[f"| {r['label']}", r["group"]] for r in ranks]

@@ -193,6 +193,42 @@ def test_ranked_groups_follow_the_ranking_with_untested_configurations_last() ->
     assert [(g["group"], r and r["label"]) for g, r in ranked_groups(results)] == got
 
 
+def test_reports_and_console_list_configurations_in_ranking_order() -> None:
+    from rich.console import Console
+
+    from optlab.console.tables import print_results
+
+    results = seeded_results(ACC)  # preset order adam, sgd, bad; sgd has the best mean
+    results["aggregates"] = aggregate(results)
+    md = to_markdown(results)
+    rows = [line for line in md.split("## Across seeds")[1].splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| rank | configuration | n | seeds |")
+    assert [line.split(" | ")[:2] for line in rows[1:]] == [["| 1", "sgd"], ["| 1=", "adam"], ["| 3", "bad"]]
+    assert "rank `k=`: not distinguishable" in md
+
+    parsed = [r for r in csv.DictReader(io.StringIO(to_csv(results))) if r["kind"] != "run"]
+    assert [(r["group"], r["kind"], r["rank"], r["rank_mark"]) for r in parsed] == [
+        ("sgd", "mean", "1", ""), ("sgd", "std", "1", ""), ("adam", "mean", "1", "="), ("adam", "std", "1", "="),
+        ("bad", "mean", "3", ""), ("bad", "std", "3", ""),
+    ]
+
+    console = Console(width=250, record=True, no_color=True)
+    print_results(console, results)
+    text = console.export_text().split("across seeds")[1]
+    cells = [[c.strip() for c in line.strip("│").split("│")] for line in text.splitlines() if line.startswith("│")]
+    assert [c[:2] for c in cells] == [["1", "sgd"], ["1=", "adam"], ["3", "bad"]]
+    assert "ranking: sgd" in text and "not distinguishable" in text and "k=: not distinguishable" in text
+
+    # A narrow terminal: the across-seeds table gives up its least telling columns, not its numbers.
+    narrow = Console(width=110, record=True, no_color=True, force_terminal=True)
+    print_results(narrow, results)
+    text = narrow.export_text().split("across seeds")[1]
+    assert "hidden for width: specificity" in text and "…" not in text
+    assert all(len(line) <= 110 for line in text.splitlines())
+    assert [line.strip("│").split("│")[1].strip() for line in text.splitlines() if line.startswith("│")] == [
+        "sgd", "adam", "bad"]
+
+
 # ------------------------------------------------------------------ time to target
 
 HISTORY = [
@@ -214,8 +250,9 @@ def test_time_to_target_on_a_scripted_history() -> None:
     assert time_to_target(list(reversed(HISTORY)), {"metric": "val_accuracy", "value": 0.95})["epoch"] == 3
 
 
-def scripted_events(target: dict[str, Any] | None) -> list[Any]:
-    """Two configurations x two seeds whose val accuracy climbs at different speeds."""
+def scripted_events(target: dict[str, Any] | None, seed_step: float = 0.01) -> list[Any]:
+    """Two configurations x two seeds whose val accuracy climbs at different speeds (seed 1
+    `seed_step` above seed 0 at every epoch)."""
     names = ["fast@s0", "fast@s1", "slow@s0", "slow@s1"]
     events: list[Any] = [ExperimentStarted(run="", preset={"name": "t", "target": target},
                                            dataset={"task": "multiclass"}, run_names=names)]
@@ -224,7 +261,7 @@ def scripted_events(target: dict[str, Any] | None) -> list[Any]:
         events.append(RunStarted(run=name, spec={"group": group, "seed": int(seed)}))
         step = 0.3 if group == "fast" else 0.1
         for epoch in (1, 2, 3):
-            events.append(EpochEnded(run=name, epoch=epoch, val_accuracy=0.5 + step * epoch + 0.01 * int(seed),
+            events.append(EpochEnded(run=name, epoch=epoch, val_accuracy=0.5 + step * epoch + seed_step * int(seed),
                                      val_loss=1.0, train_loss=1.0, samples_seen=100 * epoch,
                                      epoch_s=0.5, elapsed_s=0.5 * epoch))
         acc = 0.9 if group == "fast" else 0.7
@@ -259,13 +296,14 @@ def test_reports_show_runs_aggregates_and_target() -> None:
     assert "| target epoch | target samples | target time |" in md and "not reached" in md
     assert "## Across seeds" in md and "sample standard deviation (ddof = 1)" in md
     fast_acc = np.array([0.9, 0.91])
-    assert f"| fast | 2 | 0, 1 | {fast_acc.mean():.4f} ± {fast_acc.std(ddof=1):.4f} |" in md
-    assert "**Ranking:** fast" in md and "2/2, epoch" in md
+    assert f"| 1 | fast | 2 | 0, 1 | {fast_acc.mean():.4f} ± {fast_acc.std(ddof=1):.4f} |" in md
+    assert "**Ranking:** fast" in md and "| 2 of 2 |" in md and "| 0 of 2 | - | - | - |" in md
 
     parsed = list(csv.DictReader(io.StringIO(to_csv(doc))))
     kinds = [(r["name"], r["kind"]) for r in parsed]
     assert kinds[:4] == [("fast@s0", "run"), ("fast@s1", "run"), ("slow@s0", "run"), ("slow@s1", "run")]
     assert kinds[4:] == [("fast", "mean"), ("fast", "std"), ("slow", "mean"), ("slow", "std")]
+    assert [r["rank"] for r in parsed] == ["", "", "", "", "1", "1", "2", "2"]
     mean, std = parsed[4], parsed[5]
     assert float(mean["accuracy"]) == pytest.approx(fast_acc.mean())
     assert float(std["accuracy"]) == pytest.approx(fast_acc.std(ddof=1)) and mean["n"] == "2"
@@ -282,3 +320,39 @@ def test_console_table_shows_mean_std_and_n() -> None:
     print_results(console, replay(scripted_events(None)))
     text = console.export_text()
     assert "across seeds" in text and "0.9050 ± 0.0071" in text and "ranking: fast" in text
+
+
+def test_across_seeds_tables_show_time_to_target() -> None:
+    from rich.console import Console
+
+    from optlab.console.tables import print_results
+    from optlab.runs.reports import format_duration
+
+    # Seed 1 climbs 0.1 above seed 0: fast reaches 0.85 at epochs 2 and 1, slow only with seed 1.
+    doc = replay(scripted_events({"metric": "val_accuracy", "value": 0.85}, seed_step=0.1))
+    hits = {name: [r["time_to_target"] for r in doc["runs"] if r["name"].startswith(name)] for name in ("fast", "slow")}
+    fast = [t for t in hits["fast"] if t["reached"]]
+    slow = [t for t in hits["slow"] if t["reached"]]
+    assert len(fast) == 2 and len(slow) == 1
+
+    def spread(key: str, fmt: Any) -> str:
+        xs = np.array([t[key] for t in fast], dtype=float)
+        return f"{fmt(xs.mean())} ± {fmt(xs.std(ddof=1))}"
+
+    want_fast = ["2 of 2", spread("epoch", lambda v: f"{v:.1f}"), spread("samples_seen", lambda v: f"{v:,.0f}"),
+                 spread("wall_time_s", format_duration)]
+    want_slow = ["1 of 2", f"{slow[0]['epoch']:.1f}", f"{slow[0]['samples_seen']:,}",
+                 format_duration(slow[0]["wall_time_s"])]
+    assert want_fast[1] == "1.5 ± 0.7"  # the values differ across seeds, so the std shows
+
+    md = to_markdown(doc)
+    assert "| reached target | target epoch | target samples | target time |" in md.split("## Across seeds")[1]
+    assert "| " + " | ".join(want_fast) + " |" in md and "| " + " | ".join(want_slow) + " |" in md
+
+    console = Console(width=250, record=True, no_color=True)
+    print_results(console, doc)
+    text = console.export_text().split("across seeds")[1]
+    assert "reached target" in text and "target samples" in text
+    cells = {c[1]: c for line in text.splitlines() if line.startswith("│")
+             for c in [[x.strip() for x in line.strip("│").split("│")]]}
+    assert cells["fast"][-4:] == want_fast and cells["slow"][-4:] == want_slow
