@@ -22,7 +22,7 @@ from optlab.training.events import (
 
 RESULTS_VERSION = 1
 HISTORY_KEYS = (
-    "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "epoch_s",
+    "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_rmse", "lr", "epoch_s",
     "samples_seen",  # training samples seen by that epoch's end (time to target)
 )
 

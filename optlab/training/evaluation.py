@@ -19,6 +19,9 @@ class EvalResult:
     loss: float
     accuracy: float | None
     output: torch.Tensor | None  # raw model output, kept only when asked for
+    # Regression: root mean squared error in the target's own units, whatever loss the run
+    # trains with, so runs with MSE, L1 and SmoothL1 losses can be compared on one number.
+    rmse: float | None = None
 
 
 def evaluate(
@@ -31,8 +34,10 @@ def evaluate(
     batch_size: int,
     autocast: Callable[[], object],
     keep_output: bool = False,
+    target_std: float = 1.0,
 ) -> EvalResult | None:
-    """Mean loss and accuracy over (x, y); one host sync at the end."""
+    """Mean loss and accuracy (RMSE for regression, in the units `target_std` restores) over
+    (x, y); one host sync at the end."""
     n = x.shape[0]
     if n == 0:
         return None
@@ -40,6 +45,7 @@ def evaluate(
     model.eval()
     loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
     correct = torch.zeros((), device=x.device, dtype=torch.int64)
+    squared = torch.zeros((), device=x.device, dtype=torch.float64)
     outputs = []
     with torch.inference_mode():
         for start in range(0, n, batch_size):
@@ -50,11 +56,15 @@ def evaluate(
             loss_sum += loss_fn(out, yb).double() * xb.shape[0]
             if task != "regression":
                 correct += (predictions(out, task, loss_name) == yb).sum()
+            else:
+                pred = probabilities(out, task, loss_name).reshape(yb.shape)
+                squared += (pred.double() - yb.double()).square().sum()
             if keep_output:
                 outputs.append(out)
     model.train(was_training)
     accuracy = None if task == "regression" else correct.item() / n
-    return EvalResult(loss_sum.item() / n, accuracy, torch.cat(outputs) if keep_output else None)
+    rmse = (squared.item() / n) ** 0.5 * target_std if task == "regression" else None
+    return EvalResult(loss_sum.item() / n, accuracy, torch.cat(outputs) if keep_output else None, rmse)
 
 
 def test_report(

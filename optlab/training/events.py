@@ -73,6 +73,7 @@ class EpochEnded(Event):
     train_accuracy: float | None = None
     val_loss: float | None = None
     val_accuracy: float | None = None
+    val_rmse: float | None = None  # regression: in the target's units, comparable across losses
     lr: float = 0.0
     epoch_s: float = 0.0
     elapsed_s: float = 0.0

@@ -216,7 +216,7 @@ class Trainer:
         train_acc = None if self.task == "regression" else self.correct.item() / self.n_train
         val = evaluate(
             self.model, self.data.x_val, self.data.y_val, self.loss_fn, self.task, spec.loss,
-            spec.eval_batch_size, self._autocast,
+            spec.eval_batch_size, self._autocast, target_std=self.data.target_std,
         )
         self.schedule.after_epoch(val.loss if val else None)
         improved = self.best.update(self.epoch, val, self.model)
@@ -226,6 +226,7 @@ class Trainer:
             "train_accuracy": train_acc,
             "val_loss": val.loss if val else None,
             "val_accuracy": val.accuracy if val else None,
+            "val_rmse": val.rmse if val else None,
             "lr": self.schedule.lr(),
             "epoch_s": self.elapsed_s - self._epoch_start_elapsed,
         }

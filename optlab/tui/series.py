@@ -15,14 +15,10 @@ from optlab.tui.widgets.chart import FADED, Series, run_color
 CHARTS = ("loss", "lr", "val")
 
 
-def val_metric_name(state: ExperimentState) -> str:
-    return "val_loss" if state.task == "regression" else "val_accuracy"
-
-
 def run_series(state: ExperimentState, axis: str, smoothing: float, highlight: str | None) -> dict[str, list[Series]]:
     """One series per run (per chart); with repeats, coloured and highlighted by configuration."""
     grouping = state.grouping
-    metric = val_metric_name(state)
+    metric = state.val_key
     out: dict[str, list[Series]] = {key: [] for key in CHARTS}
     for name in state.run_names:
         key = grouping.key(name)
@@ -78,7 +74,7 @@ def group_series(
     applies to each seed's training loss before the statistics, so the band is the band of the
     curves shown in the "seeds" mode."""
     grouping = state.grouping
-    metric = val_metric_name(state)
+    metric = state.val_key
     out: dict[str, list[Series]] = {key: [] for key in CHARTS}
     bands: dict[str, dict[str, Band]] = {}
     for index, (group, names) in enumerate(grouping.groups.items()):

@@ -153,6 +153,12 @@ class EpochPoint:
     train_loss: float
     val_loss: float | None
     val_accuracy: float | None
+    val_rmse: float | None = None
+
+
+# The validation metric compared across runs, and what the screen calls it.
+VAL_LABELS = {"val_accuracy": "validation accuracy", "val_rmse": "validation RMSE", "val_loss": "validation loss"}
+BEST_LABELS = {"val_accuracy": "best val acc", "val_rmse": "best val rmse", "val_loss": "best val loss"}
 
 
 @dataclass
@@ -280,6 +286,7 @@ class ExperimentState:
                         train_loss=_num(event.train_loss),
                         val_loss=None if event.val_loss is None else _num(event.val_loss),
                         val_accuracy=None if event.val_accuracy is None else _num(event.val_accuracy),
+                        val_rmse=None if event.val_rmse is None else _num(event.val_rmse),
                     )
                 )
             elif isinstance(event, RunEnded):
@@ -306,16 +313,28 @@ class ExperimentState:
         return [series.x_of(p, axis) for p in series.progress], [p.lr for p in series.progress]
 
     def val_metric(self, name: str, axis: str, metric: str) -> tuple[list[float], list[float]]:
-        """Per-epoch `val_loss` or `val_accuracy` (epochs without it are skipped)."""
+        """Per-epoch `val_loss`, `val_accuracy` or `val_rmse` (epochs without it are skipped)."""
         series = self.run_series(name)
         points = [p for p in series.epochs if getattr(p, metric) is not None]
         return [series.x_of(p, axis) for p in points], [float(getattr(p, metric)) for p in points]
 
     # ------------------------------------------------------------ table facts
 
+    @property
+    def val_key(self) -> str:
+        """Accuracy; for regression the RMSE, in the same units whatever loss each run trains
+        with (its own loss is not comparable across runs), or the loss in a run directory
+        written before optlab recorded `val_rmse`."""
+        if self.task != "regression":
+            return "val_accuracy"
+        old = any(p.val_loss is not None for s in self.series.values() for p in s.epochs) and not any(
+            p.val_rmse is not None for s in self.series.values() for p in s.epochs
+        )
+        return "val_loss" if old else "val_rmse"
+
     def best_val(self, name: str) -> float | None:
-        """Best validation accuracy (max), or best validation loss (min) for regression."""
-        metric = "val_loss" if self.task == "regression" else "val_accuracy"
+        """Best validation accuracy (max), or best validation RMSE (min) for regression."""
+        metric = self.val_key
         values = [
             getattr(p, metric)
             for p in self.run_series(name).epochs
@@ -323,7 +342,7 @@ class ExperimentState:
         ]
         if not values:
             return None
-        return min(values) if metric == "val_loss" else max(values)
+        return max(values) if metric == "val_accuracy" else min(values)
 
     def _remaining_s(self, name: str) -> float | None:
         """Training time this run still needs at its own pace (None when unknown)."""

@@ -214,7 +214,7 @@ loss = "mse"
 optimizer = { name = "adam", lr = 3e-3 }
 [[runs]]
 name = "blow-up"
-loss = "mse"
+loss = "l1"
 optimizer = { name = "sgd", lr = 1e6 }
 """
 
@@ -243,8 +243,12 @@ async def _regression(tmp_path: Path) -> None:
             for column in cols:
                 assert table.cell_text(name, column) == format_value(column, rows[name][column]), (name, column)
         assert "red" in str(table.get_cell("blow-up", "status").style)
-        assert screen.chart("val").title == "validation loss"
-        assert str(screen.runs_table.columns["best"].label) == "best val loss"  # type: ignore[index]
+        # runs train with different losses (mse, l1): they are compared on validation RMSE
+        assert screen.chart("val").title == "validation RMSE"
+        assert str(screen.runs_table.columns["best"].label) == "best val rmse"  # type: ignore[index]
+        (adam_val,) = [s for s in screen.chart("val").series if s.run == "adam"]
+        history = next(r["history"] for r in results["runs"] if r["name"] == "adam")
+        assert list(adam_val.ys) == [h["val_rmse"] for h in history] and len(history) == 3
         # the diverged run's non-finite points never break a chart, log scale or not
         for key in ("l", "l"):
             await pilot.press(key)

@@ -190,3 +190,30 @@ def test_checkpoint_state_resumes_exactly() -> None:
     timeless = [{k: v for k, v in h.items() if k != "epoch_s"} for h in straight.history]
     assert [{k: v for k, v in h.items() if k != "epoch_s"} for h in resumed.history] == timeless
     assert resumed.ended.test == straight.ended.test
+
+
+def test_regression_validation_rmse_is_sklearns_in_target_units_whatever_the_loss() -> None:
+    """Runs trained with MSE and L1 are compared on one validation number: the RMSE of their
+    predictions in the target's own units, equal to scikit-learn's."""
+    import numpy as np
+    from sklearn.metrics import mean_squared_error
+
+    from optlab.training.losses import probabilities
+
+    base = BASE.replace('dataset = "digits"\ntrain_limit = 400', 'dataset = "diabetes"').replace("dropout = 0.2", "")
+    loaded = load_preset_text(base + '[[runs]]\nname = "mse"\nloss = "mse"\n[[runs]]\nname = "l1"\nloss = "l1"\n')
+    data = load_dataset(loaded.preset.data)
+    assert data.target_std > 10  # diabetes targets are in the hundreds: the units matter
+    for spec in loaded.resolved_runs():
+        trainer = Trainer(spec, data)
+        while trainer.epoch < 1:
+            trainer.advance()
+        trainer.model.eval()
+        with torch.inference_mode():
+            pred = probabilities(trainer.model(data.x_val), "regression", spec.loss).double().numpy()
+        y_true = data.y_val.double().numpy() * data.target_std + data.target_mean
+        y_pred = pred * data.target_std + data.target_mean
+        expected = math.sqrt(mean_squared_error(y_true, y_pred))
+        (record,) = trainer.history
+        assert record["val_rmse"] == pytest.approx(expected, rel=1e-9)
+        assert record["val_accuracy"] is None and np.isfinite(record["val_loss"])

@@ -26,7 +26,16 @@ from optlab.tui.screens.quit import CANCEL, DETACH, STOP, QuitScreen
 from optlab.tui.screens.table_views import TableViews
 from optlab.tui.seeds import BAND_MODES
 from optlab.tui.series import chart_note, group_series, run_series
-from optlab.tui.state import ENDED_STATUSES, X_AXES, X_LABELS, EventTail, ExperimentState, format_eta
+from optlab.tui.state import (
+    BEST_LABELS,
+    ENDED_STATUSES,
+    VAL_LABELS,
+    X_AXES,
+    X_LABELS,
+    EventTail,
+    ExperimentState,
+    format_eta,
+)
 from optlab.tui.widgets.chart import Chart
 from optlab.tui.widgets.seeds_table import RankingLine, SeedsTable
 from optlab.tui.widgets.tables import FinalTable, RunsTable
@@ -160,12 +169,7 @@ class ExperimentScreen(Screen[None]):
                 events += more
         with self.app.batch_update():
             if events:
-                changed = self.state.apply(events)
-                if "" in changed:
-                    self.runs_table.set_best_label(self.state.task)
-                    self.chart("val").title = (
-                        "validation loss" if self.state.task == "regression" else "validation accuracy"
-                    )
+                self.state.apply(events)
                 self.tables_dirty = self.charts_dirty = True
                 if self.state.grouping.repeats != self.repeats:  # known once the run names are
                     self.repeats = self.state.grouping.repeats
@@ -257,6 +261,8 @@ class ExperimentScreen(Screen[None]):
         smooth = f", EMA {self.smoothing}" if self.smoothing else ""
         self.chart("loss").title = f"loss: train (line{smooth}), validation (•)"
         note = chart_note(state, self.band_mode)
+        self.chart("val").title = VAL_LABELS[state.val_key]  # known once the task (and old logs) are
+        self.runs_table.set_best_label(BEST_LABELS[state.val_key])
         for key in ("loss", "lr", "val"):
             chart = self.chart(key)
             chart.x_label = X_LABELS[axis]

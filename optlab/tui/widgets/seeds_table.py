@@ -16,7 +16,7 @@ from optlab.runs.aggregate import CLASSIFICATION_METRICS, REGRESSION_METRICS, ag
 from optlab.runs.reports import HIGHER_IS_BETTER, LOWER_IS_BETTER, format_rate, header
 from optlab.runs.seed_reports import mean_std
 from optlab.tui.seeds import Grouping
-from optlab.tui.state import ExperimentState
+from optlab.tui.state import BEST_LABELS, ExperimentState
 from optlab.tui.widgets.chart import rich_color, run_color
 from optlab.tui.widgets.tables import SortableTable, sort_key
 
@@ -133,7 +133,7 @@ class SeedsTable(SortableTable):
         grouping = state.grouping
         self.cols, self.sort_column = (), None
         self.clear(columns=True)
-        best = "best val loss" if state.task == "regression" else "best val acc"
+        best = BEST_LABELS[state.val_key]
         titles = {"group": "configuration", "best": f"{best} (mean ± std)", "rate": "samples/s"}
         for column in LIVE_COLUMNS:
             self.add_column(titles.get(column, column), key=column)
@@ -173,7 +173,7 @@ def live_cells(state: ExperimentState, names: list[str]) -> dict[str, str]:
         "n": str(best["n"]) if best["n"] == len(names) else f"{best['n']} of {len(names)}",
         "epoch": f"{span}/{total}" if total else span,
         "status": ", ".join(f"{n} {status}" for status, n in statuses.items()),
-        "best": mean_std(best, "val_loss" if state.task == "regression" else "val_accuracy"),
+        "best": mean_std(best, state.val_key),
         "rate": format_rate(rates["mean"]) if rates["mean"] else "-",
     }
 

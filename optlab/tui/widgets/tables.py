@@ -167,8 +167,7 @@ class RunsTable(RowTable):
         for key, label in RUN_COLUMNS:
             self.add_column(label, key=key)
 
-    def set_best_label(self, task: str) -> None:
-        label = "best val loss" if task == "regression" else "best val acc"
+    def set_best_label(self, label: str) -> None:
         column = self.columns.get("best")  # type: ignore[call-overload]
         if column is not None and str(column.label) != label:
             column.label = Text(label)
