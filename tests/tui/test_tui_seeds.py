@@ -357,6 +357,15 @@ async def _tables(doc: dict[str, Any], verdict: str) -> None:
             assert table.cell_text(group, "n") == str(len(values))
             expected = f"{np.mean(values):.4f}" + (f" ± {np.std(values, ddof=1):.4f}" if len(values) > 1 else "")
             assert table.cell_text(group, "accuracy") == expected
+        # ranking order first, with the rank: "1=" not distinguishable from 1, "2?" too few seeds
+        means = {g: float(np.mean([r["test"]["accuracy"] for r in doc["runs"] if r["config"]["group"] == g]))
+                 for g in ("a", "b")}
+        top, second = sorted(means, key=means.get, reverse=True)
+        rows = [str(table.coordinate_to_cell_key((i, 0)).row_key.value) for i in range(table.row_count)]
+        assert rows == [top, second] and table.cell_text(top, "rank") == "1"
+        expected_rank = {"distinguishable": "2", "not distinguishable": "1=", "cannot tell": "2?"}[verdict]
+        assert table.cell_text(second, "rank") == expected_rank
+        table.cycle_sort(doc)  # by rank (the order it has)
         table.cycle_sort(doc)  # by configuration name
         table.cycle_sort(doc)  # by accuracy, best first
         assert table.sort_column == "accuracy"

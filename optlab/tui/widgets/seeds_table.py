@@ -1,5 +1,6 @@
-"""The configurations table of an experiment with repeated seeds: per configuration, n and its
-seeds, then mean ± sample std of each test metric, the best mean of each column in bold green;
+"""The configurations table of an experiment with repeated seeds: per configuration in ranking
+order, its rank (`1=`: not distinguishable from rank 1), n and its seeds, then mean ± sample
+std of each test metric, the best mean of each column in bold green;
 and the ranking verdict under it. The numbers are the `aggregates` of results.json. While
 training runs, the same table shows each configuration's progress and the mean ± std of its
 seeds' best validation value so far (`show_live`)."""
@@ -12,9 +13,16 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
-from optlab.runs.aggregate import CLASSIFICATION_METRICS, REGRESSION_METRICS, aggregate, seed_of, stats
+from optlab.runs.aggregate import (
+    CLASSIFICATION_METRICS,
+    REGRESSION_METRICS,
+    aggregate,
+    ranked_groups,
+    seed_of,
+    stats,
+)
 from optlab.runs.reports import HIGHER_IS_BETTER, LOWER_IS_BETTER, format_rate, header
-from optlab.runs.seed_reports import mean_std
+from optlab.runs.seed_reports import mean_std, rank_text
 from optlab.tui.seeds import Grouping
 from optlab.tui.state import BEST_LABELS, ExperimentState
 from optlab.tui.widgets.chart import rich_color, run_color
@@ -34,7 +42,10 @@ def aggregates_of(doc: dict[str, Any]) -> dict[str, Any] | None:
 def group_columns(task: str) -> tuple[str, ...]:
     metrics = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
     tested = tuple("test_loss" if m == "loss" else m for m in metrics)
-    return ("group", "n", "seeds", *tested, "wall_time_s")
+    return ("rank", "group", "n", "seeds", *tested, "wall_time_s")
+
+
+FIRST_STAT = 4  # the columns before it are rank, configuration, n and seeds
 
 
 def stat_of(group: dict[str, Any], column: str) -> dict[str, Any] | None:
@@ -87,6 +98,7 @@ class SeedsTable(SortableTable):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.fixed_columns = 2  # the rank and the configuration's name stay in view
         self.groups: list[dict[str, Any]] = []
 
     def show(self, doc: dict[str, Any]) -> None:
@@ -95,28 +107,34 @@ class SeedsTable(SortableTable):
         grouping = Grouping.from_doc(doc)
         selected = self.selected()
         self.cols = group_columns(task)
-        self.groups = list(aggregates.get("groups") or [])
+        # Ranking order (the Welch-test ranks of results.json) unless a column is sorted.
+        ranked = ranked_groups({**doc, "aggregates": aggregates}) if aggregates else []
+        ranks = {str(g["group"]): rank for g, rank in ranked}
+        self.groups = [g for g, _ in ranked]
         best = best_means(self.groups, self.cols)
         rows = list(self.groups)
         if self.sort_column is not None:
             column = self.sort_column
-            if column == "group":
+            if column == "rank":
+                rows.reverse() if self.reverse else None
+            elif column == "group":
                 rows.sort(key=lambda g: g["group"], reverse=self.reverse)
             else:
                 rows.sort(key=lambda g: sort_key(column, (stat_of(g, column) or {}).get("mean")), reverse=self.reverse)
         self.clear(columns=True)
         for column in self.cols:
-            label = "configuration" if column == "group" else header(column)
+            label = {"group": "configuration", "rank": "rank"}.get(column) or header(column)
             if column == self.sort_column:
                 label += " ▲" if self.reverse else " ▼"
             self.add_column(label, key=column)
         for group in rows:
             name = str(group["group"])
             first = grouping.first_run(name) or name
-            cells: list[Any] = [Text.assemble(("██ ", rich_color(run_color(grouping.color_index(first)))), name),
+            cells: list[Any] = [Text(rank_text(ranks.get(name))),
+                                Text.assemble(("██ ", rich_color(run_color(grouping.color_index(first)))), name),
                                 Text(n_text(group), justify="right"),
                                 ", ".join(str(s) for s in group.get("seeds") or [])]
-            for column in self.cols[3:]:
+            for column in self.cols[FIRST_STAT:]:
                 style = "bold green" if name in best.get(column, ()) else ""
                 cells.append(Text(stat_text(group, column), style=style, justify="right"))
             self.add_row(*cells, key=name)
@@ -125,7 +143,7 @@ class SeedsTable(SortableTable):
             self.move_cursor(row=names.index(selected))
 
     def sortable_columns(self) -> list[str]:
-        return [c for c in self.cols if c in HIGHER_IS_BETTER or c in LOWER_IS_BETTER or c == "group"]
+        return [c for c in self.cols if c in HIGHER_IS_BETTER or c in LOWER_IS_BETTER or c in ("rank", "group")]
 
     def show_live(self, state: ExperimentState) -> None:
         """The configurations while training runs (not sortable: the order moves under the cursor)."""
