@@ -217,7 +217,7 @@ def test_save_key_writes_a_user_preset_the_start_screen_lists(tmp_path: Path, mo
     monkeypatch.setenv("OPTLAB_PRESETS", str(user))
     monkeypatch.chdir(tmp_path)  # no ./presets
     preset = tmp_path / "my-exp.toml"
-    preset.write_text(SEEDED.replace('"tiny-seeds"', '"my exp/1"'))
+    preset.write_text(SEEDED.replace('"tiny-seeds"', '"my-exp.v1"'))
     overrides = ["train.epochs=1", "runs.adam.optimizer.lr=0.003"]
     loaded = load_preset(str(preset), overrides, seeds=2)
     run_dir = tmp_path / "runs" / "20260101-120000-my-exp"
@@ -233,7 +233,7 @@ async def _save(run_dir: Path, user: Path, runs: list[Any], monkeypatch: pytest.
         assert isinstance(screen, ExperimentScreen)
         await pilot.press("w")
         await pilot.press("w")  # the same experiment again: a second file, nothing overwritten
-        first, second = user / "my-exp-1.toml", user / "my-exp-1-2.toml"  # a safe file name
+        first, second = user / "my-exp.v1.toml", user / "my-exp.v1-2.toml"  # never one over another
         assert screen.saved_presets == [first, second]
         assert first.read_text().startswith("# Saved from the optlab TUI")
         for path in (first, second):
@@ -253,15 +253,15 @@ async def _save(run_dir: Path, user: Path, runs: list[Any], monkeypatch: pytest.
         start = start_app.screen
         assert isinstance(start, StartScreen)
         listed = {s.name: s for s in start.presets}
-        assert listed["my-exp-1"].origin == "user" and listed["my-exp-1-2"].origin == "user"
+        assert listed["my-exp.v1"].origin == "user" and listed["my-exp.v1-2"].origin == "user"
         options = start.query_one("#presets", OptionList)
-        index = [s.name for s in start.presets].index("my-exp-1")
-        assert "my-exp-1" in str(options.get_option_at_index(index).prompt)
+        index = [s.name for s in start.presets].index("my-exp.v1")
+        assert "my-exp.v1" in str(options.get_option_at_index(index).prompt)
         options.highlighted = index
         await pilot.pause()
         assert "seeds 0, 1" in str(start.query_one("#preset-info").content)
         await pilot.press("enter")
-        assert started == [str(user / "my-exp-1.toml")]
+        assert started == [str(user / "my-exp.v1.toml")]
         await pilot.press("q")
 
 
