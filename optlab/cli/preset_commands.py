@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,7 @@ import typer
 from optlab.cli.common import first_sentence, preset_toml, stderr_console, user_errors
 from optlab.errors import OptlabError, PresetError
 from optlab.preset.export import export_text
-
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+from optlab.preset.schema import preset_name_error
 
 TEMPLATE = '''# {name}: a preset for `optlab compare {name}`. Reference: docs/presets.md
 name = "{name}"
@@ -243,10 +241,9 @@ def register(presets_app: typer.Typer) -> None:
     ) -> None:
         """Write a new preset file to start from; never overwrites a file."""
         with user_errors():
-            if not NAME_RE.fullmatch(name):
-                raise OptlabError(
-                    f"preset name {name!r}: use letters, digits and - _ . + (no spaces or slashes)"
-                )
+            problem = preset_name_error(name)  # the rule the preset file's `name` must follow
+            if problem:
+                raise OptlabError(f"preset name {name!r}: {problem}")
             path = output if output is not None else Path("presets") / f"{name}.toml"
             _write_new(path, new_preset_text(name, source))
         sys.stderr.write(f"optlab: wrote {path}; run it with: optlab compare {path}\n")

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 from optlab import __version__
 from optlab.errors import PresetError
+from optlab.preset.schema import safe_name
 
 MAX_BYTES = 256 * 1024
 TIMEOUT_S = 10.0
@@ -28,9 +29,10 @@ def is_url(ref: str) -> bool:
 
 
 def url_stem(url: str) -> str:
-    """The default preset name of a URL: its last path segment without `.toml`."""
+    """The default preset name of a URL: its last path segment without `.toml`, made a valid
+    name (`my%20preset.toml` -> `my-preset`): the user never chose it, so it must not fail."""
     last = urlparse(url).path.rstrip("/").rsplit("/", 1)[-1]
-    return last.removesuffix(".toml") or "remote"
+    return safe_name(last.removesuffix(".toml"), "remote")
 
 
 def fetch_text(url: str, timeout: float = TIMEOUT_S, max_bytes: int = MAX_BYTES) -> str:

@@ -23,10 +23,20 @@ from pydantic import BaseModel, ValidationError
 from optlab.errors import PresetError
 from optlab.preset.expand import expand
 from optlab.preset.fetch import fetch_text, is_url, url_stem
-from optlab.preset.overrides import apply_overrides
-from optlab.preset.schema import TRAIN_DEFAULTS, ModelConfig, Preset, ResolvedRun, RunConfig
+from optlab.preset.overrides import apply_overrides, drop_other_seed
+from optlab.preset.schema import (
+    NO_RUNS,
+    TRAIN_DEFAULTS,
+    ModelConfig,
+    Preset,
+    ResolvedRun,
+    RunConfig,
+    safe_name,
+)
 
 MAX_EXTENDS_DEPTH = 16
+# Error types whose message already says what was given: no "(got ...)" after it.
+OWN_WORDS = ("missing", "no_runs", "duplicate_run_name")
 
 PROJECT_PRESETS = Path("presets")
 
@@ -148,8 +158,12 @@ def format_validation_error(exc: ValidationError, origin: str, raw: dict[str, An
     lines = []
     for err in exc.errors():
         loc = tuple(err["loc"])
+        if err["type"] == "duplicate_run_name":  # raised on the whole list: point at the run
+            loc = (*loc, err["ctx"]["index"], "name")
         where = _field_path(loc, raw) or "(top level)"
-        if err["type"] == "extra_forbidden":
+        if loc == ("runs",) and err["type"] == "missing":
+            msg = NO_RUNS  # the same words as for `runs = []`, not pydantic's "Field required"
+        elif err["type"] == "extra_forbidden":
             known = _fields_at(model, loc)
             hint = difflib.get_close_matches(str(loc[-1]), known, n=1)
             msg = f"unknown key {loc[-1]!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
@@ -157,7 +171,7 @@ def format_validation_error(exc: ValidationError, origin: str, raw: dict[str, An
                 msg += f"; allowed: {', '.join(known)}"
         else:
             msg = err["msg"].removeprefix("Value error, ")
-            if "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], dict):
+            if "input" in err and err["type"] not in OWN_WORDS and not isinstance(err["input"], dict):
                 msg += f" (got {err['input']!r})"
         lines.append(f"{origin}: {where}: {msg}")
     return "\n".join(lines)
@@ -271,6 +285,7 @@ def _merge_tables(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     name replaces the inherited one (an Adam run does not inherit SGD's momentum)."""
     out = dict(base)
     for key, value in over.items():
+        drop_other_seed(out, key)
         old = out.get(key)
         if key == "runs" and isinstance(value, list) and isinstance(old, list):
             out[key] = _merge_runs(old, value)
@@ -343,7 +358,7 @@ def load_preset(ref: str, overrides: list[str] | None = None, seeds: int | None 
     """A preset by name, path or http(s) URL, with `extends` followed and overrides applied."""
     raw, origin, path, url = _read_ref(ref)
     # The name defaults to this file's, not to the name of a preset it extends.
-    raw.setdefault("name", url_stem(url) if url else path.stem if path else "unnamed")
+    raw.setdefault("name", url_stem(url) if url else safe_name(path.stem, "unnamed") if path else "unnamed")
     raw = resolve_extends(raw, origin, path, url)
     raw = apply_overrides(raw, overrides or [])
     if seeds is not None:

@@ -38,9 +38,16 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                 names = ", ".join(str(r.get("name")) for r in runs if isinstance(r, dict))
                 raise PresetError(f"--set {item!r}: no run named {parts[1]!r}; runs: {names}")
             target, path = match[0], parts[2:]
+        elif parts[0] == "extends":
+            # Overrides apply after `extends` has been followed, so it would be silently ignored.
+            raise PresetError(
+                f"--set {item!r}: extends cannot be set on the command line; write "
+                f"extends = {json.dumps(value)} in the preset file (or start one with "
+                "`optlab presets new NAME --from PRESET`)"
+            )
         else:
             if parts[0] not in Preset.model_fields:
-                allowed = ", ".join(f for f in Preset.model_fields if f != "runs")
+                allowed = ", ".join(f for f in Preset.model_fields if f not in ("runs", "extends"))
                 raise PresetError(f"--set {item!r}: unknown section {parts[0]!r}; allowed: {allowed}, runs")
             target, path = result, parts
         for part in path[:-1]:
@@ -49,4 +56,13 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                 raise PresetError(f"--set {item!r}: {part!r} is not a table")
             target = nxt
         target[path[-1]] = value
+        drop_other_seed(target, path[-1])
     return result
+
+
+def drop_other_seed(table: dict[str, Any], key: str) -> None:
+    """`seed` and `seeds` in one table are an error; one given later (on the command line, or
+    by an extending preset) replaces the other, as it does for every other field."""
+    other = {"seed": "seeds", "seeds": "seed"}.get(key)
+    if other is not None:
+        table.pop(other, None)

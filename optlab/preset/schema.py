@@ -7,9 +7,12 @@ against the real signatures) run in `optlab.preset.checks`, called by the loader
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 DATASETS = ("digits", "breast-cancer", "diabetes", "mnist", "fashion-mnist", "cifar10")
 MODELS = ("mlp", "lenet", "cnn")
@@ -35,6 +38,39 @@ TARGET_METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
 # which keeps the repeats of one configuration together as a group).
 SWEEP_EXCLUDED = ("seed", "seeds")
 DEFAULT_MAX_RUNS = 64
+# A preset name becomes part of a directory name (runs/DATE-NAME): no path separators, no
+# leading dot (so never "." or ".."), and short enough for any file system.
+PRESET_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+MAX_NAME_LENGTH = 100
+PRESET_NAME_RULE = (
+    f"a preset name may hold only letters, digits and - _ . + (1 to {MAX_NAME_LENGTH} of them, "
+    "starting with a letter or digit): it names the run directory"
+)
+# Integer scheduler arguments torch divides by or counts with: the smallest value that works.
+# Checked here because torch reports a 0 as "integer modulo by zero" or not at all.
+SCHEDULER_MIN_INTS: dict[str, dict[str, int]] = {
+    "step": {"step_size": 1},
+    "cosine": {"T_max": 1},
+    "cosine_warm_restarts": {"T_0": 1, "T_mult": 1},
+    "linear": {"total_iters": 1},
+    "cyclic": {"step_size_up": 1, "step_size_down": 1},
+    "plateau": {"patience": 0, "cooldown": 0},
+}
+NO_RUNS = "a preset needs at least one [[runs]] entry"
+
+
+def preset_name_error(name: str) -> str | None:
+    """Why `name` cannot be a preset name (the rule), or None."""
+    if PRESET_NAME_RE.fullmatch(name) and len(name) <= MAX_NAME_LENGTH:
+        return None
+    return PRESET_NAME_RULE
+
+
+def safe_name(text: str, fallback: str) -> str:
+    """A valid preset name made from a file stem or a URL segment the user did not choose as
+    a name: decoded, other characters turned into '-', leading punctuation dropped."""
+    name = re.sub(r"[^A-Za-z0-9._+-]+", "-", unquote(text)).lstrip("._+-")[:MAX_NAME_LENGTH]
+    return name if PRESET_NAME_RE.fullmatch(name) else fallback
 
 
 class Strict(BaseModel):
@@ -149,6 +185,17 @@ class SchedulerConfig(BaseModel):
     def kwargs(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
+    @model_validator(mode="after")
+    def _positive_ints(self) -> SchedulerConfig:
+        extra = self.kwargs
+        for key, least in SCHEDULER_MIN_INTS.get(self.name, {}).items():
+            value = extra.get(key)
+            if key in extra and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+                raise ValueError(
+                    f"scheduler {self.name!r}: {key} must be an integer >= {least} (got {value!r})"
+                )
+        return self
+
 
 class EarlyStopping(Strict):
     patience: int = Field(5, ge=1, description="Epochs without improvement before stopping")
@@ -202,6 +249,16 @@ class TrainFields(Strict):
                 raise ValueError(f"seeds must be distinct, got {v}")
         return v
 
+    @model_validator(mode="after")
+    def _seed_or_seeds(self) -> TrainFields:
+        # Both in one table used to mean "seeds wins", silently dropping the seed the user wrote.
+        if self.seed is not None and self.seeds is not None:
+            raise ValueError(
+                f"set either seed ({self.seed}) or seeds ({self.seeds}), not both: "
+                "seeds repeats each run once per seed, seed runs it once"
+            )
+        return self
+
 
 TRAIN_DEFAULTS: dict[str, Any] = {
     "epochs": 10,
@@ -239,6 +296,17 @@ class Target(Strict):
 
     _check_metric = field_validator("metric")(lambda v: _one_of(v, TARGET_METRICS, "target metric"))
 
+    @field_validator("value")
+    @classmethod
+    def _reachable(cls, v: float, info: ValidationInfo) -> float:
+        metric = info.data.get("metric", "")
+        if metric.endswith("accuracy") and not 0.0 <= v <= 1.0:
+            hint = f" (for {v:g}% write {v / 100:g})" if 1.0 < v <= 100.0 else ""
+            raise ValueError(f"an accuracy target must be in [0, 1]{hint}")
+        if metric.endswith("loss") and v < 0.0:
+            raise ValueError("a loss target must be >= 0 (every loss optlab offers is non-negative)")
+        return v
+
 
 def _flatten_sweep(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """TOML reads `optimizer.lr = [...]` as a nested table; a sweep key is the dotted path."""
@@ -253,7 +321,7 @@ def _flatten_sweep(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 class Preset(Strict):
-    name: str = Field("unnamed", description="Preset name")
+    name: str = Field("unnamed", description="Preset name: " + PRESET_NAME_RULE)
     description: str = Field("", description="What the experiment shows")
     extends: str | None = Field(
         None, description="Inherit another preset (name, relative path or URL) and override parts of it"
@@ -269,6 +337,31 @@ class Preset(Strict):
         DEFAULT_MAX_RUNS, ge=1, description="Refuse a preset that expands (sweep x seeds) to more runs"
     )
     target: Target | None = Field(None, description="Report when each run first reaches this value")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, v: str) -> str:
+        problem = preset_name_error(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("runs")
+    @classmethod
+    def _check_runs(cls, v: list[RunConfig]) -> list[RunConfig]:
+        if not v:
+            raise PydanticCustomError("no_runs", NO_RUNS)
+        first: dict[str, int] = {}
+        for i, run in enumerate(v):
+            if run.name in first:
+                # The index lets the loader point at runs[i].name rather than at the whole list.
+                raise PydanticCustomError(
+                    "duplicate_run_name",
+                    "duplicate run name '{name}' (runs[{first}] has it too): run names must be unique",
+                    {"name": run.name, "first": first[run.name], "index": i},
+                )
+            first[run.name] = i
+        return v
 
     @field_validator("sweep", mode="before")
     @classmethod
@@ -293,17 +386,6 @@ class Preset(Strict):
             if not values:
                 raise ValueError(f"sweep key {key!r}: needs at least one value")
         return v
-
-    @model_validator(mode="after")
-    def _runs(self) -> Preset:
-        if not self.runs:
-            raise ValueError("a preset needs at least one [[runs]] entry")
-        seen: set[str] = set()
-        for run in self.runs:
-            if run.name in seen:
-                raise ValueError(f"duplicate run name {run.name!r}: run names must be unique")
-            seen.add(run.name)
-        return self
 
 
 class ResolvedRun(Strict):

@@ -34,6 +34,8 @@ optimizer = { name = "sgd", lr = 0.05 }
 # route -> (status, content type, body, send Content-Length)
 ROUTES: dict[str, tuple[int, str, bytes, bool]] = {
     "/tiny.toml": (200, "application/toml", TINY.encode(), True),
+    "/my%20first%20preset.toml": (200, "application/toml", TINY.encode(), True),
+    "/..%2F..%2Fescaped.toml": (200, "application/toml", TINY.encode(), True),
     "/child.toml": (200, "text/plain; charset=utf-8", b'extends = "tiny.toml"\n[train]\nepochs = 2\n', True),
     "/big.toml": (200, "text/plain", b"# " + b"x" * MAX_BYTES + b"\n", True),
     "/big-chunked.toml": (200, "text/plain", b"# " + b"x" * MAX_BYTES + b"\n", False),
@@ -84,6 +86,13 @@ def test_a_url_preset_loads_and_validates_like_a_file(server: str) -> None:
     assert loaded.url == f"{server}/tiny.toml" and loaded.path is None
     assert loaded.preset.name == "tiny"  # the name defaults to the URL's file name
     assert [r.name for r in loaded.resolved_runs()] == ["sgd"]
+
+
+def test_a_name_taken_from_the_url_is_made_a_valid_preset_name(server: str) -> None:
+    """The user chose no name, so the URL's file name must not fail the name rule (nor, with
+    encoded slashes, lead the run directory out of ./runs)."""
+    assert load_preset(f"{server}/my%20first%20preset.toml").preset.name == "my-first-preset"
+    assert load_preset(f"{server}/..%2F..%2Fescaped.toml").preset.name == "escaped"
 
 
 def test_extends_in_a_url_preset_is_relative_to_the_url(server: str) -> None:

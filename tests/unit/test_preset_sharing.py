@@ -199,6 +199,13 @@ def test_lr_search_is_the_tutorial_with_three_learning_rates() -> None:
     assert len(loaded.path.read_text().splitlines()) <= 10
 
 
+def test_a_copy_of_lr_search_elsewhere_still_finds_its_base(project: Path) -> None:
+    """It extends the tutorial by name, not by a path that only exists next to the original."""
+    copy = write(project / "elsewhere" / "mine.toml", (bundled_dir() / "lr-search.toml").read_text())
+    runs = load_preset(str(copy)).resolved_runs()
+    assert [r.optimizer.lr for r in runs] == [1e-5, 1e-4, 1e-3]
+
+
 # ------------------------------------------------------------------ seeds
 
 
@@ -215,11 +222,26 @@ def test_seeds_repeat_runs_with_names_and_groups() -> None:
 
 
 def test_seeds_from_the_command_line_replace_the_presets(project: Path) -> None:
-    write(project / "p.toml", BASE.replace("epochs = 2", "epochs = 2\nseed = 4\nseeds = [9]"))
+    write(project / "p.toml", BASE.replace("epochs = 2", "epochs = 2\nseeds = [9]") + 'seed = 4\n')
     runs = load_preset("p.toml", seeds=2).resolved_runs()
     assert [(r.name, r.seed) for r in runs] == [("sgd@s0", 0), ("sgd@s1", 1), ("adam@s0", 0), ("adam@s1", 1)]
     single = load_preset("p.toml").resolved_runs()
-    assert [(r.name, r.seed) for r in single] == [("sgd", 9), ("adam", 9)]  # one seed: no suffix
+    assert [(r.name, r.seed) for r in single] == [("sgd", 9), ("adam", 4)]  # one seed: no suffix
+
+
+def test_seed_and_seeds_in_one_table_are_an_error_not_a_silent_choice(project: Path) -> None:
+    with pytest.raises(PresetError, match=r"train: set either seed \(3\) or seeds \(\[0, 1\]\), not both"):
+        load_preset_text(BASE.replace("epochs = 2", "epochs = 2\nseed = 3\nseeds = [0, 1]"))
+    with pytest.raises(PresetError, match=r"runs\[1\] \(adam\): set either seed"):
+        load_preset_text(BASE + "seed = 1\nseeds = [2, 3]\n")
+    # A later setting replaces the other one instead of clashing with it: --set over the file,
+    # and an extending preset over its base.
+    write(project / "p.toml", BASE.replace("epochs = 2", "epochs = 2\nseed = 3"))
+    assert [r.seed for r in load_preset("p.toml", ["train.seeds=[0, 1]"]).resolved_runs()] == [0, 1, 0, 1]
+    write(project / "q.toml", BASE.replace("epochs = 2", "epochs = 2\nseeds = [5, 6]"))
+    assert [r.seed for r in load_preset("q.toml", ["train.seed=2"]).resolved_runs()] == [2, 2]
+    write(project / "child.toml", 'extends = "p.toml"\n[train]\nseeds = [7, 8]\n')
+    assert [r.seed for r in load_preset("child.toml").resolved_runs()] == [7, 8, 7, 8]
 
 
 def test_seeds_must_be_distinct_and_count_towards_the_cap() -> None:
@@ -230,6 +252,20 @@ def test_seeds_must_be_distinct_and_count_towards_the_cap() -> None:
 
 
 # ------------------------------------------------------------------ target
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ('{ metric = "val_accuracy", value = 95 }', r"target.value: an accuracy target must be in \[0, 1\] "
+                                                     r"\(for 95% write 0.95\) \(got 95\)"),
+        ('{ metric = "train_accuracy", value = -0.1 }', r"target.value: an accuracy target must be in \[0, 1\]"),
+        ('{ metric = "val_loss", value = -1 }', r"target.value: a loss target must be >= 0"),
+    ],
+)
+def test_unreachable_targets_are_refused(target: str, message: str) -> None:
+    with pytest.raises(PresetError, match=message):
+        load_preset_text(f"target = {target}\n" + BASE)
 
 
 def test_target_is_validated() -> None:

@@ -166,8 +166,68 @@ def test_missing_preset_file_and_unknown_name() -> None:
 
 
 def test_no_runs_is_an_error() -> None:
-    with pytest.raises(PresetError, match="runs"):
-        load_preset_text('name = "x"\nruns = []\n')
+    """Missing or empty, the same message: the field and what it needs."""
+    for text in ('name = "x"\nruns = []\n', 'name = "x"\n'):
+        with pytest.raises(PresetError) as info:
+            load_preset_text(text, "p.toml")
+        assert str(info.value) == "p.toml: runs: a preset needs at least one [[runs]] entry"
+
+
+def test_duplicate_run_names_point_at_the_second_run() -> None:
+    with pytest.raises(PresetError) as info:
+        load_preset_text('[[runs]]\nname = "x"\n[[runs]]\nname = "y"\n[[runs]]\nname = "x"\n', "p.toml")
+    assert str(info.value) == (
+        "p.toml: runs[2] (x).name: duplicate run name 'x' (runs[0] has it too): run names must be unique"
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["x/../../../escaped", "../up", "..", ".hidden", "a b", "a\\\\b", "", "-dash", "x" * 101]
+)
+def test_preset_names_that_could_leave_the_runs_folder_are_refused(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(GOOD.replace('name = "t"', f'name = "{name}"'))
+    with pytest.raises(PresetError) as info:
+        load_preset(str(path))
+    message = str(info.value)
+    assert message.startswith(f"{path}: name: a preset name may hold only letters, digits and - _ . +")
+    assert repr(name.replace("\\\\", "\\")) in message
+
+
+def test_a_name_taken_from_the_file_is_made_valid(tmp_path: Path) -> None:
+    path = tmp_path / "my first preset.toml"
+    path.write_text(GOOD.replace('name = "t"\n', ""))
+    assert load_preset(str(path)).preset.name == "my-first-preset"
+    assert load_preset(str(path), ["name=v2.1_final+x"]).preset.name == "v2.1_final+x"
+    with pytest.raises(PresetError, match=r"\(with --set name=a/b\): name: a preset name may hold only"):
+        load_preset(str(path), ["name=a/b"])
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "message"),
+    [
+        ('{ name = "step", step_size = 0 }', "scheduler 'step': step_size must be an integer >= 1 (got 0)"),
+        ('{ name = "step", step_size = 1.5 }', "scheduler 'step': step_size must be an integer >= 1 (got 1.5)"),
+        ('{ name = "cosine", T_max = 0 }', "scheduler 'cosine': T_max must be an integer >= 1 (got 0)"),
+        ('{ name = "cosine_warm_restarts", T_0 = -2 }', "T_0 must be an integer >= 1 (got -2)"),
+        ('{ name = "cosine_warm_restarts", T_0 = 2, T_mult = 0 }', "T_mult must be an integer >= 1 (got 0)"),
+        ('{ name = "linear", total_iters = 0 }', "total_iters must be an integer >= 1 (got 0)"),
+        ('{ name = "cyclic", step_size_up = 0 }', "step_size_up must be an integer >= 1 (got 0)"),
+        ('{ name = "plateau", patience = -1 }', "patience must be an integer >= 0 (got -1)"),
+    ],
+)
+def test_scheduler_integer_arguments_name_field_value_and_range(scheduler: str, message: str) -> None:
+    with pytest.raises(PresetError) as info:
+        load_preset_text(GOOD.replace('name = "c"', f'name = "c"\nscheduler = {scheduler}'), "p.toml")
+    name = scheduler.split('"')[1]
+    assert str(info.value) == f"p.toml: runs[2] (c).scheduler: scheduler {name!r}: {message.split(': ')[-1]}"
+
+
+@pytest.mark.parametrize("value", ["quickstart", "nope", '"./other.toml"'])
+def test_extends_on_the_command_line_is_refused_not_ignored(value: str) -> None:
+    with pytest.raises(PresetError, match=r"--set 'extends=.*': extends cannot be set on the command line; "
+                                          r"write extends = \".*\" in the preset file"):
+        load_preset("quickstart", [f"extends={value}"])
 
 
 def test_json_schema_comes_from_the_models() -> None:
