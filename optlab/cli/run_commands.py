@@ -77,14 +77,19 @@ def register(app: typer.Typer) -> None:
         run_dir: Path = typer.Argument(..., help="A run directory written by `optlab compare`."),
         fmt: Format = typer.Option(Format.table, "--format", "-f", help="What to print on stdout."),
     ) -> None:
-        """Rebuild a run directory's table, report.md and metrics.csv from what is on disk."""
+        """Rebuild a run directory's results.json, report.md and metrics.csv (and its table)
+        from events.jsonl."""
         from optlab.runs.reports import read_run_dir, write_reports
+        from optlab.runs.store import write_results_json
 
         with user_errors():
             results, bad_lines = read_run_dir(run_dir)
             if bad_lines:
                 stderr_console().print(f"[yellow]skipped {len(bad_lines)} corrupt line(s) of events.jsonl[/]")
             try:
+                # Replayed from the events, so a missing or corrupt results.json is whole again
+                # (atomically: a live writer's own rewrite never meets half a file).
+                write_results_json(run_dir, results)
                 write_reports(run_dir, results)
             except OSError as exc:
                 raise OptlabError(f"{run_dir}: cannot write the reports ({exc.strerror or exc})") from None

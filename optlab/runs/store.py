@@ -14,6 +14,8 @@ so a crash never leaves one half-written.
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import io
 import json
 import os
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from optlab.errors import RunDirError, StorageError
+from optlab.preset.schema import preset_name_error, safe_name
 from optlab.runs.results import ResultsBuilder
 from optlab.training.events import (
     EpochEnded,
@@ -40,10 +43,26 @@ FLUSH_EVERY_S = 0.25
 FSYNC_EVERY_S = 2.0
 
 
+@functools.cache
+def file_mode() -> int:
+    """The mode `open()` gives a new file: 0o666 less the umask. mkstemp creates 0o600, which
+    would hide results from colleagues on a shared machine. Read once: os.umask can only be
+    read by setting it, which is not safe while other threads create files."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        if hasattr(os, "fchmod"):  # not on Windows, where mkstemp's mode means nothing anyway
+            os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -63,7 +82,33 @@ def atomic_write_json(path: Path, doc: Any) -> None:
     atomic_write_text(path, json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n")
 
 
+# The code a checkpoint's numbers depend on: what trains, what feeds it, what it trains.
+FINGERPRINTED = ("training", "data", "models")
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """A short hash of optlab's core source (the .py files under FINGERPRINTED), computed once
+    per process when a checkpoint is written or resumed; never on import, so --help stays fast."""
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for sub in FINGERPRINTED:
+        for path in sorted((package / sub).rglob("*.py")):
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def write_results_json(root: Path, doc: dict[str, Any]) -> None:
+    """results.json, atomically, with undefined numbers as null (JSON has no NaN)."""
+    atomic_write_json(root / "results.json", _finite(doc))
+
+
 def default_run_dir(preset_name: str, base: Path = Path("runs")) -> Path:
+    """A new directory under `base` named after the preset. The name is made safe here too:
+    callers may pass a name read before validation, and it must never lead out of `base`."""
+    if preset_name_error(preset_name):
+        preset_name = safe_name(preset_name, "preset")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = base / f"{stamp}-{preset_name}"
     n = 1
@@ -75,9 +120,11 @@ def default_run_dir(preset_name: str, base: Path = Path("runs")) -> Path:
 
 def prepare_run_dir(path: Path, allow_existing: bool = False) -> Path:
     """Create the directory and prove it is writable before any training starts."""
-    if path.exists() and not allow_existing and any(path.iterdir()):
-        raise RunDirError(f"{path}: output directory exists and is not empty; choose another --out")
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"{path}: exists and is not a directory; --out must name a new or empty directory")
     try:
+        if path.exists() and not allow_existing and any(path.iterdir()):
+            raise RunDirError(f"{path}: output directory exists and is not empty; choose another --out")
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".optlab-write-test"
         probe.write_bytes(b"x" * 4096)
@@ -148,7 +195,7 @@ class RunStore:
 
     def write_results(self) -> None:
         with self._writing():
-            atomic_write_json(self.root / "results.json", _finite(self.builder.doc))
+            write_results_json(self.root, self.builder.doc)
 
     def predictions(self, run: str, arrays: dict[str, np.ndarray]) -> None:
         buf = io.BytesIO()
@@ -160,7 +207,8 @@ class RunStore:
         import torch
 
         buf = io.BytesIO()
-        torch.save(state, buf)
+        # Resume compares it: the same version string can hide edited training code.
+        torch.save({**state, "code_fingerprint": code_fingerprint()}, buf)
         data = buf.getvalue()
         with self._writing():
             atomic_write_bytes(self.run_dir(run) / "checkpoint-last.pt", data)

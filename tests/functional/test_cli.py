@@ -197,6 +197,34 @@ def test_non_empty_out_dir_is_refused(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]
 
 
+def test_an_existing_file_as_out_is_refused_and_left_alone(tmp_path: Path) -> None:
+    (tmp_path / "ok.toml").write_text("mine")
+    result = invoke("compare", *QUICK, "--out", "ok.toml")
+    assert result.exit_code == 2, result.output
+    assert result.stderr == "optlab: error: ok.toml: exists and is not a directory; --out must name a new or empty directory\n"
+    assert (tmp_path / "ok.toml").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.toml"]
+
+
+@pytest.mark.parametrize("how", ["file", "--set"])
+def test_a_preset_name_cannot_put_the_run_dir_outside_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           how: str) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    name = "x/../../../escaped"
+    if how == "file":
+        (work / "esc.toml").write_text(f'name = "{name}"\n[data]\ndataset = "digits"\n[[runs]]\nname = "a"\n')
+        result = invoke("compare", "esc.toml", *QUICK)
+    else:
+        result = invoke("compare", "quickstart", *QUICK, "--set", f"name={name}")
+    assert result.exit_code == 2, result.output
+    assert "name: a preset name may hold only letters, digits and - _ . +" in result.stderr
+    assert repr(name) in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "escaped").exists()
+    assert sorted(p.name for p in work.iterdir()) == (["esc.toml"] if how == "file" else [])
+
+
 def test_cuda_requested_without_cuda(tmp_path: Path) -> None:
     import torch
 
@@ -278,6 +306,29 @@ def test_report_rebuilds_from_events(tmp_path: Path, quickstart: tuple[Path, Any
     assert (run_dir / "report.md").is_file()
     table = invoke("report", str(run_dir))
     assert table.exit_code == 0 and set(table_rows(table.stdout)) >= {"sgd", "rmsprop"}
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_report_writes_back_a_missing_or_corrupt_results_json(
+    tmp_path: Path, quickstart: tuple[Path, Any], damage: str
+) -> None:
+    src, _ = quickstart
+    run_dir = tmp_path / "copy"
+    shutil.copytree(src, run_dir)
+    original = json.loads((run_dir / "results.json").read_text())
+    if damage == "missing":
+        (run_dir / "results.json").unlink()
+    else:
+        (run_dir / "results.json").write_text('{"status": "runn')  # cut off mid-write by hand
+    result = invoke("report", str(run_dir), "--format", "json")
+    assert result.exit_code == 0, result.output
+    rebuilt = json.loads((run_dir / "results.json").read_text())
+    assert rebuilt == json.loads(result.stdout)
+    assert rebuilt["status"] == original["status"] == "finished"
+    assert [(r["name"], r["status"], r["history"], r["test"]) for r in rebuilt["runs"]] == [
+        (r["name"], r["status"], r["history"], r["test"]) for r in original["runs"]
+    ]
+    assert not list(run_dir.glob(".*.tmp"))
 
 
 def test_report_of_a_non_run_dir(tmp_path: Path) -> None:
