@@ -8,6 +8,8 @@ end), or start again when they had not finished an epoch.
 from __future__ import annotations
 
 import json
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,26 +19,47 @@ from optlab.errors import RunDirError
 from optlab.preset.loader import LoadedPreset, load_preset
 from optlab.preset.schema import ResolvedRun
 from optlab.runs.results import replay
-from optlab.runs.store import read_events
+from optlab.runs.store import code_fingerprint, read_events
 
 ENDED_FOR_GOOD = ("finished", "early_stopped", "diverged", "failed")
+
+
+# Terminal colour codes: torch puts bold markers into some of its messages.
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _reason(exc: BaseException) -> str:
+    """One readable line for why torch could not load a file: torch's messages run to many
+    lines of advice, so keep the line that names the problem (its unpickler's, when there)."""
+    lines = [line.strip() for line in ANSI_ESCAPE.sub("", str(exc)).splitlines() if line.strip()]
+    named = [line for line in lines if line.startswith("WeightsUnpickler error")]
+    # First sentence only: what follows is advice for torch users (such as loading with
+    # weights_only=False, which is exactly what must not be done with a stranger's file).
+    line = re.split(r"(?<=[.!?])\s", (named or lines or [""])[0], maxsplit=1)[0]
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Checkpoints hold tensors and plain data only: `weights_only=True` refuses anything that
     would run code while unpickling, so opening someone else's run directory is safe."""
-    import pickle
-
     import torch
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunDirError(f"{path}: not a valid optlab checkpoint, refused to load it ({first})") from None
-    if not isinstance(state, dict) or "model" not in state or "spec" not in state:
+        with warnings.catch_warnings():  # torch warns about odd pickles: the refusal says enough
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a corrupt file makes torch raise almost anything (KeyError, ...)
+        raise RunDirError(f"{path}: not a valid optlab checkpoint, refused to load it ({_reason(exc)})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict) or not _is_spec(state.get("spec")):
         raise RunDirError(f"{path}: not an optlab checkpoint")
     return state
+
+
+def _is_spec(text: Any) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except (TypeError, ValueError):
+        return False
 
 
 @dataclass
@@ -52,6 +75,50 @@ def _differences(spec: ResolvedRun, saved_json: str) -> list[str]:
     saved = json.loads(saved_json)
     current = json.loads(spec.model_dump_json())
     return sorted(k for k in current.keys() | saved.keys() if k != "device" and current.get(k) != saved.get(k))
+
+
+def _shape_changes(expected: dict[str, Any], saved: dict[str, Any]) -> list[str]:
+    """`name: [16, 64] saved, [32, 64] now` for each tensor whose shape differs (or that only
+    one side has), at most three of them."""
+    def shape(tensors: dict[str, Any], key: str) -> str:
+        return str(list(tensors[key].shape)) if key in tensors else "none"
+
+    keys = sorted(k for k in expected.keys() | saved.keys() if shape(expected, k) != shape(saved, k))
+    changes = [f"{k}: {shape(saved, k)} saved, {shape(expected, k)} now" for k in keys[:3]]
+    return changes + ([f"{len(keys) - 3} more"] if len(keys) > 3 else [])
+
+
+def _misfit(spec: ResolvedRun, state: dict[str, Any]) -> str | None:
+    """Why the checkpoint cannot be loaded into the run the preset now describes, even with
+    --force, or None. Tried here on CPU copies, so the refusal comes before anything is
+    written: a failed load while the runner starts would end the whole process."""
+    from optlab.data.catalog import CATALOG
+    from optlab.models.registry import build_model
+    from optlab.training.losses import n_outputs
+    from optlab.training.optim import build_optimizer
+    from optlab.training.schedulers import LRSchedule
+
+    saved_spec = json.loads(state["spec"])
+    for part in ("optimizer", "scheduler"):
+        was = (saved_spec.get(part) or {}).get("name")
+        now = getattr(spec, part).name
+        if was != now:
+            return f"its {part} changed from {was!r} to {now!r}, and the saved {part} state belongs to {was!r}"
+    info = CATALOG[spec.data.dataset]
+    model = build_model(spec.model, info.input_shape, n_outputs(info.task, info.n_classes, spec.loss))
+    changes = _shape_changes(model.state_dict(), state["model"])
+    if changes:
+        was, now = saved_spec.get("model") or {}, spec.model.model_dump(mode="json")
+        fields = [f"model.{k}: {was.get(k)} -> {now[k]}" for k in now if was.get(k) != now[k]]
+        return f"its model's shape changed ({'; '.join(fields + changes)}), so the saved weights do not fit"
+    try:
+        model.load_state_dict(state["model"])
+        optimizer = build_optimizer(model.parameters(), spec.optimizer, "cpu")
+        optimizer.load_state_dict(state["optimizer"])
+        LRSchedule(optimizer, spec.scheduler, spec.epochs, 1).load_state_dict(state["schedule"])
+    except Exception as exc:  # whatever torch says about a state that does not fit
+        return f"its saved state does not load into it ({_reason(exc)})"
+    return None
 
 
 def _refuse_a_second_writer(root: Path) -> None:
@@ -81,6 +148,7 @@ def plan_resume(root: Path, device: str, force: bool = False) -> ResumePlan:
     specs = loaded.resolved_runs(device)
     plan = ResumePlan(loaded, specs)
     problems: list[str] = []
+    misfits: list[str] = []
     for spec in specs:
         if status.get(spec.name) in ENDED_FOR_GOOD:
             plan.done.append(spec.name)
@@ -90,14 +158,32 @@ def plan_resume(root: Path, device: str, force: bool = False) -> ResumePlan:
             plan.fresh.append(spec.name)
             continue
         state = load_checkpoint(checkpoint)
+        known = len(problems)
         if state.get("optlab_version") != __version__:
             problems.append(
                 f"{spec.name}: checkpoint written by optlab {state.get('optlab_version')}, this is {__version__}"
             )
+        saved_code = state.get("code_fingerprint")
+        if saved_code != code_fingerprint():
+            written = f"by code {saved_code}" if saved_code else "before optlab recorded a code fingerprint"
+            problems.append(
+                f"{spec.name}: checkpoint written {written}, this is code {code_fingerprint()} "
+                "(the source of optlab/training, data or models differs)"
+            )
         changed = _differences(spec, state["spec"])
         if changed:
             problems.append(f"{spec.name}: preset differs from the checkpoint in {', '.join(changed)}")
+        # An exact match loads by construction; anything else is tried before it is trusted.
+        misfit = _misfit(spec, state) if len(problems) > known else None
+        if misfit:
+            misfits.append(f"{spec.name}: {misfit}")
         plan.states[spec.name] = state
+    if misfits:
+        raise RunDirError(
+            f"{root}: cannot resume, not even with --force:\n  " + "\n  ".join(misfits) + "\n"
+            "--force cannot resume a run whose model shape, optimizer or scheduler changed; start a "
+            f"new experiment instead: optlab compare {preset_path} --out NEW_DIR"
+        )
     if problems and not force:
         raise RunDirError(
             f"{root}: cannot resume exactly:\n  " + "\n  ".join(problems) + "\nUse --force to resume anyway."

@@ -6,14 +6,17 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tomli_w
 import torch
 from typer.testing import CliRunner
 
@@ -287,3 +290,73 @@ def test_output_directory_that_cannot_be_created_is_refused_before_training(tmp_
     assert "not writable" in result.output and str(blocker / "run") in result.output
     assert "Traceback" not in result.output
     assert blocker.read_text() == "not a folder"
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SMALL trained once; tests copy it and cut its end off, as a kill would have."""
+    folder = tmp_path_factory.mktemp("small")
+    (folder / "small.toml").write_text(SMALL)
+    result = invoke("compare", str(folder / "small.toml"), "--out", str(folder / "run"), "--quiet")
+    assert result.exit_code == 0, result.output
+    return folder / "run"
+
+
+def killed_copy(small_run: Path, dest: Path) -> Path:
+    """A copy of the run directory as a SIGKILL after its last checkpoint leaves it."""
+    shutil.copytree(small_run, dest)
+    events = dest / "events.jsonl"
+    kept = [line for line in events.read_text().splitlines(keepends=True)
+            if json.loads(line)["type"] not in ("run_ended", "experiment_ended")]
+    events.write_text("".join(kept))
+    return dest
+
+
+def snapshot(root: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_resume_force_refuses_a_model_whose_shape_changed_before_touching_anything(
+    tmp_path: Path, small_run: Path
+) -> None:
+    root = killed_copy(small_run, tmp_path / "run")
+    preset = tomllib.loads((root / "preset.toml").read_text())
+    preset["model"]["hidden"] = [32]
+    (root / "preset.toml").write_text(tomli_w.dumps(preset))
+    before = snapshot(root)
+    result = invoke("resume", str(root), "--force", "--quiet")
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "size mismatch" not in result.output
+    assert result.stderr.startswith(f"optlab: error: {root}: cannot resume, not even with --force:\n")
+    assert "  sgd: its model's shape changed (model.hidden: [16] -> [32];" in result.stderr
+    assert "--force cannot resume a run whose model shape, optimizer or scheduler changed" in result.stderr
+    assert "start a new experiment instead" in result.stderr
+    assert snapshot(root) == before  # not even an owner.json: nothing was touched
+
+
+def test_resume_of_a_junk_checkpoint_is_one_clear_error(tmp_path: Path, small_run: Path) -> None:
+    root = killed_copy(small_run, tmp_path / "run")
+    (root / "runs" / "sgd" / "checkpoint-last.pt").write_text("junk\n")
+    before = snapshot(root)
+    result = invoke("resume", str(root), "--quiet")
+    assert result.exit_code == 2, result.output
+    checkpoint = root / "runs" / "sgd" / "checkpoint-last.pt"
+    assert result.stderr.startswith(f"optlab: error: {checkpoint}: not a valid optlab checkpoint, refused to load it (")
+    assert result.stderr.count("\n") == 1 and "\x1b" not in result.stderr and "Traceback" not in result.output
+    assert snapshot(root) == before
+
+
+def test_resume_after_the_core_code_changed_needs_force(tmp_path: Path, small_run: Path) -> None:
+    root = killed_copy(small_run, tmp_path / "run")
+    for name in ("sgd", "adam"):
+        path = root / "runs" / name / "checkpoint-last.pt"
+        state = torch.load(path, weights_only=True)
+        state["code_fingerprint"] = "0123456789abcdef"
+        torch.save(state, path)
+    refused = invoke("resume", str(root), "--quiet")
+    assert refused.exit_code == 2
+    assert "sgd: checkpoint written by code 0123456789abcdef, this is code" in refused.stderr
+    assert "Use --force to resume anyway." in refused.stderr
+    forced = invoke("resume", str(root), "--quiet", "--force", "--format", "json")
+    assert forced.exit_code == 0, forced.output
+    assert [r["status"] for r in json.loads(forced.stdout)["runs"]] == ["finished", "finished"]

@@ -15,7 +15,7 @@ from optlab.data.datasets import load_dataset
 from optlab.errors import RunDirError
 from optlab.preset.loader import load_preset
 from optlab.runs.resume import load_checkpoint, plan_resume
-from optlab.runs.store import RunStore, load_results, read_events
+from optlab.runs.store import RunStore, code_fingerprint, load_results, read_events
 from optlab.training.events import Progress
 from optlab.training.runner import Runner
 
@@ -112,6 +112,98 @@ def test_resume_refuses_a_changed_preset_unless_forced(tmp_path: Path) -> None:
     assert plan_resume(root, "cpu", force=True).states
 
 
+def _interrupted(root: Path) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        experiment(root, [InterruptAt("adam", 6)])
+
+
+def _edit_preset(root: Path, old: str, new: str) -> None:
+    text = (root / "preset.toml").read_text()
+    assert old in text
+    (root / "preset.toml").write_text(text.replace(old, new))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "fragments"),
+    [
+        ("hidden = [32]", "hidden = [48]",
+         ["sgd: its model's shape changed (model.hidden: [32] -> [48]; 1.bias: [32] saved, [48] now",
+          "adam: its model's shape changed", "plateau: its model's shape changed"]),
+        ("hidden = [32]", "hidden = [32]\nbatchnorm = true", ["sgd: its model's shape changed (model.batchnorm: False -> True"]),
+        ('scheduler = { name = "cosine" }', 'scheduler = { name = "step" }',
+         ["sgd: its scheduler changed from 'cosine' to 'step'"]),
+        ('{ name = "adam", lr = 1e-3 }', '{ name = "sgd", lr = 1e-3 }',
+         ["adam: its optimizer changed from 'adam' to 'sgd'"]),
+    ],
+)
+def test_force_cannot_resume_a_run_whose_checkpoint_does_not_fit(
+    tmp_path: Path, old: str, new: str, fragments: list[str]
+) -> None:
+    root = tmp_path / "run"
+    _interrupted(root)
+    _edit_preset(root, old, new)
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    for force in (False, True):
+        with pytest.raises(RunDirError) as info:
+            plan_resume(root, "cpu", force=force)
+        message = str(info.value)
+        assert message.startswith(f"{root}: cannot resume, not even with --force:\n")
+        assert "--force cannot resume a run whose model shape, optimizer or scheduler changed" in message
+        assert f"optlab compare {root / 'preset.toml'} --out NEW_DIR" in message
+        for fragment in fragments:
+            assert fragment in message, message
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+
+
+def test_force_still_resumes_what_does_fit(tmp_path: Path) -> None:
+    root = tmp_path / "run"
+    _interrupted(root)
+    _edit_preset(root, "dropout = 0.3", "dropout = 0.1")  # same shapes, same optimizers
+    with pytest.raises(RunDirError, match="sgd: preset differs from the checkpoint in model"):
+        plan_resume(root, "cpu")
+    assert set(plan_resume(root, "cpu", force=True).states) == {"sgd", "adam", "plateau"}
+
+
+def test_a_checkpoint_from_other_core_code_is_refused_unless_forced(tmp_path: Path) -> None:
+    root = tmp_path / "run"
+    _interrupted(root)
+    assert plan_resume(root, "cpu").states  # the same code: resumes as is
+    path = root / "runs" / "sgd" / "checkpoint-last.pt"
+    state = torch.load(path, weights_only=True)
+    for recorded, said in (("0123456789abcdef", "written by code 0123456789abcdef"),
+                           (None, "written before optlab recorded a code fingerprint")):
+        state["code_fingerprint"] = recorded
+        if recorded is None:
+            del state["code_fingerprint"]
+        torch.save(state, path)
+        with pytest.raises(RunDirError) as info:
+            plan_resume(root, "cpu")
+        assert f"sgd: checkpoint {said}, this is code {code_fingerprint()}" in str(info.value)
+        assert "optlab/training, data or models" in str(info.value) and "adam:" not in str(info.value)
+        assert "sgd" in plan_resume(root, "cpu", force=True).states
+
+
+@pytest.mark.parametrize(
+    "content", [b"junk\n", b"", b"PK\x03\x04not really a zip", pickle.dumps({"model": {}, "spec": "{}"})[:-3]]
+)
+def test_a_damaged_checkpoint_is_one_clear_error(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "checkpoint-last.pt"
+    path.write_bytes(content)
+    with pytest.raises(RunDirError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: not a valid optlab checkpoint, refused to load it (")
+    assert "\n" not in message and "\x1b" not in message
+
+
+def test_a_checkpoint_whose_spec_is_not_a_spec_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint-last.pt"
+    for state in ({"model": {}, "spec": "not json"}, {"model": {}, "spec": 3}, {"model": [], "spec": "{}"}):
+        torch.save(state, path)
+        with pytest.raises(RunDirError, match="not an optlab checkpoint"):
+            load_checkpoint(path)
+
+
 class Evil:
     def __reduce__(self):
         return (Path.touch, (Path("/tmp/optlab-pwned"),))
@@ -129,9 +221,11 @@ def test_checkpoints_that_would_run_code_are_refused(tmp_path: Path) -> None:
         load_checkpoint(path)
     assert not target.exists()
     path.write_bytes(pickle.dumps(Evil()))
-    with pytest.raises(RunDirError):
+    with pytest.raises(RunDirError) as info:
         load_checkpoint(path)
     assert not target.exists()
+    # torch's message runs on with advice (and bold terminal codes): one plain sentence is kept.
+    assert str(info.value).endswith("(UnpicklingError: Weights only load failed.)")
 
 
 def test_event_log_reader_tolerates_a_truncated_last_line(tmp_path: Path) -> None:
