@@ -16,7 +16,7 @@ import typer
 from optlab.cli.common import first_sentence, preset_toml, stderr_console, user_errors
 from optlab.errors import OptlabError, PresetError
 from optlab.preset.export import export_text
-from optlab.preset.schema import preset_name_error
+from optlab.preset.names import preset_name_error
 
 TEMPLATE = '''# {name}: a preset for `optlab compare {name}`. Reference: docs/presets.md
 name = "{name}"

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 from optlab import __version__
 from optlab.errors import PresetError
-from optlab.preset.schema import safe_name
+from optlab.preset.names import safe_name
 
 MAX_BYTES = 256 * 1024
 TIMEOUT_S = 10.0

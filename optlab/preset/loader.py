@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from optlab.errors import PresetError
 from optlab.preset.expand import expand
 from optlab.preset.fetch import fetch_text, is_url, url_stem
+from optlab.preset.names import safe_name
 from optlab.preset.overrides import apply_overrides, drop_other_seed
 from optlab.preset.schema import (
     NO_RUNS,
@@ -31,7 +32,6 @@ from optlab.preset.schema import (
     Preset,
     ResolvedRun,
     RunConfig,
-    safe_name,
 )
 
 MAX_EXTENDS_DEPTH = 16

@@ -7,12 +7,12 @@ against the real signatures) run in `optlab.preset.checks`, called by the loader
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
-from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
+
+from optlab.preset.names import PRESET_NAME_RULE, preset_name_error
 
 DATASETS = ("digits", "breast-cancer", "diabetes", "mnist", "fashion-mnist", "cifar10")
 MODELS = ("mlp", "lenet", "cnn")
@@ -38,14 +38,6 @@ TARGET_METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
 # which keeps the repeats of one configuration together as a group).
 SWEEP_EXCLUDED = ("seed", "seeds")
 DEFAULT_MAX_RUNS = 64
-# A preset name becomes part of a directory name (runs/DATE-NAME): no path separators, no
-# leading dot (so never "." or ".."), and short enough for any file system.
-PRESET_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
-MAX_NAME_LENGTH = 100
-PRESET_NAME_RULE = (
-    f"a preset name may hold only letters, digits and - _ . + (1 to {MAX_NAME_LENGTH} of them, "
-    "starting with a letter or digit): it names the run directory"
-)
 # Integer scheduler arguments torch divides by or counts with: the smallest value that works.
 # Checked here because torch reports a 0 as "integer modulo by zero" or not at all.
 SCHEDULER_MIN_INTS: dict[str, dict[str, int]] = {
@@ -57,20 +49,6 @@ SCHEDULER_MIN_INTS: dict[str, dict[str, int]] = {
     "plateau": {"patience": 0, "cooldown": 0},
 }
 NO_RUNS = "a preset needs at least one [[runs]] entry"
-
-
-def preset_name_error(name: str) -> str | None:
-    """Why `name` cannot be a preset name (the rule), or None."""
-    if PRESET_NAME_RE.fullmatch(name) and len(name) <= MAX_NAME_LENGTH:
-        return None
-    return PRESET_NAME_RULE
-
-
-def safe_name(text: str, fallback: str) -> str:
-    """A valid preset name made from a file stem or a URL segment the user did not choose as
-    a name: decoded, other characters turned into '-', leading punctuation dropped."""
-    name = re.sub(r"[^A-Za-z0-9._+-]+", "-", unquote(text)).lstrip("._+-")[:MAX_NAME_LENGTH]
-    return name if PRESET_NAME_RE.fullmatch(name) else fallback
 
 
 class Strict(BaseModel):

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from optlab.errors import RunDirError, StorageError
-from optlab.preset.schema import preset_name_error, safe_name
+from optlab.preset.names import preset_name_error, safe_name
 from optlab.runs.results import ResultsBuilder
 from optlab.training.events import (
     EpochEnded,
