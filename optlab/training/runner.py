@@ -129,12 +129,12 @@ class Runner:
                 continue
             try:
                 trainer = Trainer(spec, self.data, self.device)
-            except Exception as exc:  # a run that cannot even be built fails alone
+                if spec.name in self.resume:
+                    trainer.load_state_dict(self.resume[spec.name])
+            except Exception as exc:  # a run that cannot be built, or resumed, fails alone
                 self.emit(RunEnded(run=spec.name, status="failed", reason=f"{type(exc).__name__}: {exc}",
                                    detail=traceback.format_exc()))
                 continue
-            if spec.name in self.resume:
-                trainer.load_state_dict(self.resume[spec.name])
             self.trainers.append(trainer)
             self.emit(trainer.started_event())
             active.append(trainer)

@@ -217,3 +217,20 @@ def test_regression_validation_rmse_is_sklearns_in_target_units_whatever_the_los
         (record,) = trainer.history
         assert record["val_rmse"] == pytest.approx(expected, rel=1e-9)
         assert record["val_accuracy"] is None and np.isfinite(record["val_loss"])
+
+
+def test_a_run_whose_resume_state_does_not_load_fails_alone() -> None:
+    loaded = load_preset_text(BASE + '[[runs]]\nname = "a"\n[[runs]]\nname = "b"\n')
+    data = load_dataset(loaded.preset.data)
+    specs = loaded.resolved_runs()
+    first = Trainer(specs[0], data)
+    while first.epoch < 1:
+        first.advance()
+    state = first.state_dict()
+    state["model"] = {k: v[:1] for k, v in state["model"].items()}  # shapes that fit no model
+    sink = Collect()
+    Runner(specs, data, "cpu", [sink], resume={"a": state}).run()
+    ended = {e.run: e for e in sink.of(RunEnded)}
+    assert ended["a"].status == "failed" and "size mismatch" in ended["a"].reason
+    assert "Traceback" in ended["a"].detail
+    assert ended["b"].status == "finished"
