@@ -191,6 +191,9 @@ class TrainFields(Strict):
     batch_size: int | None = Field(None, ge=1, description="Training batch size")
     loss: str | None = Field(None, description="Loss: " + ", ".join(LOSSES))
     seed: int | None = Field(None, ge=0, description="Seed of weights, data order and dropout")
+    shuffle: bool | None = Field(
+        None, description="Shuffle the training data every epoch (default); false keeps the dataset's order"
+    )
     label_smoothing: float | None = Field(
         None, ge=0.0, lt=1.0, description="cross_entropy only: label smoothing"
     )
@@ -377,6 +380,7 @@ class ResolvedRun(Strict):
     batch_size: int
     loss: str
     seed: int
+    shuffle: bool = True
     label_smoothing: float
     l1: float
     clip_grad_norm: float | None = None

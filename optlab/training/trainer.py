@@ -30,9 +30,13 @@ from optlab.training.schedulers import LRSchedule
 REPORTS_PER_EPOCH = 10
 
 
-def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
+def epoch_permutation(seed: int, epoch: int, n: int, shuffle: bool = True) -> torch.Tensor:
     """The data order of one epoch depends only on (seed, epoch): every run with the same
-    seed sees the same order whatever its batch size, and a resumed run needs no state."""
+    seed sees the same order whatever its batch size, and a resumed run needs no state.
+    Without shuffling it is the dataset's own order, every epoch (the PyTorch tutorial's
+    DataLoader does not shuffle)."""
+    if not shuffle:
+        return torch.arange(n)
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(n, generator=gen)
 
@@ -79,7 +83,7 @@ class Trainer:
         self.l1_params = [p for n, p in self.model.named_parameters() if p.dim() > 1] if spec.l1 else []
         self.best = BestTracker(spec.early_stopping, self.task)
 
-        first_order = epoch_permutation(spec.seed, 1, self.n_train)
+        first_order = epoch_permutation(spec.seed, 1, self.n_train, spec.shuffle)
         self.data_fingerprint = fingerprint_tensors([first_order, torch.tensor(data.x_train.shape)])
         self.loss_buffer = torch.zeros(self.log_every, device=self.device)
         self.correct = torch.zeros((), dtype=torch.int64, device=self.device)
@@ -151,7 +155,7 @@ class Trainer:
         spec, bs = self.spec, self.spec.batch_size
         step_in_epoch = self.step - self.epoch * self.steps_per_epoch
         if step_in_epoch == 0 or self._perm is None:
-            self._perm = epoch_permutation(spec.seed, self.epoch + 1, self.n_train).to(self.device)
+            self._perm = epoch_permutation(spec.seed, self.epoch + 1, self.n_train, spec.shuffle).to(self.device)
             if step_in_epoch == 0:
                 self._epoch_loss_sum, self._epoch_start_elapsed = 0.0, self.elapsed_s
                 self.correct.zero_()

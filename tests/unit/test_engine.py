@@ -234,3 +234,17 @@ def test_a_run_whose_resume_state_does_not_load_fails_alone() -> None:
     assert ended["a"].status == "failed" and "size mismatch" in ended["a"].reason
     assert "Traceback" in ended["a"].detail
     assert ended["b"].status == "finished"
+
+
+def test_shuffle_false_keeps_the_dataset_order_every_epoch() -> None:
+    from optlab.training.trainer import fingerprint_tensors
+
+    loaded = load_preset_text(BASE + '[[runs]]\nname = "kept"\nshuffle = false\n[[runs]]\nname = "shuffled"\n')
+    data = load_dataset(loaded.preset.data)
+    kept, shuffled = (Trainer(spec, data) for spec in loaded.resolved_runs())
+    n = data.x_train.shape[0]
+    in_order = fingerprint_tensors([torch.arange(n), torch.tensor(data.x_train.shape)])
+    assert kept.data_fingerprint == in_order != shuffled.data_fingerprint  # the record proves which
+    assert torch.equal(epoch_permutation(0, 2, n, shuffle=False), torch.arange(n))
+    kept.advance()
+    assert torch.equal(kept._perm.cpu(), torch.arange(n))
