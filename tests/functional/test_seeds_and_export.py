@@ -138,7 +138,7 @@ def test_presets_new_from_a_template_and_from_a_preset() -> None:
     assert [r.model_dump() for r in copy.resolved_runs()] == [r.model_dump() for r in original]
 
     bad = invoke("presets", "new", "../oops")
-    assert bad.exit_code == 2 and "use letters" in bad.output
+    assert bad.exit_code == 2 and "may hold only letters, digits" in bad.output
 
 
 def test_compare_ranks_configurations_shows_time_to_target_and_says_the_cpu_amp_note_once() -> None:
