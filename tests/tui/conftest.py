@@ -25,6 +25,20 @@ def _one_thread_children(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEXTUAL_ANIMATIONS", "none")
 
 
+@pytest.fixture(autouse=True)
+def _no_training_left_behind() -> Iterator[None]:
+    """Training children outlive their TUI by design: a test that fails half-way (say, with
+    training paused) would leave one running for good. Kill whatever this test started."""
+    import psutil
+
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
+    yield
+    for child in psutil.Process().children(recursive=True):
+        if child.pid not in before:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+
+
 @pytest.fixture
 def tiny(tmp_path: Path) -> Path:
     return tiny_preset(tmp_path)
