@@ -39,7 +39,7 @@ def run_series(state: ExperimentState, axis: str, smoothing: float, highlight: s
 
 def _by_step(state: ExperimentState, name: str, xy: tuple[list[float], list[float]]) -> Columns:
     """A per-interval series (training loss, learning rate) keyed by step."""
-    return [p.step for p in state.run_series(name).progress], xy[0], xy[1]
+    return list(state.run_series(name).columns["step"]), xy[0], xy[1]
 
 
 def _by_epoch(state: ExperimentState, name: str, axis: str, metric: str) -> Columns:

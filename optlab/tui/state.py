@@ -82,9 +82,13 @@ def ema(values: Sequence[float], alpha: float) -> list[float]:
     A non-finite value (a diverged loss) is passed through and does not poison later points."""
     if alpha <= 0.0:
         return list(values)
-    out: list[float] = []
-    s = 0.0
-    t = 0
+    return ema_extend(values, alpha, 0.0, 0, [])[2]
+
+
+def ema_extend(
+    values: Sequence[float], alpha: float, s: float, t: int, out: list[float]
+) -> tuple[float, int, list[float]]:
+    """`ema` continued over more values from its state (s, t) and output so far."""
     for x in values:
         if not math.isfinite(x):
             out.append(x)
@@ -92,7 +96,7 @@ def ema(values: Sequence[float], alpha: float) -> list[float]:
         t += 1
         s = alpha * s + (1.0 - alpha) * x
         out.append(s / (1.0 - alpha**t))
-    return out
+    return s, t, out
 
 
 def downsample(xs: Sequence[float], ys: Sequence[float], n: int) -> tuple[list[float], list[float]]:
@@ -134,6 +138,9 @@ def format_eta(seconds: float | None) -> str:
 # ---------------------------------------------------------------- state
 
 
+PROGRESS_COLUMNS = (*X_AXES, "train_loss", "lr")  # a column per x axis, then the values
+
+
 @dataclass
 class ProgressPoint:
     step: int
@@ -169,10 +176,35 @@ class RunSeries:
     progress: list[ProgressPoint] = field(default_factory=list)
     epochs: list[EpochPoint] = field(default_factory=list)
     version: int = 0  # bumped by every event of this run (redraw only what changed)
+    # The progress points as columns (each x axis, loss, lr), kept as they arrive: the charts
+    # read them every second, and rebuilding them from the points cost more than drawing.
+    columns: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in PROGRESS_COLUMNS})
+    _smoothed: dict[float, tuple[int, float, int, list[float]]] = field(default_factory=dict)
 
     @property
     def last_step(self) -> int:
         return self.progress[-1].step if self.progress else 0
+
+    def add_progress(self, point: ProgressPoint) -> None:
+        """Append a point; a restarted run reports earlier steps again: the newer report wins."""
+        while self.progress and self.progress[-1].step >= point.step:
+            self.progress.pop()
+            for column in self.columns.values():
+                column.pop()
+            self._smoothed.clear()
+        self.progress.append(point)
+        for key, column in self.columns.items():
+            column.append(float(getattr(point, key)))
+
+    def smoothed_loss(self, alpha: float) -> list[float]:
+        """`ema` of the training loss, extended from where the last call left off."""
+        losses = self.columns["train_loss"]
+        if alpha <= 0.0:
+            return list(losses)
+        done, s, t, out = self._smoothed.get(alpha, (0, 0.0, 0, []))
+        s, t, out = ema_extend(losses[done:], alpha, s, t, out)
+        self._smoothed[alpha] = (len(losses), s, t, out)
+        return list(out)
 
     def x_of(self, point: ProgressPoint | EpochPoint, axis: str) -> float:
         if axis == "step":
@@ -201,6 +233,7 @@ class ExperimentState:
         self.events_seen = 0
         self.version = 0
         self._grouping: tuple[int, Grouping] | None = None
+        self._val_key: tuple[int, str] = (-1, "")
 
     @property
     def doc(self) -> dict[str, Any]:
@@ -260,11 +293,8 @@ class ExperimentState:
                 series.total_steps = event.total_steps
             elif isinstance(event, Progress):
                 series = self.run_series(event.run)
-                # A restarted run reports earlier steps again: the newer report wins.
-                while series.progress and series.progress[-1].step >= event.step:
-                    series.progress.pop()
                 spe = series.steps_per_epoch
-                series.progress.append(
+                series.add_progress(
                     ProgressPoint(
                         step=event.step,
                         epoch=event.step / spe if spe else float(event.epoch),
@@ -304,13 +334,11 @@ class ExperimentState:
 
     def train_loss(self, name: str, axis: str, smoothing: float = 0.0) -> tuple[list[float], list[float]]:
         series = self.run_series(name)
-        xs = [series.x_of(p, axis) for p in series.progress]
-        ys = [p.train_loss for p in series.progress]
-        return xs, ema(ys, smoothing)
+        return list(series.columns[axis]), series.smoothed_loss(smoothing)
 
     def learning_rate(self, name: str, axis: str) -> tuple[list[float], list[float]]:
         series = self.run_series(name)
-        return [series.x_of(p, axis) for p in series.progress], [p.lr for p in series.progress]
+        return list(series.columns[axis]), list(series.columns["lr"])
 
     def val_metric(self, name: str, axis: str, metric: str) -> tuple[list[float], list[float]]:
         """Per-epoch `val_loss`, `val_accuracy` or `val_rmse` (epochs without it are skipped)."""
@@ -327,10 +355,13 @@ class ExperimentState:
         written before optlab recorded `val_rmse`."""
         if self.task != "regression":
             return "val_accuracy"
+        if self._val_key[0] == self.version:  # asked per run and per chart: once per new events
+            return self._val_key[1]
         old = any(p.val_loss is not None for s in self.series.values() for p in s.epochs) and not any(
             p.val_rmse is not None for s in self.series.values() for p in s.epochs
         )
-        return "val_loss" if old else "val_rmse"
+        self._val_key = (self.version, "val_loss" if old else "val_rmse")
+        return self._val_key[1]
 
     def best_val(self, name: str) -> float | None:
         """Best validation accuracy (max), or best validation RMSE (min) for regression."""

@@ -246,6 +246,7 @@ async def _regression(tmp_path: Path) -> None:
         # runs train with different losses (mse, l1): they are compared on validation RMSE
         assert screen.chart("val").title == "validation RMSE"
         assert str(screen.runs_table.columns["best"].label) == "best val rmse"  # type: ignore[index]
+        screen.update_charts()  # the last redraw may predate the last epoch (once a second at most)
         (adam_val,) = [s for s in screen.chart("val").series if s.run == "adam"]
         history = next(r["history"] for r in results["runs"] if r["name"] == "adam")
         assert list(adam_val.ys) == [h["val_rmse"] for h in history] and len(history) == 3

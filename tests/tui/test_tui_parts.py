@@ -29,6 +29,29 @@ def test_ema_is_debiased_and_skips_non_finite_values() -> None:
     assert ema(xs[:2], 0.0) == xs[:2]
 
 
+def test_chart_columns_follow_the_points_through_a_restart() -> None:
+    """The per-run columns and the incrementally smoothed loss equal what the points give,
+    also after a resumed run reports earlier steps again (the newer reports win)."""
+    from optlab.training.events import Progress, RunStarted
+    from optlab.tui.state import ExperimentState
+
+    state = ExperimentState()
+    reports = [(step, 1.0 / step) for step in range(1, 40)] + [(step, 2.0 / step) for step in range(20, 60)]
+    events = [RunStarted(run="a", steps_per_epoch=10, total_steps=60)]
+    for i, (step, loss) in enumerate(reports):
+        events.append(Progress(run="a", step=step, samples_seen=step * 8, train_loss=loss, lr=0.1, elapsed_s=i * 0.1))
+    for chunk in range(0, len(events), 7):  # as a tail delivers them, smoothing asked in between
+        state.apply(events[chunk : chunk + 7])
+        state.train_loss("a", "step", 0.9)
+    points = state.run_series("a").progress
+    assert [p.step for p in points] == list(range(1, 60))
+    for axis in ("step", "epoch", "samples", "time"):
+        xs, ys = state.train_loss("a", axis, 0.9)
+        assert xs == [state.run_series("a").x_of(p, axis) for p in points]
+        assert ys == pytest.approx(ema([p.train_loss for p in points], 0.9), rel=1e-12)
+    assert state.learning_rate("a", "epoch")[1] == [0.1] * 59
+
+
 def test_downsample_keeps_ends_and_spikes_within_budget() -> None:
     xs = [float(i) for i in range(10_000)]
     ys = [math.sin(i / 300) for i in range(10_000)]

@@ -93,6 +93,7 @@ class ExperimentScreen(Screen[None]):
         self.ticks = 0
         self._header = ""
         self._status = Text()
+        self._status_lines = 0
 
     # ------------------------------------------------------------ layout
 
@@ -249,8 +250,12 @@ class ExperimentScreen(Screen[None]):
         settings = settings_text(self.x_axis, self.log_y, self.smoothing, self.highlight, band)
         text.append("   " + settings, style="dim")
         if text != self._status:
-            self._status = text
-            self.query_one("#status", Static).update(text)
+            status = self.query_one("#status", Static)
+            # A relayout of the screen costs more than the rest of a tick: only when the line
+            # count changes (the ETA ticks every second; the height rarely moves).
+            lines = len(text.wrap(self.app.console, max(1, status.content_region.width or self.app.size.width)))
+            status.update(text, layout=lines != self._status_lines)
+            self._status, self._status_lines = text, lines
 
     def update_charts(self) -> None:
         state, axis = self.state, self.x_axis

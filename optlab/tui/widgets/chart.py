@@ -114,6 +114,7 @@ class Chart(Vertical):
         self._signature: tuple[object, ...] | None = None
         self.canvas = _Canvas(self)
         self.legend = Static("", classes="chart--legend")
+        self._legend = Text()
         self.border_title = title
 
     def compose(self) -> ComposeResult:
@@ -208,7 +209,11 @@ class Chart(Vertical):
             text.append("■ ", style=rich_color(s.color))
             text.append(label, style="dim" if s.color == FADED else "")
             line += entry
-        self.legend.update(text)
+        if text != self._legend:  # new points alone leave the legend as it was
+            # Its height changes only with its line count; anything else needs no relayout.
+            relayout = not self._legend.plain or text.plain.count("\n") != self._legend.plain.count("\n")
+            self.legend.update(text, layout=relayout)
+            self._legend = text
 
     def on_resize(self) -> None:
         self._update_legend()
