@@ -325,3 +325,26 @@ def test_every_key_is_documented() -> None:
             key = binding.key.split(",")[0]  # type: ignore[union-attr]
             shown = {"space": "`space`", "escape": "Escape", "question_mark": "`?`"}.get(key, key)
             assert shown in text, f"key {key!r} ({binding.description}) missing from docs/tui.md"  # type: ignore[union-attr]
+
+
+def test_redraw_pace_slows_down_over_the_cpu_budget_and_recovers() -> None:
+    from optlab.tui.pacing import RedrawPace
+
+    clock = {"wall": 0.0, "cpu": 0.0}
+    pace = RedrawPace(fastest_s=1.0, slowest_s=4.0, budget=0.03, window_s=2.0,
+                      clock=lambda: clock["wall"], cpu=lambda: clock["cpu"])
+
+    def run(seconds: float, share: float) -> None:
+        for _ in range(int(seconds * 4)):  # ticks of 0.25 s
+            clock["wall"] += 0.25
+            clock["cpu"] += 0.25 * share
+            pace.observe()
+
+    run(4, 0.02)  # within budget: once a second
+    assert pace.every_s == 1.0 and pace.due(0.0, 1.0) and not pace.due(0.0, 0.9)
+    run(20, 0.10)  # drawing costs 10% of a core: back off to the slowest
+    assert pace.every_s == 4.0 and pace.share == pytest.approx(0.10)
+    run(2, 0.02)  # between half the budget and the budget: stays
+    assert pace.every_s == 4.0
+    run(20, 0.005)  # idle: back to once a second
+    assert pace.every_s == 1.0

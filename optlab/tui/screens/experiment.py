@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Footer, Static
 from optlab.errors import OptlabError
 from optlab.preset.export import save_to_user_dir
 from optlab.tui.headline import header_text, settings_text
+from optlab.tui.pacing import RedrawPace
 from optlab.tui.process import TrainingProcess, child_alive, log_path, read_control, write_control
 from optlab.tui.screens.details import DetailsScreen
 from optlab.tui.screens.quit import CANCEL, DETACH, STOP, QuitScreen
@@ -43,9 +44,7 @@ from optlab.tui.widgets.tables import FinalTable, RunsTable
 SMOOTHING = (0.0, 0.6, 0.9)
 LAYOUTS = ("grid", "loss", "lr", "val")
 TICK_S = 0.25  # how often events.jsonl is read
-CHART_EVERY_S = 1.0  # charts are rebuilt at most this often for new data (keys redraw at once)
-# A table repaint re-renders every visible row: new numbers are shown at most this often.
-TABLE_EVERY_S = 1.0
+CHART_EVERY_S = 1.0  # new data is drawn at most this often, less often on a busy CPU (see pacing.py)
 STOP_TIMEOUT_S = 60.0
 
 
@@ -86,6 +85,7 @@ class ExperimentScreen(Screen[None]):
         self.paused = False if process is not None else bool(read_control(run_dir).get("paused"))
         self.opened_at = time.monotonic()
         self.child_exit: int | None = None
+        self.pace = RedrawPace(fastest_s=CHART_EVERY_S)
         self.charts_dirty = self.tables_dirty = True
         self.last_chart_s = self.last_table_s = 0.0
         self.final_version = -1
@@ -180,11 +180,12 @@ class ExperimentScreen(Screen[None]):
                 if exit_code != 0 or not self.state.ended:
                     self.notify(self.failure_text(), severity="error", timeout=10)
             now = time.monotonic()
-            if self.tables_dirty and (now - self.last_table_s >= TABLE_EVERY_S or self.state.finished):
+            self.pace.observe()
+            if self.tables_dirty and (self.pace.due(self.last_table_s, now) or self.state.finished):
                 self.runs_table.sync(self.state, self.highlight)
                 self.tables.sync_live(self.state)
                 self.tables_dirty, self.last_table_s = False, now
-            if self.charts_dirty and now - self.last_chart_s >= CHART_EVERY_S:
+            if self.charts_dirty and (self.pace.due(self.last_chart_s, now) or self.state.finished):
                 self.update_charts()
             if self.state.finished and self.final_version != self.state.version:
                 self.show_final()
