@@ -28,6 +28,10 @@ from optlab.training.optim import build_optimizer
 from optlab.training.schedulers import LRSchedule
 
 REPORTS_PER_EPOCH = 10
+# A report is a host sync, an event for every front end to parse, and the runner's unit of
+# interleaving: on a small dataset (18 steps an epoch for digits) ten a epoch would mean one
+# per step, which costs the engine its "no per-step sync" and a live UI a flood of events.
+MIN_STEPS_PER_REPORT = 4
 
 
 def epoch_permutation(seed: int, epoch: int, n: int, shuffle: bool = True) -> torch.Tensor:
@@ -59,7 +63,9 @@ class Trainer:
         # A lone last sample would break batch norm: it joins the previous batch instead.
         self.steps_per_epoch = max(1, self.n_train // bs if self.n_train % bs == 1 else math.ceil(self.n_train / bs))
         self.total_steps = self.steps_per_epoch * spec.epochs
-        self.log_every = spec.log_every or max(1, self.steps_per_epoch // REPORTS_PER_EPOCH)
+        self.log_every = spec.log_every or min(
+            self.steps_per_epoch, max(MIN_STEPS_PER_REPORT, self.steps_per_epoch // REPORTS_PER_EPOCH)
+        )
         self.notes: list[str] = []
 
         torch.manual_seed(spec.seed)
