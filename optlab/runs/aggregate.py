@@ -27,7 +27,7 @@ import numpy as np
 
 STD_DDOF = 1
 ALPHA = 0.05
-BAND_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+BAND_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_rmse")
 # Runs whose test numbers count: they ended normally or were stopped, and were tested.
 COUNTED_STATUSES = frozenset({"finished", "early_stopped", "stopped"})
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "specificity", "roc_auc", "loss")
@@ -157,7 +157,9 @@ def rank_entries(
                 entry.update(rank=held, label=f"{held}=")
             elif verdict == "cannot tell":
                 entry["label"] = f"{position}?"
-        if entry["verdict"] != "not distinguishable":
+        # A tie keeps the holder; so does a configuration with too few seeds to be compared
+        # with anything (it must not turn the next, comparable one into a "?").
+        if holder is None or (entry["verdict"] != "not distinguishable" and len(values) >= 2):
             holder, held = (name, values, s), position
         out.append(entry)
     return out
