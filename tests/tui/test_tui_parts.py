@@ -167,6 +167,10 @@ async def _diverging() -> None:
         chart.set_series([Series("ok", xs, healthy, 39)])
         await pilot.pause()
         assert chart.clipped_points == 0 and max(_y_labels(chart.drawn)) >= 2  # its start is in view
+        falling = [2.3 - 2.0 * i / 299 for i in range(300)]  # 2.3 down to 0.3, steadily
+        chart.set_series([Series("ok", [float(i) for i in range(300)], falling, 39)])
+        await pilot.pause()
+        assert chart.clipped_points == 0 and max(_y_labels(chart.drawn)) >= 2
         blowing = [1.0] * 190 + [10.0 ** (3 * k) for k in range(1, 10)] + [math.nan]  # up to 1e27, then NaN
         chart.set_series([Series("ok", xs, healthy, 39), Series("boom", xs, blowing, 208)])
         await pilot.pause()

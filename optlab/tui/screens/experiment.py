@@ -106,7 +106,7 @@ class ExperimentScreen(Screen[None]):
         yield RankingLine(id="ranking")
         with Container(id="charts"):
             yield Chart("training loss", id="chart-loss")
-            yield Chart("learning rate", id="chart-lr")
+            yield Chart("learning rate", id="chart-lr", clip_outliers=False)
             yield Chart("validation accuracy", id="chart-val")
         yield Footer(show_command_palette=False, compact=True)
 

@@ -27,7 +27,7 @@ BRAILLE_BLANK = 0x2800
 AXIS_STYLE = Style(dim=True)
 X_LABEL_STYLE = Style(italic=True)
 MAX_Y_TICKS = 5
-OUTLIER_REACH = 5.0  # see outlier_cap
+OUTLIER_FACTOR = 100.0  # see outlier_cap
 
 
 @dataclass(frozen=True)
@@ -222,20 +222,23 @@ def _span(lo: float, hi: float, log_y: bool) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def outlier_cap(ys: np.ndarray, reach: float = OUTLIER_REACH) -> float | None:
+def outlier_cap(ys: np.ndarray, factor: float = OUTLIER_FACTOR) -> float | None:
     """The top of a linear y axis that leaves out outliers, or None when there are none.
 
     A run that diverges logs losses of 1e4, 1e30 before its loss turns non-finite; scaled to
-    them, every other run lies flat on the zero line. Values more than `reach` times the
-    5-95 % spread above the 95th percentile are cut off: the healthy start of a loss curve
-    (a few high points among many low ones) stays well inside that."""
+    them, every other run lies flat on the zero line. A value is an outlier when it is more
+    than `factor` times the bulk of the data (the 95th percentile, or the 5-95 % spread when
+    that is larger); the axis then ends at the largest value that is not one, so the high
+    start of a healthy loss curve, or a learning rate's warm-up, stays in view."""
     finite = ys[np.isfinite(ys)]
     if len(finite) < 2:
         return None
     q05, q95 = np.quantile(finite, [0.05, 0.95])
-    spread = float(q95 - q05) or (abs(float(q95)) or 1.0)
-    cap = float(q95) + reach * spread
-    return cap if float(finite.max()) > cap else None
+    bulk = max(abs(float(q95)), float(q95 - q05), 1e-12)
+    kept = finite[finite <= float(q95) + factor * bulk]
+    if len(kept) == len(finite) or not len(kept):
+        return None
+    return float(kept.max())
 
 
 # ---------------------------------------------------------------- the figure

@@ -99,8 +99,18 @@ class Chart(Vertical):
     Chart > .chart--legend { height: auto; max-height: 3; padding: 0 1; }
     """
 
-    def __init__(self, title: str = "", x_label: str = "step", log_y: bool = False, id: str | None = None) -> None:
+    def __init__(
+        self,
+        title: str = "",
+        x_label: str = "step",
+        log_y: bool = False,
+        id: str | None = None,
+        clip_outliers: bool = True,
+    ) -> None:
         super().__init__(id=id)
+        # Losses: a diverging run's 1e30 would flatten the others. Not learning rates: a
+        # schedule spanning decades is the data, and the log scale shows it.
+        self.clip_outliers = clip_outliers
         self._title = title
         self._x_label = x_label
         self._log_y = log_y
@@ -240,7 +250,7 @@ class Chart(Vertical):
         top, clipped = None, 0
         if not self._log_y and values:  # a log axis shows every decade: nothing is cut off there
             ys = np.concatenate(values)
-            top = outlier_cap(ys)
+            top = outlier_cap(ys) if self.clip_outliers else None
             clipped = 0 if top is None else int((ys > top).sum())
         text = render([t for _, t in ordered], width, height, log_y=self._log_y, x_label=self._x_label, y_top=top)
         if (hidden, clipped) != (self.hidden_points, self.clipped_points):
