@@ -245,20 +245,25 @@ def test_start_screen_describes_the_preset_as_it_trains(tmp_path: Path, monkeypa
         '[sweep]\nbatch_size = [32, 128]\n[[runs]]\nname = "adam"\noptimizer = { lr = 3e-3 }\n'
     )
     (presets / "broken.toml").write_text('[train]\nepochs = 0\n')
+    (presets / "remote.toml").write_text('extends = "http://192.0.2.1/base.toml"\n')  # never fetched here
+    (presets / "my preset.toml").write_text('extends = "quickstart"\n')  # named my-preset, as compare would
     code = (
         "import sys; from optlab.tui.screens.start import describe, preset_choices; "
         "texts = {s.name: describe(s).plain for s in preset_choices()}; "
-        "print('torch' in sys.modules); print(texts['mine']); print('---'); print(texts['broken'])"
+        "print('torch' in sys.modules); print(texts['mine']); print('---'); print(texts['broken']); "
+        "print('---'); print(texts['remote']); print('---'); print(texts['my preset'])"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
     torch_loaded, rest = out.split("\n", 1)
-    mine, broken = rest.split("---")
+    mine, broken, remote, spaced = rest.split("---")
     assert torch_loaded == "False"
     # quickstart's 6 runs x 2 batch sizes = 12 configurations, each over seeds 0 and 1
     assert "dataset digits · model mlp · 3 epochs" in mine and "12 configurations, 24 runs:" in mine
     assert "adam-bs32  adam lr=0.003 · batch 32 · seeds 0, 1" in mine  # lr from the run, name inherited
     assert "sgd-momentum-cosine-bs128  sgd lr=0.05 · cosine · batch 128" in mine
     assert "train.epochs" in broken  # a broken preset says why instead of breaking the screen
+    assert "fetched (and shown for confirmation) when it starts" in remote  # and quickly: no network
+    assert "6 runs:" in spaced
 
 
 # ---------------------------------------------------------------- the CLI checks before the TUI

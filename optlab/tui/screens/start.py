@@ -17,6 +17,7 @@ from textual.widgets.option_list import Option
 
 from optlab.errors import OptlabError, PresetError
 from optlab.preset.expand import Variant, expand
+from optlab.preset.fetch import is_url
 from optlab.preset.loader import (
     PresetSource,
     format_validation_error,
@@ -24,6 +25,7 @@ from optlab.preset.loader import (
     read_toml,
     resolve_extends,
 )
+from optlab.preset.names import safe_name
 from optlab.preset.schema import Preset, RunConfig
 from optlab.tui.process import RunDirInfo, recent_run_dirs
 
@@ -54,7 +56,10 @@ def expanded_runs(source: PresetSource) -> tuple[Preset, list[Variant]]:
     process (seconds and hundreds of MB); training reports those when it starts."""
     origin = str(source.path)
     raw = read_toml(source.path)
-    raw.setdefault("name", source.path.stem)
+    raw.setdefault("name", safe_name(source.path.stem, "unnamed"))  # as load_preset names it
+    extends = raw.get("extends")
+    if isinstance(extends, str) and is_url(extends):  # never fetch from the network unasked
+        raise PresetError(f"extends {extends}: fetched (and shown for confirmation) when it starts")
     raw = resolve_extends(raw, origin, source.path, None)
     try:
         preset = Preset.model_validate(raw)
