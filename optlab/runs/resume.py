@@ -74,6 +74,9 @@ class ResumePlan:
 def _differences(spec: ResolvedRun, saved_json: str) -> list[str]:
     saved = json.loads(saved_json)
     current = json.loads(spec.model_dump_json())
+    # A field added since the checkpoint was written (e.g. `shuffle`) had its default then.
+    defaults = {name: f.default for name, f in ResolvedRun.model_fields.items() if not f.is_required()}
+    saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
     return sorted(k for k in current.keys() | saved.keys() if k != "device" and current.get(k) != saved.get(k))
 
 
@@ -81,7 +84,8 @@ def _shape_changes(expected: dict[str, Any], saved: dict[str, Any]) -> list[str]
     """`name: [16, 64] saved, [32, 64] now` for each tensor whose shape differs (or that only
     one side has), at most three of them."""
     def shape(tensors: dict[str, Any], key: str) -> str:
-        return str(list(tensors[key].shape)) if key in tensors else "none"
+        value = tensors.get(key)
+        return str(list(value.shape)) if hasattr(value, "shape") else "none"
 
     keys = sorted(k for k in expected.keys() | saved.keys() if shape(expected, k) != shape(saved, k))
     changes = [f"{k}: {shape(saved, k)} saved, {shape(expected, k)} now" for k in keys[:3]]
@@ -91,7 +95,7 @@ def _shape_changes(expected: dict[str, Any], saved: dict[str, Any]) -> list[str]
 def _misfit(spec: ResolvedRun, state: dict[str, Any]) -> str | None:
     """Why the checkpoint cannot be loaded into the run the preset now describes, even with
     --force, or None. Tried here on CPU copies, so the refusal comes before anything is
-    written: a failed load while the runner starts would end the whole process."""
+    written (the runner would otherwise start, and fail that run)."""
     from optlab.data.catalog import CATALOG
     from optlab.models.registry import build_model
     from optlab.training.losses import n_outputs
@@ -99,6 +103,10 @@ def _misfit(spec: ResolvedRun, state: dict[str, Any]) -> str | None:
     from optlab.training.schedulers import LRSchedule
 
     saved_spec = json.loads(state["spec"])
+    if not isinstance(state.get("model"), dict) or not all(isinstance(p, dict) for p in (
+        saved_spec.get("optimizer") or {}, saved_spec.get("scheduler") or {}, saved_spec.get("model") or {}
+    )):
+        return "its checkpoint is malformed (model weights or spec of an unexpected form)"
     for part in ("optimizer", "scheduler"):
         was = (saved_spec.get(part) or {}).get("name")
         now = getattr(spec, part).name

@@ -164,6 +164,25 @@ def test_force_still_resumes_what_does_fit(tmp_path: Path) -> None:
     assert set(plan_resume(root, "cpu", force=True).states) == {"sgd", "adam", "plateau"}
 
 
+def test_a_checkpoint_written_before_a_new_field_differs_in_nothing_and_odd_forms_are_refused(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "run"
+    _interrupted(root)
+    path = root / "runs" / "sgd" / "checkpoint-last.pt"
+    state = torch.load(path, weights_only=True)
+    spec = json.loads(state["spec"])
+    del spec["shuffle"]  # as written before `shuffle` existed: it had the default then
+    state["spec"] = json.dumps(spec)
+    torch.save(state, path)
+    assert "sgd" in plan_resume(root, "cpu").states
+    state["model"] = {key: 3 for key in state["model"]}  # weights of an unexpected form,
+    state["code_fingerprint"] = "0123456789abcdef"  # from other code: it is tried before it is trusted
+    torch.save(state, path)
+    with pytest.raises(RunDirError, match="sgd: .*(malformed|does not load|shape changed)"):
+        plan_resume(root, "cpu", force=True)
+
+
 def test_a_checkpoint_from_other_core_code_is_refused_unless_forced(tmp_path: Path) -> None:
     root = tmp_path / "run"
     _interrupted(root)
