@@ -41,6 +41,7 @@ def fetch_text(url: str, timeout: float = TIMEOUT_S, max_bytes: int = MAX_BYTES)
         url, headers={"User-Agent": f"optlab/{__version__}", "Accept": "application/toml, text/plain, */*"}
     )
     try:
+        deadline = time.monotonic() + timeout  # for the whole answer, headers included
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http(s) only)
             if urlparse(response.geturl()).scheme not in ("http", "https"):
                 raise PresetError(f"{url}: redirected to a non-http(s) address; refused")
@@ -50,7 +51,7 @@ def fetch_text(url: str, timeout: float = TIMEOUT_S, max_bytes: int = MAX_BYTES)
             length = response.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > max_bytes:
                 raise PresetError(f"{url}: too large ({int(length):,} bytes; a preset may be at most {_kib(max_bytes)})")
-            body = _read_body(response, url, max_bytes, deadline=time.monotonic() + timeout, timeout=timeout)
+            body = _read_body(response, url, max_bytes, deadline=deadline, timeout=timeout)
     except urllib.error.HTTPError as exc:
         raise PresetError(f"{url}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:

@@ -205,12 +205,12 @@ class TrainFields(Strict):
     )
     early_stopping: EarlyStopping | None = Field(None, description="Stop when validation stalls")
     log_every: int | None = Field(
-        None, ge=1, description="Report progress every N steps (default: about 10 times per epoch)"
+        None, ge=1, description="Report progress every N steps (default: about 10 times per epoch, at least 4 steps apart)"
     )
     eval_batch_size: int | None = Field(None, ge=1, description="Batch size for evaluation")
     compile: bool | None = Field(None, description="torch.compile the model (off by default)")
     seeds: list[Annotated[int, Field(ge=0)]] | None = Field(
-        None, description="Repeat each run once per seed (overrides seed); runs are named NAME@sSEED"
+        None, description="Repeat each run once per seed (not with seed in the same table); runs are named NAME@sSEED"
     )
     optimizer: OptimizerConfig | None = None
     scheduler: SchedulerConfig | None = None

@@ -174,7 +174,7 @@ class SeedsTable(SortableTable):
 
 def live_cells(state: ExperimentState, names: list[str]) -> dict[str, str]:
     """A configuration while it trains: its seeds' epochs and statuses, and mean ± std (n) of
-    their best validation value so far (accuracy, or loss for regression)."""
+    their best validation value so far (accuracy, or RMSE for regression)."""
     runs = [state.run(name) for name in names]
     epochs = [
         (run.get("progress") or {}).get("epoch") or run.get("epochs_completed") or 0
