@@ -12,13 +12,13 @@ Plain files and TOML only: no torch, no run-store imports (presets are the botto
 from __future__ import annotations
 
 import json
-import re
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from optlab.errors import OptlabError, RunDirError
 from optlab.preset.loader import load_preset_text, parse_toml, preset_sources, user_dir
+from optlab.preset.names import safe_name
 from optlab.preset.schema import TRAIN_DEFAULTS
 
 MAX_SUFFIX = 1000
@@ -96,10 +96,9 @@ def export_text(run_dir: Path, name: str | None = None, made_by: str | None = No
 
 
 def safe_stem(name: str) -> str:
-    """A file name from a preset name: the characters of a run name (letters, digits, - _ . +),
-    starting with a letter or digit, so it is also a preset name `optlab compare NAME` finds."""
-    stem = re.sub(r"[^A-Za-z0-9._+-]+", "-", name).strip("-._+")
-    return stem[:80] or "preset"
+    """A file name from a preset name that is also a preset name `optlab compare NAME` finds
+    (the one rule of optlab.preset.names), at most 80 characters."""
+    return safe_name(name[:80].strip("-._+ ") or "preset", "preset")[:80].rstrip("-._+") or "preset"
 
 
 def save_to_user_dir(run_dir: Path, folder: Path | None = None) -> Path:

@@ -7,6 +7,7 @@ against the real signatures) run in `optlab.preset.checks`, called by the loader
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -281,6 +282,8 @@ class Target(Strict):
     @classmethod
     def _reachable(cls, v: float, info: ValidationInfo) -> float:
         metric = info.data.get("metric", "")
+        if not math.isfinite(v):
+            raise ValueError("a target must be a finite number")
         if metric.endswith("accuracy") and not 0.0 <= v <= 1.0:
             hint = f" (for {v:g}% write {v / 100:g})" if 1.0 < v <= 100.0 else ""
             raise ValueError(f"an accuracy target must be in [0, 1]{hint}")

@@ -261,6 +261,7 @@ def test_seeds_must_be_distinct_and_count_towards_the_cap() -> None:
                                                      r"\(for 95% write 0.95\) \(got 95\)"),
         ('{ metric = "train_accuracy", value = -0.1 }', r"target.value: an accuracy target must be in \[0, 1\]"),
         ('{ metric = "val_loss", value = -1 }', r"target.value: a loss target must be >= 0"),
+        ('{ metric = "val_loss", value = nan }', r"target.value: a target must be a finite number"),
     ],
 )
 def test_unreachable_targets_are_refused(target: str, message: str) -> None:
