@@ -98,7 +98,7 @@ def sweep_grid(preset: Preset) -> list[list[tuple[str, Any, str]]]:
 def _with_sweep(run: RunConfig, combo: list[tuple[str, Any, str]], origin: str) -> RunConfig:
     if not combo:
         return run
-    fields = run.model_dump(exclude_none=True)
+    fields = run.model_dump(exclude_none=True, exclude_unset=True)  # what was written, not defaults
     for key, value, _ in combo:
         _set_path(fields, key.split("."), value)
     fields["name"] = "-".join([run.name, *(part for _, _, part in combo)])

@@ -205,22 +205,31 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def resolve_run(
-    preset: Preset, run: RunConfig, origin: str = "preset", device: str = "cpu", group: str | None = None
-) -> ResolvedRun:
-    """Defaults <- [train] <- the run's own fields; an optimizer or scheduler of another name
-    replaces the default one instead of merging into it."""
-    from optlab.preset.checks import check_run
-
+def train_fields(preset: Preset, run: RunConfig) -> dict[str, Any]:
+    """A run's training fields as plain data: defaults <- [train] <- what the run itself sets.
+    An optimizer or scheduler of another name replaces [train]'s instead of merging into it;
+    one without a name (`optimizer = { lr = 3e-4 }`) keeps [train]'s. Only what was written
+    counts: a default of the run's model (say the optimizer name "sgd") must not override
+    [train]. No validation against torch here (see `resolve_run`)."""
     train = preset.train.model_dump(exclude_none=True)
     train.pop("seeds", None)  # expand() has already turned seeds into one run per seed
-    own = run.model_dump(exclude_none=True, exclude={"name", "model", "seeds"})
+    own = run.model_dump(exclude_none=True, exclude_unset=True, exclude={"name", "model", "seeds"})
     for key in ("optimizer", "scheduler"):
         if key in own and key in train and own[key].get("name", train[key]["name"]) != train[key]["name"]:
             train.pop(key)
     merged = _merge(_merge(TRAIN_DEFAULTS, train), own)
     merged.setdefault("optimizer", {"name": "sgd", "lr": 0.01})
     merged.setdefault("scheduler", {"name": "constant"})
+    return merged
+
+
+def resolve_run(
+    preset: Preset, run: RunConfig, origin: str = "preset", device: str = "cpu", group: str | None = None
+) -> ResolvedRun:
+    """`train_fields` validated into a ResolvedRun, with the checks that need torch."""
+    from optlab.preset.checks import check_run
+
+    merged = train_fields(preset, run)
     where = f"{origin}: runs ({run.name})"
     try:
         model = ModelConfig.model_validate(_merge(preset.model.model_dump(), run.model or {}))

@@ -280,3 +280,21 @@ def test_target_is_validated() -> None:
     with pytest.raises(PresetError, match="needs a classification dataset"):
         load_preset_text('target = { value = 0.9 }\n' + BASE.replace('"digits"', '"diabetes"').replace(
             "batch_size = 32", 'batch_size = 32\nloss = "mse"'))
+
+
+def test_a_run_that_sets_only_the_lr_keeps_the_train_optimizer_also_under_a_sweep() -> None:
+    """`optimizer = { lr = 3e-4 }` in a run changes the learning rate of [train]'s optimizer;
+    the optimizer model's default name ("sgd") must not replace [train]'s adam."""
+    loaded = load_preset_text(
+        'name = "t"\n[data]\ndataset = "digits"\n'
+        '[train]\noptimizer = { name = "adam", lr = 1e-3, betas = [0.8, 0.9] }\n'
+        '[sweep]\nbatch_size = [32, 64]\n'
+        '[[runs]]\nname = "a"\noptimizer = { lr = 3e-4 }\n'
+        '[[runs]]\nname = "c"\noptimizer = { name = "sgd", lr = 0.1, momentum = 0.9 }\n'
+    )
+    runs = {r.name: r for r in loaded.resolved_runs()}
+    for bs in (32, 64):
+        a, c = runs[f"a-bs{bs}"], runs[f"c-bs{bs}"]
+        assert (a.optimizer.name, a.optimizer.lr, a.optimizer.kwargs) == ("adam", 3e-4, {"betas": [0.8, 0.9]})
+        assert (c.optimizer.name, c.optimizer.kwargs) == ("sgd", {"momentum": 0.9})  # another name replaces
+        assert a.batch_size == bs
