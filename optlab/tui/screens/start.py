@@ -24,6 +24,7 @@ from optlab.preset.loader import (
     preset_sources,
     read_toml,
     resolve_extends,
+    train_fields,
 )
 from optlab.preset.names import safe_name
 from optlab.preset.schema import Preset, RunConfig
@@ -68,17 +69,6 @@ def expanded_runs(source: PresetSource) -> tuple[Preset, list[Variant]]:
     return preset, expand(preset, origin)
 
 
-def _inherited(run: Any, train: Any, key: str) -> Any:
-    """A run's optimizer or scheduler field as it trains: the run's own when it set it (or
-    names another optimizer), else [train]'s."""
-    own, default = getattr(run, key), getattr(train, key)
-    if own is None:
-        return default
-    if default is None or own.name != default.name:
-        return own
-    return default.model_copy(update={k: getattr(own, k) for k in own.model_fields_set})
-
-
 def describe(source: PresetSource) -> Text:
     """The preset as it would train: `extends` followed, sweeps expanded, seeds repeated."""
     text = Text()
@@ -91,28 +81,26 @@ def describe(source: PresetSource) -> Text:
         return text
     description = (preset.description or "").strip()
     text.append((description or "(no description)") + "\n\n")
-    train = preset.train
+    fields = [(variant.group, variant.run, train_fields(preset, variant.run)) for variant in variants]
     facts = [f"dataset {preset.data.dataset}", f"model {preset.model.name}"]
-    epochs = sorted({v.run.epochs or train.epochs or 0 for v in variants} - {0})
+    epochs = sorted({f["epochs"] for _, _, f in fields})
     if epochs:
         facts.append(f"{epochs[0]} epochs" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]} epochs")
     text.append(" · ".join(facts) + "\n\n", style="dim")
-    groups: dict[str, list[RunConfig]] = {}
-    for variant in variants:  # a configuration repeated over seeds is listed once, with its seeds
-        groups.setdefault(variant.group, []).append(variant.run)
+    groups: dict[str, list[tuple[RunConfig, dict[str, Any]]]] = {}
+    for group, run, merged in fields:  # a configuration repeated over seeds is listed once, with its seeds
+        groups.setdefault(group, []).append((run, merged))
     n = len(variants)
     text.append(f"{n} runs:\n" if len(groups) == n else f"{len(groups)} configurations, {n} runs:\n", style="bold")
     for group, members in list(groups.items())[:MAX_LISTED]:
-        run = members[0]
-        opt, sched = _inherited(run, train, "optimizer"), _inherited(run, train, "scheduler")
-        detail = f"{opt.name} lr={opt.lr:g}" if opt is not None else "sgd"
-        if sched is not None and sched.name != "constant":
-            detail += f" · {sched.name}"
-        batch = run.batch_size or train.batch_size
-        if batch:
-            detail += f" · batch {batch}"
+        merged = members[0][1]
+        opt, sched = merged["optimizer"], merged["scheduler"]
+        detail = f"{opt.get('name', 'sgd')} lr={opt.get('lr', 0.01):g}"
+        if sched.get("name", "constant") != "constant":
+            detail += f" · {sched['name']}"
+        detail += f" · batch {merged['batch_size']}"
         if len(members) > 1:
-            detail += f" · seeds {', '.join(str(r.seed) for r in members)}"
+            detail += f" · seeds {', '.join(str(run.seed) for run, _ in members)}"
         text.append(f"  {group}", style="bold")
         text.append(f"  {detail}\n", style="dim")
     if len(groups) > MAX_LISTED:
