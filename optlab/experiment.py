@@ -7,7 +7,7 @@ from typing import Any
 
 from optlab.data.datasets import DatasetBundle, load_dataset
 from optlab.preset.loader import LoadedPreset
-from optlab.preset.schema import ResolvedRun
+from optlab.spec import ResolvedRun
 from optlab.training.events import RunEnded
 from optlab.training.runner import Control, Runner, resolve_device
 

@@ -227,9 +227,9 @@ def register(presets_app: typer.Typer) -> None:
     @presets_app.command("schema")
     def presets_schema() -> None:
         """Print the JSON Schema of a preset file."""
-        from optlab.preset.schema import Preset
+        from optlab.preset.schema import json_schema
 
-        sys.stdout.write(json.dumps(Preset.model_json_schema(), indent=2) + "\n")
+        sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
 
     @presets_app.command("new")
     def presets_new(

@@ -1,9 +1,13 @@
-"""Static facts about each dataset, known without loading it (so validation stays cheap)."""
+"""Static facts about each dataset: known without loading it for the built-ins (so validation
+stays cheap), read from the data itself for file and plugin datasets (`describe_dataset`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from optlab.spec import DataConfig
 
 Task = Literal["multiclass", "binary", "regression"]
 
@@ -27,6 +31,15 @@ CATALOG: dict[str, DatasetInfo] = {
     "fashion-mnist": DatasetInfo("fashion-mnist", "multiclass", 10, (1, 28, 28), 70000, 10000, False),
     "cifar10": DatasetInfo("cifar10", "multiclass", 10, (3, 32, 32), 60000, 10000, False),
 }
+
+
+def describe_dataset(cfg: DataConfig) -> DatasetInfo:
+    """The facts validation needs (task, classes, input shape, sample counts) for `cfg`."""
+    if cfg.dataset in CATALOG:
+        return CATALOG[cfg.dataset]
+    from optlab.data.datasets import describe_loaded
+
+    return describe_loaded(cfg)
 
 
 def split_sizes(

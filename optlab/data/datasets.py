@@ -23,9 +23,10 @@ import numpy as np
 import platformdirs
 import torch
 
+from optlab import registry
 from optlab.data.catalog import CATALOG, DatasetInfo, split_sizes
 from optlab.errors import DatasetUnavailable, PresetError
-from optlab.preset.schema import DataConfig
+from optlab.spec import DataConfig
 
 IMAGE_STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "mnist": ((0.1307,), (0.3081,)),
@@ -98,9 +99,19 @@ def data_cache_dir() -> Path:
 
 def load_dataset(cfg: DataConfig, device: str = "cpu") -> DatasetBundle:
     """Load, split and normalise `cfg.dataset`. Same cfg, same tensors and split_fingerprint."""
-    info = CATALOG[cfg.dataset]
-    bundle = _load_sklearn(cfg, info) if info.offline else _load_torchvision(cfg, info)
+    bundle = registry.get("dataset", cfg.dataset).factory()(cfg)
     return bundle if torch.device(device).type == "cpu" else bundle.to(device)
+
+
+def load_catalog_dataset(cfg: DataConfig) -> DatasetBundle:
+    """The built-in datasets: scikit-learn's bundled ones and torchvision's."""
+    info = CATALOG[cfg.dataset]
+    return _load_sklearn(cfg, info) if info.offline else _load_torchvision(cfg, info)
+
+
+def describe_loaded(cfg: DataConfig) -> DatasetInfo:
+    """Facts about a dataset known only from its data: load it (on the CPU) and look."""
+    return load_dataset(cfg).info
 
 
 # ---------------------------------------------------------------------------------------------- splits

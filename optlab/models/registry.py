@@ -1,8 +1,11 @@
-"""Model builders: an MLP, the classic LeNet-5 and a small CIFAR-style CNN.
+"""Model builders: an MLP, the classic LeNet-5 and a small CIFAR-style CNN, and any plugin's.
 
-Every builder takes the per-sample input shape (channels first for images) and the number of
-outputs, so one `ModelConfig` works on any dataset whose shape fits. `model_fit_error` gives
-the same shape verdict as text without building anything, for preset validation.
+Every factory is called as a plugin's is, `factory(input_shape, n_outputs, **kwargs)` with the
+per-sample input shape (channels first for images), so one `ModelConfig` works on any dataset
+whose shape fits. Built-ins take their keyword arguments from the `ModelConfig` fields, a
+plugin model from the extra keys of `[model]`. `model_fit_error` gives the shape verdict as
+text, for preset validation: without building anything for the built-ins, by building the
+model and running two zero samples through it for a plugin's.
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
-from optlab.preset.schema import ModelConfig
+from optlab import registry
+from optlab.spec import ModelConfig
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -39,8 +44,13 @@ def _lenet_padding(height: int, width: int) -> int:
     return 2 if min(height, width) < 32 else 0
 
 
-def model_fit_error(cfg: ModelConfig, input_shape: tuple[int, ...]) -> str | None:
+def model_fit_error(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int = 2) -> str | None:
     """Why `cfg` cannot be built for samples of `input_shape`, or None when it can."""
+    entry = registry.registry().find("model", cfg.name)
+    if entry is None:
+        return registry.registry().unknown_message("model", cfg.name)
+    if entry.source.origin != "builtin":
+        return _plugin_fit_error(cfg, input_shape, n_outputs)
     if cfg.name == "mlp":
         return None
     if len(input_shape) != 3:
@@ -66,7 +76,25 @@ def model_fit_error(cfg: ModelConfig, input_shape: tuple[int, ...]) -> str | Non
                 f"dataset input is {_shape_text(input_shape)} (use fewer model.channels)"
             )
         return None
-    return f"unknown model {cfg.name!r}"
+    return None
+
+
+def _plugin_fit_error(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> str | None:
+    named, takes_any = registry.signature_params(registry.get("model", cfg.name).factory())
+    allowed = [p for p in named if p not in ("input_shape", "n_outputs")]
+    for key in cfg.kwargs:
+        if key not in allowed and not takes_any:
+            return f"unknown argument {key!r} for model {cfg.name!r}; allowed: {', '.join(allowed) or 'none'}"
+    try:
+        with torch.no_grad():
+            model = build_model(cfg, input_shape, n_outputs).eval()
+            out = model(torch.zeros(2, *input_shape))
+    except Exception as exc:  # a plugin's model may fail in any way: report it, do not crash
+        return f"model {cfg.name!r} does not fit input {_shape_text(input_shape)}: {type(exc).__name__}: {exc}"
+    if not isinstance(out, torch.Tensor) or out.shape[0] != 2 or math.prod(out.shape[1:]) != n_outputs:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        return f"model {cfg.name!r} must return a (batch, {n_outputs}) tensor for this dataset; got {got}"
+    return None
 
 
 def _activation(name: str) -> nn.Module:
@@ -76,35 +104,41 @@ def _activation(name: str) -> nn.Module:
         raise ValueError(f"unknown activation {name!r}; allowed: {', '.join(ACTIVATIONS)}") from None
 
 
-def _mlp(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Sequential:
+def mlp(
+    input_shape: tuple[int, ...], n_outputs: int, *, hidden: list[int], activation: str = "relu",
+    dropout: float = 0.0, batchnorm: bool = False,
+) -> nn.Sequential:
     layers: list[nn.Module] = [nn.Flatten()]
     width = math.prod(input_shape)
-    for hidden in cfg.hidden:
-        layers.append(nn.Linear(width, hidden))
-        if cfg.batchnorm:
-            layers.append(nn.BatchNorm1d(hidden))
-        layers.append(_activation(cfg.activation))
-        if cfg.dropout > 0:
-            layers.append(nn.Dropout(cfg.dropout))
-        width = hidden
+    for size in hidden:
+        layers.append(nn.Linear(width, size))
+        if batchnorm:
+            layers.append(nn.BatchNorm1d(size))
+        layers.append(_activation(activation))
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        width = size
     layers.append(nn.Linear(width, n_outputs))
     return nn.Sequential(*layers)
 
 
-def _lenet(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Sequential:
+def lenet(
+    input_shape: tuple[int, ...], n_outputs: int, *, activation: str = "relu", dropout: float = 0.0,
+    batchnorm: bool = False,
+) -> nn.Sequential:
     channels, height, width = input_shape
     pad = _lenet_padding(height, width)
 
     def conv_block(c_in: int, c_out: int, padding: int) -> list[nn.Module]:
         block: list[nn.Module] = [nn.Conv2d(c_in, c_out, kernel_size=5, padding=padding)]
-        if cfg.batchnorm:
+        if batchnorm:
             block.append(nn.BatchNorm2d(c_out))
-        return [*block, _activation(cfg.activation), nn.AvgPool2d(2)]
+        return [*block, _activation(activation), nn.AvgPool2d(2)]
 
     def dense(n_in: int, n_out: int) -> list[nn.Module]:
         # Dropout is honoured here too, so the shared `model.dropout` field is never ignored.
-        block = [nn.Linear(n_in, n_out), _activation(cfg.activation)]
-        return [*block, nn.Dropout(cfg.dropout)] if cfg.dropout > 0 else block
+        block = [nn.Linear(n_in, n_out), _activation(activation)]
+        return [*block, nn.Dropout(dropout)] if dropout > 0 else block
 
     h = ((height + 2 * pad - 4) // 2 - 4) // 2
     w = ((width + 2 * pad - 4) // 2 - 4) // 2
@@ -118,37 +152,53 @@ def _lenet(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn
     )
 
 
-def _cnn(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Sequential:
+def cnn(
+    input_shape: tuple[int, ...], n_outputs: int, *, channels: list[int], activation: str = "relu",
+    dropout: float = 0.0, batchnorm: bool = False,
+) -> nn.Sequential:
     c_in, height, width = input_shape
     layers: list[nn.Module] = []
-    for c in cfg.channels:
+    for c in channels:
         for conv_in in (c_in, c):
             layers.append(nn.Conv2d(conv_in, c, kernel_size=3, padding=1))
-            if cfg.batchnorm:
+            if batchnorm:
                 layers.append(nn.BatchNorm2d(c))
-            layers.append(_activation(cfg.activation))
+            layers.append(_activation(activation))
         layers.append(nn.MaxPool2d(2))
         c_in, height, width = c, height // 2, width // 2
     layers.append(nn.Flatten())
-    if cfg.dropout > 0:
-        layers.append(nn.Dropout(cfg.dropout))
-    layers += [nn.Linear(c_in * height * width, 256), _activation(cfg.activation), nn.Linear(256, n_outputs)]
+    if dropout > 0:
+        layers.append(nn.Dropout(dropout))
+    layers += [nn.Linear(c_in * height * width, 256), _activation(activation), nn.Linear(256, n_outputs)]
     return nn.Sequential(*layers)
 
 
-BUILDERS: dict[str, Callable[[ModelConfig, tuple[int, ...], int], nn.Module]] = {
-    "mlp": _mlp,
-    "lenet": _lenet,
-    "cnn": _cnn,
-}
+# ModelConfig fields that are not keyword arguments of a factory.
+NOT_FACTORY_FIELDS = ("name", "init")
+
+
+def model_kwargs(cfg: ModelConfig) -> dict[str, object]:
+    """What the factory of `cfg.name` is called with: the declared fields it takes (built-ins),
+    or the extra keys of `[model]` (a plugin's own options)."""
+    entry = registry.get("model", cfg.name)
+    if entry.source.origin != "builtin":
+        return cfg.kwargs
+    taken = set(registry.signature_params(entry.factory())[0])
+    fields = cfg.model_dump(exclude=set(NOT_FACTORY_FIELDS))
+    return {k: v for k, v in fields.items() if k in taken}
 
 
 def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
-    """A freshly initialised model (torch's default init; see `apply_init`)."""
-    problem = model_fit_error(cfg, tuple(input_shape))
-    if problem:
-        raise ValueError(problem)
-    return BUILDERS[cfg.name](cfg, tuple(input_shape), n_outputs)
+    """A freshly initialised model (the factory's own init; see `apply_init`)."""
+    entry = registry.get("model", cfg.name)
+    if entry.source.origin == "builtin":
+        problem = model_fit_error(cfg, tuple(input_shape))
+        if problem:
+            raise ValueError(problem)
+    model = entry.factory()(tuple(input_shape), n_outputs, **model_kwargs(cfg))
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model {cfg.name!r}: its factory returned {type(model).__name__}, not an nn.Module")
+    return model
 
 
 INITS: dict[str, Callable[[nn.Parameter], object]] = {

@@ -8,14 +8,15 @@ pydantic-only preset schema) stays cheap.
 
 from __future__ import annotations
 
-from optlab.data.catalog import CATALOG, split_sizes
-from optlab.preset.schema import Preset, ResolvedRun
+from optlab.data.catalog import describe_dataset, split_sizes
+from optlab.preset.schema import Preset
+from optlab.spec import ResolvedRun
 
 
 def _data_error(run: ResolvedRun) -> str | None:
     """Split sizes and the settings that depend on them."""
     data = run.data
-    info = CATALOG[data.dataset]
+    info = describe_dataset(data)
     n_train, n_val, _ = split_sizes(
         info, data.test_fraction, data.val_fraction, data.val_size, data.train_limit
     )
@@ -47,7 +48,7 @@ def check_run(run: ResolvedRun) -> str | None:
     """The first problem with `run`, or None when it can be trained."""
     from optlab.training.losses import loss_task_error
 
-    info = CATALOG[run.data.dataset]
+    info = describe_dataset(run.data)
     problem = loss_task_error(run.loss, info.task, info.name)
     if problem:
         return problem
@@ -70,11 +71,12 @@ def check_run(run: ResolvedRun) -> str | None:
 
     # The rest needs torch.
     from optlab.models.registry import model_fit_error
+    from optlab.training.losses import n_outputs
     from optlab.training.optim import optimizer_kwargs_error
     from optlab.training.schedulers import scheduler_kwargs_error
 
     return (
-        model_fit_error(run.model, info.input_shape)
+        model_fit_error(run.model, info.input_shape, n_outputs(info.task, info.n_classes, run.loss))
         or optimizer_kwargs_error(run.optimizer)
         or scheduler_kwargs_error(run.scheduler, run.epochs, run.optimizer)
     )
@@ -86,7 +88,7 @@ def target_error(preset: Preset) -> str | None:
     target = preset.target
     if target is None:
         return None
-    info = CATALOG[preset.data.dataset]
+    info = describe_dataset(preset.data)
     if target.metric.endswith("accuracy") and info.task == "regression":
         return f"metric {target.metric!r} needs a classification dataset; {info.name!r} is regression"
     if target.metric.startswith("val_"):

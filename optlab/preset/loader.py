@@ -25,14 +25,8 @@ from optlab.preset.expand import expand
 from optlab.preset.fetch import fetch_text, is_url, url_stem
 from optlab.preset.names import safe_name
 from optlab.preset.overrides import apply_overrides, drop_other_seed
-from optlab.preset.schema import (
-    NO_RUNS,
-    TRAIN_DEFAULTS,
-    ModelConfig,
-    Preset,
-    ResolvedRun,
-    RunConfig,
-)
+from optlab.preset.schema import NO_RUNS, TRAIN_DEFAULTS, Preset, RunConfig
+from optlab.spec import ModelConfig, ResolvedRun
 
 MAX_EXTENDS_DEPTH = 16
 # Error types whose message already says what was given: no "(got ...)" after it.

@@ -1,8 +1,11 @@
-"""Pydantic models of a preset: the single source of validation and of the JSON Schema.
+"""Pydantic models of a preset file: the single source of its validation and JSON Schema.
 
-Validation here is pure data (no torch import), so `optlab presets validate` and the
-loader stay fast. Checks that need torch (optimizer and scheduler keyword arguments
-against the real signatures) run in `optlab.preset.checks`, called by the loader.
+The parts a run is made of (data, model, optimizer, scheduler, early stopping) are the run
+specification's own models (`optlab.spec`); this module adds the file format around them:
+`[train]` defaults, `[[runs]]`, sweeps, seeds, targets. Validation here is pure data (no torch
+import), so `optlab presets validate` and the loader stay fast. Checks that need torch
+(optimizer and scheduler keyword arguments against the real signatures) run in
+`optlab.preset.checks`, called by the loader.
 """
 
 from __future__ import annotations
@@ -10,179 +13,28 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from optlab.preset.names import PRESET_NAME_RULE, preset_name_error
-
-DATASETS = ("digits", "breast-cancer", "diabetes", "mnist", "fashion-mnist", "cifar10")
-MODELS = ("mlp", "lenet", "cnn")
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "leaky_relu", "elu", "silu")
-INITS = ("default", "xavier_normal", "xavier_uniform", "kaiming_normal", "kaiming_uniform")
-LOSSES = ("cross_entropy", "bce_with_logits", "mse", "l1", "smooth_l1")
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "radam")
-SCHEDULERS = (
-    "constant",
-    "step",
-    "multistep",
-    "exponential",
-    "cosine",
-    "cosine_warm_restarts",
-    "cyclic",
-    "onecycle",
-    "plateau",
-    "linear",
+from optlab.registry import Kind
+from optlab.spec import (
+    LOSSES,
+    DataConfig,
+    EarlyStopping,
+    ModelConfig,
+    OptimizerConfig,
+    SchedulerConfig,
+    Strict,
+    one_of,
 )
-EARLY_STOP_METRICS = ("val_loss", "val_accuracy")
+
 TARGET_METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
 # Fields a [sweep] may vary: every train field and the model's, but not the seed (use `seeds`,
 # which keeps the repeats of one configuration together as a group).
 SWEEP_EXCLUDED = ("seed", "seeds")
 DEFAULT_MAX_RUNS = 64
-# Integer scheduler arguments torch divides by or counts with: the smallest value that works.
-# Checked here because torch reports a 0 as "integer modulo by zero" or not at all.
-SCHEDULER_MIN_INTS: dict[str, dict[str, int]] = {
-    "step": {"step_size": 1},
-    "cosine": {"T_max": 1},
-    "cosine_warm_restarts": {"T_0": 1, "T_mult": 1},
-    "linear": {"total_iters": 1},
-    "cyclic": {"step_size_up": 1, "step_size_down": 1},
-    "plateau": {"patience": 0, "cooldown": 0},
-}
 NO_RUNS = "a preset needs at least one [[runs]] entry"
-
-
-class Strict(BaseModel):
-    """Unknown keys are errors: a typo must never be silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-def _one_of(value: str, allowed: tuple[str, ...], what: str) -> str:
-    if value not in allowed:
-        raise ValueError(f"unknown {what} {value!r}; allowed: {', '.join(allowed)}")
-    return value
-
-
-class DataConfig(Strict):
-    dataset: str = Field("digits", description="Dataset name: " + ", ".join(DATASETS))
-    root: str | None = Field(
-        None, description="Folder holding the dataset files (default: the per-user cache directory)"
-    )
-    download: bool = Field(True, description="Download torchvision datasets when their files are missing")
-    val_fraction: float = Field(
-        0.2, ge=0.0, lt=1.0, description="Share of the training split held out for validation"
-    )
-    val_size: int | None = Field(
-        None, ge=0, description="Exact number of validation samples (overrides val_fraction)"
-    )
-    test_fraction: float = Field(
-        0.2, gt=0.0, lt=1.0, description="Test share for datasets without an official test split"
-    )
-    split_seed: int = Field(0, description="Seed of the train/validation/test split (shared by every run)")
-    train_limit: int | None = Field(
-        None, ge=1, description="Use only the first N training samples (quick runs, tests)"
-    )
-    test_limit: int | None = Field(None, ge=1, description="Use only the first N test samples")
-    normalize: bool = Field(True, description="Apply the dataset's standard normalisation")
-
-    _check_dataset = field_validator("dataset")(lambda v: _one_of(v, DATASETS, "dataset"))
-
-
-class ModelConfig(Strict):
-    name: str = Field("mlp", description="Model: " + ", ".join(MODELS))
-    hidden: list[Annotated[int, Field(ge=1)]] = Field(
-        default_factory=lambda: [128], description="mlp: hidden layer sizes"
-    )
-    activation: str = Field("relu", description="Activation: " + ", ".join(ACTIVATIONS))
-    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout probability before each hidden layer")
-    batchnorm: bool = Field(False, description="Batch normalisation after each hidden layer / conv")
-    init: str = Field("default", description="Weight init: " + ", ".join(INITS))
-    channels: list[Annotated[int, Field(ge=1)]] = Field(
-        default_factory=lambda: [32, 64], description="cnn: channels of each conv block"
-    )
-
-    _check_name = field_validator("name")(lambda v: _one_of(v, MODELS, "model"))
-    _check_activation = field_validator("activation")(lambda v: _one_of(v, ACTIVATIONS, "activation"))
-    _check_init = field_validator("init")(lambda v: _one_of(v, INITS, "init"))
-
-
-class OptimizerConfig(BaseModel):
-    """`name` and `lr`; every other key is passed to the torch optimizer and checked against
-    its signature (see `optlab.preset.checks`)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    name: str = Field("sgd", description="Optimizer: " + ", ".join(OPTIMIZERS))
-    lr: float = Field(0.01, gt=0.0, description="Learning rate")
-
-    _check_name = field_validator("name")(lambda v: _one_of(v, OPTIMIZERS, "optimizer"))
-
-    @property
-    def kwargs(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
-
-    @model_validator(mode="after")
-    def _ranges(self) -> OptimizerConfig:
-        extra = self.kwargs
-        for key in ("momentum", "dampening", "alpha", "rho"):
-            if key in extra and not (isinstance(extra[key], int | float) and 0.0 <= extra[key] < 1.0):
-                if key == "alpha" and self.name != "rmsprop":
-                    continue
-                raise ValueError(f"{key} must be in [0, 1), got {extra[key]!r}")
-        if "betas" in extra:
-            betas = extra["betas"]
-            if (
-                not isinstance(betas, list | tuple)
-                or len(betas) != 2
-                or not all(isinstance(b, int | float) and 0.0 <= b < 1.0 for b in betas)
-            ):
-                raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
-        if "weight_decay" in extra and not (
-            isinstance(extra["weight_decay"], int | float) and extra["weight_decay"] >= 0
-        ):
-            raise ValueError(f"weight_decay must be >= 0, got {extra['weight_decay']!r}")
-        return self
-
-
-class SchedulerConfig(BaseModel):
-    """`name` plus optional warm-up; every other key goes to the torch scheduler."""
-
-    model_config = ConfigDict(extra="allow")
-
-    name: str = Field("constant", description="Scheduler: " + ", ".join(SCHEDULERS))
-    warmup_epochs: float = Field(
-        0.0, ge=0.0, description="Linear warm-up length in epochs, before the scheduler starts"
-    )
-    warmup_start_factor: float = Field(
-        0.1, gt=0.0, le=1.0, description="Warm-up starts at this fraction of the learning rate"
-    )
-
-    _check_name = field_validator("name")(lambda v: _one_of(v, SCHEDULERS, "scheduler"))
-
-    @property
-    def kwargs(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
-
-    @model_validator(mode="after")
-    def _positive_ints(self) -> SchedulerConfig:
-        extra = self.kwargs
-        for key, least in SCHEDULER_MIN_INTS.get(self.name, {}).items():
-            value = extra.get(key)
-            if key in extra and (isinstance(value, bool) or not isinstance(value, int) or value < least):
-                raise ValueError(
-                    f"scheduler {self.name!r}: {key} must be an integer >= {least} (got {value!r})"
-                )
-        return self
-
-
-class EarlyStopping(Strict):
-    patience: int = Field(5, ge=1, description="Epochs without improvement before stopping")
-    metric: str = Field("val_loss", description="Watched metric: " + ", ".join(EARLY_STOP_METRICS))
-    min_delta: float = Field(0.0, ge=0.0, description="Smallest change that counts as an improvement")
-    restore_best: bool = Field(True, description="Restore the best weights before testing")
-
-    _check_metric = field_validator("metric")(lambda v: _one_of(v, EARLY_STOP_METRICS, "metric"))
 
 
 class TrainFields(Strict):
@@ -219,7 +71,7 @@ class TrainFields(Strict):
     @field_validator("loss")
     @classmethod
     def _check_loss(cls, v: str | None) -> str | None:
-        return None if v is None else _one_of(v, LOSSES, "loss")
+        return None if v is None else one_of(v, LOSSES, "loss")
 
     @field_validator("seeds")
     @classmethod
@@ -276,7 +128,7 @@ class Target(Strict):
     metric: str = Field("val_accuracy", description="Metric: " + ", ".join(TARGET_METRICS))
     value: float = Field(..., description="Accuracies reach it from below, losses from above")
 
-    _check_metric = field_validator("metric")(lambda v: _one_of(v, TARGET_METRICS, "target metric"))
+    _check_metric = field_validator("metric")(lambda v: one_of(v, TARGET_METRICS, "target metric"))
 
     @field_validator("value")
     @classmethod
@@ -372,31 +224,24 @@ class Preset(Strict):
         return v
 
 
-class ResolvedRun(Strict):
-    """Everything one run needs, fully resolved: plain data that serialises to JSON."""
+# Where each registry's names go in the JSON Schema: (definition, property, kind).
+NAMED_FIELDS: tuple[tuple[str, str, Kind], ...] = (
+    ("DataConfig", "dataset", "dataset"),
+    ("ModelConfig", "name", "model"),
+    ("OptimizerConfig", "name", "optimizer"),
+    ("SchedulerConfig", "name", "scheduler"),
+)
 
-    name: str
-    group: str = ""  # the configuration this run repeats over seeds (its name without @sSEED)
-    data: DataConfig
-    model: ModelConfig
-    epochs: int
-    batch_size: int
-    loss: str
-    seed: int
-    shuffle: bool = True
-    label_smoothing: float
-    l1: float
-    clip_grad_norm: float | None = None
-    clip_grad_value: float | None = None
-    amp: Literal["off", "bf16", "fp16"]
-    early_stopping: EarlyStopping | None = None
-    log_every: int | None = None
-    eval_batch_size: int
-    compile: bool
-    optimizer: OptimizerConfig
-    scheduler: SchedulerConfig
-    device: str = "cpu"
 
-    def model_key(self) -> str:
-        """Runs with equal model keys (and seeds) start from identical weights."""
-        return self.model.model_dump_json()
+def json_schema() -> dict[str, Any]:
+    """The preset file's JSON Schema, with every name the registries know here (built-ins, the
+    installed plugins and those given with --plugin) as the name fields' examples."""
+    from optlab import registry
+
+    schema = Preset.model_json_schema()
+    for definition, prop, kind in NAMED_FIELDS:
+        field = schema["$defs"][definition]["properties"][prop]
+        known = registry.names(kind)
+        field["examples"] = known
+        field["description"] = f"{kind.capitalize()}: one of the registered names ({', '.join(known)})"
+    return schema

@@ -17,9 +17,9 @@ from typing import Any
 from optlab import __version__
 from optlab.errors import RunDirError
 from optlab.preset.loader import LoadedPreset, load_preset
-from optlab.preset.schema import ResolvedRun
 from optlab.runs.results import replay
 from optlab.runs.store import code_fingerprint, read_events
+from optlab.spec import ResolvedRun
 
 ENDED_FOR_GOOD = ("finished", "early_stopped", "diverged", "failed")
 
@@ -96,7 +96,7 @@ def _misfit(spec: ResolvedRun, state: dict[str, Any]) -> str | None:
     """Why the checkpoint cannot be loaded into the run the preset now describes, even with
     --force, or None. Tried here on CPU copies, so the refusal comes before anything is
     written (the runner would otherwise start, and fail that run)."""
-    from optlab.data.catalog import CATALOG
+    from optlab.data.catalog import describe_dataset
     from optlab.models.registry import build_model
     from optlab.training.losses import n_outputs
     from optlab.training.optim import build_optimizer
@@ -112,7 +112,7 @@ def _misfit(spec: ResolvedRun, state: dict[str, Any]) -> str | None:
         now = getattr(spec, part).name
         if was != now:
             return f"its {part} changed from {was!r} to {now!r}, and the saved {part} state belongs to {was!r}"
-    info = CATALOG[spec.data.dataset]
+    info = describe_dataset(spec.data)
     model = build_model(spec.model, info.input_shape, n_outputs(info.task, info.n_classes, spec.loss))
     changes = _shape_changes(model.state_dict(), state["model"])
     if changes:

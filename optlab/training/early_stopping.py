@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from optlab.preset.schema import EarlyStopping
+from optlab.spec import EarlyStopping
 from optlab.training.evaluation import EvalResult
 
 

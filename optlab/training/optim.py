@@ -1,48 +1,33 @@
-"""Optimizers by name, with their keyword arguments checked against the real torch signatures.
+"""Optimizers by registered name, with their keyword arguments checked against the real signatures.
 
-A preset passes any extra key of `[train.optimizer]` straight to the torch class, so the check
-here is what turns a typo like `mometum` into a clear error instead of a TypeError mid-run.
+A preset passes any extra key of `[train.optimizer]` straight to the optimizer's factory (a
+torch class, or a plugin's), so the check here is what turns a typo like `mometum` into a
+clear error instead of a TypeError mid-run.
 """
 
 from __future__ import annotations
 
 import difflib
-import inspect
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch.optim import Optimizer
 
-from optlab.preset.schema import OptimizerConfig
-
-OPTIMIZERS: dict[str, type[Optimizer]] = {
-    "sgd": torch.optim.SGD,
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "rmsprop": torch.optim.RMSprop,
-    "adagrad": torch.optim.Adagrad,
-    "adadelta": torch.optim.Adadelta,
-    "adamax": torch.optim.Adamax,
-    "nadam": torch.optim.NAdam,
-    "radam": torch.optim.RAdam,
-}
+from optlab import registry
+from optlab.spec import OptimizerConfig
 
 # Chosen by optlab per device (or meaningless for training), never by a preset.
 IMPLEMENTATION_KNOBS = frozenset({"self", "params", "lr", "foreach", "fused", "capturable", "differentiable"})
 
 
-def _signature_params(cls: type) -> list[str]:
-    return [
-        name
-        for name, p in inspect.signature(cls.__init__).parameters.items()
-        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    ]
+def factory(name: str) -> Callable[..., Optimizer]:
+    return registry.get("optimizer", name).factory()  # type: ignore[return-value]
 
 
 def allowed_kwargs(name: str) -> list[str]:
     """The keys a preset may set for optimizer `name`, in signature order."""
-    return [p for p in _signature_params(OPTIMIZERS[name]) if p not in IMPLEMENTATION_KNOBS]
+    return [p for p in registry.signature_params(factory(name))[0] if p not in IMPLEMENTATION_KNOBS]
 
 
 def unknown_kwarg_error(key: str, allowed: list[str], what: str) -> str:
@@ -60,12 +45,14 @@ def _torch_kwargs(cfg: OptimizerConfig) -> dict[str, Any]:
 
 def optimizer_kwargs_error(cfg: OptimizerConfig) -> str | None:
     """Why `cfg` cannot build its optimizer, or None when it can."""
-    if cfg.name not in OPTIMIZERS:
-        return f"unknown optimizer {cfg.name!r}; allowed: {', '.join(OPTIMIZERS)}"
+    entry = registry.registry().find("optimizer", cfg.name)
+    if entry is None:
+        return registry.registry().unknown_message("optimizer", cfg.name)
     allowed = allowed_kwargs(cfg.name)
     kwargs = cfg.kwargs
+    takes_any = registry.signature_params(entry.factory())[1]
     for key in kwargs:
-        if key not in allowed:
+        if key not in allowed and (not takes_any or key in IMPLEMENTATION_KNOBS):
             return unknown_kwarg_error(key, allowed, f"optimizer {cfg.name!r}")
     if kwargs.get("nesterov"):
         momentum, dampening = kwargs.get("momentum", 0), kwargs.get("dampening", 0)
@@ -74,12 +61,14 @@ def optimizer_kwargs_error(cfg: OptimizerConfig) -> str | None:
                 f"nesterov = true needs momentum > 0 and dampening = 0 "
                 f"(got momentum = {momentum}, dampening = {dampening})"
             )
-    # Build on a dummy parameter and take one step: torch's own range and type checks
-    # (eps < 0, a string where a number belongs, ...) surface now, not mid-run.
-    param = torch.zeros(2, requires_grad=True)
+    # Build on dummy parameters, a matrix and a vector (what every model has), and take one
+    # step: the optimizer's own range and type checks (eps < 0, a string where a number
+    # belongs, ...) surface now, not mid-run.
+    params = [torch.zeros(3, 2, requires_grad=True), torch.zeros(2, requires_grad=True)]
     try:
-        opt = OPTIMIZERS[cfg.name]([param], lr=cfg.lr, **_torch_kwargs(cfg))
-        param.grad = torch.ones_like(param)
+        opt = entry.factory()(params, lr=cfg.lr, **_torch_kwargs(cfg))
+        for param in params:
+            param.grad = torch.ones_like(param)
         opt.step()
     except (ValueError, TypeError, RuntimeError) as exc:
         return f"invalid arguments for optimizer {cfg.name!r}: {exc}"
@@ -97,10 +86,10 @@ def build_optimizer(
     against ~3.3 ms for the whole forward+backward, so Adam runs train ~30% faster; SGD with
     momentum saves ~2%. foreach is at least as fast as the loop everywhere. The choice is the same
     for every run on a device, so comparisons stay fair."""
-    cls = OPTIMIZERS[cfg.name]
+    cls = factory(cfg.name)
     params = list(params)  # may be a generator, and a fused attempt can need a second pass
     kwargs = _torch_kwargs(cfg)
-    signature = _signature_params(cls)
+    signature = registry.signature_params(cls)[0]
     if "fused" in signature and device_type in ("cuda", "cpu"):
         try:
             return cls(params, lr=cfg.lr, fused=True, **kwargs)

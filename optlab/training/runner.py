@@ -17,7 +17,7 @@ import torch
 
 from optlab.data.datasets import DatasetBundle
 from optlab.errors import StorageError
-from optlab.preset.schema import ResolvedRun
+from optlab.spec import ResolvedRun
 from optlab.training.events import (
     EpochEnded,
     Event,

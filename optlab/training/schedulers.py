@@ -15,31 +15,31 @@ epochs, stepping only at the ends of epochs after the warm-up has finished.
 from __future__ import annotations
 
 import copy
-import inspect
 import math
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.optim import Optimizer, lr_scheduler
+from torch.optim import Optimizer
 
-from optlab.preset.schema import OptimizerConfig, SchedulerConfig
+from optlab import registry
+from optlab.spec import OptimizerConfig, SchedulerConfig
 from optlab.training.optim import unknown_kwarg_error
 
-PER_BATCH = {"cyclic", "onecycle"}
 
-SCHEDULER_CLASSES: dict[str, type | None] = {
-    "constant": None,
-    "step": lr_scheduler.StepLR,
-    "multistep": lr_scheduler.MultiStepLR,
-    "exponential": lr_scheduler.ExponentialLR,
-    "cosine": lr_scheduler.CosineAnnealingLR,
-    "cosine_warm_restarts": lr_scheduler.CosineAnnealingWarmRestarts,
-    "cyclic": lr_scheduler.CyclicLR,
-    "onecycle": lr_scheduler.OneCycleLR,
-    "plateau": lr_scheduler.ReduceLROnPlateau,
-    "linear": lr_scheduler.LinearLR,
-}
+def constant(optimizer: Optimizer, **_: Any) -> None:
+    """The "constant" schedule: no torch scheduler at all (warm-up may still apply)."""
+    return None
+
+
+def scheduler_factory(name: str) -> Callable[..., Any]:
+    return registry.get("scheduler", name).factory()
+
+
+def steps_per_batch(name: str) -> bool:
+    return registry.get("scheduler", name).has("per_batch")
+
 
 NOT_USER_KWARGS = frozenset({"self", "optimizer", "last_epoch", "verbose"})
 # Filled by optlab from the run's length / the watched metric, or not expressible in TOML.
@@ -57,11 +57,8 @@ DRY_RUN_MAX_EPOCHS = 200
 
 def allowed_kwargs(name: str) -> list[str]:
     """The keys a preset may set for scheduler `name`, in signature order."""
-    cls = SCHEDULER_CLASSES[name]
-    if cls is None:
-        return []
     skip = NOT_USER_KWARGS | FILLED.get(name, frozenset())
-    return [p for p in inspect.signature(cls.__init__).parameters if p not in skip]
+    return [p for p in registry.signature_params(scheduler_factory(name))[0] if p not in skip]
 
 
 def _default_kwargs(
@@ -94,11 +91,9 @@ class LRSchedule:
     """Warm-up plus one torch scheduler, stepped per batch or per epoch as that one needs."""
 
     def __init__(self, optimizer: Optimizer, cfg: SchedulerConfig, epochs: int, steps_per_epoch: int) -> None:
-        if cfg.name not in SCHEDULER_CLASSES:
-            raise ValueError(f"unknown scheduler {cfg.name!r}; allowed: {', '.join(SCHEDULER_CLASSES)}")
         self.optimizer = optimizer
         self.name = cfg.name
-        self.per_batch = cfg.name in PER_BATCH
+        self.per_batch = steps_per_batch(cfg.name)
         steps_per_epoch = max(1, steps_per_epoch)
         total_steps = max(1, epochs * steps_per_epoch)
         self.warmup_steps = min(round(cfg.warmup_epochs * steps_per_epoch), total_steps)
@@ -109,13 +104,10 @@ class LRSchedule:
         main_epochs = max(1, epochs - self.warmup_epochs)
 
         self.base_lrs = [float(g["lr"]) for g in optimizer.param_groups]
-        cls = SCHEDULER_CLASSES[cfg.name]
-        self.scheduler: Any = None
-        if cls is not None:
-            kwargs = _default_kwargs(cfg.name, self.base_lrs, main_epochs, self.main_steps, steps_per_epoch)
-            filled = {k: v for k, v in kwargs.items() if k in FILLED.get(cfg.name, ())}
-            # Built while the groups still hold the base lr: torch records it as 'initial_lr'.
-            self.scheduler = cls(optimizer, **{**kwargs, **cfg.kwargs, **filled})
+        kwargs = _default_kwargs(cfg.name, self.base_lrs, main_epochs, self.main_steps, steps_per_epoch)
+        filled = {k: v for k, v in kwargs.items() if k in FILLED.get(cfg.name, ())}
+        # Built while the groups still hold the base lr: torch records it as 'initial_lr'.
+        self.scheduler: Any = scheduler_factory(cfg.name)(optimizer, **{**kwargs, **cfg.kwargs, **filled})
         # What the torch scheduler set at construction: where the main schedule starts.
         self.main_start_lrs = [float(g["lr"]) for g in optimizer.param_groups]
         self.batches = 0  # after_batch calls so far
@@ -193,8 +185,8 @@ def scheduler_kwargs_error(
 ) -> str | None:
     """Why `cfg` cannot schedule a run of `epochs` epochs, or None when it can. `optimizer`
     (when given) is the run's own, which matters e.g. for cycle_momentum."""
-    if cfg.name not in SCHEDULER_CLASSES:
-        return f"unknown scheduler {cfg.name!r}; allowed: {', '.join(SCHEDULER_CLASSES)}"
+    if registry.registry().find("scheduler", cfg.name) is None:
+        return registry.registry().unknown_message("scheduler", cfg.name)
     allowed = allowed_kwargs(cfg.name)
     for key in cfg.kwargs:
         if key in FILLED.get(cfg.name, ()):

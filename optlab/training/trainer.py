@@ -19,7 +19,7 @@ import torch
 from optlab import __version__
 from optlab.data.datasets import DatasetBundle
 from optlab.models.registry import apply_init, build_model, count_parameters
-from optlab.preset.schema import ResolvedRun
+from optlab.spec import ResolvedRun
 from optlab.training.early_stopping import BestTracker
 from optlab.training.evaluation import evaluate, test_report
 from optlab.training.events import EpochEnded, Event, Progress, RunEnded, RunStarted

@@ -169,7 +169,7 @@ TOML_SYNTAX_ERROR = 'name = "x"\n[train\nepochs = 1\n'
         (["quickstart", "--set", "train.epoch=1"], "did you mean 'epochs'"),
         (["quickstart", "--set", "train.nope=1"], "unknown key 'nope'"),
         (["quickstart", "--set", "trainepochs"], "'trainepochs': expected key=value"),
-        (["quickstart", "--set", "runs.sgd.optimizer.name=sgdd"], "'sgdd'; allowed: sgd, adam, adamw"),
+        (["quickstart", "--set", "runs.sgd.optimizer.name=sgdd"], "'sgdd' (did you mean 'sgd'?); known: sgd, adam, adamw"),
         (["broken.toml"], "line 2, column"),
         (["quickstart", "--device", "gpu"], "--device 'gpu'"),
     ],
@@ -400,6 +400,11 @@ def test_presets_schema() -> None:
     assert result.exit_code == 0
     schema = json.loads(result.stdout)
     assert "runs" in schema["properties"] and "runs" in schema["required"]
+    # Names come from the registries, not from a list kept by hand in the schema.
+    from optlab import registry
+
+    for definition, prop, kind in (("OptimizerConfig", "name", "optimizer"), ("DataConfig", "dataset", "dataset")):
+        assert schema["$defs"][definition]["properties"][prop]["examples"] == registry.names(kind)
 
 
 # ---------------------------------------------------------------- the app itself

@@ -16,7 +16,7 @@ from optlab.data import datasets as ds
 from optlab.data.catalog import CATALOG, split_sizes
 from optlab.data.datasets import DatasetBundle, data_cache_dir, load_dataset
 from optlab.errors import DatasetUnavailable, PresetError
-from optlab.preset.schema import DataConfig
+from optlab.spec import DataConfig
 from tests.idx_fixtures import allow_fake_cifar10, write_cifar10_batches, write_mnist_idx
 
 OFFLINE = ["digits", "breast-cancer", "diabetes"]

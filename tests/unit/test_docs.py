@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from optlab import registry, spec
 from optlab.preset import schema
 
 DOCS = Path(__file__).parents[2] / "docs"
@@ -14,9 +15,9 @@ DOCS = Path(__file__).parents[2] / "docs"
 
 def _models() -> list[type[BaseModel]]:
     return [
-        v for v in vars(schema).values()
-        if isinstance(v, type) and issubclass(v, BaseModel) and v.__module__ == schema.__name__
-        and v not in (schema.Strict, schema.ResolvedRun)
+        v for module in (spec, schema) for v in vars(module).values()
+        if isinstance(v, type) and issubclass(v, BaseModel) and v.__module__ == module.__name__
+        and v not in (spec.Strict, spec.ResolvedRun)
     ]
 
 
@@ -29,7 +30,7 @@ def test_every_preset_field_is_documented() -> None:
 
 def test_every_choice_is_documented() -> None:
     text = (DOCS / "presets.md").read_text()
-    for names in (schema.DATASETS, schema.MODELS, schema.ACTIVATIONS, schema.INITS, schema.LOSSES,
-                  schema.OPTIMIZERS, schema.SCHEDULERS):
+    registered = [registry.names(kind, autoload=False) for kind in registry.KINDS]
+    for names in (*registered, spec.ACTIVATIONS, spec.INITS, spec.LOSSES):
         for name in names:
             assert f"`{name}`" in text, name

@@ -73,3 +73,22 @@ def test_no_core_file_imports_a_front_end_library() -> None:
 def test_preset_loading_does_not_import_torch_until_checks() -> None:
     loaded = _loaded_after("import optlab.preset.schema, optlab.preset.loader, optlab.data.catalog")
     assert "torch" not in loaded
+
+
+def test_registry_names_and_schema_validation_do_not_import_torch() -> None:
+    code = (
+        "from optlab import registry\n"
+        "from optlab.preset.schema import Preset\n"
+        "assert 'adam' in registry.names('optimizer') and 'mlp' in registry.names('model')\n"
+        "Preset.model_validate({'runs': [{'name': 'a', 'optimizer': {'name': 'adam', 'lr': 0.001}}]})"
+    )
+    assert "torch" not in _loaded_after(code)
+
+
+def test_the_import_layers_hold() -> None:
+    """pyproject.toml's import-linter contracts: each layer imports only those below it, also
+    inside functions, and only the front ends import typer, rich or textual."""
+    lint = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run([str(lint)], capture_output=True, text=True, cwd=Path(__file__).parents[2])
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "0 broken" in result.stdout

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from optlab.models.registry import apply_init, build_model, count_parameters, model_fit_error
-from optlab.preset.schema import ACTIVATIONS, INITS, ModelConfig
+from optlab.spec import ACTIVATIONS, INITS, ModelConfig
 from optlab.training.losses import build_loss, loss_task_error, n_outputs, predictions, probabilities
 
 SHAPES = {"mlp": (1, 8, 8), "lenet": (1, 28, 28), "cnn": (3, 32, 32)}

@@ -9,19 +9,26 @@ from collections.abc import Sequence
 import pytest
 import torch
 
+from optlab import registry
+from optlab.builtins import TORCH_OPTIMIZERS
 from optlab.errors import PresetError
 from optlab.preset.checks import check_run
 from optlab.preset.loader import load_preset_text
-from optlab.preset.schema import OPTIMIZERS as OPTIMIZER_NAMES
-from optlab.preset.schema import SCHEDULERS, OptimizerConfig, SchedulerConfig
-from optlab.training.optim import OPTIMIZERS, build_optimizer, optimizer_kwargs_error
-from optlab.training.schedulers import PER_BATCH, LRSchedule, scheduler_kwargs_error
+from optlab.spec import OptimizerConfig, SchedulerConfig
+from optlab.training.optim import build_optimizer, factory, optimizer_kwargs_error
+from optlab.training.schedulers import LRSchedule, scheduler_kwargs_error
+
+OPTIMIZER_NAMES = list(TORCH_OPTIMIZERS)
+SCHEDULERS = registry.names("scheduler", autoload=False)
+PER_BATCH = [n for n in SCHEDULERS if registry.get("scheduler", n).has("per_batch")]
 
 LR_FOR = {"adadelta": 1.0, "adagrad": 0.1, "sgd": 0.1}
 
 
-def test_every_schema_optimizer_has_a_class() -> None:
-    assert set(OPTIMIZERS) == set(OPTIMIZER_NAMES)
+def test_every_registered_optimizer_has_a_torch_class() -> None:
+    for name in registry.names("optimizer", autoload=False):
+        assert issubclass(factory(name), torch.optim.Optimizer), name
+    assert set(OPTIMIZER_NAMES) <= set(registry.names("optimizer", autoload=False))
 
 
 @pytest.mark.parametrize("name", OPTIMIZER_NAMES)

@@ -1,0 +1,232 @@
+"""The run specification the engine consumes: plain pydantic data that serialises to JSON.
+
+`ResolvedRun` is everything one run needs, fully resolved; `optlab.preset` turns preset TOML
+into these, and the engine (data, models, training) reads nothing else. Names of optimizers,
+schedulers, models and datasets are checked against the registries (`optlab.registry`), so a
+plugin's names are valid exactly where the plugin is loaded. No torch import here.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from optlab import registry
+from optlab.registry import Kind
+
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "leaky_relu", "elu", "silu")
+INITS = ("default", "xavier_normal", "xavier_uniform", "kaiming_normal", "kaiming_uniform")
+LOSSES = ("cross_entropy", "bce_with_logits", "mse", "l1", "smooth_l1")
+EARLY_STOP_METRICS = ("val_loss", "val_accuracy")
+# Integer scheduler arguments torch divides by or counts with: the smallest value that works.
+# Checked here because torch reports a 0 as "integer modulo by zero" or not at all.
+SCHEDULER_MIN_INTS: dict[str, dict[str, int]] = {
+    "step": {"step_size": 1},
+    "cosine": {"T_max": 1},
+    "cosine_warm_restarts": {"T_0": 1, "T_mult": 1},
+    "linear": {"total_iters": 1},
+    "cyclic": {"step_size_up": 1, "step_size_down": 1},
+    "plateau": {"patience": 0, "cooldown": 0},
+}
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def one_of(value: str, allowed: tuple[str, ...], what: str) -> str:
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; allowed: {', '.join(allowed)}")
+    return value
+
+
+def registered(value: str, kind: Kind) -> str:
+    """`value` when a registry of `kind` knows it; else the registry's message (known names,
+    did-you-mean, how to get a plugin's names)."""
+    try:
+        registry.registry().get(kind, value)
+    except registry.UnknownName as exc:
+        raise ValueError(str(exc)) from None  # pydantic reports ValueErrors at the field
+    return value
+
+
+def names_text(kind: Kind) -> str:
+    """The built-in names, for field descriptions (the JSON Schema adds every registered one)."""
+    return ", ".join(registry.names(kind, autoload=False))
+
+
+class DataConfig(Strict):
+    dataset: str = Field("digits", description="Dataset name: " + names_text("dataset"))
+    root: str | None = Field(
+        None, description="Folder holding the dataset files (default: the per-user cache directory)"
+    )
+    download: bool = Field(True, description="Download torchvision datasets when their files are missing")
+    val_fraction: float = Field(
+        0.2, ge=0.0, lt=1.0, description="Share of the training split held out for validation"
+    )
+    val_size: int | None = Field(
+        None, ge=0, description="Exact number of validation samples (overrides val_fraction)"
+    )
+    test_fraction: float = Field(
+        0.2, gt=0.0, lt=1.0, description="Test share for datasets without an official test split"
+    )
+    split_seed: int = Field(0, description="Seed of the train/validation/test split (shared by every run)")
+    train_limit: int | None = Field(
+        None, ge=1, description="Use only the first N training samples (quick runs, tests)"
+    )
+    test_limit: int | None = Field(None, ge=1, description="Use only the first N test samples")
+    normalize: bool = Field(True, description="Apply the dataset's standard normalisation")
+
+    _check_dataset = field_validator("dataset")(lambda v: registered(v, "dataset"))
+
+
+class ModelConfig(BaseModel):
+    """The built-in models' fields; a plugin model takes its own keyword arguments as extra keys
+    (checked against its factory's signature)."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    name: str = Field("mlp", description="Model: " + names_text("model"))
+    hidden: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [128], description="mlp: hidden layer sizes"
+    )
+    activation: str = Field("relu", description="Activation: " + ", ".join(ACTIVATIONS))
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout probability before each hidden layer")
+    batchnorm: bool = Field(False, description="Batch normalisation after each hidden layer / conv")
+    init: str = Field("default", description="Weight init: " + ", ".join(INITS))
+    channels: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [32, 64], description="cnn: channels of each conv block"
+    )
+
+    _check_name = field_validator("name")(lambda v: registered(v, "model"))
+    _check_activation = field_validator("activation")(lambda v: one_of(v, ACTIVATIONS, "activation"))
+    _check_init = field_validator("init")(lambda v: one_of(v, INITS, "init"))
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments beyond the built-in fields (a plugin model's own)."""
+        return dict(self.model_extra or {})
+
+    @model_validator(mode="after")
+    def _extras_belong_to_plugins(self) -> ModelConfig:
+        # Built-in models take only the declared fields: a typo must not pass as a plugin option.
+        entry = registry.registry().find("model", self.name)
+        if entry is not None and entry.source.origin == "builtin" and self.kwargs:
+            key = next(iter(self.kwargs))
+            known = list(type(self).model_fields)
+            hint = difflib.get_close_matches(key, known, n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ValueError(f"unknown key {key!r}{suggestion}; allowed: {', '.join(known)}")
+        return self
+
+
+class OptimizerConfig(BaseModel):
+    """`name` and `lr`; every other key is passed to the optimizer and checked against its
+    signature (see `optlab.training.optim`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field("sgd", description="Optimizer: " + names_text("optimizer"))
+    lr: float = Field(0.01, gt=0.0, description="Learning rate")
+
+    _check_name = field_validator("name")(lambda v: registered(v, "optimizer"))
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @model_validator(mode="after")
+    def _ranges(self) -> OptimizerConfig:
+        extra = self.kwargs
+        for key in ("momentum", "dampening", "alpha", "rho"):
+            if key in extra and not (isinstance(extra[key], int | float) and 0.0 <= extra[key] < 1.0):
+                if key == "alpha" and self.name != "rmsprop":
+                    continue
+                raise ValueError(f"{key} must be in [0, 1), got {extra[key]!r}")
+        if "betas" in extra:
+            betas = extra["betas"]
+            if (
+                not isinstance(betas, list | tuple)
+                or len(betas) != 2
+                or not all(isinstance(b, int | float) and 0.0 <= b < 1.0 for b in betas)
+            ):
+                raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+        if "weight_decay" in extra and not (
+            isinstance(extra["weight_decay"], int | float) and extra["weight_decay"] >= 0
+        ):
+            raise ValueError(f"weight_decay must be >= 0, got {extra['weight_decay']!r}")
+        return self
+
+
+class SchedulerConfig(BaseModel):
+    """`name` plus optional warm-up; every other key goes to the torch scheduler."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field("constant", description="Scheduler: " + names_text("scheduler"))
+    warmup_epochs: float = Field(
+        0.0, ge=0.0, description="Linear warm-up length in epochs, before the scheduler starts"
+    )
+    warmup_start_factor: float = Field(
+        0.1, gt=0.0, le=1.0, description="Warm-up starts at this fraction of the learning rate"
+    )
+
+    _check_name = field_validator("name")(lambda v: registered(v, "scheduler"))
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @model_validator(mode="after")
+    def _positive_ints(self) -> SchedulerConfig:
+        extra = self.kwargs
+        for key, least in SCHEDULER_MIN_INTS.get(self.name, {}).items():
+            value = extra.get(key)
+            if key in extra and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+                raise ValueError(
+                    f"scheduler {self.name!r}: {key} must be an integer >= {least} (got {value!r})"
+                )
+        return self
+
+
+class EarlyStopping(Strict):
+    patience: int = Field(5, ge=1, description="Epochs without improvement before stopping")
+    metric: str = Field("val_loss", description="Watched metric: " + ", ".join(EARLY_STOP_METRICS))
+    min_delta: float = Field(0.0, ge=0.0, description="Smallest change that counts as an improvement")
+    restore_best: bool = Field(True, description="Restore the best weights before testing")
+
+    _check_metric = field_validator("metric")(lambda v: one_of(v, EARLY_STOP_METRICS, "metric"))
+
+
+class ResolvedRun(Strict):
+    """Everything one run needs, fully resolved: plain data that serialises to JSON."""
+
+    name: str
+    group: str = ""  # the configuration this run repeats over seeds (its name without @sSEED)
+    data: DataConfig
+    model: ModelConfig
+    epochs: int
+    batch_size: int
+    loss: str
+    seed: int
+    shuffle: bool = True
+    label_smoothing: float
+    l1: float
+    clip_grad_norm: float | None = None
+    clip_grad_value: float | None = None
+    amp: Literal["off", "bf16", "fp16"]
+    early_stopping: EarlyStopping | None = None
+    log_every: int | None = None
+    eval_batch_size: int
+    compile: bool
+    optimizer: OptimizerConfig
+    scheduler: SchedulerConfig
+    device: str = "cpu"
+
+    def model_key(self) -> str:
+        """Runs with equal model keys (and seeds) start from identical weights."""
+        return self.model.model_dump_json()
