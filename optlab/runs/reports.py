@@ -16,8 +16,9 @@ from typing import Any
 
 from optlab.errors import RunDirError
 from optlab.runs.aggregate import group_of, seed_of
+from optlab.runs.files import atomic_write_text
 from optlab.runs.results import replay
-from optlab.runs.store import _finite, atomic_write_text, load_results, read_events
+from optlab.runs.store import _finite, load_results, read_events
 from optlab.training.events import ExperimentStarted
 
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "specificity", "roc_auc")
