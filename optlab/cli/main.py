@@ -157,7 +157,7 @@ def compare(
 
 
 def _compare_in(root: Path, created: list[Path], loaded: Any, device: str, fmt: Format, quiet: bool) -> int:
-    from optlab.runs.store import atomic_write_text
+    from optlab.runs.files import atomic_write_text
 
     try:
         with user_errors():

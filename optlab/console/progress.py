@@ -16,7 +16,7 @@ from rich.progress import (
 from rich.text import Text
 
 from optlab.console.tables import STATUS_STYLES
-from optlab.runs.reports import format_rate
+from optlab.runs.formatting import format_rate
 from optlab.training.events import (
     EpochEnded,
     Event,

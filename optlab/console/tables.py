@@ -45,15 +45,8 @@ def status_text(status: str) -> Text:
 
 def results_table(results: dict[str, Any], hide: Collection[str] = ()) -> Table:
     """The comparison table: the columns of `summary_rows` (less `hide`), best values highlighted."""
-    from optlab.runs.reports import (
-        best_per_column,
-        dataset_summary,
-        format_cell,
-        header,
-        report_columns,
-        summary_rows,
-        task_of,
-    )
+    from optlab.runs.formatting import format_cell, header, task_of
+    from optlab.runs.reports import best_per_column, dataset_summary, report_columns, summary_rows
 
     task = task_of(results)
     cols = [c for c in report_columns(results) if c not in hide]
@@ -91,7 +84,7 @@ def seeds_table(results: dict[str, Any], hide: Collection[str] = ()) -> Table | 
     (less `hide`) and, with a target, how many seeds reached it and when; the ranking verdict in
     the caption. None without repeated seeds."""
     from optlab.runs.aggregate import ranked_groups
-    from optlab.runs.reports import CLASSIFICATION_METRICS, REGRESSION_METRICS, header, target_of, task_of
+    from optlab.runs.formatting import CLASSIFICATION_METRICS, REGRESSION_METRICS, header, target_of, task_of
     from optlab.runs.seed_reports import RANK_LEGEND, mean_std, rank_text, target_cells, target_headers
 
     aggregates = results.get("aggregates")
@@ -174,6 +167,6 @@ def _fitted(
 
 
 def _header(column: str) -> str:
-    from optlab.runs.reports import header
+    from optlab.runs.formatting import header
 
     return header(column)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from optlab.runs.store import atomic_write_json
+from optlab.runs.files import atomic_write_json
 from optlab.training.runner import Control
 
 CONTROL_FILE = "control.json"

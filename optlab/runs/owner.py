@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from optlab.runs.store import atomic_write_json
+from optlab.runs.files import atomic_write_json
 
 OWNER_FILE = "owner.json"
 

@@ -1,7 +1,8 @@
 """Reports built from a results document: the summary table as rows, Markdown, CSV and JSON.
 
 Pure data in, text out (no terminal libraries here): the console table, the TUI and the files
-in a run directory all read the same rows, so they always agree.
+in a run directory all read the same rows, so they always agree. How a cell reads is in
+`optlab.runs.formatting`; the across-seeds section is `optlab.runs.seed_reports`.
 """
 
 from __future__ import annotations
@@ -16,16 +17,23 @@ from typing import Any
 
 from optlab.errors import RunDirError
 from optlab.runs.aggregate import group_of, seed_of
+from optlab.runs.files import atomic_write_text
+from optlab.runs.formatting import (
+    CLASSIFICATION_METRICS,
+    REGRESSION_METRICS,
+    TARGET_COLUMNS,
+    format_cell,
+    format_duration,
+    header,
+    target_of,
+    task_of,
+)
 from optlab.runs.results import replay
-from optlab.runs.store import _finite, atomic_write_text, load_results, read_events
+from optlab.runs.seed_reports import aggregate_rows, seeds_markdown
+from optlab.runs.store import _finite, load_results, read_events
 from optlab.training.events import ExperimentStarted
 
-CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "specificity", "roc_auc")
-REGRESSION_METRICS = ("mse", "rmse", "mae", "r2")
 RUN_FACTS = ("test_loss", "best_epoch", "wall_time_s", "samples_per_s")
-
-# Shown when the preset sets a `target`: when each run first reached it.
-TARGET_COLUMNS = ("target_epoch", "target_samples", "target_time_s")
 
 CLASSIFICATION_COLUMNS = ("name", "status", *CLASSIFICATION_METRICS, *RUN_FACTS)
 REGRESSION_COLUMNS = ("name", "status", *REGRESSION_METRICS, *RUN_FACTS)
@@ -35,30 +43,9 @@ LOWER_IS_BETTER = frozenset({"test_loss", "mse", "rmse", "mae", "wall_time_s", *
 # Runs whose numbers are comparable: they ended normally or were stopped, and were tested.
 RANKED_STATUSES = frozenset({"finished", "early_stopped", "stopped"})
 
-HEADERS = {
-    "name": "run",
-    "test_loss": "test loss",
-    "best_epoch": "best epoch",
-    "wall_time_s": "time",
-    "samples_per_s": "samples/s",
-    "roc_auc": "roc auc",
-    "target_epoch": "target epoch",
-    "target_samples": "target samples",
-    "target_time_s": "target time",
-}
-
-
-def task_of(results: dict[str, Any]) -> str:
-    return str((results.get("dataset") or {}).get("task") or "multiclass")
-
 
 def columns(task: str) -> tuple[str, ...]:
     return REGRESSION_COLUMNS if task == "regression" else CLASSIFICATION_COLUMNS
-
-
-def target_of(results: dict[str, Any]) -> dict[str, Any] | None:
-    target = (results.get("preset") or {}).get("target")
-    return target if isinstance(target, dict) else None
 
 
 def report_columns(results: dict[str, Any]) -> tuple[str, ...]:
@@ -133,57 +120,6 @@ def best_per_column(
         target = pick(v for v, _ in values)
         best[column] = {name for v, name in values if v == target}
     return best
-
-
-# ---------------------------------------------------------------- formatting
-
-
-def format_duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    if seconds < 3600:
-        minutes, sec = divmod(int(round(seconds)), 60)
-        return f"{minutes}m {sec:02d}s"
-    hours, rest = divmod(int(round(seconds)), 3600)
-    return f"{hours}h {rest // 60:02d}m"
-
-
-def format_rate(value: float) -> str:
-    if value >= 1e6:
-        return f"{value / 1e6:.1f}M"
-    if value >= 1e4:
-        return f"{value / 1e3:.1f}k"
-    return f"{value:,.0f}"
-
-
-def format_value(column: str, value: Any) -> str:
-    """Display form of one cell: metrics with 4 decimals, times like 12.3s, rates like 41.2k."""
-    if value is None:
-        return "-"
-    if column in ("name", "status"):
-        return str(value)
-    if column in ("best_epoch", "target_epoch"):
-        return str(int(value))
-    if column == "target_samples":
-        return f"{int(value):,}"
-    if column == "target_time_s":
-        return format_duration(float(value))
-    if column == "wall_time_s":
-        return format_duration(float(value))
-    if column == "samples_per_s":
-        return format_rate(float(value))
-    return f"{float(value):.4f}"
-
-
-def format_cell(row: dict[str, Any], column: str) -> str:
-    """`format_value` of a row's cell; a target a run never reached reads "not reached"."""
-    if column in TARGET_COLUMNS and row.get("target_reached") is False:
-        return "not reached"
-    return format_value(column, row.get(column))
-
-
-def header(column: str) -> str:
-    return HEADERS.get(column, column)
 
 
 # ---------------------------------------------------------------- run descriptions
@@ -272,8 +208,6 @@ def to_markdown(results: dict[str, Any]) -> str:
     target = target_of(results)
     if target:
         out += ["", f"Target: {target.get('metric')} = {target.get('value')} (first epoch end that reached it)."]
-    from optlab.runs.seed_reports import seeds_markdown  # builds on this module's formatting
-
     out += seeds_markdown(results)
     out += ["", "## Runs"]
     for run in results.get("runs") or []:
@@ -312,8 +246,6 @@ def to_csv(results: dict[str, Any]) -> str:
     writer.writeheader()
     for row in summary_rows(results):
         writer.writerow({c: ("" if row.get(c) is None else row[c]) for c in cols} | {"kind": "run"})
-    from optlab.runs.seed_reports import aggregate_rows  # builds on this module's formatting
-
     for row in aggregate_rows(results) if aggregates else []:
         writer.writerow({c: ("" if row.get(c) is None else row[c]) for c in cols})
     return buf.getvalue()

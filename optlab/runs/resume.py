@@ -17,6 +17,7 @@ from typing import Any
 from optlab import __version__
 from optlab.errors import RunDirError
 from optlab.preset.loader import LoadedPreset, load_preset
+from optlab.runs.owner import OWNER_FILE, read_owner
 from optlab.runs.results import replay
 from optlab.runs.store import code_fingerprint, read_events
 from optlab.spec import ResolvedRun
@@ -132,8 +133,6 @@ def _misfit(spec: ResolvedRun, state: dict[str, Any]) -> str | None:
 def _refuse_a_second_writer(root: Path) -> None:
     """Two processes appending to one run directory would interleave their records; --force
     does not override this (there is nothing to force: wait or stop the other one)."""
-    from optlab.runs.owner import OWNER_FILE, read_owner
-
     owner = read_owner(root)
     if owner is None or owner.alive is False:
         return

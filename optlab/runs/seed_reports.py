@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from optlab.runs.aggregate import ranked_groups
-from optlab.runs.reports import (
+from optlab.runs.formatting import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
     TARGET_COLUMNS,

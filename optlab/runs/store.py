@@ -8,7 +8,7 @@
     DIR/runs/NAME/predictions.npz, checkpoint-last.pt, checkpoint-best.pt, log.txt
 
 Every file other than events.jsonl is written to a temporary file, fsynced and renamed,
-so a crash never leaves one half-written.
+so a crash never leaves one half-written (runs/files.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,8 @@ import numpy as np
 
 from optlab.errors import RunDirError, StorageError
 from optlab.preset.names import preset_name_error, safe_name
+from optlab.runs.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from optlab.runs.owner import claim, release
 from optlab.runs.results import ResultsBuilder
 from optlab.training.events import (
     EpochEnded,
@@ -41,45 +42,6 @@ from optlab.training.events import (
 # write call), make them durable (fsync, which costs a disk round trip) less often.
 FLUSH_EVERY_S = 0.25
 FSYNC_EVERY_S = 2.0
-
-
-@functools.cache
-def file_mode() -> int:
-    """The mode `open()` gives a new file: 0o666 less the umask. mkstemp creates 0o600, which
-    would hide results from colleagues on a shared machine. Read once: os.umask can only be
-    read by setting it, which is not safe while other threads create files."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return 0o666 & ~int(line.split()[1], 8)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        if hasattr(os, "fchmod"):  # not on Windows, where mkstemp's mode means nothing anyway
-            os.fchmod(fd, file_mode())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: Path, doc: Any) -> None:
-    atomic_write_text(path, json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n")
 
 
 # The code a checkpoint's numbers depend on: what trains, what feeds it, what it trains.
@@ -157,8 +119,6 @@ class RunStore:
                     with open(events, "ab") as fh:
                         fh.write(b"\n")
             self._events = open(events, "a", encoding="utf-8")  # noqa: SIM115 (lives with the sink)
-            from optlab.runs.owner import claim  # owner.py builds on this module
-
             claim(root)
         self._last_flush = self._last_fsync = time.monotonic()
 
@@ -216,8 +176,6 @@ class RunStore:
                 atomic_write_bytes(self.run_dir(run) / "checkpoint-best.pt", data)
 
     def close(self) -> None:
-        from optlab.runs.owner import release
-
         with self._writing():
             if not self._events.closed:
                 try:

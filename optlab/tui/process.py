@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from optlab.errors import RunDirError
-from optlab.runs.store import atomic_write_json
+from optlab.runs.files import atomic_write_json
 
 # Same file and format as `optlab.runs.control` (which imports the training runner, and so
 # torch; the TUI process stays free of it). tests/tui/test_tui_parts.py checks both agree.

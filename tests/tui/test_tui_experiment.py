@@ -10,7 +10,8 @@ from pathlib import Path
 from textual.widgets import Static
 from tui.helpers import wait_for_the_end, wait_until
 
-from optlab.runs.reports import columns, format_value, summary_rows
+from optlab.runs.formatting import format_value
+from optlab.runs.reports import columns, summary_rows
 from optlab.runs.store import read_events
 from optlab.training.events import EpochEnded, Progress
 from optlab.tui.app import OptlabApp

@@ -18,7 +18,7 @@ from tui.helpers import wait_for_the_end
 
 from optlab.preset.loader import load_preset
 from optlab.runs.aggregate import aggregate, stats
-from optlab.runs.reports import format_rate
+from optlab.runs.formatting import format_rate
 from optlab.runs.seed_reports import mean_std
 from optlab.runs.store import read_events
 from optlab.training.events import EpochEnded, ExperimentStarted, Progress, RunEnded, RunStarted

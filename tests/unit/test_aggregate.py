@@ -331,7 +331,7 @@ def test_across_seeds_tables_show_time_to_target() -> None:
     from rich.console import Console
 
     from optlab.console.tables import print_results
-    from optlab.runs.reports import format_duration
+    from optlab.runs.formatting import format_duration
 
     # Seed 1 climbs 0.1 above seed 0: fast reaches 0.85 at epochs 2 and 1, slow only with seed 1.
     doc = replay(scripted_events({"metric": "val_accuracy", "value": 0.85}, seed_step=0.1))

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
+from optlab.runs.formatting import format_value
 from optlab.runs.reports import (
     CLASSIFICATION_COLUMNS,
     REGRESSION_COLUMNS,
     best_per_column,
     best_result,
     config_summary,
-    format_value,
     read_run_dir,
     summary_rows,
     to_csv,

@@ -14,7 +14,8 @@ import torch
 
 from optlab.errors import RunDirError
 from optlab.runs import store
-from optlab.runs.store import RunStore, atomic_write_text, code_fingerprint, default_run_dir, prepare_run_dir
+from optlab.runs.files import atomic_write_text, file_mode
+from optlab.runs.store import RunStore, code_fingerprint, default_run_dir, prepare_run_dir
 
 
 @pytest.fixture
@@ -24,11 +25,11 @@ def umask() -> Iterator[object]:
 
     def set_mask(mask: int) -> None:
         os.umask(mask)
-        store.file_mode.cache_clear()
+        file_mode.cache_clear()
 
     yield set_mask
     os.umask(old)
-    store.file_mode.cache_clear()
+    file_mode.cache_clear()
 
 
 @pytest.mark.parametrize("mask", [0o022, 0o027, 0o002, 0o077])

@@ -14,7 +14,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from optlab.runs.reports import config_summary, format_duration
+from optlab.runs.formatting import format_duration
+from optlab.runs.reports import config_summary
 from optlab.tui.widgets.tables import status_text
 
 

@@ -21,7 +21,8 @@ from optlab.runs.aggregate import (
     seed_of,
     stats,
 )
-from optlab.runs.reports import HIGHER_IS_BETTER, LOWER_IS_BETTER, format_rate, header
+from optlab.runs.formatting import format_rate, header
+from optlab.runs.reports import HIGHER_IS_BETTER, LOWER_IS_BETTER
 from optlab.runs.seed_reports import mean_std, rank_text
 from optlab.tui.seeds import Grouping
 from optlab.tui.state import BEST_LABELS, ExperimentState

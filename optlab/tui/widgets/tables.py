@@ -9,14 +9,12 @@ from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
+from optlab.runs.formatting import format_rate, format_value, header
 from optlab.runs.reports import (
     HIGHER_IS_BETTER,
     LOWER_IS_BETTER,
     best_per_column,
     columns,
-    format_rate,
-    format_value,
-    header,
     summary_rows,
 )
 from optlab.tui.seeds import Grouping

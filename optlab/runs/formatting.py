@@ -1,0 +1,87 @@
+"""The cells of the report tables: which metrics a task has, what each column is headed, and how
+each value reads (4 decimals, 12.3s, 41.2k).
+
+Shared by the per-run table (`optlab.runs.reports`), the across-seeds section
+(`optlab.runs.seed_reports`) and the console and TUI tables, so that they all write a number the
+same way. It sits below both report modules and imports nothing of optlab: reports builds on
+seed_reports, and neither has to reach back into the other for these helpers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "specificity", "roc_auc")
+REGRESSION_METRICS = ("mse", "rmse", "mae", "r2")
+
+# Shown when the preset sets a `target`: when each run first reached it.
+TARGET_COLUMNS = ("target_epoch", "target_samples", "target_time_s")
+
+HEADERS = {
+    "name": "run",
+    "test_loss": "test loss",
+    "best_epoch": "best epoch",
+    "wall_time_s": "time",
+    "samples_per_s": "samples/s",
+    "roc_auc": "roc auc",
+    "target_epoch": "target epoch",
+    "target_samples": "target samples",
+    "target_time_s": "target time",
+}
+
+
+def task_of(results: dict[str, Any]) -> str:
+    return str((results.get("dataset") or {}).get("task") or "multiclass")
+
+
+def target_of(results: dict[str, Any]) -> dict[str, Any] | None:
+    target = (results.get("preset") or {}).get("target")
+    return target if isinstance(target, dict) else None
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        minutes, sec = divmod(int(round(seconds)), 60)
+        return f"{minutes}m {sec:02d}s"
+    hours, rest = divmod(int(round(seconds)), 3600)
+    return f"{hours}h {rest // 60:02d}m"
+
+
+def format_rate(value: float) -> str:
+    if value >= 1e6:
+        return f"{value / 1e6:.1f}M"
+    if value >= 1e4:
+        return f"{value / 1e3:.1f}k"
+    return f"{value:,.0f}"
+
+
+def format_value(column: str, value: Any) -> str:
+    """Display form of one cell: metrics with 4 decimals, times like 12.3s, rates like 41.2k."""
+    if value is None:
+        return "-"
+    if column in ("name", "status"):
+        return str(value)
+    if column in ("best_epoch", "target_epoch"):
+        return str(int(value))
+    if column == "target_samples":
+        return f"{int(value):,}"
+    if column == "target_time_s":
+        return format_duration(float(value))
+    if column == "wall_time_s":
+        return format_duration(float(value))
+    if column == "samples_per_s":
+        return format_rate(float(value))
+    return f"{float(value):.4f}"
+
+
+def format_cell(row: dict[str, Any], column: str) -> str:
+    """`format_value` of a row's cell; a target a run never reached reads "not reached"."""
+    if column in TARGET_COLUMNS and row.get("target_reached") is False:
+        return "not reached"
+    return format_value(column, row.get(column))
+
+
+def header(column: str) -> str:
+    return HEADERS.get(column, column)
