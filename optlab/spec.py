@@ -9,6 +9,8 @@ plugin's names are valid exactly where the plugin is loaded. No torch import her
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -47,6 +49,12 @@ def one_of(value: str, allowed: tuple[str, ...], what: str) -> str:
 def registered(value: str, kind: Kind) -> str:
     """`value` when a registry of `kind` knows it; else the registry's message (known names,
     did-you-mean, how to get a plugin's names)."""
+    if value.endswith(".py") or any(c in value for c in ":/\\"):
+        # A preset is data: it can never name code to import ("module:attr", a path, a file).
+        raise ValueError(
+            f"{kind} {value!r} looks like code; a preset names every {kind} by its registered name only. "
+            "Code comes from `--plugin MODULE_OR_FILE.py` on the command line or an installed plugin package"
+        )
     try:
         registry.registry().get(kind, value)
     except registry.UnknownName as exc:
@@ -230,3 +238,25 @@ class ResolvedRun(Strict):
     def model_key(self) -> str:
         """Runs with equal model keys (and seeds) start from identical weights."""
         return self.model.model_dump_json()
+
+
+def provenance(run: ResolvedRun) -> dict[str, dict[str, str]]:
+    """Where this run's optimizer, scheduler, model and dataset come from (built-in, a
+    distribution and its version, or a plugin file and its sha256): recorded in results.json
+    and checkpoints, so a result names the code that produced it."""
+    parts: dict[Kind, str] = {
+        "optimizer": run.optimizer.name,
+        "scheduler": run.scheduler.name,
+        "model": run.model.name,
+        "dataset": run.data.dataset,
+    }
+    return {kind: registry.get(kind, name).source.to_dict() for kind, name in parts.items()}
+
+
+def plugin_fingerprint(sources: dict[str, dict[str, str]]) -> str:
+    """A short hash of the plugin code a run uses ("" when it uses only built-ins): one changed
+    byte of a plugin file, or another version of a plugin package, changes it."""
+    plugins = {kind: source for kind, source in sources.items() if source.get("origin") != "builtin"}
+    if not plugins:
+        return ""
+    return hashlib.sha256(json.dumps(plugins, sort_keys=True).encode()).hexdigest()[:16]

@@ -18,3 +18,14 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("OPTLAB_PRESETS", str(home / "presets"))
     monkeypatch.setenv("OPTLAB_DATA_DIR", str(home / "data"))
+
+
+@pytest.fixture
+def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> object:
+    """The process-wide registries rebuilt for one test (built-ins only, no entry-point plugins),
+    so whatever a test registers or loads is gone afterwards."""
+    from optlab import registry
+
+    monkeypatch.setenv(registry.AUTOLOAD_ENV, "1")
+    monkeypatch.setattr(registry, "_REGISTRY", None)
+    return registry.registry()

@@ -8,11 +8,33 @@ import re
 import sys
 from collections.abc import Iterator
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
+from optlab.cli.completion import complete_plugin
 from optlab.errors import OptlabError
+
+# `--plugin`, declared once for every command that trains or validates: code runs only when the
+# user names it here (or installs a package with an `optlab.plugins` entry point), never
+# because a preset says so.
+PluginsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--plugin",
+        metavar="MODULE_OR_FILE.py",
+        help="Load optimizers, models or datasets from a plugin module or .py file (repeatable).",
+        autocompletion=complete_plugin,
+    ),
+]
+
+
+def load_plugins(refs: list[str] | None) -> None:
+    """Load each `--plugin` into the process-wide registries (a bad one: exit 2, one line)."""
+    if refs:
+        from optlab.registry import load_plugins as load
+
+        load(refs)
 
 
 class Format(StrEnum):

@@ -19,13 +19,16 @@ import typer
 from optlab import __version__
 from optlab.cli.common import (
     Format,
+    PluginsOption,
     check_device,
     emit,
+    load_plugins,
     preset_toml,
     print_error,
     stderr_console,
     user_errors,
 )
+from optlab.cli.completion import complete_preset, complete_run_dir, complete_set
 from optlab.errors import OptlabError
 
 app = typer.Typer(
@@ -33,7 +36,7 @@ app = typer.Typer(
     help="Train several PyTorch configurations side by side on one dataset and compare them.",
     invoke_without_command=True,
     no_args_is_help=False,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_show_locals=False,
 )
 presets_app = typer.Typer(
@@ -54,9 +57,13 @@ def main(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    plugins: PluginsOption = None,
 ) -> None:
     """Without a command, open the interactive lab (TUI)."""
     if ctx.invoked_subcommand is not None:
+        if plugins:
+            print_error("--plugin goes after the command: optlab COMMAND ... --plugin FILE.py")
+            raise typer.Exit(2)
         return
     try:
         from optlab.tui.app import launch
@@ -64,6 +71,7 @@ def main(
         print_error(f"the interactive lab is not available ({exc}); try `optlab compare` or `optlab --help`")
         raise typer.Exit(1) from None
     with user_errors():
+        load_plugins(plugins)  # the start screen validates presets, and its training child gets them
         launch(preset=None)
 
 
@@ -120,7 +128,9 @@ def _second_interrupt_exits() -> Iterator[None]:
 
 @app.command()
 def compare(
-    preset: str = typer.Argument("quickstart", help="Preset name, path to a preset TOML file, or http(s) URL."),
+    preset: str = typer.Argument(
+        "quickstart", help="Preset name, path to a preset TOML file, or http(s) URL.", autocompletion=complete_preset
+    ),
     out: Path | None = typer.Option(None, "--out", "-o", help="Run directory (default: runs/DATE-PRESET)."),
     overrides: list[str] | None = typer.Option(
         None,
@@ -128,12 +138,14 @@ def compare(
         "-s",
         metavar="KEY=VALUE",
         help="Override a preset field, e.g. train.epochs=2 (repeatable).",
+        autocompletion=complete_set,
     ),
     device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda or cuda:N."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="What to print on stdout at the end."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     seeds: int | None = typer.Option(None, "--seeds", min=1, help="Repeat every run over seeds 0..N-1."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Run a preset from a URL without asking."),
+    plugins: PluginsOption = None,
 ) -> None:
     """Train every run of a preset side by side and print the comparison."""
     from optlab.cli.preset_commands import confirm_remote
@@ -141,6 +153,7 @@ def compare(
     from optlab.runs.store import default_run_dir, prepare_run_dir
 
     with user_errors():
+        load_plugins(plugins)
         loaded = load_preset(preset, overrides or [], seeds=seeds)
         confirm_remote(loaded, yes)
         device = check_device(device)
@@ -249,13 +262,16 @@ def train(
 
 @app.command()
 def resume(
-    run_dir: Path = typer.Argument(..., help="A run directory written by `optlab compare`."),
+    run_dir: Path = typer.Argument(
+        ..., help="A run directory written by `optlab compare`.", autocompletion=complete_run_dir
+    ),
     force: bool = typer.Option(
         False, "--force", help="Resume even if the preset or optlab version differs from the checkpoints."
     ),
     device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda or cuda:N."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="What to print on stdout at the end."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    plugins: PluginsOption = None,
 ) -> None:
     """Continue every unfinished run of a run directory from its last checkpoint."""
     from optlab.data.datasets import load_dataset
@@ -263,6 +279,7 @@ def resume(
     from optlab.training.runner import resolve_device
 
     with user_errors():
+        load_plugins(plugins)
         device = resolve_device(check_device(device))
         plan = plan_resume(run_dir, device, force=force)
         pending = [s.name for s in plan.specs if s.name not in plan.done]
@@ -305,6 +322,7 @@ def run() -> None:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+from optlab.cli.plugin_commands import register as _register_plugin_commands  # noqa: E402
 from optlab.cli.preset_commands import register as _register_preset_commands  # noqa: E402
 from optlab.cli.run_commands import register as _register_run_commands  # noqa: E402
 from optlab.cli.tui_commands import register as _register_tui  # noqa: E402
@@ -312,3 +330,4 @@ from optlab.cli.tui_commands import register as _register_tui  # noqa: E402
 _register_preset_commands(presets_app)
 _register_run_commands(app)
 _register_tui(app)
+_register_plugin_commands(app)

@@ -13,7 +13,15 @@ from typing import Any
 
 import typer
 
-from optlab.cli.common import first_sentence, preset_toml, stderr_console, user_errors
+from optlab.cli.common import (
+    PluginsOption,
+    first_sentence,
+    load_plugins,
+    preset_toml,
+    stderr_console,
+    user_errors,
+)
+from optlab.cli.completion import complete_preset
 from optlab.errors import OptlabError, PresetError
 from optlab.preset.export import export_text
 from optlab.preset.names import preset_name_error
@@ -205,11 +213,14 @@ def register(presets_app: typer.Typer) -> None:
 
     @presets_app.command("validate")
     def presets_validate(
-        files: list[str] = typer.Argument(..., help="Preset files (or names) to check."),
+        files: list[str] = typer.Argument(..., help="Preset files (or names) to check.", autocompletion=complete_preset),
+        plugins: PluginsOption = None,
     ) -> None:
         """Check each preset fully (schema, run resolution, optimizer arguments)."""
         from optlab.preset.loader import load_preset
 
+        with user_errors():
+            load_plugins(plugins)
         failed = 0
         for file in files:
             try:
@@ -225,10 +236,12 @@ def register(presets_app: typer.Typer) -> None:
             raise typer.Exit(2)
 
     @presets_app.command("schema")
-    def presets_schema() -> None:
-        """Print the JSON Schema of a preset file."""
+    def presets_schema(plugins: PluginsOption = None) -> None:
+        """Print the JSON Schema of a preset file (with the names the registries know here)."""
         from optlab.preset.schema import json_schema
 
+        with user_errors():
+            load_plugins(plugins)
         sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
 
     @presets_app.command("new")

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import typer
 
+from optlab.cli.common import PluginsOption, load_plugins
+from optlab.cli.completion import complete_preset, complete_run_dir, complete_set
 from optlab.errors import OptlabError, RunDirError
 
 
@@ -42,14 +44,18 @@ def _launcher() -> Callable[..., int]:
 
 
 def tui(
-    preset: str = typer.Argument("quickstart", help="Preset name, path to a preset TOML file, or http(s) URL."),
+    preset: str = typer.Argument(
+        "quickstart", help="Preset name, path to a preset TOML file, or http(s) URL.", autocompletion=complete_preset
+    ),
     overrides: list[str] | None = typer.Option(
-        None, "--set", "-s", metavar="KEY=VALUE", help="Override a preset field (repeatable)."
+        None, "--set", "-s", metavar="KEY=VALUE", help="Override a preset field (repeatable).",
+        autocompletion=complete_set,
     ),
     device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda or cuda:N."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Run directory (default: runs/DATE-PRESET)."),
     seeds: int | None = typer.Option(None, "--seeds", min=1, help="Repeat every run over seeds 0..N-1."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Run a preset from a URL without asking."),
+    plugins: PluginsOption = None,
 ) -> None:
     """Train a preset's runs side by side with live charts (training outlives the terminal)."""
     from optlab.preset.fetch import is_url
@@ -60,6 +66,7 @@ def tui(
     launch = _launcher()
     fetched: Path | None = None
     try:
+        load_plugins(plugins)  # the training child is given the same ones (TrainingProcess)
         if is_url(preset):
             fetched, name = _confirmed_remote(preset, overrides or [], yes, seeds)
             path, overrides, seeds = fetched, [], None
@@ -118,7 +125,9 @@ def _confirmed_remote(url: str, overrides: list[str], yes: bool, seeds: int | No
 
 
 def view(
-    run_dir: Path = typer.Argument(..., help="A run directory (finished, or still training)."),
+    run_dir: Path = typer.Argument(
+        ..., help="A run directory (finished, or still training).", autocompletion=complete_run_dir
+    ),
 ) -> None:
     """Open a run directory in the TUI: a finished experiment, or a running one followed live."""
     from optlab.tui.process import check_run_dir

@@ -45,6 +45,8 @@ def empty_run(name: str) -> dict[str, Any]:
         "init_fingerprint": "",
         "data_fingerprint": "",
         "notes": [],
+        "provenance": {},
+        "plugin_fingerprint": "",
         "steps_per_epoch": None,
         "total_steps": None,
         "epochs_completed": 0,
@@ -99,6 +101,8 @@ class ResultsBuilder:
                 steps_per_epoch=event.steps_per_epoch,
                 total_steps=event.total_steps,
                 notes=list(event.notes),
+                provenance=event.provenance,
+                plugin_fingerprint=event.plugin_fingerprint,
             )
         elif isinstance(event, Progress):
             run = self.run(event.run)

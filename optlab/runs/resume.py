@@ -20,7 +20,7 @@ from optlab.preset.loader import LoadedPreset, load_preset
 from optlab.runs.owner import OWNER_FILE, read_owner
 from optlab.runs.results import replay
 from optlab.runs.store import code_fingerprint, read_events
-from optlab.spec import ResolvedRun
+from optlab.spec import ResolvedRun, provenance
 
 ENDED_FOR_GOOD = ("finished", "early_stopped", "diverged", "failed")
 
@@ -79,6 +79,31 @@ def _differences(spec: ResolvedRun, saved_json: str) -> list[str]:
     defaults = {name: f.default for name, f in ResolvedRun.model_fields.items() if not f.is_required()}
     saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
     return sorted(k for k in current.keys() | saved.keys() if k != "device" and current.get(k) != saved.get(k))
+
+
+def _code_changes(spec: ResolvedRun, state: dict[str, Any]) -> list[str]:
+    """What changed in the code behind the run's optimizer, scheduler, model and dataset since
+    the checkpoint: a plugin file edited (its sha256), a plugin package of another version, a
+    name now given by other code. Checkpoints from before provenance was recorded used
+    built-ins only (plugins did not exist), which is what they are compared against."""
+    try:
+        saved = json.loads(state.get("provenance") or "{}")
+    except (TypeError, ValueError):
+        saved = {}
+    changes = []
+    for kind, now in provenance(spec).items():
+        was = saved.get(kind, {"origin": "builtin"})
+        if was != now:
+            changes.append(f"the code of its {kind} changed since the checkpoint ({_where(was)} -> {_where(now)})")
+    return changes
+
+
+def _where(source: dict[str, str]) -> str:
+    if source.get("origin") == "file":
+        return f"{source.get('path')} sha256 {source.get('sha256', '')[:12]}"
+    if source.get("origin") == "package":
+        return f"{source.get('name')} {source.get('version', '')}".strip()
+    return "built-in"
 
 
 def _shape_changes(expected: dict[str, Any], saved: dict[str, Any]) -> list[str]:
@@ -177,6 +202,7 @@ def plan_resume(root: Path, device: str, force: bool = False) -> ResumePlan:
                 f"{spec.name}: checkpoint written {written}, this is code {code_fingerprint()} "
                 "(the source of optlab/training, data or models differs)"
             )
+        problems += [f"{spec.name}: {change}" for change in _code_changes(spec, state)]
         changed = _differences(spec, state["spec"])
         if changed:
             problems.append(f"{spec.name}: preset differs from the checkpoint in {', '.join(changed)}")

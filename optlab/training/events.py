@@ -47,6 +47,9 @@ class RunStarted(Event):
     total_steps: int = 0
     notes: list[str] = field(default_factory=list)
     resumed_step: int = 0  # > 0 when resumed from a checkpoint: later points of this run supersede
+    # kind -> where its code came from (optlab.spec.provenance); the hash of the plugin parts
+    provenance: dict[str, dict[str, str]] = field(default_factory=dict)
+    plugin_fingerprint: str = ""
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import math
 import time
 from typing import Any
@@ -19,7 +20,7 @@ import torch
 from optlab import __version__
 from optlab.data.datasets import DatasetBundle
 from optlab.models.registry import apply_init, build_model, count_parameters
-from optlab.spec import ResolvedRun
+from optlab.spec import ResolvedRun, plugin_fingerprint, provenance
 from optlab.training.early_stopping import BestTracker
 from optlab.training.evaluation import evaluate, test_report
 from optlab.training.events import EpochEnded, Event, Progress, RunEnded, RunStarted
@@ -67,6 +68,8 @@ class Trainer:
             self.steps_per_epoch, max(MIN_STEPS_PER_REPORT, self.steps_per_epoch // REPORTS_PER_EPOCH)
         )
         self.notes: list[str] = []
+        self.provenance = provenance(spec)
+        self.plugin_fingerprint = plugin_fingerprint(self.provenance)
 
         torch.manual_seed(spec.seed)
         model = build_model(spec.model, data.info.input_shape, n_outputs(self.task, data.info.n_classes, spec.loss))
@@ -139,6 +142,8 @@ class Trainer:
             total_steps=self.total_steps,
             notes=list(self.notes),
             resumed_step=self.step,
+            provenance=self.provenance,
+            plugin_fingerprint=self.plugin_fingerprint,
         )
 
     # ------------------------------------------------------------------ training
@@ -301,6 +306,7 @@ class Trainer:
             "run": self.spec.name,
             "optlab_version": __version__,
             "spec": self.spec.model_dump_json(),
+            "provenance": json.dumps(self.provenance, sort_keys=True),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),

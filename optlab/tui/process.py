@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from optlab import registry
 from optlab.errors import RunDirError
 from optlab.runs.files import atomic_write_json
 
@@ -91,6 +92,10 @@ def compare_command(
         cmd += ["--set", item]
     if seeds is not None:
         cmd += ["--seeds", str(seeds)]
+    # The plugins this process was given (--plugin), by absolute path for files: the child must
+    # know the same names, and it gets them the only way code gets in, on its command line.
+    for ref, source in registry.registry().plugins:
+        cmd += ["--plugin", source.path or ref]
     return cmd
 
 

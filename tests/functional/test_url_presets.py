@@ -42,6 +42,8 @@ ROUTES: dict[str, tuple[int, str, bytes, bool]] = {
     "/page.html": (200, "text/html", b"<html><body>not a preset</body></html>", True),
     "/bad.toml": (200, "text/plain", b"<html>[[[ not toml", True),
     "/binary.toml": (200, "application/octet-stream", b"\xff\xfe\x00garbage", True),
+    "/plugin.toml": (200, "text/plain", TINY.replace('"sgd", lr', '"evil.py", lr').encode(), True),
+    "/module.toml": (200, "text/plain", TINY.replace('"sgd", lr', '"evil:Optimizer", lr').encode(), True),
 }
 
 
@@ -218,3 +220,16 @@ def test_tui_confirms_a_url_preset_before_anything_starts(server: str, tmp_path:
         assert name == handed.name and handed.train.seed == 5
     finally:
         path.unlink()
+
+
+@pytest.mark.parametrize("route", ["/plugin.toml", "/module.toml"])
+def test_a_url_preset_never_loads_a_plugin(server: str, tmp_path: Path, route: str) -> None:
+    """Code gets in only through --plugin or an installed package: a remote preset naming a
+    file or module beside the user (here one that would leave a mark if imported) is refused."""
+    (tmp_path / "evil.py").write_text(
+        "open('IMPORTED', 'w').write('x')\nclass Optimizer: ...\ndef register(r): ...\n"
+    )
+    result = CliRunner().invoke(app, ["compare", f"{server}{route}", "--yes", "--quiet"])
+    assert result.exit_code == 2
+    assert "looks like code; a preset names every optimizer by its registered name only" in result.output
+    assert not (tmp_path / "IMPORTED").exists() and not (tmp_path / "runs").exists()
