@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from optlab import __version__
-from optlab.errors import RunDirError
+from optlab.errors import PresetError, RunDirError
 from optlab.preset.loader import LoadedPreset, load_preset
 from optlab.runs.owner import OWNER_FILE, read_owner
 from optlab.runs.results import replay
@@ -106,6 +106,19 @@ def _where(source: dict[str, str]) -> str:
     return "built-in"
 
 
+def _plugins_used(results: dict[str, Any]) -> str:
+    """`--plugin P` for each plugin file the runs used, and the packages, as recorded: resume
+    never loads code by itself, but it can say what the user gave last time."""
+    files, packages = set(), set()
+    for run in results.get("runs") or []:
+        for source in (run.get("provenance") or {}).values():
+            if source.get("origin") == "file":
+                files.add(f"--plugin {source.get('path')}")
+            elif source.get("origin") == "package":
+                packages.add(f"{source.get('name')} {source.get('version', '')}".strip() + " installed")
+    return "; ".join(sorted(files) + sorted(packages))
+
+
 def _shape_changes(expected: dict[str, Any], saved: dict[str, Any]) -> list[str]:
     """`name: [16, 64] saved, [32, 64] now` for each tensor whose shape differs (or that only
     one side has), at most three of them."""
@@ -176,7 +189,13 @@ def plan_resume(root: Path, device: str, force: bool = False) -> ResumePlan:
     log = read_events(root)
     results = replay(log.events)
     status = {run["name"]: run["status"] for run in results["runs"]}
-    loaded = load_preset(str(preset_path))
+    try:
+        loaded = load_preset(str(preset_path))
+    except PresetError as exc:
+        hint = _plugins_used(results)
+        if not hint:
+            raise
+        raise PresetError(f"{exc}\n{root} was trained with plugins: pass them again ({hint})") from None
     specs = loaded.resolved_runs(device)
     plan = ResumePlan(loaded, specs)
     problems: list[str] = []

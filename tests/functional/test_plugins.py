@@ -179,6 +179,9 @@ def test_resume_refuses_a_plugin_whose_code_changed(plugged: Path) -> None:
     (plugged / "run" / "results.json").unlink()
     (plugged / "halfsgd.py").write_text(PLUGIN + "\n# edited\n")
 
+    forgotten = optlab("resume", "run", "--quiet", cwd=plugged)
+    assert forgotten.returncode == 2 and "unknown optimizer 'halfsgd'" in forgotten.stderr
+    assert f"trained with plugins: pass them again (--plugin {plugged / 'halfsgd.py'})" in forgotten.stderr
     refused = optlab("resume", "run", "--plugin", "halfsgd.py", "--quiet", cwd=plugged)
     assert refused.returncode == 2, refused.stderr
     assert "half: the code of its optimizer changed since the checkpoint" in refused.stderr
