@@ -39,6 +39,21 @@ TORCH_SCHEDULERS = {
 MODELS = ("mlp", "lenet", "cnn")
 # The datasets of optlab.data.catalog, loaded by optlab.data.datasets.
 CATALOG_DATASETS = ("digits", "breast-cancer", "diabetes", "mnist", "fashion-mnist", "cifar10")
+# Datasets read from the user's files: reader(cfg) -> optlab.data.bundle.ArrayData, the [data]
+# fields each reads (DataConfig refuses the others), and a cheaper describe(cfg) where loading
+# would decode everything just to learn the shapes.
+FILE_DATASETS: dict[str, dict[str, object]] = {
+    "csv": {
+        "reader": "optlab.data.files:read_csv",
+        "fields": ("path", "test_path", "target", "features", "drop", "task"),
+    },
+    "npz": {"reader": "optlab.data.files:read_npz", "fields": ("path", "task")},
+    "imagefolder": {
+        "reader": "optlab.data.imagefolder:read_imagefolder",
+        "fields": ("path", "image_size", "grayscale", "max_memory"),
+        "describe": "optlab.data.imagefolder:describe_imagefolder",
+    },
+}
 
 
 def register(registry: Registrar) -> None:
@@ -51,3 +66,6 @@ def register(registry: Registrar) -> None:
         registry.model(name, f"optlab.models.registry:{name}")
     for name in CATALOG_DATASETS:
         registry.builtin("dataset", name, "optlab.data.datasets:load_catalog_dataset", {"catalog": True})
+    for name, facts in FILE_DATASETS.items():
+        extra = {"file": True, **{k: v for k, v in facts.items() if k != "reader"}}
+        registry.builtin("dataset", name, str(facts["reader"]), extra)

@@ -2,19 +2,23 @@
 
 Everything lives in memory as one tensor per split (no DataLoader, no per-sample transforms):
 the datasets here are small enough, and it keeps every run's data pipeline identical.
+
+Three kinds of dataset entries (see `optlab.builtins`): the catalog's (`catalog` in the
+entry's extra: `target(cfg) -> DatasetBundle`), optlab's file readers (`file`:
+`target(cfg) -> ArrayData`) and plugin loaders (`loader(**data.options)` -> a mapping of
+arrays, checked by `optlab.data.plugins`). The last two share `bundle_from_arrays`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import hashlib
+import importlib
 import os
 import pickle
 import socket
 import sys
 import threading
-from dataclasses import dataclass, field
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -24,9 +28,21 @@ import platformdirs
 import torch
 
 from optlab import registry
-from optlab.data.catalog import CATALOG, DatasetInfo, split_sizes
+from optlab.data.bundle import (
+    ArrayData,
+    DatasetBundle,
+    bundle_from_arrays,
+    check_sizes,
+    fingerprint,
+    split_pool,
+)
+from optlab.data.catalog import CATALOG, DatasetInfo
+from optlab.data.files import files_signature
+from optlab.data.plugins import arrays_from_loader
 from optlab.errors import DatasetUnavailable, PresetError
 from optlab.spec import DataConfig
+
+__all__ = ["DatasetBundle", "describe_loaded", "load_dataset"]
 
 IMAGE_STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "mnist": ((0.1307,), (0.3081,)),
@@ -42,51 +58,9 @@ _MNIST_FILES = (
 )
 _CIFAR_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta")
 PROBE_TIMEOUT_S = 3.0
-
-
-@dataclass
-class DatasetBundle:
-    """One dataset, split and preprocessed. `split_indices["train"|"val"|"test"]` are the sample
-    indices of each split: into the whole dataset for scikit-learn datasets; for torchvision ones
-    train/val index the official train split and test the official test split."""
-
-    info: DatasetInfo
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_val: torch.Tensor
-    y_val: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    class_names: list[str]
-    target_mean: float = 0.0
-    target_std: float = 1.0
-    split_fingerprint: str = ""
-    split_indices: dict[str, np.ndarray] = field(default_factory=dict)
-
-    _TENSORS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
-
-    def to(self, device: str | torch.device) -> DatasetBundle:
-        """A copy with every tensor on `device` (pinned, non-blocking copies for CUDA)."""
-        dev = torch.device(device)
-        moved: dict[str, torch.Tensor] = {}
-        for name in self._TENSORS:
-            t: torch.Tensor = getattr(self, name)
-            if dev.type == "cuda" and t.device.type == "cpu":
-                t = t.pin_memory()
-            moved[name] = t.to(dev, non_blocking=True)
-        return dataclasses.replace(self, **moved)
-
-    def facts(self) -> dict[str, Any]:
-        return {
-            "name": self.info.name,
-            "task": self.info.task,
-            "n_classes": self.info.n_classes,
-            "input_shape": list(self.info.input_shape),
-            "n_train": len(self.x_train),
-            "n_val": len(self.x_val),
-            "n_test": len(self.x_test),
-            "class_names": list(self.class_names),
-        }
+# describe_loaded: validation asks for every run of a preset; a handful of datasets per process.
+_DESCRIBED: OrderedDict[tuple[str, tuple[tuple[str, int, int], ...]], DatasetInfo] = OrderedDict()
+_DESCRIBED_MAX = 32
 
 
 def data_cache_dir() -> Path:
@@ -99,7 +73,13 @@ def data_cache_dir() -> Path:
 
 def load_dataset(cfg: DataConfig, device: str = "cpu") -> DatasetBundle:
     """Load, split and normalise `cfg.dataset`. Same cfg, same tensors and split_fingerprint."""
-    bundle = registry.get("dataset", cfg.dataset).factory()(cfg)
+    entry = registry.get("dataset", cfg.dataset)
+    if entry.extra.get("catalog"):
+        bundle = entry.factory()(cfg)
+    elif entry.extra.get("file"):
+        bundle = bundle_from_arrays(cfg, entry.factory()(cfg))
+    else:
+        bundle = bundle_from_arrays(cfg, arrays_from_loader(entry, cfg.options))
     return bundle if torch.device(device).type == "cpu" else bundle.to(device)
 
 
@@ -110,78 +90,25 @@ def load_catalog_dataset(cfg: DataConfig) -> DatasetBundle:
 
 
 def describe_loaded(cfg: DataConfig) -> DatasetInfo:
-    """Facts about a dataset known only from its data: load it (on the CPU) and look."""
-    return load_dataset(cfg).info
-
-
-# ---------------------------------------------------------------------------------------------- splits
-
-
-def _sizes(cfg: DataConfig, info: DatasetInfo, n_total: int, n_official_test: int) -> tuple[int, int, int]:
-    """catalog.split_sizes applied to the counts actually found on disk (equal for the real files)."""
-    actual = dataclasses.replace(info, n_total=n_total, n_official_test=n_official_test)
-    n_train, n_val, n_test = split_sizes(actual, cfg.test_fraction, cfg.val_fraction, cfg.val_size)
-    if n_train <= 0:
-        what = (
-            f"data.val_size={cfg.val_size}"
-            if cfg.val_size is not None
-            else f"data.val_fraction={cfg.val_fraction}"
-        )
-        raise PresetError(
-            f"{what} leaves no training samples for {info.name!r}: only {n_train + n_val} samples "
-            "remain for training and validation together"
-        )
-    return n_train, n_val, n_test
-
-
-def _carve(
-    indices: np.ndarray, n_take: int, labels: np.ndarray | None, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded split of `indices` into (rest, taken) with len(taken) == n_take, stratified by
-    `labels` when given and possible."""
-    seed %= 2**32
-    if n_take <= 0:
-        return np.random.RandomState(seed).permutation(indices), indices[:0]
-    from sklearn.model_selection import train_test_split
-
-    if labels is not None:
-        try:
-            rest, taken = train_test_split(indices, test_size=n_take, random_state=seed, stratify=labels)
-            return np.asarray(rest), np.asarray(taken)
-        except ValueError:  # too few samples per class for a stratified split
-            pass
-    rest, taken = train_test_split(indices, test_size=n_take, random_state=seed)
-    return np.asarray(rest), np.asarray(taken)
-
-
-def _split(cfg: DataConfig, y_pool: np.ndarray, n_val: int, stratify: bool) -> tuple[np.ndarray, np.ndarray]:
-    pool = np.arange(len(y_pool))
-    train, val = _carve(pool, n_val, y_pool if stratify else None, cfg.split_seed)
-    if cfg.train_limit is not None:
-        train = train[: cfg.train_limit]
-    return train, val
-
-
-def _fingerprint(name: str, splits: dict[str, np.ndarray]) -> str:
-    h = hashlib.sha256(name.encode())
-    for key in ("train", "val", "test"):
-        idx = np.ascontiguousarray(splits[key], dtype="<i8")
-        h.update(f"|{key}:{len(idx)}|".encode())
-        h.update(idx.tobytes())
-    return h.hexdigest()[:16]
-
-
-def _standardise(train: torch.Tensor, *others: torch.Tensor, dim: int | None) -> tuple[torch.Tensor, ...]:
-    """Standardise with the training split's statistics (per feature when dim=0, scalar when None)."""
-    if len(train) == 0:
-        return (train, *others)
-    if dim is None:
-        mean, std = train.mean(), train.std(unbiased=False)
-        std = std if std > 0 else torch.ones_like(std)
-    else:
-        mean, std = train.mean(dim=dim), train.std(dim=dim, unbiased=False)
-        std = torch.where(std > 0, std, torch.ones_like(std))
-    return tuple((t - mean) / std for t in (train, *others))
+    """Facts about a dataset known only from its data: a file reader's own `describe` when it
+    has one (an image folder is described without decoding it), else load it and look. Kept
+    per process by the config and the files' sizes and modification times, so validating
+    every run of a preset reads the data once, and a changed file is read again."""
+    key = (cfg.model_dump_json(), files_signature(cfg))
+    info = _DESCRIBED.get(key)
+    if info is None:
+        entry = registry.get("dataset", cfg.dataset)
+        describe = entry.extra.get("describe")
+        if isinstance(describe, str):
+            module, _, attr = describe.partition(":")
+            info = getattr(importlib.import_module(module), attr)(cfg)
+        else:
+            info = load_dataset(cfg).info
+        _DESCRIBED[key] = info
+        while len(_DESCRIBED) > _DESCRIBED_MAX:
+            _DESCRIBED.popitem(last=False)
+    _DESCRIBED.move_to_end(key)
+    return info
 
 
 # ---------------------------------------------------------------------------------------------- sklearn
@@ -204,45 +131,8 @@ def _load_sklearn(cfg: DataConfig, info: DatasetInfo) -> DatasetBundle:
         class_names = []
     else:  # pragma: no cover - guarded by the schema
         raise PresetError(f"unknown offline dataset {info.name!r}")
-    y = np.asarray(raw.target)
-    classify = info.task != "regression"
-
-    _, n_val, n_test = _sizes(cfg, info, len(x), 0)
-    everything = np.arange(len(x))
-    pool, test = _carve(everything, n_test, y if classify else None, cfg.split_seed)
-    if cfg.test_limit is not None:
-        test = test[: cfg.test_limit]
-    train_p, val_p = _split(cfg, y[pool], n_val, classify)
-    splits = {"train": pool[train_p], "val": pool[val_p], "test": test}
-
-    xs = [torch.from_numpy(x[splits[k]]) for k in ("train", "val", "test")]
-    if classify:
-        ys = [torch.from_numpy(y[splits[k]].astype(np.int64)) for k in ("train", "val", "test")]
-    else:
-        ys = [torch.from_numpy(y[splits[k]].astype(np.float32)) for k in ("train", "val", "test")]
-
-    target_mean, target_std = 0.0, 1.0
-    if cfg.normalize:
-        xs = list(_standardise(*xs, dim=None if info.name == "digits" else 0))
-        if not classify and len(ys[0]):
-            target_mean = float(ys[0].double().mean())
-            target_std = float(ys[0].double().std(unbiased=False)) or 1.0
-            ys = [(t - target_mean) / target_std for t in ys]
-
-    return DatasetBundle(
-        info=info,
-        x_train=xs[0],
-        y_train=ys[0],
-        x_val=xs[1],
-        y_val=ys[1],
-        x_test=xs[2],
-        y_test=ys[2],
-        class_names=class_names,
-        target_mean=target_mean,
-        target_std=target_std,
-        split_fingerprint=_fingerprint(info.name, splits),
-        split_indices=splits,
-    )
+    arrays = ArrayData(x_train=x, y_train=np.asarray(raw.target), task=info.task, class_names=class_names)
+    return bundle_from_arrays(cfg, arrays, info)
 
 
 # ---------------------------------------------------------------------------------------------- torchvision
@@ -341,8 +231,8 @@ def _load_torchvision(cfg: DataConfig, info: DatasetInfo) -> DatasetBundle:
 
     x_pool, y_pool = arrays(train_ds)
     x_off, y_off = arrays(test_ds)
-    _, n_val, n_test = _sizes(cfg, info, len(x_pool) + len(x_off), len(x_off))
-    train, val = _split(cfg, y_pool.numpy(), n_val, stratify=True)
+    _, n_val, n_test = check_sizes(cfg, info, len(x_pool) + len(x_off), len(x_off))
+    train, val = split_pool(cfg, y_pool.numpy(), n_val, stratify=True)
     test = np.arange(min(n_test, cfg.test_limit or n_test))
     splits = {"train": train, "val": val, "test": test}
 
@@ -363,6 +253,6 @@ def _load_torchvision(cfg: DataConfig, info: DatasetInfo) -> DatasetBundle:
         x_test=prep(x_off, test),
         y_test=y_off[torch.from_numpy(test)],
         class_names=class_names,
-        split_fingerprint=_fingerprint(info.name, splits),
+        split_fingerprint=fingerprint(info.name, splits),
         split_indices=splits,
     )

@@ -93,7 +93,11 @@ class Trainer:
         self.best = BestTracker(spec.early_stopping, self.task)
 
         first_order = epoch_permutation(spec.seed, 1, self.n_train, spec.shuffle)
-        self.data_fingerprint = fingerprint_tensors([first_order, torch.tensor(data.x_train.shape)])
+        order_and_shape = [first_order, torch.tensor(data.x_train.shape)]
+        if data.files:  # a file dataset: the bytes it was read from, so one changed byte shows
+            files = hashlib.sha256("".join(f"{f['name']}:{f['sha256']}\n" for f in data.files).encode())
+            order_and_shape.append(torch.tensor(list(files.digest()), dtype=torch.uint8))
+        self.data_fingerprint = fingerprint_tensors(order_and_shape)
         self.loss_buffer = torch.zeros(self.log_every, device=self.device)
         self.correct = torch.zeros((), dtype=torch.int64, device=self.device)
 
