@@ -9,8 +9,31 @@ pydantic-only preset schema) stays cheap.
 from __future__ import annotations
 
 from optlab.data.catalog import describe_dataset, split_sizes
+from optlab.errors import PresetError
 from optlab.preset.schema import Preset
-from optlab.spec import ResolvedRun
+from optlab.registry import PluginError
+from optlab.spec import DataConfig, ResolvedRun
+
+
+def data_error(data: DataConfig) -> str | None:
+    """Why the dataset cannot be read as configured (a file dataset's bad file, a plugin
+    loader's unknown option or bad arrays), or None. Reading it here, once, makes a bad file
+    an error of validation, before any run directory is written; describe_dataset keeps what
+    it learnt, so the runs' checks do not read it again."""
+    from optlab import registry
+
+    entry = registry.get("dataset", data.dataset)
+    if not entry.extra.get("catalog") and not entry.extra.get("file"):
+        from optlab.data.plugins import options_error
+
+        problem = options_error(entry, data.options)
+        if problem:
+            return problem
+    try:
+        describe_dataset(data)
+    except (PresetError, PluginError) as exc:
+        return str(exc)
+    return None
 
 
 def _data_error(run: ResolvedRun) -> str | None:

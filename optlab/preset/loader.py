@@ -33,6 +33,8 @@ MAX_EXTENDS_DEPTH = 16
 OWN_WORDS = ("missing", "no_runs", "duplicate_run_name")
 
 PROJECT_PRESETS = Path("presets")
+# [data] fields that name the user's files: relative to the preset file that writes them.
+LOCAL_PATH_FIELDS = ("path", "test_path")
 
 
 def bundled_dir() -> Path:
@@ -176,6 +178,11 @@ def validate_preset(raw: dict[str, Any], origin: str) -> Preset:
         preset = Preset.model_validate(raw)
     except ValidationError as exc:
         raise PresetError(format_validation_error(exc, origin, raw, Preset)) from None
+    from optlab.preset.checks import data_error
+
+    problem = data_error(preset.data)
+    if problem:
+        raise PresetError(f"{origin}: data: {problem}")
     # Each run, over its sweep and seeds, must also resolve (model overrides, torch
     # signatures, task fit): a preset that validates can be trained.
     for variant in expand(preset, origin):
@@ -300,12 +307,34 @@ def _merge_tables(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def anchor_paths(raw: dict[str, Any], origin: str, folder: Path | None, url: str | None) -> dict[str, Any]:
+    """`raw` with its data files made absolute: relative to `folder` (the preset file's), or to
+    the working directory for a preset without a file (text, `--set`). The resolved runs then
+    name the same files wherever they are resumed from. A preset fetched from a URL may name
+    no local file at all: whoever wrote it does not know this machine's files."""
+    data = raw.get("data")
+    named = [k for k in LOCAL_PATH_FIELDS if isinstance(data, dict) and isinstance(data.get(k), str)]
+    if not named:
+        return raw
+    assert isinstance(data, dict)
+    if url is not None:
+        key = named[0]
+        raise PresetError(
+            f"{origin}: data.{key}: a preset fetched from a URL may not name local files (got {data[key]!r}); "
+            f"save it as a local preset, or give the file yourself with --set data.{key}=FILE"
+        )
+    base = folder if folder is not None else Path.cwd()
+    anchored = {k: str((base / Path(data[k]).expanduser()).resolve()) for k in named}
+    return {**raw, "data": {**data, **anchored}}
+
+
 def _read_ref(ref: str, skip: Path | None = None) -> tuple[dict[str, Any], str, Path | None, str | None]:
-    """Raw TOML data, a label for messages, and the file path or URL it came from."""
+    """Raw TOML data (its data files made absolute), a label for messages, and the file path
+    or URL it came from."""
     if is_url(ref):
-        return parse_toml(fetch_text(ref), ref), ref, None, ref
+        return anchor_paths(parse_toml(fetch_text(ref), ref), ref, None, ref), ref, None, ref
     path = find_preset(ref, skip)
-    return read_toml(path), str(path), path, None
+    return anchor_paths(read_toml(path), str(path), path.parent, None), str(path), path, None
 
 
 def resolve_extends(
@@ -363,7 +392,8 @@ def load_preset(ref: str, overrides: list[str] | None = None, seeds: int | None 
     # The name defaults to this file's, not to the name of a preset it extends.
     raw.setdefault("name", url_stem(url) if url else safe_name(path.stem, "unnamed") if path else "unnamed")
     raw = resolve_extends(raw, origin, path, url)
-    raw = apply_overrides(raw, overrides or [])
+    # A file given on the command line is relative to where the command runs.
+    raw = anchor_paths(apply_overrides(raw, overrides or []), origin, None, None)
     if seeds is not None:
         raw = with_seeds(raw, seeds)
     # A value given on the command line is not in the file: say so, or the user looks for it there.
@@ -378,5 +408,5 @@ def load_preset(ref: str, overrides: list[str] | None = None, seeds: int | None 
 
 
 def load_preset_text(text: str, origin: str = "<preset>") -> LoadedPreset:
-    raw = resolve_extends(parse_toml(text, origin), origin, None, None)
+    raw = anchor_paths(resolve_extends(parse_toml(text, origin), origin, None, None), origin, None, None)
     return LoadedPreset(validate_preset(raw, origin), None, raw)

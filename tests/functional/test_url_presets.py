@@ -44,6 +44,8 @@ ROUTES: dict[str, tuple[int, str, bytes, bool]] = {
     "/binary.toml": (200, "application/octet-stream", b"\xff\xfe\x00garbage", True),
     "/plugin.toml": (200, "text/plain", TINY.replace('"sgd", lr', '"evil.py", lr').encode(), True),
     "/module.toml": (200, "text/plain", TINY.replace('"sgd", lr', '"evil:Optimizer", lr').encode(), True),
+    "/local-file.toml": (200, "text/plain", b'[data]\ndataset = "csv"\npath = "/etc/passwd"\n[[runs]]\nname = "a"\n', True),
+    "/local-test-file.toml": (200, "text/plain", b'extends = "tiny.toml"\n[data]\ntest_path = "t.csv"\n', True),
 }
 
 
@@ -233,3 +235,21 @@ def test_a_url_preset_never_loads_a_plugin(server: str, tmp_path: Path, route: s
     assert result.exit_code == 2
     assert "looks like code; a preset names every optimizer by its registered name only" in result.output
     assert not (tmp_path / "IMPORTED").exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(("route", "field"), [("/local-file.toml", "path"), ("/local-test-file.toml", "test_path")])
+def test_a_url_preset_may_not_name_local_files(server: str, tmp_path: Path, route: str, field: str) -> None:
+    with pytest.raises(PresetError, match=rf"{route[1:]}: data.{field}: a preset fetched from a URL may not name "
+                                          "local files"):
+        load_preset(server + route)
+    result = CliRunner().invoke(app, ["compare", server + route, "--yes", "--out", "out"])
+    assert result.exit_code == 2 and "may not name local files" in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and not (tmp_path / "out").exists()
+
+
+def test_a_local_preset_extending_a_url_may_name_its_own_files(server: str, tmp_path: Path) -> None:
+    (tmp_path / "d.csv").write_text("a,y\n" + "".join(f"{i},{i % 2}\n" for i in range(20)))
+    (tmp_path / "mine.toml").write_text(f'extends = "{server}/tiny.toml"\n[data]\ndataset = "csv"\n'
+                                        'path = "d.csv"\ntrain_limit = 10\n[train]\nbatch_size = 4\n')
+    loaded = load_preset(str(tmp_path / "mine.toml"))
+    assert loaded.preset.data.path == str(tmp_path / "d.csv")
