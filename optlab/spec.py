@@ -13,7 +13,15 @@ import hashlib
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from optlab import registry
 from optlab.registry import Kind
@@ -133,6 +141,17 @@ class DataConfig(Strict):
     @classmethod
     def _memory(cls, v: int | str | None) -> int | None:
         return None if v is None else parse_bytes(v)
+
+    @model_serializer(mode="wrap")
+    def _leave_out_unused(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # The file readers' and plugins' fields at their defaults say nothing about a digits
+        # run: keep them out of every preset.toml, spec and event that does not use them.
+        out = handler(self)
+        defaults = type(self).model_fields
+        for name in (*FILE_FIELDS, "options"):
+            if name in out and getattr(self, name) == defaults[name].get_default(call_default_factory=True):
+                del out[name]
+        return out
 
     @model_validator(mode="after")
     def _fields_of_the_dataset(self) -> DataConfig:
