@@ -382,3 +382,20 @@ def test_the_describe_cache_is_bounded(tmp_path: Path) -> None:
     for seed in range(ds._DESCRIBED_MAX + 5):
         describe_dataset(csv_cfg(path, split_seed=seed))
     assert len(ds._DESCRIBED) == ds._DESCRIBED_MAX
+
+
+def test_paths_are_relative_to_the_file_that_names_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "base" / "data").mkdir(parents=True)
+    write_csv(tmp_path / "base" / "data" / "d.csv", n=30)
+    (tmp_path / "base" / "base.toml").write_text(
+        '[data]\ndataset = "csv"\npath = "data/d.csv"\n[train]\nbatch_size = 8\n[[runs]]\nname = "a"\n'
+    )
+    (tmp_path / "child").mkdir()
+    (tmp_path / "child" / "child.toml").write_text('extends = "../base/base.toml"\n[train]\nepochs = 1\n')
+    monkeypatch.chdir(tmp_path / "child")
+    loaded = load_preset("child.toml")
+    assert loaded.preset.data.path == str((tmp_path / "base" / "data" / "d.csv").resolve())
+    write_csv(tmp_path / "child" / "other.csv", n=20)
+    other = load_preset("child.toml", ["data.path=other.csv"])  # the command line: relative to here
+    assert other.preset.data.path == str((tmp_path / "child" / "other.csv").resolve())
+    assert describe_dataset(other.preset.data).n_total == 20
