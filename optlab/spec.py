@@ -133,7 +133,7 @@ class DataConfig(Strict):
     @classmethod
     def _image_size(cls, v: int | list[int] | None) -> int | list[int] | None:
         sizes = [v] if isinstance(v, int) else v
-        if sizes is not None and (len(sizes) != 2 and not isinstance(v, int) or any(s < 1 for s in sizes)):
+        if sizes is not None and (len(sizes) != 2 and isinstance(v, list) or any(s < 1 for s in sizes)):
             raise ValueError("image_size must be a size >= 1 or [height, width] of sizes >= 1")
         return v
 

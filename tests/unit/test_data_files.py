@@ -135,6 +135,9 @@ def test_data_fields_are_checked_for_the_dataset_they_belong_to(tmp_path: Path) 
         DataConfig(dataset="digits", target="y")
     with pytest.raises(ValidationError, match="image_size is only for dataset 'imagefolder', not 'csv'"):
         DataConfig(dataset="csv", path="x.csv", image_size=8)
+    for size in ([4], 0, [3, 0], [1, 2, 3]):
+        with pytest.raises(ValidationError, match=r"image_size must be a size >= 1 or \[height, width\]"):
+            DataConfig(dataset="imagefolder", path="x", image_size=size)
     with pytest.raises(ValidationError, match="options are for plugin datasets"):
         DataConfig(dataset="digits", options={"n": 1})
     with pytest.raises(ValidationError, match="unknown task 'classify'"):
