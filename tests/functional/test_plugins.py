@@ -209,3 +209,19 @@ def test_shell_completion_names_presets_and_registered_names_without_torch(tmp_p
                              text=True, timeout=60).stdout.split()
         assert expected in out, (words, out)
         assert out[-1] == "NO-TORCH", words
+
+
+def test_the_example_package_preset_trains_with_its_module_as_a_file_plugin(tmp_path: Path) -> None:
+    result = optlab("compare", str(EXAMPLE / "signsgd-vs-adam.toml"), "--plugin", str(EXAMPLE_MODULE),
+                    "--set", "train.epochs=2", "--out", "run", "--quiet", "--format", "json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["dataset"]["name"] == "two-moons" and doc["dataset"]["task"] == "binary"
+    runs = {r["name"]: r for r in doc["runs"]}
+    assert {r["status"] for r in runs.values()} == {"finished"}
+    assert runs["signsgd"]["provenance"]["optimizer"]["origin"] == "file"
+    assert runs["adam"]["provenance"]["optimizer"] == {"origin": "builtin"}
+    assert runs["adam"]["provenance"]["model"]["origin"] == "file"  # resmlp, for both runs
+    assert runs["signsgd"]["init_fingerprint"] == runs["adam"]["init_fingerprint"]
+    # Two moons is not linearly separable; the residual MLP learns it well past chance.
+    assert runs["adam"]["test"]["accuracy"] > 0.8
