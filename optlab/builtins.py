@@ -1,11 +1,13 @@
 """optlab's own optimizers, schedulers, models and datasets, registered as a plugin registers.
 
 Factories are "module:attr" references, imported when a run is built: listing or checking a
-name never imports torch.
+name never imports torch (nor pytorch-optimizer: its names are registered when
+`importlib.util.find_spec` finds the package, which does not import it).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -21,6 +23,33 @@ TORCH_OPTIMIZERS = {
     "adamax": "Adamax",
     "nadam": "NAdam",
     "radam": "RAdam",
+}
+
+# Optimizers with capabilities, or that only recent torch releases have:
+# name -> (torch.optim class, the torch release that added it, capabilities).
+TORCH_OPTIMIZERS_SPECIAL: dict[str, tuple[str, str, dict[str, bool]]] = {
+    # Takes 2-D matrices only: the trainer gives the other parameters to an auxiliary AdamW.
+    "muon": ("Muon", "2.9", {"matrix_only": True}),
+    "adafactor": ("Adafactor", "2.5", {}),
+    # Re-evaluates the loss several times per step (line search): the trainer passes a closure.
+    "lbfgs": ("LBFGS", "", {"needs_closure": True}),
+}
+
+# The `optlab[optimizers]` extra: name -> (pytorch_optimizer class, capabilities), each checked
+# against pytorch-optimizer 4.1: ScheduleFreeAdamW averages its iterates (train()/eval() swap
+# them); Prodigy estimates the step size and multiplies it by lr (default 1.0); SophiaH
+# estimates the Hessian diagonal with Hutchinson's method from the gradients' graph, so the
+# backward pass must keep it (create_graph=True); none of them needs a closure.
+PYTORCH_OPTIMIZER_EXTRA = "pip install 'optlab[optimizers]'"
+PYTORCH_OPTIMIZERS: dict[str, tuple[str, dict[str, bool]]] = {
+    "lion": ("Lion", {}),
+    "prodigy": ("Prodigy", {"lr_is_multiplier": True}),
+    "schedulefree_adamw": ("ScheduleFreeAdamW", {"train_eval": True}),
+    "schedulefree_sgd": ("ScheduleFreeSGD", {"train_eval": True}),
+    "soap": ("SOAP", {}),
+    "adan": ("Adan", {}),
+    "ademamix": ("AdEMAMix", {}),
+    "sophiah": ("SophiaH", {"create_graph": True}),
 }
 
 # name -> (torch class in torch.optim.lr_scheduler, steps per batch)
@@ -59,6 +88,15 @@ FILE_DATASETS: dict[str, dict[str, object]] = {
 def register(registry: Registrar) -> None:
     for name, cls in TORCH_OPTIMIZERS.items():
         registry.optimizer(name, f"torch.optim:{cls}")
+    for name, (cls, since, caps) in TORCH_OPTIMIZERS_SPECIAL.items():
+        registry.builtin("optimizer", name, f"torch.optim:{cls}", {"needs": f"torch >= {since}"} if since else {}, **caps)
+    if importlib.util.find_spec("pytorch_optimizer") is not None:
+        for name, (cls, caps) in PYTORCH_OPTIMIZERS.items():
+            # Their **kwargs swallow unknown keys: the signature check must not trust it.
+            registry.builtin("optimizer", name, f"pytorch_optimizer:{cls}", {"ignores_kwargs": True}, **caps)
+    else:
+        for name in PYTORCH_OPTIMIZERS:
+            registry.needs("optimizer", name, PYTORCH_OPTIMIZER_EXTRA)
     registry.scheduler("constant", "optlab.training.schedulers:constant")
     for name, (cls, per_batch) in TORCH_SCHEDULERS.items():
         registry.scheduler(name, f"torch.optim.lr_scheduler:{cls}", per_batch=per_batch)

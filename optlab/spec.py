@@ -37,6 +37,16 @@ _MEMORY_UNITS = {
     "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
     "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
 }
+WEIGHT_DECAY_ON = ("all", "matrices")
+# A matrix-only optimizer's (Muon's) auxiliary AdamW, for the parameters it cannot train:
+# Keller Jordan's MuonWithAuxAdam example (lr 3e-4, betas (0.9, 0.95)); no decay by default,
+# since what it trains is mostly biases and gains.
+AUX_DEFAULTS: dict[str, Any] = {
+    "aux_lr": 3e-4,
+    "aux_betas": (0.9, 0.95),
+    "aux_weight_decay": 0.0,
+    "aux_head": True,  # the output layer goes to the auxiliary AdamW (false: to the matrix optimizer)
+}
 # Integer scheduler arguments torch divides by or counts with: the smallest value that works.
 # Checked here because torch reports a 0 as "integer modulo by zero" or not at all.
 SCHEDULER_MIN_INTS: dict[str, dict[str, int]] = {
@@ -244,15 +254,21 @@ class ModelConfig(BaseModel):
 
 
 class OptimizerConfig(BaseModel):
-    """`name` and `lr`; every other key is passed to the optimizer and checked against its
-    signature (see `optlab.training.optim`)."""
+    """`name`, `lr` and `weight_decay_on`; every other key is passed to the optimizer and
+    checked against its signature (see `optlab.training.optim`)."""
 
     model_config = ConfigDict(extra="allow")
 
     name: str = Field("sgd", description="Optimizer: " + names_text("optimizer"))
     lr: float = Field(0.01, gt=0.0, description="Learning rate")
+    weight_decay_on: str = Field(
+        "all",
+        description="Which parameters weight decay applies to: all, or matrices (no decay for biases "
+        "and normalisation parameters, every parameter with fewer than 2 dimensions)",
+    )
 
     _check_name = field_validator("name")(lambda v: registered(v, "optimizer"))
+    _check_decay_on = field_validator("weight_decay_on")(lambda v: one_of(v, WEIGHT_DECAY_ON, "weight_decay_on"))
 
     @property
     def kwargs(self) -> dict[str, Any]:
@@ -266,18 +282,26 @@ class OptimizerConfig(BaseModel):
                 if key == "alpha" and self.name != "rmsprop":
                     continue
                 raise ValueError(f"{key} must be in [0, 1), got {extra[key]!r}")
-        if "betas" in extra:
-            betas = extra["betas"]
-            if (
+        # Adan and AdEMAMix take three betas; the auxiliary AdamW two.
+        for key, counts, words in (("betas", (2, 3), "two (or three)"), ("aux_betas", (2,), "two")):
+            betas = extra.get(key)
+            if key in extra and (
                 not isinstance(betas, list | tuple)
-                or len(betas) != 2
+                or len(betas) not in counts
                 or not all(isinstance(b, int | float) and 0.0 <= b < 1.0 for b in betas)
             ):
-                raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
-        if "weight_decay" in extra and not (
-            isinstance(extra["weight_decay"], int | float) and extra["weight_decay"] >= 0
+                raise ValueError(f"{key} must be {words} numbers in [0, 1), got {betas!r}")
+        for key in ("weight_decay", "aux_weight_decay"):
+            if key in extra and not (
+                isinstance(extra[key], int | float) and not isinstance(extra[key], bool) and extra[key] >= 0
+            ):
+                raise ValueError(f"{key} must be >= 0, got {extra[key]!r}")
+        if "aux_lr" in extra and not (
+            isinstance(extra["aux_lr"], int | float) and not isinstance(extra["aux_lr"], bool) and extra["aux_lr"] > 0
         ):
-            raise ValueError(f"weight_decay must be >= 0, got {extra['weight_decay']!r}")
+            raise ValueError(f"aux_lr must be > 0, got {extra['aux_lr']!r}")
+        if "aux_head" in extra and not isinstance(extra["aux_head"], bool):
+            raise ValueError(f"aux_head must be true or false, got {extra['aux_head']!r}")
         return self
 
 

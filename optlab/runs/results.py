@@ -53,6 +53,7 @@ def empty_run(name: str) -> dict[str, Any]:
         "best_epoch": None,
         "wall_time_s": 0.0,
         "train_samples_per_s": 0.0,
+        "grad_evals": 0,  # forward+backward passes (LBFGS-style optimizers take several per step)
         "progress": None,
         "history": [],
         "time_to_target": None,
@@ -108,9 +109,11 @@ class ResultsBuilder:
             run = self.run(event.run)
             run["progress"] = {
                 k: getattr(event, k)
-                for k in ("step", "epoch", "samples_seen", "train_loss", "lr", "elapsed_s", "samples_per_s")
+                for k in ("step", "epoch", "samples_seen", "train_loss", "lr", "elapsed_s", "samples_per_s",
+                          "grad_evals")
             }
             run["wall_time_s"] = event.elapsed_s
+            run["grad_evals"] = event.grad_evals
             run["train_samples_per_s"] = event.samples_per_s
         elif isinstance(event, EpochEnded):
             run = self.run(event.run)
@@ -128,6 +131,7 @@ class ResultsBuilder:
                 best_epoch=event.best_epoch,
                 wall_time_s=event.wall_time_s,
                 train_samples_per_s=event.train_samples_per_s,
+                grad_evals=event.grad_evals or run["grad_evals"],
                 test=event.test,
             )
             if run["time_to_target"] is None:  # a run that ended before its first epoch

@@ -160,7 +160,7 @@ def _misfit(spec: ResolvedRun, state: dict[str, Any]) -> str | None:
         return f"its model's shape changed ({'; '.join(fields + changes)}), so the saved weights do not fit"
     try:
         model.load_state_dict(state["model"])
-        optimizer = build_optimizer(model.parameters(), spec.optimizer, "cpu")
+        optimizer = build_optimizer(model, spec.optimizer, "cpu")
         optimizer.load_state_dict(state["optimizer"])
         LRSchedule(optimizer, spec.scheduler, spec.epochs, 1).load_state_dict(state["schedule"])
     except Exception as exc:  # whatever torch says about a state that does not fit

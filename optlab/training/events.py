@@ -64,6 +64,7 @@ class Progress(Event):
     lr: float = 0.0
     elapsed_s: float = 0.0
     samples_per_s: float = 0.0
+    grad_evals: int = 0  # forward+backward passes so far (more than steps with a closure optimizer)
 
 
 @dataclass
@@ -94,6 +95,7 @@ class RunEnded(Event):
     best_epoch: int | None = None
     wall_time_s: float = 0.0
     train_samples_per_s: float = 0.0
+    grad_evals: int = 0
     test: dict[str, Any] | None = None
 
 

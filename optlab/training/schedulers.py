@@ -24,6 +24,7 @@ import torch
 from torch.optim import Optimizer
 
 from optlab import registry
+from optlab.errors import OptlabError
 from optlab.spec import OptimizerConfig, SchedulerConfig
 from optlab.training.optim import unknown_kwarg_error
 
@@ -206,9 +207,12 @@ def _dummy_optimizer(optimizer: OptimizerConfig | None) -> Optimizer:
 
     param = torch.zeros(1, requires_grad=True)
     if optimizer is not None:
+        # A matrix and a vector, so a matrix-only optimizer builds too (with its auxiliary
+        # AdamW: the schedule then drives both, as in training).
+        params = [torch.zeros(2, 2, requires_grad=True), torch.zeros(2, 2, requires_grad=True), param]
         try:
-            return build_optimizer([param], optimizer, "cpu")
-        except (ValueError, TypeError, RuntimeError, KeyError):
+            return build_optimizer(params, optimizer, "cpu")
+        except (ValueError, TypeError, RuntimeError, KeyError, OptlabError):
             pass  # reported by the optimizer check; judge the scheduler on its own
     return torch.optim.SGD([param], lr=optimizer.lr if optimizer else 0.01)
 
@@ -228,7 +232,7 @@ def _dry_run_error(cfg: SchedulerConfig, epochs: int, optimizer: OptimizerConfig
                     if not math.isfinite(lr) or lr < 0:
                         when = f"epoch {epoch + 1}" + (f", batch {step + 1}" if schedule.per_batch else "")
                         return f"scheduler {cfg.name!r} drives the learning rate to {lr:g} ({when})"
-                    opt.step()
+                    opt.step(lambda: torch.zeros(()))  # a closure, for optimizers that need one
                     schedule.after_batch()
                 schedule.after_epoch(1.0)
         except (ValueError, TypeError, KeyError, ZeroDivisionError, OverflowError, RuntimeError) as exc:

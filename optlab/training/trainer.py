@@ -12,12 +12,13 @@ import hashlib
 import json
 import math
 import time
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
 
-from optlab import __version__
+from optlab import __version__, registry
 from optlab.data.datasets import DatasetBundle
 from optlab.models.registry import apply_init, build_model, count_parameters
 from optlab.spec import ResolvedRun, plugin_fingerprint, provenance
@@ -33,6 +34,7 @@ REPORTS_PER_EPOCH = 10
 # interleaving: on a small dataset (18 steps an epoch for digits) ten a epoch would mean one
 # per step, which costs the engine its "no per-step sync" and a live UI a flood of events.
 MIN_STEPS_PER_REPORT = 4
+CREATE_GRAPH_WARNING = r"Using backward\(\) with create_graph=True"
 
 
 def epoch_permutation(seed: int, epoch: int, n: int, shuffle: bool = True) -> torch.Tensor:
@@ -85,10 +87,25 @@ class Trainer:
         if spec.compile:
             self.forward = torch.compile(self.model)
         self.loss_fn = build_loss(spec.loss, self.task, spec.label_smoothing)
-        self.optimizer = build_optimizer(self.model.parameters(), spec.optimizer, self.device.type)
+        self.optimizer = build_optimizer(self.model, spec.optimizer, self.device.type)
         self.schedule = LRSchedule(self.optimizer, spec.scheduler, spec.epochs, self.steps_per_epoch)
+        entry = registry.get("optimizer", spec.optimizer.name)
+        # Schedule-free optimizers train at one point and evaluate at another (their average):
+        # optimizer.train() before training steps, eval() before anything that reads the weights.
+        self.train_eval = entry.has("train_eval")
+        self.needs_closure = entry.has("needs_closure")
+        self.create_graph = entry.has("create_graph")  # Hessian estimates from the gradients' graph
+        if self.create_graph:
+            # torch warns of the parameter <-> gradient cycle; zero_grad(set_to_none=True) at
+            # every step breaks it.
+            warnings.filterwarnings("ignore", message=CREATE_GRAPH_WARNING, category=UserWarning)
+        if entry.has("lr_is_multiplier"):
+            self.notes.append(f"lr is a multiplier of the optimizer's own estimate ({spec.optimizer.name})")
         self.amp_dtype = self._amp_dtype()
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype is torch.float16)
+        fp16 = self.amp_dtype is torch.float16
+        if fp16 and self.needs_closure:
+            self.notes.append("fp16 loss scaling is off: GradScaler cannot step an optimizer that needs a closure")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=fp16 and not self.needs_closure)
         self.l1_params = [p for n, p in self.model.named_parameters() if p.dim() > 1] if spec.l1 else []
         self.best = BestTracker(spec.early_stopping, self.task)
 
@@ -103,6 +120,9 @@ class Trainer:
 
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps taken
+        # Forward+backward passes: one per step, more for an optimizer that re-evaluates the
+        # loss through a closure (LBFGS's line search), so runs compare on the work they did.
+        self.grad_evals = 0
         self.samples_seen = 0
         self.elapsed_s = 0.0
         self.history: list[dict[str, Any]] = []
@@ -126,6 +146,11 @@ class Trainer:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+
+    def _optimizer_mode(self, training: bool) -> None:
+        """train()/eval() of a schedule-free optimizer (both are no-ops when already there)."""
+        if self.train_eval:
+            (self.optimizer.train if training else self.optimizer.eval)()  # type: ignore[attr-defined]
 
     @property
     def fraction_done(self) -> float:
@@ -178,26 +203,13 @@ class Trainer:
         x, y = self.data.x_train, self.data.y_train
         sizes = []
         self.model.train()
+        self._optimizer_mode(training=True)
         for i in range(n_steps):
             s = step_in_epoch + i
             end = self.n_train if s == self.steps_per_epoch - 1 else (s + 1) * bs
             idx = self._perm[s * bs : end]
             xb, yb = x.index_select(0, idx), y.index_select(0, idx)
-            with self._autocast():
-                out = self.forward(xb)
-                loss = self.loss_fn(out.float(), yb)
-                if self.l1_params:
-                    loss = loss + spec.l1 * sum(p.abs().sum() for p in self.l1_params)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            if spec.clip_grad_norm or spec.clip_grad_value:
-                self.scaler.unscale_(self.optimizer)
-                if spec.clip_grad_norm:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), spec.clip_grad_norm)
-                else:
-                    torch.nn.utils.clip_grad_value_(self.model.parameters(), spec.clip_grad_value)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            loss, out = self._closure_step(xb, yb) if self.needs_closure else self._plain_step(xb, yb)
             self.schedule.after_batch()
             self.loss_buffer[i] = loss.detach()
             if self.task != "regression":
@@ -222,17 +234,65 @@ class Trainer:
                 lr=self.schedule.lr(),
                 elapsed_s=self.elapsed_s,
                 samples_per_s=self.samples_seen / max(self.elapsed_s, 1e-9),
+                grad_evals=self.grad_evals,
             )
         ]
         if self.step % self.steps_per_epoch == 0:
             events.extend(self._end_epoch())
         return events
 
+    def _loss(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with self._autocast():
+            out = self.forward(xb)
+            loss = self.loss_fn(out.float(), yb)
+            if self.l1_params:
+                loss = loss + self.spec.l1 * sum(p.abs().sum() for p in self.l1_params)
+        return loss, out
+
+    def _clip(self) -> None:
+        spec = self.spec
+        if spec.clip_grad_norm:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), spec.clip_grad_norm)
+        elif spec.clip_grad_value:
+            torch.nn.utils.clip_grad_value_(self.model.parameters(), spec.clip_grad_value)
+
+    def _plain_step(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loss, out = self._loss(xb, yb)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward(create_graph=self.create_graph)
+        if self.spec.clip_grad_norm or self.spec.clip_grad_value:
+            self.scaler.unscale_(self.optimizer)
+            self._clip()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.grad_evals += 1
+        return loss, out
+
+    def _closure_step(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`optimizer.step(closure)`: the optimizer evaluates the loss as often as it needs.
+        The step's loss (and accuracy) is its first evaluation, at the weights it started
+        from, as for every other optimizer."""
+        first: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+        def closure() -> torch.Tensor:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss, out = self._loss(xb, yb)
+            loss.backward(create_graph=self.create_graph)
+            self._clip()
+            self.grad_evals += 1
+            if not first:
+                first.append((loss.detach(), out.detach()))
+            return loss
+
+        self.optimizer.step(closure)
+        return first[0]
+
     def _end_epoch(self) -> list[Event]:
         spec = self.spec
         self.epoch += 1
         train_loss = self._epoch_loss_sum / self.n_train
         train_acc = None if self.task == "regression" else self.correct.item() / self.n_train
+        self._optimizer_mode(training=False)
         val = evaluate(
             self.model, self.data.x_val, self.data.y_val, self.loss_fn, self.task, spec.loss,
             spec.eval_batch_size, self._autocast, target_std=self.data.target_std,
@@ -276,6 +336,7 @@ class Trainer:
     def end(self, status: str, reason: str, detail: str = "", evaluate_test: bool = True) -> RunEnded:
         test = None
         if status != "diverged" and evaluate_test:
+            self._optimizer_mode(training=False)
             if status in ("finished", "early_stopped", "stopped"):
                 self.best.restore(self.model)
             result = evaluate(
@@ -297,6 +358,7 @@ class Trainer:
             best_epoch=self.best.best_epoch,
             wall_time_s=self.elapsed_s,
             train_samples_per_s=self.samples_seen / max(self.elapsed_s, 1e-9),
+            grad_evals=self.grad_evals,
             test=test,
         )
         return self.ended
@@ -305,7 +367,10 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything an exact resume needs, loadable with torch.load(weights_only=True).
-        Taken at epoch ends: the data order of the next epoch derives from (seed, epoch)."""
+        Taken at epoch ends: the data order of the next epoch derives from (seed, epoch). A
+        schedule-free optimizer is switched to eval() first: the saved weights are the ones it
+        evaluates, and the next training interval switches back, resumed or not."""
+        self._optimizer_mode(training=False)
         return {
             "run": self.spec.name,
             "optlab_version": __version__,
@@ -320,6 +385,7 @@ class Trainer:
             "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
             "epoch": self.epoch,
             "step": self.step,
+            "grad_evals": self.grad_evals,
             "samples_seen": self.samples_seen,
             "elapsed_s": self.elapsed_s,
             "history": [dict(h) for h in self.history],
@@ -335,6 +401,7 @@ class Trainer:
         if state.get("rng_cuda") is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng_cuda"], self.device)
         self.epoch, self.step = state["epoch"], state["step"]
+        self.grad_evals = int(state.get("grad_evals", self.step))  # checkpoints before grad_evals
         self.samples_seen, self.elapsed_s = state["samples_seen"], state["elapsed_s"]
         self.history = [dict(h) for h in state["history"]]
         self._perm = None
