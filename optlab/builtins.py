@@ -85,12 +85,17 @@ FILE_DATASETS: dict[str, dict[str, object]] = {
 }
 
 
+def optimizers_extra_installed() -> bool:
+    """Whether `optlab[optimizers]` (pytorch-optimizer) is installed; finding it imports nothing."""
+    return importlib.util.find_spec("pytorch_optimizer") is not None
+
+
 def register(registry: Registrar) -> None:
     for name, cls in TORCH_OPTIMIZERS.items():
         registry.optimizer(name, f"torch.optim:{cls}")
     for name, (cls, since, caps) in TORCH_OPTIMIZERS_SPECIAL.items():
         registry.builtin("optimizer", name, f"torch.optim:{cls}", {"needs": f"torch >= {since}"} if since else {}, **caps)
-    if importlib.util.find_spec("pytorch_optimizer") is not None:
+    if optimizers_extra_installed():
         for name, (cls, caps) in PYTORCH_OPTIMIZERS.items():
             # Their **kwargs swallow unknown keys: the signature check must not trust it.
             registry.builtin("optimizer", name, f"pytorch_optimizer:{cls}", {"ignores_kwargs": True}, **caps)
