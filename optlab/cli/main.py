@@ -155,6 +155,8 @@ def compare(
     with user_errors():
         load_plugins(plugins)
         loaded = load_preset(preset, overrides or [], seeds=seeds)
+        for note in loaded.left_out:  # optional runs whose optimizer, model or dataset is missing here
+            sys.stderr.write(f"optlab: note: {note}\n")
         confirm_remote(loaded, yes)
         device = check_device(device)
         root = out if out is not None else default_run_dir(loaded.preset.name)

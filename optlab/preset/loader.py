@@ -12,7 +12,7 @@ import difflib
 import json
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from optlab.errors import PresetError
 from optlab.preset.expand import expand
 from optlab.preset.fetch import fetch_text, is_url, url_stem
 from optlab.preset.names import safe_name
+from optlab.preset.optional import drop_unavailable_runs
 from optlab.preset.overrides import apply_overrides, drop_other_seed
 from optlab.preset.schema import NO_RUNS, TRAIN_DEFAULTS, Preset, RunConfig
 from optlab.spec import ModelConfig, ResolvedRun
@@ -214,7 +215,7 @@ def train_fields(preset: Preset, run: RunConfig) -> dict[str, Any]:
     [train]. No validation against torch here (see `resolve_run`)."""
     train = preset.train.model_dump(exclude_none=True)
     train.pop("seeds", None)  # expand() has already turned seeds into one run per seed
-    own = run.model_dump(exclude_none=True, exclude_unset=True, exclude={"name", "model", "seeds"})
+    own = run.model_dump(exclude_none=True, exclude_unset=True, exclude={"name", "model", "seeds", "optional"})
     for key in ("optimizer", "scheduler"):
         if key in own and key in train and own[key].get("name", train[key]["name"]) != train[key]["name"]:
             train.pop(key)
@@ -261,6 +262,9 @@ class LoadedPreset:
     path: Path | None
     raw: dict[str, Any]
     url: str | None = None  # set for a preset fetched from the web: `compare` asks before running it
+    # `optional = true` runs left out because something they name is not available here: one
+    # sentence each, for the front end to show (the loader never prints).
+    left_out: list[str] = field(default_factory=list)
 
     @property
     def origin(self) -> str:
@@ -399,14 +403,16 @@ def load_preset(ref: str, overrides: list[str] | None = None, seeds: int | None 
     # A value given on the command line is not in the file: say so, or the user looks for it there.
     given = [f"--set {item}" for item in overrides or []] + ([f"--seeds {seeds}"] if seeds is not None else [])
     try:
+        raw, left_out = drop_unavailable_runs(raw, origin)
         preset = validate_preset(raw, origin)
     except PresetError as exc:
         if not given:
             raise
         raise PresetError(str(exc).replace(f"{origin}: ", f"{origin} (with {' '.join(given)}): ")) from None
-    return LoadedPreset(preset, path, raw, url)
+    return LoadedPreset(preset, path, raw, url, left_out)
 
 
 def load_preset_text(text: str, origin: str = "<preset>") -> LoadedPreset:
     raw = anchor_paths(resolve_extends(parse_toml(text, origin), origin, None, None), origin, None, None)
-    return LoadedPreset(validate_preset(raw, origin), None, raw)
+    raw, left_out = drop_unavailable_runs(raw, origin)
+    return LoadedPreset(validate_preset(raw, origin), None, raw, left_out=left_out)

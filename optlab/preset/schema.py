@@ -112,6 +112,11 @@ class RunConfig(TrainFields):
 
     name: str = Field(..., min_length=1, description="Run name (unique within the preset)")
     model: dict[str, Any] | None = Field(None, description="Partial override of [model] for this run")
+    optional: bool = Field(
+        False,
+        description="Leave this run out, with a note, when its optimizer, model or dataset is not available "
+        "here (e.g. an optional extra is not installed) instead of refusing the preset",
+    )
 
     @field_validator("name")
     @classmethod
