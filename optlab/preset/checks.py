@@ -98,11 +98,28 @@ def check_run(run: ResolvedRun) -> str | None:
     from optlab.training.optim import optimizer_kwargs_error
     from optlab.training.schedulers import scheduler_kwargs_error
 
+    outputs = n_outputs(info.task, info.n_classes, run.loss)
     return (
-        model_fit_error(run.model, info.input_shape, n_outputs(info.task, info.n_classes, run.loss))
+        model_fit_error(run.model, info.input_shape, outputs)
         or optimizer_kwargs_error(run.optimizer)
+        or _matrix_error(run, info.input_shape, outputs)
         or scheduler_kwargs_error(run.scheduler, run.epochs, run.optimizer)
     )
+
+
+def _matrix_error(run: ResolvedRun, input_shape: tuple[int, ...], outputs: int) -> str | None:
+    """A matrix-only optimizer (Muon) needs a hidden weight matrix in the run's own model."""
+    import torch
+
+    from optlab import registry
+    from optlab.models.registry import build_model
+    from optlab.training.optim import matrix_fit_error
+
+    if not registry.get("optimizer", run.optimizer.name).has("matrix_only"):
+        return None
+    with torch.random.fork_rng(devices=[]):  # building draws initial weights
+        model = build_model(run.model, input_shape, outputs)
+    return matrix_fit_error(run.optimizer, model)
 
 
 def target_error(preset: Preset) -> str | None:

@@ -189,6 +189,19 @@ def build_optimizer(
     return CompositeOptimizer([main, aux_opt], [cfg.name, AUX_OPTIMIZER])
 
 
+def matrix_fit_error(cfg: OptimizerConfig, model: nn.Module) -> str | None:
+    """Why a matrix-only optimizer has nothing to train in `model` (no hidden 2-D weight), or
+    None; None for every other optimizer."""
+    entry = registry.registry().find("optimizer", cfg.name)
+    if entry is None or not entry.has("matrix_only"):
+        return None
+    head_on_aux = bool(cfg.kwargs.get("aux_head", AUX_DEFAULTS["aux_head"]))
+    params = named_params(model)
+    if matrix_split(params, head_on_aux)[0]:
+        return None
+    return _no_matrix_message(cfg.name, params, head_on_aux)
+
+
 def _no_matrix_message(name: str, params: list[NamedParam], head_on_aux: bool) -> str:
     has_head = any(p.param.dim() == 2 and not p.embedding for p in params)
     hint = f" besides the output layer (aux_head = false trains it with {name})" if head_on_aux and has_head else ""

@@ -11,7 +11,7 @@ from torch import nn
 
 from optlab import registry
 from optlab.data.datasets import load_dataset
-from optlab.errors import OptlabError
+from optlab.errors import OptlabError, PresetError
 from optlab.preset.loader import load_preset_text
 from optlab.spec import OptimizerConfig, SchedulerConfig
 from optlab.training.optim import build_optimizer, optimizer_kwargs_error
@@ -204,3 +204,12 @@ def test_composite_state_belongs_to_its_optimizers() -> None:
     other = build_optimizer(Mixed(), OptimizerConfig(name="adamw"), "cpu")
     with pytest.raises(ValueError, match="not"):
         opt.load_state_dict(other.state_dict())
+
+
+@needs_muon
+def test_a_preset_refuses_muon_on_a_model_without_hidden_matrices() -> None:
+    text = PRESET.format(optimizer='{ name = "muon", lr = 0.02 }', scheduler='{ name = "constant" }').replace(
+        "hidden = [32, 16]", "hidden = []")
+    with pytest.raises(PresetError, match="this model has none besides the output layer"):
+        load_preset_text(text, "m.toml")
+    assert load_preset_text(text.replace("lr = 0.02", "lr = 0.02, aux_head = false")).resolved_runs()
