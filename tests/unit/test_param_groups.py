@@ -213,3 +213,25 @@ def test_a_preset_refuses_muon_on_a_model_without_hidden_matrices() -> None:
     with pytest.raises(PresetError, match="this model has none besides the output layer"):
         load_preset_text(text, "m.toml")
     assert load_preset_text(text.replace("lr = 0.02", "lr = 0.02, aux_head = false")).resolved_runs()
+
+
+@needs_muon
+def test_grad_scaler_unscales_and_skips_every_sub_optimizer_together() -> None:
+    # fp16 training's GradScaler, on CPU tensors: the same unscale/inf-check/step path as CUDA.
+    model = _net()
+    opt = build_optimizer(model, OptimizerConfig(name="muon", lr=0.02), "cpu")
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    x = torch.randn(5, 3)
+
+    def scaled_step(poison: bool) -> list[bool]:
+        before = [p.detach().clone() for p in model.parameters()]
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(model(x).square().mean()).backward()
+        if poison:  # an overflow in one of AdamW's gradients (the output layer's bias)
+            model[3].bias.grad[0] = float("inf")
+        scaler.step(opt)
+        scaler.update()
+        return [not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True)]
+
+    assert all(scaled_step(poison=False))  # Muon's hidden weight and AdamW's parameters all moved
+    assert not any(scaled_step(poison=True)) and scaler.get_scale() == 512.0  # both skipped, scale halved
