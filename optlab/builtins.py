@@ -8,7 +8,10 @@ name never imports torch (nor pytorch-optimizer: its names are registered when
 from __future__ import annotations
 
 import importlib.util
+from importlib import metadata
 from typing import TYPE_CHECKING
+
+from optlab.registry import Source
 
 if TYPE_CHECKING:
     from optlab.registry import Registrar
@@ -90,15 +93,25 @@ def optimizers_extra_installed() -> bool:
     return importlib.util.find_spec("pytorch_optimizer") is not None
 
 
+def pytorch_optimizer_source() -> Source:
+    """The installed pytorch-optimizer distribution, read from its metadata (no import)."""
+    try:
+        version = metadata.version("pytorch-optimizer")
+    except metadata.PackageNotFoundError:
+        version = ""
+    return Source("package", "pytorch-optimizer", version)
+
+
 def register(registry: Registrar) -> None:
     for name, cls in TORCH_OPTIMIZERS.items():
         registry.optimizer(name, f"torch.optim:{cls}")
     for name, (cls, since, caps) in TORCH_OPTIMIZERS_SPECIAL.items():
         registry.builtin("optimizer", name, f"torch.optim:{cls}", {"needs": f"torch >= {since}"} if since else {}, **caps)
     if optimizers_extra_installed():
+        extra = registry.for_source(pytorch_optimizer_source())
         for name, (cls, caps) in PYTORCH_OPTIMIZERS.items():
             # Their **kwargs swallow unknown keys: the signature check must not trust it.
-            registry.builtin("optimizer", name, f"pytorch_optimizer:{cls}", {"ignores_kwargs": True}, **caps)
+            extra.builtin("optimizer", name, f"pytorch_optimizer:{cls}", {"ignores_kwargs": True}, **caps)
     else:
         for name in PYTORCH_OPTIMIZERS:
             registry.needs("optimizer", name, PYTORCH_OPTIMIZER_EXTRA)

@@ -278,6 +278,12 @@ class Registrar:
         """optlab's own entries, with internal facts (`extra`) plugins do not need."""
         self._add(kind, name, target, capabilities, extra)
 
+    def for_source(self, source: Source) -> Registrar:
+        """A registrar for entries whose code comes from elsewhere: optlab's built-in plugin for
+        an optional package registers that package's classes with its name and version, so
+        provenance (and the plugin fingerprint that resume checks) names the code that ran."""
+        return Registrar(self._registry, source)
+
     def needs(self, kind: Kind, name: str, what: str) -> None:
         """`name` exists once `what` is installed: unknown-name errors say so."""
         self._registry.missing[kind][name] = what

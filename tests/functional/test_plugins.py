@@ -129,7 +129,9 @@ def test_plugin_keyword_arguments_are_checked_against_its_signature(
         load_preset_text(bad, "p.toml")
     load_preset_text(bad.replace("beta = 1.5", "beta = 0.9"), "p.toml")
     picky = sys.modules[fresh_registry.get("optimizer", "picky").factory().__module__]
-    assert [1, 2] in picky.SHAPES
+    # The trial model has 2-D weights and 1-D biases (two layers, so a matrix-only optimizer
+    # finds a hidden matrix): one step saw both kinds.
+    assert any({1, 2} <= set(shapes) for shapes in picky.SHAPES)
 
 
 @pytest.mark.parametrize("name", ["torch.optim:SGD", "./halfsgd.py", "halfsgd.py", "pkg/mod"])
