@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,6 +65,33 @@ def evaluate(
     accuracy = None if task == "regression" else correct.item() / n
     rmse = (squared.item() / n) ** 0.5 * target_std if task == "regression" else None
     return EvalResult(loss_sum.item() / n, accuracy, torch.cat(outputs) if keep_output else None, rmse)
+
+
+def recompute_batchnorm(
+    model: nn.Module, batches: Iterable[torch.Tensor], autocast: Callable[[], object]
+) -> None:
+    """Reset every batch-norm layer's running statistics and recompute them over `batches`
+    with the current weights, as an equal-weight average (momentum None), leaving every other
+    layer (dropout) in eval mode. For optimizers whose evaluated weights are not the trained
+    ones (schedule-free): the statistics gathered while training describe the other weights."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return
+    was_training = model.training
+    model.eval()
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    with torch.no_grad():
+        for xb in batches:
+            if xb.shape[0] > 1:  # train-mode batch norm cannot normalise a single sample
+                with autocast():
+                    model(xb)
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    model.train(was_training)
 
 
 def test_report(

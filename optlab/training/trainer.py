@@ -23,17 +23,21 @@ from optlab.data.datasets import DatasetBundle
 from optlab.models.registry import apply_init, build_model, count_parameters
 from optlab.spec import ResolvedRun, plugin_fingerprint, provenance
 from optlab.training.early_stopping import BestTracker
-from optlab.training.evaluation import evaluate, test_report
+from optlab.training.evaluation import evaluate, recompute_batchnorm, test_report
 from optlab.training.events import EpochEnded, Event, Progress, RunEnded, RunStarted
 from optlab.training.losses import build_loss, n_outputs, predictions
 from optlab.training.optim import build_optimizer
 from optlab.training.schedulers import LRSchedule
+from optlab.training.steps import Stepper
 
 REPORTS_PER_EPOCH = 10
 # A report is a host sync, an event for every front end to parse, and the runner's unit of
 # interleaving: on a small dataset (18 steps an epoch for digits) ten a epoch would mean one
 # per step, which costs the engine its "no per-step sync" and a live UI a flood of events.
 MIN_STEPS_PER_REPORT = 4
+# Batches a schedule-free run's batch-norm statistics are recomputed over before evaluating
+# (facebookresearch/schedule_free's README uses 50).
+BATCHNORM_RECOMPUTE_BATCHES = 50
 CREATE_GRAPH_WARNING = r"Using backward\(\) with create_graph=True"
 
 
@@ -93,6 +97,7 @@ class Trainer:
         # Schedule-free optimizers train at one point and evaluate at another (their average):
         # optimizer.train() before training steps, eval() before anything that reads the weights.
         self.train_eval = entry.has("train_eval")
+        self._evaluating = False  # a train_eval optimizer is in eval() (set by _optimizer_mode)
         self.needs_closure = entry.has("needs_closure")
         self.create_graph = entry.has("create_graph")  # Hessian estimates from the gradients' graph
         if self.create_graph:
@@ -106,7 +111,8 @@ class Trainer:
         if fp16 and self.needs_closure:
             self.notes.append("fp16 loss scaling is off: GradScaler cannot step an optimizer that needs a closure")
         self.scaler = torch.amp.GradScaler("cuda", enabled=fp16 and not self.needs_closure)
-        self.l1_params = [p for n, p in self.model.named_parameters() if p.dim() > 1] if spec.l1 else []
+        self.stepper = Stepper(spec, self.model, self.forward, self.loss_fn, self.optimizer, self.scaler,
+                               self._autocast, needs_closure=self.needs_closure, create_graph=self.create_graph)
         self.best = BestTracker(spec.early_stopping, self.task)
 
         first_order = epoch_permutation(spec.seed, 1, self.n_train, spec.shuffle)
@@ -120,9 +126,6 @@ class Trainer:
 
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps taken
-        # Forward+backward passes: one per step, more for an optimizer that re-evaluates the
-        # loss through a closure (LBFGS's line search), so runs compare on the work they did.
-        self.grad_evals = 0
         self.samples_seen = 0
         self.elapsed_s = 0.0
         self.history: list[dict[str, Any]] = []
@@ -148,9 +151,26 @@ class Trainer:
         return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
 
     def _optimizer_mode(self, training: bool) -> None:
-        """train()/eval() of a schedule-free optimizer (both are no-ops when already there)."""
-        if self.train_eval:
-            (self.optimizer.train if training else self.optimizer.eval)()  # type: ignore[attr-defined]
+        """train()/eval() of a schedule-free optimizer. Switching to eval also recomputes the
+        batch-norm statistics for the evaluated weights (schedule-free's own advice), over the
+        first batches of the last epoch's order; once per switch, not per evaluation."""
+        if not self.train_eval:
+            return
+        if training:
+            self.optimizer.train()  # type: ignore[attr-defined]
+            self._evaluating = False
+        elif not self._evaluating:
+            self.optimizer.eval()  # type: ignore[attr-defined]
+            order = epoch_permutation(self.spec.seed, max(1, self.epoch), self.n_train, self.spec.shuffle)
+            order = order[: BATCHNORM_RECOMPUTE_BATCHES * self.spec.batch_size].to(self.device)
+            x = self.data.x_train
+            batches = (x.index_select(0, idx) for idx in order.split(self.spec.batch_size))
+            recompute_batchnorm(self.model, batches, self._autocast)
+            self._evaluating = True
+
+    @property
+    def grad_evals(self) -> int:
+        return self.stepper.grad_evals
 
     @property
     def fraction_done(self) -> float:
@@ -209,7 +229,7 @@ class Trainer:
             end = self.n_train if s == self.steps_per_epoch - 1 else (s + 1) * bs
             idx = self._perm[s * bs : end]
             xb, yb = x.index_select(0, idx), y.index_select(0, idx)
-            loss, out = self._closure_step(xb, yb) if self.needs_closure else self._plain_step(xb, yb)
+            loss, out = self.stepper.step(xb, yb)
             self.schedule.after_batch()
             self.loss_buffer[i] = loss.detach()
             if self.task != "regression":
@@ -240,52 +260,6 @@ class Trainer:
         if self.step % self.steps_per_epoch == 0:
             events.extend(self._end_epoch())
         return events
-
-    def _loss(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with self._autocast():
-            out = self.forward(xb)
-            loss = self.loss_fn(out.float(), yb)
-            if self.l1_params:
-                loss = loss + self.spec.l1 * sum(p.abs().sum() for p in self.l1_params)
-        return loss, out
-
-    def _clip(self) -> None:
-        spec = self.spec
-        if spec.clip_grad_norm:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), spec.clip_grad_norm)
-        elif spec.clip_grad_value:
-            torch.nn.utils.clip_grad_value_(self.model.parameters(), spec.clip_grad_value)
-
-    def _plain_step(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        loss, out = self._loss(xb, yb)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward(create_graph=self.create_graph)
-        if self.spec.clip_grad_norm or self.spec.clip_grad_value:
-            self.scaler.unscale_(self.optimizer)
-            self._clip()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.grad_evals += 1
-        return loss, out
-
-    def _closure_step(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`optimizer.step(closure)`: the optimizer evaluates the loss as often as it needs.
-        The step's loss (and accuracy) is its first evaluation, at the weights it started
-        from, as for every other optimizer."""
-        first: list[tuple[torch.Tensor, torch.Tensor]] = []
-
-        def closure() -> torch.Tensor:
-            self.optimizer.zero_grad(set_to_none=True)
-            loss, out = self._loss(xb, yb)
-            loss.backward(create_graph=self.create_graph)
-            self._clip()
-            self.grad_evals += 1
-            if not first:
-                first.append((loss.detach(), out.detach()))
-            return loss
-
-        self.optimizer.step(closure)
-        return first[0]
 
     def _end_epoch(self) -> list[Event]:
         spec = self.spec
@@ -401,7 +375,8 @@ class Trainer:
         if state.get("rng_cuda") is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng_cuda"], self.device)
         self.epoch, self.step = state["epoch"], state["step"]
-        self.grad_evals = int(state.get("grad_evals", self.step))  # checkpoints before grad_evals
+        self.stepper.grad_evals = int(state.get("grad_evals", self.step))  # checkpoints before grad_evals
+        self._evaluating = True  # checkpoints are taken in eval() (see state_dict)
         self.samples_seen, self.elapsed_s = state["samples_seen"], state["elapsed_s"]
         self.history = [dict(h) for h in state["history"]]
         self._perm = None

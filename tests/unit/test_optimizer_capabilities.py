@@ -306,3 +306,23 @@ def test_without_the_extra_its_names_say_what_to_install(monkeypatch: pytest.Mon
     )
     message = fresh.unknown_message("optimizer", "prodigi")
     assert "did you mean 'prodigy'" in message and PYTORCH_OPTIMIZER_EXTRA in message
+
+
+@pytest.mark.skipif("schedulefree_adamw" not in EXTRA, reason="pytorch-optimizer is not installed")
+def test_schedule_free_batchnorm_statistics_describe_the_evaluated_weights() -> None:
+    from optlab.training.trainer import Trainer, epoch_permutation
+
+    text = PRESET.format(optimizer="schedulefree_adamw", lr=0.01, model="mlp", extra="").replace(
+        '[model]\nname = "mlp"', '[model]\nname = "mlp"\nhidden = [16]\nbatchnorm = true')
+    spec = load_preset_text(text).resolved_runs()[0]
+    trainer = Trainer(spec, load_dataset(spec.data))
+    while not trainer.done:
+        trainer.advance()
+    linear, norm = trainer.model[1], trainer.model[2]
+    assert isinstance(norm, nn.BatchNorm1d) and norm.momentum == 0.1  # restored after the recompute
+    # Recomputed with the averaged weights over the last epoch's batches, each batch's mean
+    # counted once (not the running average gathered with the training weights).
+    order = epoch_permutation(spec.seed, spec.epochs, trainer.n_train)
+    with torch.no_grad():
+        means = [linear(trainer.data.x_train[idx].flatten(1)).mean(0) for idx in order.split(spec.batch_size)]
+    assert torch.allclose(norm.running_mean, torch.stack(means).mean(0), atol=1e-6)
