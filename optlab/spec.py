@@ -274,6 +274,15 @@ class OptimizerConfig(BaseModel):
     def kwargs(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
+    @model_serializer(mode="wrap")
+    def _omit_default_decay_on(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Left out at its default, so specs, checkpoints and results written before the field
+        # existed (and the tables that list an optimizer's arguments) stay as they were.
+        data = handler(self)
+        if data.get("weight_decay_on") == "all":
+            del data["weight_decay_on"]
+        return data
+
     @model_validator(mode="after")
     def _ranges(self) -> OptimizerConfig:
         extra = self.kwargs

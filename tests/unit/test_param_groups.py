@@ -82,6 +82,10 @@ def test_weight_decay_on_is_checked() -> None:
     with pytest.raises(ValueError, match="unknown weight_decay_on 'bias'; allowed: all, matrices"):
         OptimizerConfig(name="adamw", weight_decay_on="bias")
     assert "has none" in (optimizer_kwargs_error(OptimizerConfig(name="lbfgs", weight_decay_on="matrices")) or "")
+    # Written only when set: specs and checkpoints from before the field compare equal.
+    assert OptimizerConfig(name="adamw").model_dump() == {"name": "adamw", "lr": 0.01}
+    kept = OptimizerConfig(name="adamw", weight_decay_on="matrices").model_dump_json()
+    assert OptimizerConfig.model_validate_json(kept).weight_decay_on == "matrices"
 
 
 class Mixed(nn.Module):
