@@ -79,3 +79,12 @@ def test_new_optimizers_runs_and_notes_what_it_leaves_out(tmp_path: Path) -> Non
     assert all(r["status"] == "finished" and r["grad_evals"] == r["progress"]["step"] for r in runs)
     prodigy = [r for r in runs if r["name"].startswith("prodigy")]
     assert all(any("multiplier" in note for note in r["notes"]) for r in prodigy)
+
+
+def test_presets_validate_notes_the_runs_it_leaves_out(tmp_path: Path) -> None:
+    preset = tmp_path / "mine.toml"
+    preset.write_text(BASE + GHOST + "optional = true\n")
+    result = CliRunner().invoke(app, ["presets", "validate", str(preset)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"ok: {preset} (1 runs)\n"
+    assert result.stderr.startswith(f"note: {preset}: run 'ghost' left out (optional): unknown optimizer 'not-installed'")
