@@ -300,15 +300,11 @@ class OptimizerConfig(BaseModel):
                 or not all(isinstance(b, int | float) and 0.0 <= b < 1.0 for b in betas)
             ):
                 raise ValueError(f"{key} must be {words} numbers in [0, 1), got {betas!r}")
-        for key in ("weight_decay", "aux_weight_decay"):
-            if key in extra and not (
-                isinstance(extra[key], int | float) and not isinstance(extra[key], bool) and extra[key] >= 0
-            ):
-                raise ValueError(f"{key} must be >= 0, got {extra[key]!r}")
-        if "aux_lr" in extra and not (
-            isinstance(extra["aux_lr"], int | float) and not isinstance(extra["aux_lr"], bool) and extra["aux_lr"] > 0
-        ):
-            raise ValueError(f"aux_lr must be > 0, got {extra['aux_lr']!r}")
+        for key, least, strict in (("weight_decay", 0, False), ("aux_weight_decay", 0, False), ("aux_lr", 0, True)):
+            value = extra.get(key)
+            if key in extra and (isinstance(value, bool) or not isinstance(value, int | float)
+                                 or value < least or (strict and value == least)):
+                raise ValueError(f"{key} must be {'>' if strict else '>='} {least}, got {value!r}")
         if "aux_head" in extra and not isinstance(extra["aux_head"], bool):
             raise ValueError(f"aux_head must be true or false, got {extra['aux_head']!r}")
         return self
