@@ -111,7 +111,8 @@ def register(registry: Registrar) -> None:
         extra = registry.for_source(pytorch_optimizer_source())
         for name, (cls, caps) in PYTORCH_OPTIMIZERS.items():
             # Their **kwargs swallow unknown keys: the signature check must not trust it.
-            extra.builtin("optimizer", name, f"pytorch_optimizer:{cls}", {"ignores_kwargs": True}, **caps)
+            extra.builtin("optimizer", name, f"pytorch_optimizer:{cls}",
+                          {"ignores_kwargs": True, "needs": "pytorch-optimizer >= 4.1"}, **caps)
     else:
         for name in PYTORCH_OPTIMIZERS:
             registry.needs("optimizer", name, PYTORCH_OPTIMIZER_EXTRA)

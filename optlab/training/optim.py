@@ -44,11 +44,10 @@ def factory(name: str) -> Callable[..., Optimizer]:
         return entry.factory()  # type: ignore[return-value]
     except (ImportError, AttributeError) as exc:
         target = entry.target.replace(":", ".") if isinstance(entry.target, str) else name
+        installed = f" (torch {torch.__version__})" if target.startswith("torch.") else ""
         needs = entry.extra.get("needs")
         hint = f"; it needs {needs}" if needs else ""
-        raise OptimizerUnavailable(
-            f"optimizer {name!r}: the installed packages lack {target} (torch {torch.__version__}){hint}"
-        ) from exc
+        raise OptimizerUnavailable(f"optimizer {name!r}: the installed packages lack {target}{installed}{hint}") from exc
 
 
 def allowed_kwargs(name: str) -> list[str]:

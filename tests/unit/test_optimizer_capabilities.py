@@ -120,8 +120,10 @@ def _plugins() -> Iterator[None]:
     for name, (factory, caps) in PLUGINS.items():
         registrar.optimizer(name, factory, **caps)
     registrar.model("spy", spy_model)
+    # What `muon` looks like on a torch without torch.optim.Muon.
+    registrar.builtin("optimizer", "absent", "torch.optim:NoSuchOptimizer", {"needs": "torch >= 99"})
     yield
-    for name in PLUGINS:
+    for name in [*PLUGINS, "absent"]:
         reg._entries["optimizer"].pop(name)
     reg._entries["model"].pop("spy")
 
@@ -326,3 +328,14 @@ def test_schedule_free_batchnorm_statistics_describe_the_evaluated_weights() -> 
     with torch.no_grad():
         means = [linear(trainer.data.x_train[idx].flatten(1)).mean(0) for idx in order.split(spec.batch_size)]
     assert torch.allclose(norm.running_mean, torch.stack(means).mean(0), atol=1e-6)
+
+
+def test_an_optimizer_class_the_installed_torch_lacks_is_a_clear_error_or_left_out() -> None:
+    expected = (f"optimizer 'absent': the installed packages lack torch.optim.NoSuchOptimizer "
+                f"(torch {torch.__version__}); it needs torch >= 99")
+    assert optimizer_kwargs_error(OptimizerConfig(name="absent")) == expected
+    text = PRESET.format(optimizer="sgd", lr=0.1, model="mlp", extra="") + (
+        '[[runs]]\nname = "b"\noptional = true\noptimizer = { name = "absent", lr = 0.1 }\n')
+    loaded = load_preset_text(text, "p.toml")
+    assert [r.name for r in loaded.resolved_runs()] == ["a"]
+    assert loaded.left_out == [f"p.toml: run 'b' left out (optional): {expected}"]
