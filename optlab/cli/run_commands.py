@@ -37,7 +37,8 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
         from rich.text import Text
 
-        from optlab.console.tables import STATUS_STYLES, print_table
+        from optlab.console.tables import print_table
+        from optlab.runs.palette import STATUS_STYLES
         from optlab.runs.reports import best_result, read_run_dir
         from optlab.runs.store import load_results
 

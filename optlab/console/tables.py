@@ -13,15 +13,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-STATUS_STYLES = {
-    "finished": "green",
-    "early_stopped": "cyan",
-    "stopped": "yellow",
-    "diverged": "bold red",
-    "failed": "bold red",
-    "running": "blue",
-    "pending": "dim",
-}
+from optlab.runs.palette import STATUS_STYLES
+
 BEST_STYLE = "bold green"
 # Columns given up first when a terminal is too narrow for the whole table (numbers are never cut).
 DROP_ORDER = (

@@ -11,13 +11,13 @@ from textual.widgets import Static
 from tui.helpers import wait_for_the_end, wait_until
 
 from optlab.runs.formatting import format_value
+from optlab.runs.palette import FADED
 from optlab.runs.reports import columns, summary_rows
 from optlab.runs.store import read_events
 from optlab.training.events import EpochEnded, Progress
 from optlab.tui.app import OptlabApp
 from optlab.tui.screens.details import DetailsScreen
 from optlab.tui.screens.experiment import ExperimentScreen
-from optlab.tui.widgets.chart import FADED
 
 RUNS = ["sgd", "adam", "rms-bs32"]
 

@@ -19,15 +19,17 @@ from tui.helpers import wait_for_the_end
 from optlab.preset.loader import load_preset
 from optlab.runs.aggregate import aggregate, stats
 from optlab.runs.formatting import format_rate
+from optlab.runs.grouping import Grouping, band
+from optlab.runs.palette import FADED, dim_color, run_color
 from optlab.runs.seed_reports import mean_std
+from optlab.runs.series import Series
 from optlab.runs.store import read_events
 from optlab.training.events import EpochEnded, ExperimentStarted, Progress, RunEnded, RunStarted
 from optlab.tui.app import OptlabApp
 from optlab.tui.screens.experiment import ExperimentScreen
 from optlab.tui.screens.start import StartScreen
-from optlab.tui.seeds import Grouping, band, dim_color
 from optlab.tui.state import ExperimentState
-from optlab.tui.widgets.chart import FADED, Chart, Series, run_color
+from optlab.tui.widgets.chart import Chart
 from optlab.tui.widgets.seeds_table import VERDICT_STYLES, RankingLine, SeedsTable
 
 SEEDED = """name = "tiny-seeds"

@@ -19,24 +19,16 @@ from textual.widgets import DataTable, Footer, Static
 
 from optlab.errors import OptlabError
 from optlab.preset.export import save_to_user_dir
+from optlab.runs.grouping import BAND_MODES
+from optlab.runs.series import VAL_LABELS, X_AXES, X_LABELS, chart_note, group_series, run_series
+from optlab.runs.store import EventTail
 from optlab.tui.headline import header_text, settings_text
 from optlab.tui.pacing import RedrawPace
 from optlab.tui.process import TrainingProcess, child_alive, log_path, read_control, write_control
 from optlab.tui.screens.details import DetailsScreen
 from optlab.tui.screens.quit import CANCEL, DETACH, STOP, QuitScreen
 from optlab.tui.screens.table_views import TableViews
-from optlab.tui.seeds import BAND_MODES
-from optlab.tui.series import chart_note, group_series, run_series
-from optlab.tui.state import (
-    BEST_LABELS,
-    ENDED_STATUSES,
-    VAL_LABELS,
-    X_AXES,
-    X_LABELS,
-    EventTail,
-    ExperimentState,
-    format_eta,
-)
+from optlab.tui.state import BEST_LABELS, ENDED_STATUSES, ExperimentState, format_eta
 from optlab.tui.widgets.chart import Chart
 from optlab.tui.widgets.seeds_table import RankingLine, SeedsTable
 from optlab.tui.widgets.tables import FinalTable, RunsTable

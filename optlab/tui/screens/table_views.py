@@ -13,7 +13,7 @@ from typing import Any
 
 from textual.widgets import DataTable
 
-from optlab.tui.seeds import Grouping
+from optlab.runs.grouping import Grouping
 from optlab.tui.state import ExperimentState
 from optlab.tui.widgets.seeds_table import RankingLine, SeedsTable
 from optlab.tui.widgets.tables import FinalTable, RunsTable

@@ -22,11 +22,11 @@ from optlab.runs.aggregate import (
     stats,
 )
 from optlab.runs.formatting import format_rate, header
+from optlab.runs.grouping import Grouping
+from optlab.runs.palette import rich_color, run_color
 from optlab.runs.reports import HIGHER_IS_BETTER, LOWER_IS_BETTER
 from optlab.runs.seed_reports import mean_std, rank_text
-from optlab.tui.seeds import Grouping
 from optlab.tui.state import BEST_LABELS, ExperimentState
-from optlab.tui.widgets.chart import rich_color, run_color
 from optlab.tui.widgets.tables import SortableTable, sort_key
 
 LIVE_COLUMNS = ("group", "n", "seeds", "epoch", "status", "best", "rate")

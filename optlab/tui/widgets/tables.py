@@ -10,6 +10,8 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
 from optlab.runs.formatting import format_rate, format_value, header
+from optlab.runs.grouping import Grouping
+from optlab.runs.palette import FADED, STATUS_STYLES, rich_color, run_color
 from optlab.runs.reports import (
     HIGHER_IS_BETTER,
     LOWER_IS_BETTER,
@@ -17,19 +19,7 @@ from optlab.runs.reports import (
     columns,
     summary_rows,
 )
-from optlab.tui.seeds import Grouping
 from optlab.tui.state import ExperimentState, format_eta
-from optlab.tui.widgets.chart import FADED, rich_color, run_color
-
-STATUS_STYLES = {
-    "pending": "dim",
-    "running": "bold",
-    "finished": "green",
-    "early_stopped": "green",
-    "stopped": "yellow",
-    "diverged": "bold red",
-    "failed": "bold red",
-}
 
 # What changes while training comes first, so that an 80-column terminal shows it without
 # scrolling; the configuration (fixed for the whole run) follows.
