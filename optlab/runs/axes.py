@@ -5,7 +5,7 @@ keeps a diverged run's spike from flattening every other run."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -115,8 +115,13 @@ def outlier_cap(ys: np.ndarray, factor: float = OUTLIER_FACTOR) -> float | None:
     return float(kept.max())
 
 
-def wants_log(values: Sequence[float]) -> bool:
-    """A y axis goes log by itself when its positive values span more than a decade (learning
-    rates: adadelta's 1.0 beside sgd's 0.01 would leave every other run flat at the bottom)."""
-    positive = [v for v in values if v > 0 and math.isfinite(v)]
-    return bool(positive) and math.log10(max(positive) / min(positive)) > LOG_SPAN_DECADES
+def wants_log(series: Iterable[Sequence[float]]) -> bool:
+    """A y axis goes log by itself when its series' positive values span more than a decade
+    (learning rates: adadelta's 1.0 beside sgd's 0.01 would leave every other run flat at the
+    bottom of a linear axis)."""
+    arrays = [np.asarray(ys, dtype=np.float64) for ys in series if len(ys)]
+    if not arrays:
+        return False
+    values = np.concatenate(arrays)
+    positive = values[np.isfinite(values) & (values > 0)]
+    return bool(len(positive)) and math.log10(float(positive.max()) / float(positive.min())) > LOG_SPAN_DECADES

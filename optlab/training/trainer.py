@@ -87,6 +87,7 @@ class Trainer:
         self.loss_fn = build_loss(spec.loss, self.task, spec.label_smoothing)
         self.optimizer = build_optimizer(self.model.parameters(), spec.optimizer, self.device.type)
         self.schedule = LRSchedule(self.optimizer, spec.scheduler, spec.epochs, self.steps_per_epoch)
+        self.lr_used = self.schedule.lr()  # the rate of the last batch trained (events record it)
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype is torch.float16)
         self.l1_params = [p for n, p in self.model.named_parameters() if p.dim() > 1] if spec.l1 else []
@@ -198,6 +199,8 @@ class Trainer:
                     torch.nn.utils.clip_grad_value_(self.model.parameters(), spec.clip_grad_value)
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            # The rate this batch trained with, before the schedule moves it (a Python float: no sync).
+            self.lr_used = self.schedule.lr()
             self.schedule.after_batch()
             self.loss_buffer[i] = loss.detach()
             if self.task != "regression":
@@ -219,7 +222,7 @@ class Trainer:
                 epoch=self.epoch + 1,
                 samples_seen=self.samples_seen,
                 train_loss=sum(losses) / n_steps,
-                lr=self.schedule.lr(),
+                lr=self.lr_used,
                 elapsed_s=self.elapsed_s,
                 samples_per_s=self.samples_seen / max(self.elapsed_s, 1e-9),
             )
@@ -246,7 +249,7 @@ class Trainer:
             "val_loss": val.loss if val else None,
             "val_accuracy": val.accuracy if val else None,
             "val_rmse": val.rmse if val else None,
-            "lr": self.schedule.lr(),
+            "lr": self.lr_used,  # what the epoch's last batch trained with, not the next epoch's rate
             "epoch_s": self.elapsed_s - self._epoch_start_elapsed,
         }
         self.history.append(record)

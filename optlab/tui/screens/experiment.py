@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from optlab.errors import OptlabError
 from optlab.preset.export import save_to_user_dir
+from optlab.runs.axes import wants_log
 from optlab.runs.grouping import BAND_MODES
 from optlab.runs.series import VAL_LABELS, X_AXES, X_LABELS, chart_note, group_series, run_series
 from optlab.runs.store import EventTail
@@ -261,10 +262,12 @@ class ExperimentScreen(Screen[None]):
         note = chart_note(state, self.band_mode)
         self.chart("val").title = VAL_LABELS[state.val_key]  # known once the task (and old logs) are
         self.runs_table.set_best_label(BEST_LABELS[state.val_key])
+        # Rates spanning more than a decade (adadelta's 1.0 beside sgd's 0.01) go log by themselves.
+        lr_log = self.log_y or wants_log(s.ys for s in series["lr"])
         for key in ("loss", "lr", "val"):
             chart = self.chart(key)
             chart.x_label = X_LABELS[axis]
-            chart.log_y = self.log_y and key != "val"
+            chart.log_y = lr_log if key == "lr" else self.log_y and key != "val"
             chart.note = note
             chart.set_series(series[key])
         self.charts_dirty = False
