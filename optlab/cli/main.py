@@ -21,6 +21,7 @@ from optlab.cli.common import (
     Format,
     PluginsOption,
     check_device,
+    check_html_format,
     emit,
     load_plugins,
     preset_toml,
@@ -146,6 +147,7 @@ def compare(
     seeds: int | None = typer.Option(None, "--seeds", min=1, help="Repeat every run over seeds 0..N-1."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Run a preset from a URL without asking."),
     plugins: PluginsOption = None,
+    no_charts: bool = typer.Option(False, "--no-charts", help="Skip charts/*.svg and report.html."),
 ) -> None:
     """Train every run of a preset side by side and print the comparison."""
     from optlab.cli.preset_commands import confirm_remote
@@ -154,6 +156,7 @@ def compare(
 
     with user_errors():
         load_plugins(plugins)
+        check_html_format(fmt, no_charts)
         loaded = load_preset(preset, overrides or [], seeds=seeds)
         confirm_remote(loaded, yes)
         device = check_device(device)
@@ -161,7 +164,7 @@ def compare(
         created = _missing_dirs(root)
         prepare_run_dir(root)
     try:
-        code = _compare_in(root, created, loaded, device, fmt, quiet)
+        code = _compare_in(root, created, loaded, device, fmt, quiet, charts=not no_charts)
     except KeyboardInterrupt:
         _leave_on_next_interrupt()
         sys.stderr.write("\noptlab: interrupted\n")
@@ -169,7 +172,9 @@ def compare(
     raise typer.Exit(code)
 
 
-def _compare_in(root: Path, created: list[Path], loaded: Any, device: str, fmt: Format, quiet: bool) -> int:
+def _compare_in(
+    root: Path, created: list[Path], loaded: Any, device: str, fmt: Format, quiet: bool, charts: bool = True
+) -> int:
     from optlab.runs.files import atomic_write_text
 
     try:
@@ -181,7 +186,7 @@ def _compare_in(root: Path, created: list[Path], loaded: Any, device: str, fmt: 
     except BaseException:
         _discard_run_dir(root, created)
         raise
-    return train(root, loaded, specs, data, device, fmt, quiet)
+    return train(root, loaded, specs, data, device, fmt, quiet, charts=charts)
 
 
 def train(
@@ -193,12 +198,13 @@ def train(
     fmt: Format,
     quiet: bool,
     plan: Any = None,
+    charts: bool = True,
 ) -> int:
     """Run the experiment into `root` (fresh, or continuing `plan`), print, return the exit code."""
     from optlab.console.progress import ConsoleProgress
     from optlab.errors import StorageError
     from optlab.runs.control import FileControl
-    from optlab.runs.reports import write_reports
+    from optlab.runs.publish import write_reports
     from optlab.runs.store import RunStore, load_results
     from optlab.training.runner import Runner
 
@@ -234,14 +240,14 @@ def train(
             try:
                 store.close()
                 results = load_results(root)
-                write_reports(root, results)
+                write_reports(root, results, charts=charts)
             except (StorageError, OSError) as exc:
                 storage_error = storage_error or StorageError(f"{root}: cannot write ({exc})")
     if storage_error is not None:
         print_error(f"{storage_error}")
         print_error(f"the runs were stopped; what {root} held before the failure is intact")
         return storage_error.exit_code
-    emit(results, fmt)
+    emit(results, fmt, root)
     from rich.text import Text
 
     console = stderr_console()
@@ -287,7 +293,7 @@ def resume(
             sys.stderr.write(f"optlab: every run in {run_dir} has already ended; nothing to resume\n")
             from optlab.runs.store import load_results
 
-            emit(load_results(run_dir), fmt)
+            emit(load_results(run_dir), fmt, run_dir)
             raise typer.Exit(0)
         resumed = ", ".join(
             f"{name} (from epoch {plan.states[name]['epoch']})" if name in plan.states else f"{name} (restart)"

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from optlab.cli.common import Format, emit, stderr_console, user_errors
+from optlab.cli.common import Format, check_html_format, emit, stderr_console, user_errors
 from optlab.errors import OptlabError
 
 
@@ -76,14 +76,19 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def report(
         run_dir: Path = typer.Argument(..., help="A run directory written by `optlab compare`."),
-        fmt: Format = typer.Option(Format.table, "--format", "-f", help="What to print on stdout."),
+        fmt: Format = typer.Option(
+            Format.table, "--format", "-f", help="What to print on stdout (html: the path of report.html)."
+        ),
+        no_charts: bool = typer.Option(False, "--no-charts", help="Skip charts/*.svg and report.html."),
     ) -> None:
-        """Rebuild a run directory's results.json, report.md and metrics.csv (and its table)
-        from events.jsonl."""
-        from optlab.runs.reports import read_run_dir, write_reports
+        """Rebuild a run directory's results.json, report.md, metrics.csv, charts/*.svg and
+        report.html (and its table) from events.jsonl."""
+        from optlab.runs.publish import write_reports
+        from optlab.runs.reports import read_run_dir
         from optlab.runs.store import write_results_json
 
         with user_errors():
+            check_html_format(fmt, no_charts)
             results, bad_lines = read_run_dir(run_dir)
             if bad_lines:
                 stderr_console().print(f"[yellow]skipped {len(bad_lines)} corrupt line(s) of events.jsonl[/]")
@@ -91,7 +96,7 @@ def register(app: typer.Typer) -> None:
                 # Replayed from the events, so a missing or corrupt results.json is whole again
                 # (atomically: a live writer's own rewrite never meets half a file).
                 write_results_json(run_dir, results)
-                write_reports(run_dir, results)
+                write_reports(run_dir, results, charts=not no_charts)
             except OSError as exc:
                 raise OptlabError(f"{run_dir}: cannot write the reports ({exc.strerror or exc})") from None
-        emit(results, fmt)
+            emit(results, fmt, run_dir)

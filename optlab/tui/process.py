@@ -210,6 +210,29 @@ class TrainingProcess:
         return self.proc.poll()
 
 
+# ---------------------------------------------------------------- a browser for report.html
+
+# Text browsers would take over the terminal the TUI is drawing in.
+CONSOLE_BROWSERS = frozenset({"www-browser", "links", "links2", "elinks", "lynx", "w3m"})
+
+
+def open_in_browser(path: Path) -> bool:
+    """Open a file in a graphical browser, if this machine has one (not over plain SSH, not in
+    tests: OPTLAB_NO_BROWSER); True when one was started."""
+    import webbrowser
+
+    graphical = sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    if not graphical or os.environ.get("OPTLAB_NO_BROWSER"):
+        return False
+    try:
+        browser = webbrowser.get()
+        if getattr(browser, "name", "") in CONSOLE_BROWSERS:
+            return False
+        return bool(browser.open(path.resolve().as_uri()))
+    except (webbrowser.Error, OSError):
+        return False
+
+
 # ---------------------------------------------------------------- run directories on disk
 
 

@@ -170,6 +170,13 @@ async def _to_the_final_table(tiny: Path, tmp_path: Path) -> None:
         await pilot.resize_terminal(160, 50)
         await pilot.pause(0.2)
 
+        # ---- the training child wrote the charts and report.html; `r` writes them again
+        assert (run_dir / "report.html").is_file() and (run_dir / "charts" / "loss.svg").is_file()
+        (run_dir / "report.html").unlink()
+        await pilot.press("r")
+        await wait_until(pilot, lambda: screen.report_path is not None, 30, "report.html")
+        assert (run_dir / "report.html").read_text().startswith("<!DOCTYPE html>")
+
         # ---- Enter opens the selected run's details
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, DetailsScreen), 5, "details")
