@@ -328,6 +328,7 @@ def run() -> None:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+from optlab.cli.export_commands import register as _register_export_commands  # noqa: E402
 from optlab.cli.plugin_commands import register as _register_plugin_commands  # noqa: E402
 from optlab.cli.preset_commands import register as _register_preset_commands  # noqa: E402
 from optlab.cli.run_commands import register as _register_run_commands  # noqa: E402
@@ -337,3 +338,4 @@ _register_preset_commands(presets_app)
 _register_run_commands(app)
 _register_tui(app)
 _register_plugin_commands(app)
+_register_export_commands(app)
