@@ -13,23 +13,10 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from optlab.runs.formatting import DROP_ORDER
 from optlab.runs.palette import STATUS_STYLES
 
 BEST_STYLE = "bold green"
-# Columns given up first when a terminal is too narrow for the whole table (numbers are never cut).
-DROP_ORDER = (
-    "specificity",
-    "precision",
-    "recall",
-    "samples_per_s",
-    "best_epoch",
-    "rmse",
-    "roc_auc",
-    "f1",
-    "mae",
-    "wall_time_s",
-    "test_loss",
-)
 
 
 def status_text(status: str) -> Text:

@@ -326,6 +326,7 @@ class ExperimentScreen(Screen[None]):
     def on_resize(self) -> None:
         if not self.layout_chosen:  # follow the terminal until the user picks a layout
             self.set_layout(self.fitting_layout())
+        self.tables.refit(self.state.doc)
 
     def action_cycle_layout(self) -> None:
         self.layout_chosen = True
