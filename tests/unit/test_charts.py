@@ -187,3 +187,36 @@ def test_learning_rates_spanning_decades_go_log() -> None:
     assert lr_figure(data).log_y  # 0.1 and 10: two decades
     doc, events = _events({"a": [1.0] * 5, "b": [1.0] * 5})
     assert not lr_figure(ChartData.from_events(doc, events)).log_y
+
+
+def test_a_run_has_one_colour_in_the_console_the_html_and_the_charts() -> None:
+    from optlab.console.tables import results_table
+    from optlab.runs.html import to_html
+    from optlab.runs.palette import hex_color, rich_color, run_color
+
+    doc, events = _events({"a": [1.0, 0.5], "b": [1.0, 0.6], "c": [1.0, 0.7]})
+    for run in doc["runs"]:
+        run.update(status="finished", test={"accuracy": 0.9, "loss": 0.3})
+    svg = ET.fromstring(line_chart(loss_figure(ChartData.from_events(doc, events))))
+    strokes = {p.attrib["data-series"]: p.attrib["stroke"] for p in svg.iter(f"{SVG}path") if "data-series" in p.attrib}
+    names = [str(cell) for cell in results_table(doc).columns[0]._cells]
+    styles = [str(cell.style) for cell in results_table(doc).columns[0]._cells]
+    html = to_html(doc, {})
+    for i, name in enumerate(["a", "b", "c"]):
+        assert strokes[name] == hex_color(run_color(i))
+        assert names[i] == name and rich_color(run_color(i)) in styles[i]
+        assert f'background:{hex_color(run_color(i))}"></span>{name}<' in html
+
+
+def test_sixty_four_runs_fold_their_legend_into_rows_inside_the_chart() -> None:
+    doc, events = _events({f"run-{i:02d}-with-a-longish-name": [2.0 - 0.01 * i, 1.0] for i in range(64)})
+    svg = line_chart(loss_figure(ChartData.from_events(doc, events)))
+    root = ET.fromstring(svg)
+    width, height = float(root.attrib["width"]), float(root.attrib["height"])
+    assert len(_series(root)) == 64
+    legend = [el for el in root.iter(f"{SVG}text") if "run-" in "".join(el.itertext())]
+    assert len(legend) == 64
+    rows = {float(el.attrib["y"]) for el in legend}
+    assert 8 <= len(rows) <= 32  # folded into rows of several entries, not one line per run
+    for el in legend:
+        assert 0 <= float(el.attrib["x"]) < width - 60 and float(el.attrib["y"]) < height
