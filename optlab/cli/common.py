@@ -87,7 +87,11 @@ def emit(results: dict[str, Any], fmt: Format, root: Path | None = None) -> None
 
         print_results(Console(), results)
         return
-    text = {Format.json: to_json, Format.markdown: to_markdown, Format.csv: to_csv}[fmt](results)
+    if fmt is Format.markdown and root is not None and (root / "report.md").is_file():
+        # The run directory's report.md, just written from these results: with its chart links.
+        text = (root / "report.md").read_text(encoding="utf-8")
+    else:
+        text = {Format.json: to_json, Format.markdown: to_markdown, Format.csv: to_csv}[fmt](results)
     sys.stdout.write(text)
     sys.stdout.flush()
 

@@ -220,3 +220,24 @@ def test_sixty_four_runs_fold_their_legend_into_rows_inside_the_chart() -> None:
     assert 8 <= len(rows) <= 32  # folded into rows of several entries, not one line per run
     for el in legend:
         assert 0 <= float(el.attrib["x"]) < width - 60 and float(el.attrib["y"]) < height
+
+
+def test_a_short_quickstart_draws_one_series_per_run(tmp_path: Path) -> None:
+    out = tmp_path / "qs"
+    done = _optlab("compare", "quickstart", "--set", "train.epochs=1", "--set", "data.train_limit=200",
+                   "--out", str(out), "-q", "-f", "markdown")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (out / "report.md").read_text()  # with its chart links
+    runs = [r["name"] for r in json.loads((out / "results.json").read_text())["runs"]]
+    assert len(runs) == 6
+    charts = sorted(p.name for p in (out / "charts").iterdir())
+    assert charts == ["loss.svg", "lr.svg", "test_metrics.svg", "val_metric.svg"]  # no target: no time chart
+    for name in charts:
+        root = ET.parse(out / "charts" / name).getroot()
+        assert sorted(_series(root)) == sorted(runs), name
+        assert all(math.isfinite(v) for v in _numbers(root)), name
+    html = (out / "report.html").read_text()
+    assert "<script" not in html and "http://" not in html and "https://" not in html
+    assert all(f"](charts/{name})" in done.stdout for name in charts)
+    skipped = _optlab("report", str(out), "--no-charts", "-f", "markdown")
+    assert skipped.returncode == 0 and "](charts/" not in skipped.stdout
