@@ -46,6 +46,15 @@ class Format(StrEnum):
     html = "html"  # the path of the run directory's report.html
 
 
+class ChartAxis(StrEnum):
+    """The x axes of the report's charts (optlab.runs.series.X_AXES)."""
+
+    step = "step"
+    epoch = "epoch"
+    samples = "samples"
+    time = "time"
+
+
 def stderr_console() -> Any:
     from rich.console import Console
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from optlab.cli.common import Format, check_html_format, emit, stderr_console, user_errors
+from optlab.cli.common import ChartAxis, Format, check_html_format, emit, stderr_console, user_errors
 from optlab.errors import OptlabError
 
 
@@ -80,6 +80,9 @@ def register(app: typer.Typer) -> None:
             Format.table, "--format", "-f", help="What to print on stdout (html: the path of report.html)."
         ),
         no_charts: bool = typer.Option(False, "--no-charts", help="Skip charts/*.svg and report.html."),
+        x_axis: ChartAxis = typer.Option(
+            ChartAxis.samples, "--x-axis", help="The charts' x axis (samples seen compares batch sizes fairly)."
+        ),
     ) -> None:
         """Rebuild a run directory's results.json, report.md, metrics.csv, charts/*.svg and
         report.html (and its table) from events.jsonl."""
@@ -96,7 +99,7 @@ def register(app: typer.Typer) -> None:
                 # Replayed from the events, so a missing or corrupt results.json is whole again
                 # (atomically: a live writer's own rewrite never meets half a file).
                 write_results_json(run_dir, results)
-                write_reports(run_dir, results, charts=not no_charts)
+                write_reports(run_dir, results, charts=not no_charts, axis=x_axis.value)
             except OSError as exc:
                 raise OptlabError(f"{run_dir}: cannot write the reports ({exc.strerror or exc})") from None
             emit(results, fmt, run_dir)

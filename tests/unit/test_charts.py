@@ -241,3 +241,13 @@ def test_a_short_quickstart_draws_one_series_per_run(tmp_path: Path) -> None:
     assert all(f"](charts/{name})" in done.stdout for name in charts)
     skipped = _optlab("report", str(out), "--no-charts", "-f", "markdown")
     assert skipped.returncode == 0 and "](charts/" not in skipped.stdout
+
+
+def test_report_redraws_the_charts_on_another_x_axis(seeded: Path) -> None:
+    done = _optlab("report", str(seeded), "--x-axis", "epoch", "-f", "json")
+    assert done.returncode == 0, done.stderr
+    texts = _texts(ET.parse(seeded / "charts" / "loss.svg").getroot())
+    assert "epoch" in texts and "samples seen" not in texts
+    bad = _optlab("report", str(seeded), "--x-axis", "wall")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert _optlab("report", str(seeded), "-f", "json").returncode == 0  # back to samples seen
