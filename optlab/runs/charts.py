@@ -19,6 +19,7 @@ from optlab.runs.formatting import target_of
 from optlab.runs.palette import hex_color, run_color
 from optlab.runs.series import VAL_LABELS, X_LABELS, ChartData, group_bands
 from optlab.runs.svg import Area, DotRow, Figure, Line, dot_plot, line_chart
+from optlab.training.events import EpochEnded, Progress, RunStarted
 
 if TYPE_CHECKING:
     from optlab.training.events import Event
@@ -151,9 +152,33 @@ def time_to_target_figure(data: ChartData, target: dict[str, Any]) -> str:
                     "first epoch end that reached the target; a dot per seed, a bar at the mean", from_zero=True)
 
 
+def events_from_history(doc: dict[str, Any]) -> list[Event]:
+    """A run directory holding only results.json (no events.jsonl): its per-epoch history as
+    events, so the charts still show every epoch (training loss once per epoch then)."""
+    out: list[Event] = []
+    for run in doc.get("runs") or []:
+        name, spe, elapsed = str(run.get("name")), int(run.get("steps_per_epoch") or 0), 0.0
+        out.append(RunStarted(run=name, steps_per_epoch=spe, total_steps=int(run.get("total_steps") or 0)))
+        for record in sorted(run.get("history") or [], key=lambda h: h.get("epoch", 0)):
+            epoch = int(record.get("epoch") or 0)
+            elapsed += float(record.get("epoch_s") or 0.0)
+            step, samples = epoch * spe, int(record.get("samples_seen") or 0)
+            nan = float("nan")  # null in results.json: a diverged epoch's undefined loss
+            loss = nan if record.get("train_loss") is None else float(record["train_loss"])
+            lr = nan if record.get("lr") is None else float(record["lr"])
+            out.append(Progress(run=name, step=step, epoch=epoch, samples_seen=samples, train_loss=loss, lr=lr,
+                                elapsed_s=elapsed))
+            out.append(EpochEnded(run=name, epoch=epoch, step=step, samples_seen=samples, train_loss=loss, lr=lr,
+                                  val_loss=record.get("val_loss"), val_accuracy=record.get("val_accuracy"),
+                                  val_rmse=record.get("val_rmse"), elapsed_s=elapsed))
+    return out
+
+
 def render_charts(doc: dict[str, Any], events: Iterable[Event], axis: str = DEFAULT_AXIS) -> dict[str, str]:
-    """File name -> SVG text of every chart of this experiment."""
-    data = ChartData.from_events(doc, events)
+    """File name -> SVG text of every chart of this experiment (from its per-epoch history
+    when there are no events)."""
+    events = list(events)
+    data = ChartData.from_events(doc, events or events_from_history(doc))
     charts = {
         "loss.svg": line_chart(loss_figure(data, axis)),
         "val_metric.svg": line_chart(val_figure(data, axis)),

@@ -251,3 +251,17 @@ def test_report_redraws_the_charts_on_another_x_axis(seeded: Path) -> None:
     bad = _optlab("report", str(seeded), "--x-axis", "wall")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert _optlab("report", str(seeded), "-f", "json").returncode == 0  # back to samples seen
+
+
+def test_a_results_json_alone_still_charts_every_epoch(seeded: Path, tmp_path: Path) -> None:
+    """A shared results.json without its events.jsonl: the charts come from the history."""
+    (tmp_path / "results.json").write_text((seeded / "results.json").read_text())
+    done = _optlab("report", str(tmp_path), "-f", "json")
+    assert done.returncode == 0, done.stderr
+    results = json.loads((seeded / "results.json").read_text())
+    val = ET.parse(tmp_path / "charts" / "val_metric.svg").getroot()
+    assert sorted(_series(val)) == ["adam", "sgd"]
+    loss = ET.parse(tmp_path / "charts" / "loss.svg").getroot()
+    assert sorted(_series(loss)) == ["adam", "sgd"]
+    assert all(math.isfinite(v) for v in _numbers(loss))
+    assert len(results["runs"][0]["history"]) == 2
