@@ -28,7 +28,7 @@ from optlab.runs.reports import best_per_column, config_summary, dataset_summary
 from optlab.runs.seed_reports import (
     AGG_FACTS,
     RANK_LEGEND,
-    mean_std,
+    compact_mean_std,
     rank_text,
     target_cells,
     target_headers,
@@ -49,7 +49,7 @@ figure { margin: 0; background: #fff; border: 1px solid #e2e2e2; border-radius: 
 figure svg { width: 100%; height: auto; display: block; }
 .scroll { overflow-x: auto; -webkit-overflow-scrolling: touch; }
 table { border-collapse: collapse; background: #fff; font-size: 0.9em; }
-th, td { padding: 4px 8px; border-bottom: 1px solid #e6e6e6; white-space: nowrap; }
+th, td { padding: 4px 6px; border-bottom: 1px solid #e6e6e6; white-space: nowrap; }
 th { background: #f0f0f0; text-align: left; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.best { font-weight: bold; color: #006400; }
@@ -198,13 +198,14 @@ def _ranking(results: dict[str, Any], colors: dict[str, str]) -> list[str]:
             else:
                 cells.append(_td(format_cell(row, c), best=row["name"] in best.get(c, ()), column=c))
         out_rows.append(cells)
-    out = ["<h2>Ranking</h2>", _table([_e(header(c)) for c in cols], out_rows, numeric, ' id="ranking"')]
+    aggregates = results.get("aggregates")
+    # With seeds the configurations, with their significance marks, are the ranking; the runs follow.
+    out = ["<h2>Ranking</h2>", *_seeds(results, aggregates, colors), "<h3>Each run</h3>"] if aggregates else [
+        "<h2>Ranking</h2>"]
+    out.append(_table([_e(header(c)) for c in cols], out_rows, numeric, ' id="runs"' if aggregates else ' id="ranking"'))
     if best:
         out.append('<p class="note">Best value of each column in bold (diverged and failed runs excluded). '
                    f"Ordered by test {_e(ranking['metric'])}.</p>")
-    aggregates = results.get("aggregates")
-    if aggregates:
-        out += _seeds(results, aggregates, colors)
     return out
 
 
@@ -219,13 +220,12 @@ def _seeds(results: dict[str, Any], aggregates: dict[str, Any], colors: dict[str
                  _td(str(group["n"])), _td(", ".join(str(s) for s in group["seeds"]), numeric=False)]
         for c in cols:
             stat = group["wall_time_s"] if c == "wall_time_s" else group["test"].get(AGG_FACTS.get(c, c))
-            cells.append(_td(mean_std(stat, c), column=c))
+            cells.append(_td(compact_mean_std(stat, c), column=c))  # compact: a laptop's width holds them all
         rows.append(cells)
     heads = ["rank", "configuration", "n", "seeds", *(_e(header(c)) for c in cols)]
     numeric = [True, False, True, False] + [True] * len(cols)
     ranking = aggregates.get("ranking") or {}
-    out = ["<h3>Across seeds</h3>",
-           _table(heads, rows, numeric, ' id="seeds"'),
+    out = [_table(heads, rows, numeric, ' id="ranking"'),
            f'<p class="note">Mean ± sample standard deviation (ddof = {_e(aggregates.get("std_ddof", 1))}) over '
            f"each configuration's seeds. {_e(RANK_LEGEND.replace('`', ''))}.</p>"]
     if ranking.get("text"):

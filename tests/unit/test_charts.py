@@ -16,6 +16,7 @@ import pytest
 
 from optlab.runs.charts import loss_figure, lr_figure, render_charts
 from optlab.runs.formatting import format_value
+from optlab.runs.seed_reports import compact_mean_std
 from optlab.runs.series import ChartData
 from optlab.runs.store import read_events
 from optlab.runs.svg import line_chart
@@ -124,14 +125,26 @@ def test_html_is_self_contained_and_its_ranking_numbers_are_the_results(seeded: 
     assert html.count("<svg") == 5 and "<style>" in html
     results = json.loads((seeded / "results.json").read_text())
     runs = {r["name"]: r for r in results["runs"]}
-    table = html[html.index('<table id="ranking"'): html.index("</table>", html.index('<table id="ranking"'))]
-    rows = re.findall(r"<tr>(.*?)</tr>", table)[1:]
-    assert len(rows) == len(runs)
+    # With seeds the ranking table holds the configurations (mean ± std, rank marks) and the
+    # runs table each seed run: every number in both is the one results.json holds.
+    ranking = _html_table(html, "ranking")
+    groups = {g["group"]: g for g in results["aggregates"]["groups"]}
+    ranks = {r["group"]: r for r in results["aggregates"]["ranking"]["ranks"]}
+    assert [row["configuration"] for row in ranking] == results["aggregates"]["ranking"]["order"]
+    for row in ranking:
+        group = groups[row["configuration"]]
+        assert row["rank"] == str(ranks[group["group"]].get("label") or ranks[group["group"]]["rank"])
+        assert row["n"] == str(group["n"])
+        for column in ("accuracy", "f1", "test_loss", "wall_time_s"):
+            stat = group["wall_time_s"] if column == "wall_time_s" else group["test"]["loss" if column == "test_loss" else column]
+            assert row[column] == compact_mean_std(stat, column), (group["group"], column)
+    table = _html_table(html, "runs")
+    assert len(table) == len(runs)
     checked = 0
-    for row in rows:
-        name = re.search(r'data-column="name">.*?</span>([^<]+)</td>', row).group(1)
-        for column, text in re.findall(r'data-column="([a-z_]+)">([^<]*)</td>', row):
-            if column in ("name",):
+    for row in table:
+        name = row["run"]
+        for column, text in row.items():
+            if column in ("run", "status"):
                 continue
             key = {"test_loss": "loss"}.get(column, column)
             value = runs[name]["test"].get(key) if key in runs[name]["test"] else runs[name].get(
@@ -139,9 +152,24 @@ def test_html_is_self_contained_and_its_ranking_numbers_are_the_results(seeded: 
             assert text == format_value(column, value), (name, column)
             checked += 1
     assert checked >= 4 * len(runs)
-    for group in ("sgd", "adam"):  # the seeds table: mean ± std per configuration
-        assert f"</span>{group}</td>" in html
     assert "Confusion matrix" in html and "Fairness" in html and 'id="fingerprints"' in html and "Time to target" in html
+
+
+def _html_table(html: str, table_id: str) -> list[dict[str, str]]:
+    """The rows of the table with this id, as {column: cell text} (numbers by data-column)."""
+    start = html.index(f'<table id="{table_id}"')
+    table = html[start: html.index("</table>", start)]
+    heads = re.findall(r"<th[^>]*>([^<]*)</th>", table)
+    rows = []
+    for row in re.findall(r"<tr>(.*?)</tr>", table)[1:]:
+        cells = re.findall(r"<td([^>]*)>(.*?)</td>", row)
+        out = {}
+        for head, (attrs, content) in zip(heads, cells, strict=True):
+            column = re.search(r'data-column="([a-z_]+)"', attrs)
+            text = re.sub(r"<[^>]+>", "", content)
+            out[column.group(1) if column and column.group(1) != "name" else head] = text
+        rows.append(out)
+    return rows
 
 
 def test_report_format_html_prints_the_path_and_no_charts_skips_them(seeded: Path, tmp_path: Path) -> None:
