@@ -155,7 +155,10 @@ def _fairness(results: dict[str, Any], colors: dict[str, str]) -> tuple[str, lis
         ("runs with the same model and seed start from identical weights", shared(model_and_seed, "init_fingerprint")),
         ("runs with the same seed see the same data order, whatever their batch size", shared(seed, "data_fingerprint")),
     ]
-    claim = f"{len(runs)} runs, {inits} initial weights, {orders} data orders: " + "; ".join(
+    def plural(n: int, what: str) -> str:
+        return f"{n} {what}" if n == 1 else f"{n} {what}s"
+
+    claim = f"{plural(len(runs), 'run')}, {plural(inits, 'set')} of initial weights, {plural(orders, 'data order')}: " + "; ".join(
         f"{text} ({'verified' if ok else 'NOT so: fingerprints differ'})" for text, ok in checks) + "."
     rows = [[f"<td>{_swatch(colors.get(r['name'], '#888'))}{_e(r['name'])}</td>",
              _td(str((r.get("config") or {}).get("seed", "-"))),
