@@ -8,6 +8,7 @@ import re
 import sys
 from collections.abc import Iterator
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -42,6 +43,16 @@ class Format(StrEnum):
     json = "json"
     markdown = "markdown"
     csv = "csv"
+    html = "html"  # the path of the run directory's report.html
+
+
+class ChartAxis(StrEnum):
+    """The x axes of the report's charts (optlab.runs.series.X_AXES)."""
+
+    step = "step"
+    epoch = "epoch"
+    samples = "samples"
+    time = "time"
 
 
 def stderr_console() -> Any:
@@ -65,10 +76,19 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(exc.exit_code) from None
 
 
-def emit(results: dict[str, Any], fmt: Format) -> None:
-    """Write a results document to stdout in the chosen format (and nothing else to stdout)."""
+def emit(results: dict[str, Any], fmt: Format, root: Path | None = None) -> None:
+    """Write a results document to stdout in the chosen format (and nothing else to stdout);
+    `html` prints the path of `root`'s report.html instead."""
     from optlab.runs.reports import to_csv, to_json, to_markdown
 
+    if fmt is Format.html:
+        from optlab.runs.publish import REPORT_HTML
+
+        if root is None or not (root / REPORT_HTML).is_file():
+            raise OptlabError(f"--format html: {root} has no {REPORT_HTML} (it is written unless --no-charts)")
+        sys.stdout.write(f"{root / REPORT_HTML}\n")
+        sys.stdout.flush()
+        return
     if fmt is Format.table:
         from rich.console import Console
 
@@ -76,9 +96,18 @@ def emit(results: dict[str, Any], fmt: Format) -> None:
 
         print_results(Console(), results)
         return
-    text = {Format.json: to_json, Format.markdown: to_markdown, Format.csv: to_csv}[fmt](results)
+    if fmt is Format.markdown and root is not None and (root / "report.md").is_file():
+        # The run directory's report.md, just written from these results: with its chart links.
+        text = (root / "report.md").read_text(encoding="utf-8")
+    else:
+        text = {Format.json: to_json, Format.markdown: to_markdown, Format.csv: to_csv}[fmt](results)
     sys.stdout.write(text)
     sys.stdout.flush()
+
+
+def check_html_format(fmt: Format, no_charts: bool) -> None:
+    if fmt is Format.html and no_charts:
+        raise OptlabError("--format html prints the path of report.html, which --no-charts skips: use one of them")
 
 
 def check_device(device: str) -> str:

@@ -21,6 +21,7 @@ from optlab.cli.common import (
     Format,
     PluginsOption,
     check_device,
+    check_html_format,
     emit,
     load_plugins,
     preset_toml,
@@ -146,6 +147,7 @@ def compare(
     seeds: int | None = typer.Option(None, "--seeds", min=1, help="Repeat every run over seeds 0..N-1."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Run a preset from a URL without asking."),
     plugins: PluginsOption = None,
+    no_charts: bool = typer.Option(False, "--no-charts", help="Skip charts/*.svg and report.html."),
 ) -> None:
     """Train every run of a preset side by side and print the comparison."""
     from optlab.cli.preset_commands import confirm_remote
@@ -154,6 +156,7 @@ def compare(
 
     with user_errors():
         load_plugins(plugins)
+        check_html_format(fmt, no_charts)
         loaded = load_preset(preset, overrides or [], seeds=seeds)
         for note in loaded.left_out:  # optional runs whose optimizer, model or dataset is missing here
             sys.stderr.write(f"optlab: note: {note}\n")
@@ -163,7 +166,7 @@ def compare(
         created = _missing_dirs(root)
         prepare_run_dir(root)
     try:
-        code = _compare_in(root, created, loaded, device, fmt, quiet)
+        code = _compare_in(root, created, loaded, device, fmt, quiet, charts=not no_charts)
     except KeyboardInterrupt:
         _leave_on_next_interrupt()
         sys.stderr.write("\noptlab: interrupted\n")
@@ -171,7 +174,9 @@ def compare(
     raise typer.Exit(code)
 
 
-def _compare_in(root: Path, created: list[Path], loaded: Any, device: str, fmt: Format, quiet: bool) -> int:
+def _compare_in(
+    root: Path, created: list[Path], loaded: Any, device: str, fmt: Format, quiet: bool, charts: bool = True
+) -> int:
     from optlab.runs.files import atomic_write_text
 
     try:
@@ -183,7 +188,7 @@ def _compare_in(root: Path, created: list[Path], loaded: Any, device: str, fmt: 
     except BaseException:
         _discard_run_dir(root, created)
         raise
-    return train(root, loaded, specs, data, device, fmt, quiet)
+    return train(root, loaded, specs, data, device, fmt, quiet, charts=charts)
 
 
 def train(
@@ -195,12 +200,13 @@ def train(
     fmt: Format,
     quiet: bool,
     plan: Any = None,
+    charts: bool = True,
 ) -> int:
     """Run the experiment into `root` (fresh, or continuing `plan`), print, return the exit code."""
     from optlab.console.progress import ConsoleProgress
     from optlab.errors import StorageError
     from optlab.runs.control import FileControl
-    from optlab.runs.reports import write_reports
+    from optlab.runs.publish import write_reports
     from optlab.runs.store import RunStore, load_results
     from optlab.training.runner import Runner
 
@@ -236,14 +242,14 @@ def train(
             try:
                 store.close()
                 results = load_results(root)
-                write_reports(root, results)
+                write_reports(root, results, charts=charts)
             except (StorageError, OSError) as exc:
                 storage_error = storage_error or StorageError(f"{root}: cannot write ({exc})")
     if storage_error is not None:
         print_error(f"{storage_error}")
         print_error(f"the runs were stopped; what {root} held before the failure is intact")
         return storage_error.exit_code
-    emit(results, fmt)
+    emit(results, fmt, root)
     from rich.text import Text
 
     console = stderr_console()
@@ -289,7 +295,7 @@ def resume(
             sys.stderr.write(f"optlab: every run in {run_dir} has already ended; nothing to resume\n")
             from optlab.runs.store import load_results
 
-            emit(load_results(run_dir), fmt)
+            emit(load_results(run_dir), fmt, run_dir)
             raise typer.Exit(0)
         resumed = ", ".join(
             f"{name} (from epoch {plan.states[name]['epoch']})" if name in plan.states else f"{name} (restart)"
@@ -324,6 +330,7 @@ def run() -> None:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+from optlab.cli.export_commands import register as _register_export_commands  # noqa: E402
 from optlab.cli.plugin_commands import register as _register_plugin_commands  # noqa: E402
 from optlab.cli.preset_commands import register as _register_preset_commands  # noqa: E402
 from optlab.cli.run_commands import register as _register_run_commands  # noqa: E402
@@ -333,3 +340,4 @@ _register_preset_commands(presets_app)
 _register_run_commands(app)
 _register_tui(app)
 _register_plugin_commands(app)
+_register_export_commands(app)

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from optlab.cli.common import Format, emit, stderr_console, user_errors
+from optlab.cli.common import ChartAxis, Format, check_html_format, emit, stderr_console, user_errors
 from optlab.errors import OptlabError
 
 
@@ -37,7 +37,8 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
         from rich.text import Text
 
-        from optlab.console.tables import STATUS_STYLES, print_table
+        from optlab.console.tables import print_table
+        from optlab.runs.palette import STATUS_STYLES
         from optlab.runs.reports import best_result, read_run_dir
         from optlab.runs.store import load_results
 
@@ -75,14 +76,22 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def report(
         run_dir: Path = typer.Argument(..., help="A run directory written by `optlab compare`."),
-        fmt: Format = typer.Option(Format.table, "--format", "-f", help="What to print on stdout."),
+        fmt: Format = typer.Option(
+            Format.table, "--format", "-f", help="What to print on stdout (html: the path of report.html)."
+        ),
+        no_charts: bool = typer.Option(False, "--no-charts", help="Skip charts/*.svg and report.html."),
+        x_axis: ChartAxis = typer.Option(
+            ChartAxis.samples, "--x-axis", help="The charts' x axis (samples seen compares batch sizes fairly)."
+        ),
     ) -> None:
-        """Rebuild a run directory's results.json, report.md and metrics.csv (and its table)
-        from events.jsonl."""
-        from optlab.runs.reports import read_run_dir, write_reports
+        """Rebuild a run directory's results.json, report.md, metrics.csv, charts/*.svg and
+        report.html (and its table) from events.jsonl."""
+        from optlab.runs.publish import write_reports
+        from optlab.runs.reports import read_run_dir
         from optlab.runs.store import write_results_json
 
         with user_errors():
+            check_html_format(fmt, no_charts)
             results, bad_lines = read_run_dir(run_dir)
             if bad_lines:
                 stderr_console().print(f"[yellow]skipped {len(bad_lines)} corrupt line(s) of events.jsonl[/]")
@@ -90,7 +99,7 @@ def register(app: typer.Typer) -> None:
                 # Replayed from the events, so a missing or corrupt results.json is whole again
                 # (atomically: a live writer's own rewrite never meets half a file).
                 write_results_json(run_dir, results)
-                write_reports(run_dir, results)
+                write_reports(run_dir, results, charts=not no_charts, axis=x_axis.value)
             except OSError as exc:
                 raise OptlabError(f"{run_dir}: cannot write the reports ({exc.strerror or exc})") from None
-        emit(results, fmt)
+            emit(results, fmt, run_dir)

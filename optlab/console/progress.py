@@ -15,8 +15,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from optlab.console.tables import STATUS_STYLES
 from optlab.runs.formatting import format_rate
+from optlab.runs.palette import STATUS_STYLES
 from optlab.training.events import (
     EpochEnded,
     Event,

@@ -13,30 +13,10 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-STATUS_STYLES = {
-    "finished": "green",
-    "early_stopped": "cyan",
-    "stopped": "yellow",
-    "diverged": "bold red",
-    "failed": "bold red",
-    "running": "blue",
-    "pending": "dim",
-}
+from optlab.runs.formatting import DROP_ORDER
+from optlab.runs.palette import STATUS_STYLES, rich_color, run_color
+
 BEST_STYLE = "bold green"
-# Columns given up first when a terminal is too narrow for the whole table (numbers are never cut).
-DROP_ORDER = (
-    "specificity",
-    "precision",
-    "recall",
-    "samples_per_s",
-    "best_epoch",
-    "rmse",
-    "roc_auc",
-    "f1",
-    "mae",
-    "wall_time_s",
-    "test_loss",
-)
 
 
 def status_text(status: str) -> Text:
@@ -46,6 +26,7 @@ def status_text(status: str) -> Text:
 def results_table(results: dict[str, Any], hide: Collection[str] = ()) -> Table:
     """The comparison table: the columns of `summary_rows` (less `hide`), best values highlighted."""
     from optlab.runs.formatting import format_cell, header, task_of
+    from optlab.runs.grouping import Grouping
     from optlab.runs.reports import best_per_column, dataset_summary, report_columns, summary_rows
 
     task = task_of(results)
@@ -67,13 +48,17 @@ def results_table(results: dict[str, Any], hide: Collection[str] = ()) -> Table:
     for c in cols:
         numeric = c not in ("name", "status")
         table.add_column(header(c), justify="right" if numeric else "left", no_wrap=True)
+    grouping = Grouping.from_doc(results)  # a run's colour: the same in the TUI and the charts
     for row in rows:
         cells: list[Text] = []
         for c in cols:
             if c == "status":
                 cells.append(status_text(str(row[c])))
                 continue
-            style = BEST_STYLE if row["name"] in best.get(c, ()) else ("bold" if c == "name" else "")
+            if c == "name":
+                cells.append(Text(format_cell(row, c), style=f"bold {rich_color(run_color(grouping.color_index(row['name'])))}"))
+                continue
+            style = BEST_STYLE if row["name"] in best.get(c, ()) else ""
             cells.append(Text(format_cell(row, c), style=style))
         table.add_row(*cells)
     return table
@@ -83,6 +68,7 @@ def seeds_table(results: dict[str, Any], hide: Collection[str] = ()) -> Table | 
     """Configurations in ranking order with their rank, mean ± std and n of each test metric
     (less `hide`) and, with a target, how many seeds reached it and when; the ranking verdict in
     the caption. None without repeated seeds."""
+    from optlab.runs.aggregate import groups as groups_of
     from optlab.runs.aggregate import ranked_groups
     from optlab.runs.formatting import CLASSIFICATION_METRICS, REGRESSION_METRICS, header, target_of, task_of
     from optlab.runs.seed_reports import RANK_LEGEND, mean_std, rank_text, target_cells, target_headers
@@ -112,11 +98,13 @@ def seeds_table(results: dict[str, Any], hide: Collection[str] = ()) -> Table | 
         table.add_column(header(c), justify="right", no_wrap=True)
     for head in target_headers() if target else []:
         table.add_column(head, justify="right", no_wrap=True)
+    colors = {name: i for i, name in enumerate(groups_of(results))}  # the TUI's and the charts' colours
     for group, rank in rows:
         # Only a winner the test tells apart from the runner-up is highlighted.
         top = verdict == "distinguishable" and rank is not None and rank["rank"] == 1
+        color = rich_color(run_color(colors.get(group["group"], 0)))
         cells = [Text(rank_text(rank), style=BEST_STYLE if top else ""),
-                 Text(group["group"], style=BEST_STYLE if top else "bold"), Text(str(group["n"]))]
+                 Text(group["group"], style=BEST_STYLE if top else f"bold {color}"), Text(str(group["n"]))]
         for c in cols:
             cells.append(Text(mean_std(group["test"].get("loss" if c == "test_loss" else c), c)))
         if target:

@@ -9,6 +9,7 @@ seed_reports, and neither has to reach back into the other for these helpers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "specificity", "roc_auc")
@@ -85,3 +86,34 @@ def format_cell(row: dict[str, Any], column: str) -> str:
 
 def header(column: str) -> str:
     return HEADERS.get(column, column)
+
+
+# Columns given up first when a terminal is too narrow for a whole table (numbers are never cut).
+DROP_ORDER = (
+    "specificity",
+    "precision",
+    "recall",
+    "samples_per_s",
+    "best_epoch",
+    "rmse",
+    "roc_auc",
+    "f1",
+    "mae",
+    "wall_time_s",
+    "test_loss",
+)
+
+
+def fit_columns(
+    widths: dict[str, int], available: int, drop_order: Sequence[str] = DROP_ORDER, gap: int = 2
+) -> tuple[list[str], list[str]]:
+    """The columns (in their order) that fit `available` cells, each `gap` apart, giving up
+    those of `drop_order` one by one; returns them and the hidden ones (to be named)."""
+    kept, hidden = list(widths), []
+    for column in drop_order:
+        if sum(widths[c] + gap for c in kept) <= available:
+            break
+        if column in kept:
+            kept.remove(column)
+            hidden.append(column)
+    return kept, hidden

@@ -12,12 +12,12 @@ import io
 import json
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from optlab.errors import RunDirError
 from optlab.runs.aggregate import group_of, seed_of
-from optlab.runs.files import atomic_write_text
 from optlab.runs.formatting import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
@@ -178,7 +178,9 @@ def dataset_summary(dataset: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- documents
 
 
-def to_markdown(results: dict[str, Any]) -> str:
+def to_markdown(results: dict[str, Any], charts: Sequence[str] = ()) -> str:
+    """The report; `charts` (file names under charts/) are embedded above the tables, so a
+    repository host renders them."""
     task = task_of(results)
     rows = summary_rows(results)
     cols = report_columns(results)
@@ -195,6 +197,9 @@ def to_markdown(results: dict[str, Any]) -> str:
     out.append(f"- **Experiment:** {status}" + (f", {format_duration(wall)}" if wall else ""))
     if results.get("started_at"):
         out.append(f"- **Started:** {results['started_at']} (optlab {results.get('optlab_version', '?')})")
+    if charts:
+        for name in charts:
+            out += ["", f"![{Path(name).stem.replace('_', ' ')}](charts/{name})"]
     out += ["", "| " + " | ".join(header(c) for c in cols) + " |"]
     out.append("|" + "|".join("---" if c in ("name", "status") else "---:" for c in cols) + "|")
     for row in rows:
@@ -254,11 +259,6 @@ def to_csv(results: dict[str, Any]) -> str:
 def to_json(results: dict[str, Any]) -> str:
     """The results document exactly as results.json holds it (undefined numbers as null)."""
     return json.dumps(_finite(results), indent=2, allow_nan=False, default=str) + "\n"
-
-
-def write_reports(root: Path, results: dict[str, Any]) -> None:
-    atomic_write_text(root / "report.md", to_markdown(results))
-    atomic_write_text(root / "metrics.csv", to_csv(results))
 
 
 # ---------------------------------------------------------------- run directories on disk

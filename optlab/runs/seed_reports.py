@@ -78,6 +78,21 @@ def mean_std(stat: dict[str, Any] | None, column: str = "") -> str:
     return f"{mean} ± {_display(column, stat['std'])}"
 
 
+def compact_mean_std(stat: dict[str, Any] | None, column: str = "") -> str:
+    """`0.9712±0.0031`: the mean as `mean_std` shows it, the std to two significant digits
+    with no spaces, for tables that must fit a terminal."""
+    if not stat or stat.get("mean") is None:
+        return "-"
+    mean = _display(column, stat["mean"])
+    std = stat.get("std")
+    if std is None:
+        return mean
+    if column in ("wall_time_s", "target_time_s", "target_samples", "best_epoch", "target_epoch"):
+        return f"{mean}±{_display(column, std)}"
+    # Two significant digits, trailing zeros kept (0.10, not 0.1); whole numbers from 10 up.
+    return f"{mean}±{std:.0f}" if abs(std) >= 10 else f"{mean}±{f'{std:#.2g}'.rstrip('.')}"
+
+
 def target_cells(group: dict[str, Any]) -> list[str]:
     """`reached` as "2 of 3", then mean ± std of target epoch, samples seen and wall time over
     the seeds that reached it ("-" when none did)."""

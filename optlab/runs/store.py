@@ -208,22 +208,77 @@ class EventLog:
         self.bad_lines = bad_lines
 
 
-def read_events(root: Path, start: int = 0) -> EventLog:
+def parse_event_line(line: bytes) -> Event | None:
+    """One line of events.jsonl as an event, or None when it is corrupt (a crash mid-write,
+    an event of an unknown type)."""
+    try:
+        return event_from_dict(json.loads(line.decode("utf-8", errors="replace")))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+class EventTail:
+    """The tolerant reader of events.jsonl, incremental: it keeps a byte offset and holds a
+    partial last line back until the writer finishes it (or `finish` says none will)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.lines = 0  # complete lines read so far
+        self.bad_lines: list[int] = []  # their numbers (1-based) that did not parse
+        self._partial = b""
+
+    def read(self, max_bytes: int = 4 << 20) -> list[Event]:
+        """Events completed since the last call (none if the file does not exist yet)."""
+        try:
+            size = os.path.getsize(self.path)
+        except OSError:
+            return []
+        if size < self.offset:  # truncated or replaced: start again
+            self.offset, self.lines, self.bad_lines, self._partial = 0, 0, [], b""
+        if size == self.offset:
+            return []
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            chunk = fh.read(max_bytes)
+        self.offset += len(chunk)
+        lines = (self._partial + chunk).split(b"\n")
+        self._partial = lines.pop()  # b"" when the chunk ended with a newline
+        return self._parse(lines)
+
+    def read_all(self) -> list[Event]:
+        events: list[Event] = []
+        while batch := self.read():
+            events += batch
+        return events
+
+    def finish(self) -> list[Event]:
+        """The held-back last line, once the writer is known to be done with it."""
+        partial, self._partial = self._partial, b""
+        return self._parse([partial])
+
+    def _parse(self, lines: list[bytes]) -> list[Event]:
+        events: list[Event] = []
+        for line in lines:
+            self.lines += 1
+            if not line.strip():
+                continue
+            event = parse_event_line(line)
+            if event is None:
+                self.bad_lines.append(self.lines)
+            else:
+                events.append(event)
+        return events
+
+
+def read_events(root: Path) -> EventLog:
     """Read events.jsonl, tolerating a truncated or corrupt line (a crash mid-write)."""
     path = root / "events.jsonl"
     if not path.is_file():
         raise RunDirError(f"{root}: not a run directory (no events.jsonl)")
-    events: list[Event] = []
-    bad: list[int] = []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for number, line in enumerate(fh, start=1):
-            if number <= start or not line.strip():
-                continue
-            try:
-                events.append(event_from_dict(json.loads(line)))
-            except (ValueError, KeyError, TypeError):
-                bad.append(number)
-    return EventLog(events, len(events), bad)
+    tail = EventTail(path)
+    events = tail.read_all() + tail.finish()
+    return EventLog(events, len(events), tail.bad_lines)
 
 
 def load_results(root: Path) -> dict[str, Any]:

@@ -106,6 +106,7 @@ class Trainer:
             warnings.filterwarnings("ignore", message=CREATE_GRAPH_WARNING, category=UserWarning)
         if entry.has("lr_is_multiplier"):
             self.notes.append(f"lr is a multiplier of the optimizer's own estimate ({spec.optimizer.name})")
+        self.lr_used = self.schedule.lr()  # the rate of the last batch trained (events record it)
         self.amp_dtype = self._amp_dtype()
         fp16 = self.amp_dtype is torch.float16
         if fp16 and self.needs_closure:
@@ -230,6 +231,8 @@ class Trainer:
             idx = self._perm[s * bs : end]
             xb, yb = x.index_select(0, idx), y.index_select(0, idx)
             loss, out = self.stepper.step(xb, yb)
+            # The rate this batch trained with, before the schedule moves it (a Python float: no sync).
+            self.lr_used = self.schedule.lr()
             self.schedule.after_batch()
             self.loss_buffer[i] = loss.detach()
             if self.task != "regression":
@@ -251,7 +254,7 @@ class Trainer:
                 epoch=self.epoch + 1,
                 samples_seen=self.samples_seen,
                 train_loss=sum(losses) / n_steps,
-                lr=self.schedule.lr(),
+                lr=self.lr_used,
                 elapsed_s=self.elapsed_s,
                 samples_per_s=self.samples_seen / max(self.elapsed_s, 1e-9),
                 grad_evals=self.grad_evals,
@@ -280,7 +283,7 @@ class Trainer:
             "val_loss": val.loss if val else None,
             "val_accuracy": val.accuracy if val else None,
             "val_rmse": val.rmse if val else None,
-            "lr": self.schedule.lr(),
+            "lr": self.lr_used,  # what the epoch's last batch trained with, not the next epoch's rate
             "epoch_s": self.elapsed_s - self._epoch_start_elapsed,
         }
         self.history.append(record)

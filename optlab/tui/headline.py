@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from optlab.tui.seeds import BAND_LABELS
+from optlab.runs.grouping import BAND_LABELS
 
 
 def model_text(preset: dict[str, Any]) -> str:

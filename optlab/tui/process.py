@@ -21,6 +21,8 @@ from typing import Any
 from optlab import registry
 from optlab.errors import RunDirError
 from optlab.runs.files import atomic_write_json
+from optlab.runs.store import parse_event_line
+from optlab.training.events import ExperimentEnded, ExperimentStarted
 
 # Same file and format as `optlab.runs.control` (which imports the training runner, and so
 # torch; the TUI process stays free of it). tests/tui/test_tui_parts.py checks both agree.
@@ -208,6 +210,29 @@ class TrainingProcess:
         return self.proc.poll()
 
 
+# ---------------------------------------------------------------- a browser for report.html
+
+# Text browsers would take over the terminal the TUI is drawing in.
+CONSOLE_BROWSERS = frozenset({"www-browser", "links", "links2", "elinks", "lynx", "w3m"})
+
+
+def open_in_browser(path: Path) -> bool:
+    """Open a file in a graphical browser, if this machine has one (not over plain SSH, not in
+    tests: OPTLAB_NO_BROWSER); True when one was started."""
+    import webbrowser
+
+    graphical = sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    if not graphical or os.environ.get("OPTLAB_NO_BROWSER"):
+        return False
+    try:
+        browser = webbrowser.get()
+        if getattr(browser, "name", "") in CONSOLE_BROWSERS:
+            return False
+        return bool(browser.open(path.resolve().as_uri()))
+    except (webbrowser.Error, OSError):
+        return False
+
+
 # ---------------------------------------------------------------- run directories on disk
 
 
@@ -221,24 +246,27 @@ class RunDirInfo:
 
 
 def _events_summary(path: Path) -> tuple[str, str, int]:
-    """(preset name, status, number of runs) from the first and last lines of events.jsonl."""
+    """(preset name, status, number of runs) from the first and last lines of events.jsonl,
+    read with the run store's tolerant line reader (a directory list must not read whole logs)."""
     preset, status, runs = "?", "running", 0
     try:
         with open(path / "events.jsonl", "rb") as fh:
-            first = json.loads(fh.readline() or b"{}")
+            first = parse_event_line(fh.readline())
             fh.seek(max(0, os.path.getsize(path / "events.jsonl") - 4096))
             tail = fh.read().splitlines()
-    except (OSError, ValueError):
+    except OSError:
         return preset, "unreadable", 0
-    if first.get("type") == "experiment_started":
-        preset = str((first.get("preset") or {}).get("name") or "?")
-        runs = len(first.get("run_names") or [])
+    if not isinstance(first, ExperimentStarted):
+        return preset, "unreadable" if first is None else status, runs
+    preset = str((first.preset or {}).get("name") or "?")
+    runs = len(first.run_names or [])
     for line in reversed(tail):
-        with contextlib.suppress(ValueError):
-            event = json.loads(line)
-            if isinstance(event, dict) and event.get("type") == "experiment_ended":
-                status = str(event.get("status") or "finished")
-            break
+        event = parse_event_line(line)
+        if event is None:  # the seek may land inside a line; a crash may leave a partial one
+            continue
+        if isinstance(event, ExperimentEnded):
+            status = str(event.status or "finished")
+        break
     return preset, status, runs
 
 

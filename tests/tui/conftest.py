@@ -23,6 +23,7 @@ def _one_thread_children(monkeypatch: pytest.MonkeyPatch) -> None:
     tens of times slower."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("TEXTUAL_ANIMATIONS", "none")
+    monkeypatch.setenv("OPTLAB_NO_BROWSER", "1")  # the report key must not open windows here
 
 
 @pytest.fixture(autouse=True)

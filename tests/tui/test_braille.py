@@ -11,16 +11,11 @@ from rich.cells import cell_len
 from rich.color import Color
 from rich.text import Text
 
-from optlab.tui.widgets.braille import (
-    Trace,
-    format_number,
-    log_ticks,
-    nice_ticks,
-    rasterize,
-    render,
-    tick_labels,
-)
-from optlab.tui.widgets.chart import FADED, Chart, Series
+from optlab.runs.axes import format_number, log_ticks, nice_ticks, tick_labels
+from optlab.runs.palette import FADED
+from optlab.runs.series import Series
+from optlab.tui.widgets.braille import Trace, rasterize, render
+from optlab.tui.widgets.chart import Chart
 
 
 def _arrays(*traces: Trace) -> list[tuple[np.ndarray, np.ndarray, int, str]]:

@@ -11,13 +11,13 @@ from textual.widgets import Static
 from tui.helpers import wait_for_the_end, wait_until
 
 from optlab.runs.formatting import format_value
+from optlab.runs.palette import FADED
 from optlab.runs.reports import columns, summary_rows
 from optlab.runs.store import read_events
 from optlab.training.events import EpochEnded, Progress
 from optlab.tui.app import OptlabApp
 from optlab.tui.screens.details import DetailsScreen
 from optlab.tui.screens.experiment import ExperimentScreen
-from optlab.tui.widgets.chart import FADED
 
 RUNS = ["sgd", "adam", "rms-bs32"]
 
@@ -107,6 +107,8 @@ async def _to_the_final_table(tiny: Path, tmp_path: Path) -> None:
 
         # ---- chart keys change the chart
         drawn = loss.drawn
+        # sgd's 0.05 and adam's 1e-3 span more than a decade: the rate chart is log by itself.
+        assert lr.log_y and not loss.log_y
         await pilot.press("l")
         await pilot.pause(0.2)
         assert loss.log_y and lr.log_y and loss.error == "" and loss.drawn != drawn
@@ -125,7 +127,7 @@ async def _to_the_final_table(tiny: Path, tmp_path: Path) -> None:
         await pilot.press("x")
         assert screen.x_axis == "step"
         await pilot.press("l")
-        assert not loss.log_y
+        assert not loss.log_y and lr.log_y
 
         # smoothing: debiased EMA, the first point stays the raw value
         await pilot.press("s")
@@ -167,6 +169,13 @@ async def _to_the_final_table(tiny: Path, tmp_path: Path) -> None:
         assert modes == ["loss", "lr", "val", "loss"]
         await pilot.resize_terminal(160, 50)
         await pilot.pause(0.2)
+
+        # ---- the training child wrote the charts and report.html; `r` writes them again
+        assert (run_dir / "report.html").is_file() and (run_dir / "charts" / "loss.svg").is_file()
+        (run_dir / "report.html").unlink()
+        await pilot.press("r")
+        await wait_until(pilot, lambda: screen.report_path is not None, 30, "report.html")
+        assert (run_dir / "report.html").read_text().startswith("<!DOCTYPE html>")
 
         # ---- Enter opens the selected run's details
         await pilot.press("enter")

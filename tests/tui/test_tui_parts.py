@@ -12,9 +12,10 @@ import pytest
 from textual.app import App, ComposeResult
 from typer.testing import CliRunner
 
+from optlab.runs.series import Series, downsample, ema
+from optlab.runs.store import EventTail
 from optlab.tui.process import read_control, write_control
-from optlab.tui.state import EventTail, downsample, ema
-from optlab.tui.widgets.chart import Chart, Series
+from optlab.tui.widgets.chart import Chart
 
 # ---------------------------------------------------------------- series helpers
 
@@ -78,7 +79,7 @@ def test_event_tail_holds_back_a_partial_line(tmp_path: Path) -> None:
         fh.write(line[20:] + "\n{corrupt\n")
     events = tail.read()
     assert [e.kind for e in events] == ["progress"] and events[0].step == 5  # type: ignore[attr-defined]
-    assert tail.bad_lines == 1
+    assert tail.bad_lines == [3]  # line numbers, as read_events reports them
     path.write_text(json.dumps(start) + "\n")  # replaced by a shorter file: read again from the top
     assert [e.kind for e in tail.read()] == ["experiment_started"]
 

@@ -255,3 +255,37 @@ def test_shuffle_false_keeps_the_dataset_order_every_epoch() -> None:
     assert torch.equal(epoch_permutation(0, 2, n, shuffle=False), torch.arange(n))
     kept.advance()
     assert torch.equal(kept._perm.cpu(), torch.arange(n))
+
+
+def test_recorded_learning_rate_is_the_one_the_step_or_epoch_trained_with() -> None:
+    """An epoch's `lr` is the rate it trained at, not the rate after its scheduler step
+    (exponential, gamma 0.5, lr 0.1: epochs train at 0.1, 0.05, 0.025); a per-batch schedule's
+    progress report carries its interval's last batch's rate."""
+    sink = run(
+        """
+[[runs]]
+name = "exp"
+epochs = 3
+optimizer = { name = "sgd", lr = 0.1 }
+scheduler = { name = "exponential", gamma = 0.5 }
+[[runs]]
+name = "linear"
+log_every = 1
+optimizer = { name = "sgd", lr = 0.1 }
+scheduler = { name = "onecycle", max_lr = 0.1 }
+"""
+    )
+    assert [e.lr for e in sink.of(EpochEnded, "exp")] == pytest.approx([0.1, 0.05, 0.025])
+    assert all(p.lr == pytest.approx(0.1 * 0.5 ** (p.epoch - 1)) for p in sink.of(Progress, "exp"))
+    # One-cycle moves the rate every batch: with one batch per report, report k carries the
+    # rate batch k trained with, so the first equals the schedule's starting rate.
+    model = torch.nn.Linear(1, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    total = 2 * math.ceil(400 / 32)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=total)
+    expected = []
+    for _ in range(total):
+        expected.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert [p.lr for p in sink.of(Progress, "linear")] == pytest.approx(expected)

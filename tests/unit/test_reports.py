@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from optlab.runs.formatting import format_value
+from optlab.runs.publish import write_reports
 from optlab.runs.reports import (
     CLASSIFICATION_COLUMNS,
     REGRESSION_COLUMNS,
@@ -24,7 +25,6 @@ from optlab.runs.reports import (
     to_csv,
     to_json,
     to_markdown,
-    write_reports,
 )
 
 
@@ -207,8 +207,9 @@ def test_write_reports_and_read_run_dir(tmp_path: Path, classification: dict[str
     (tmp_path / "results.json").write_text(to_json(classification))
     results, bad = read_run_dir(tmp_path)  # no events.jsonl: falls back to results.json
     assert bad == [] and results == classification
-    write_reports(tmp_path, results)
+    write_reports(tmp_path, results, charts=False)
     assert (tmp_path / "report.md").read_text() == to_markdown(classification)
+    assert not (tmp_path / "charts").exists() and not (tmp_path / "report.html").exists()
     assert (tmp_path / "metrics.csv").read_text() == to_csv(classification)
     assert not list(tmp_path.glob(".*.tmp"))
 

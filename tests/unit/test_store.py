@@ -4,6 +4,7 @@ inside ./runs, and the code fingerprint that checkpoints carry."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import stat
 from collections.abc import Iterator
@@ -100,3 +101,19 @@ def test_an_existing_file_is_not_an_output_directory(tmp_path: Path) -> None:
     with pytest.raises(RunDirError, match=r"ok.toml: exists and is not a directory"):
         prepare_run_dir(target)
     assert target.read_text() == "mine"
+
+
+def test_run_dir_list_reads_first_and_last_events_tolerantly(tmp_path: Path) -> None:
+    """The start screen's list of run directories uses the store's line reader: a partial last
+    line (a crash mid-write) is skipped, and the experiment's end before it still counts."""
+    from optlab.tui.process import recent_run_dirs
+
+    start = {"v": 1, "type": "experiment_started", "run": "", "preset": {"name": "p"}, "run_names": ["a", "b"]}
+    ended = {"v": 1, "type": "experiment_ended", "run": "", "status": "interrupted"}
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "events.jsonl").write_text(json.dumps(start) + "\n" + json.dumps(ended) + '\n{"v": 1, "ty')
+    (tmp_path / "two").mkdir()
+    (tmp_path / "two" / "events.jsonl").write_text("not json\n")
+    found = {info.path.name: info for info in recent_run_dirs(tmp_path)}
+    assert (found["one"].preset, found["one"].status, found["one"].runs) == ("p", "interrupted", 2)
+    assert found["two"].status == "unreadable"

@@ -19,24 +19,26 @@ from textual.widgets import DataTable, Footer, Static
 
 from optlab.errors import OptlabError
 from optlab.preset.export import save_to_user_dir
+from optlab.runs.axes import wants_log
+from optlab.runs.grouping import BAND_MODES
+from optlab.runs.publish import REPORT_HTML, write_reports
+from optlab.runs.reports import read_run_dir
+from optlab.runs.series import VAL_LABELS, X_AXES, X_LABELS, chart_note, group_series, run_series
+from optlab.runs.store import EventTail
 from optlab.tui.headline import header_text, settings_text
 from optlab.tui.pacing import RedrawPace
-from optlab.tui.process import TrainingProcess, child_alive, log_path, read_control, write_control
+from optlab.tui.process import (
+    TrainingProcess,
+    child_alive,
+    log_path,
+    open_in_browser,
+    read_control,
+    write_control,
+)
 from optlab.tui.screens.details import DetailsScreen
 from optlab.tui.screens.quit import CANCEL, DETACH, STOP, QuitScreen
 from optlab.tui.screens.table_views import TableViews
-from optlab.tui.seeds import BAND_MODES
-from optlab.tui.series import chart_note, group_series, run_series
-from optlab.tui.state import (
-    BEST_LABELS,
-    ENDED_STATUSES,
-    VAL_LABELS,
-    X_AXES,
-    X_LABELS,
-    EventTail,
-    ExperimentState,
-    format_eta,
-)
+from optlab.tui.state import BEST_LABELS, ENDED_STATUSES, ExperimentState, format_eta
 from optlab.tui.widgets.chart import Chart
 from optlab.tui.widgets.seeds_table import RankingLine, SeedsTable
 from optlab.tui.widgets.tables import FinalTable, RunsTable
@@ -64,6 +66,7 @@ class ExperimentScreen(Screen[None]):
         Binding("t", "toggle_table", "tables", show=False),
         Binding("b", "cycle_band", "band"),  # shown only with repeated seeds (check_action)
         Binding("w", "save_preset", "save preset"),  # not ctrl+s: many terminals take it for XOFF
+        Binding("r", "write_report", "HTML report", show=False),
     ]
 
     def __init__(self, run_dir: Path, process: TrainingProcess | None = None, preset_label: str = "") -> None:
@@ -80,6 +83,7 @@ class ExperimentScreen(Screen[None]):
         self.band_mode = BAND_MODES[0]
         self.repeats = False
         self.saved_presets: list[Path] = []
+        self.report_path: Path | None = None  # the last report.html the `r` key wrote
         self.layout_mode = "grid"
         self.layout_chosen = False
         self.paused = False if process is not None else bool(read_control(run_dir).get("paused"))
@@ -269,10 +273,12 @@ class ExperimentScreen(Screen[None]):
         note = chart_note(state, self.band_mode)
         self.chart("val").title = VAL_LABELS[state.val_key]  # known once the task (and old logs) are
         self.runs_table.set_best_label(BEST_LABELS[state.val_key])
+        # Rates spanning more than a decade (adadelta's 1.0 beside sgd's 0.01) go log by themselves.
+        lr_log = self.log_y or wants_log(s.ys for s in series["lr"])
         for key in ("loss", "lr", "val"):
             chart = self.chart(key)
             chart.x_label = X_LABELS[axis]
-            chart.log_y = self.log_y and key != "val"
+            chart.log_y = lr_log if key == "lr" else self.log_y and key != "val"
             chart.note = note
             chart.set_series(series[key])
         self.charts_dirty = False
@@ -320,6 +326,7 @@ class ExperimentScreen(Screen[None]):
     def on_resize(self) -> None:
         if not self.layout_chosen:  # follow the terminal until the user picks a layout
             self.set_layout(self.fitting_layout())
+        self.tables.refit(self.state.doc)
 
     def action_cycle_layout(self) -> None:
         self.layout_chosen = True
@@ -387,6 +394,25 @@ class ExperimentScreen(Screen[None]):
             return
         self.saved_presets.append(path)
         self.notify(f"saved preset {path.stem!r} to {path}", timeout=8)
+
+    def action_write_report(self) -> None:
+        self.notify("writing report.html …", timeout=3)
+        self.write_report()
+
+    @work(thread=True, exclusive=True, group="report")
+    def write_report(self) -> None:
+        """The run directory's charts and report.html, as `optlab report` writes them (live
+        runs: as far as they got), then the page in a browser when this machine has one."""
+        try:
+            results, _ = read_run_dir(self.run_dir)
+            write_reports(self.run_dir, results)
+        except (OptlabError, OSError) as exc:
+            self.app.call_from_thread(self.notify, f"cannot write the report: {exc}", severity="error", timeout=8)
+            return
+        path = self.run_dir / REPORT_HTML
+        self.report_path = path
+        where = "opened in a browser" if open_in_browser(path) else "open it in a browser"
+        self.app.call_from_thread(self.notify, f"wrote {path} ({where})", timeout=10)
 
     def action_request_quit(self) -> None:
         if not self.live:

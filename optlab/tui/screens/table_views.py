@@ -13,7 +13,7 @@ from typing import Any
 
 from textual.widgets import DataTable
 
-from optlab.tui.seeds import Grouping
+from optlab.runs.grouping import Grouping
 from optlab.tui.state import ExperimentState
 from optlab.tui.widgets.seeds_table import RankingLine, SeedsTable
 from optlab.tui.widgets.tables import FinalTable, RunsTable
@@ -28,6 +28,7 @@ class TableViews:
         self.repeats = False  # seeds are repeated: the configurations view exists
         self.finished = False  # every run has ended: the end tables are filled
         self.grouping = Grouping()
+        self.doc: dict[str, Any] | None = None  # the end tables' results document
 
     @property
     def views(self) -> tuple[str, ...]:
@@ -55,9 +56,21 @@ class TableViews:
         self.final.show(doc)
         if self.repeats:
             self.seeds.show(doc)
-            self.ranking.show(doc)
+            self._show_ranking(doc)
         if self.view == RUNS:
             self.set(GROUPS if self.repeats else FINAL)
+
+    def refit(self, doc: dict[str, Any]) -> None:
+        """The terminal changed size: fit the configurations table to it again."""
+        if self.finished and self.repeats:
+            self.final.show(doc)
+            self.seeds.show(doc)
+            self._show_ranking(doc)
+
+    def _show_ranking(self, doc: dict[str, Any]) -> None:
+        """The verdict, and what the shown end table left out for width."""
+        self.doc = doc
+        self.ranking.show(doc, self.final.hidden if self.view == FINAL else self.seeds.hidden)
 
     def set(self, view: str) -> None:
         self.view = view
@@ -65,6 +78,8 @@ class TableViews:
         self.final.display = view == FINAL
         self.seeds.display = view == GROUPS
         self.ranking.display = view != RUNS and self.repeats and self.finished
+        if self.ranking.display and self.doc is not None:
+            self._show_ranking(self.doc)
         self.table.focus()
 
     def cycle(self, state: ExperimentState) -> None:

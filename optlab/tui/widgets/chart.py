@@ -5,7 +5,6 @@ how it is drawn can change without touching the screens: screens only call `set_
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from rich.cells import cell_len
@@ -15,34 +14,10 @@ from textual.containers import Vertical
 from textual.widget import Widget
 from textual.widgets import Static
 
-from optlab.tui.state import downsample
-from optlab.tui.widgets.braille import Trace, outlier_cap, render
-
-# 256-colour codes from the xterm colour cube, so they read the same in 256-colour terminals
-# (truecolor ones show the same colours); no two are close, none is the red of a failure.
-PALETTE = (39, 208, 42, 205, 184, 141, 80, 179, 112, 203, 33, 220)
-FADED = 240  # grey of the runs that are not highlighted
-
-
-def run_color(index: int) -> int:
-    return PALETTE[index % len(PALETTE)]
-
-
-def rich_color(code: int) -> str:
-    return f"color({code})"
-
-
-@dataclass
-class Series:
-    label: str
-    xs: Sequence[float]
-    ys: Sequence[float]
-    color: int
-    run: str = ""
-    style: str = "line"  # "line" (braille) or "points" (dotted, e.g. per-epoch values)
-    legend: bool = True
-    band: str = ""  # "lower" / "upper": a bound of a configuration's band over seeds, drawn under the means
-    legend_label: str = ""  # the legend's entry when it is not `label` (seeds share their configuration's)
+from optlab.runs.axes import outlier_cap
+from optlab.runs.palette import FADED, rich_color
+from optlab.runs.series import Series, downsample
+from optlab.tui.widgets.braille import Trace, render
 
 
 def _clean(xs: Sequence[float], ys: Sequence[float], log_y: bool) -> tuple[list[float], list[float], int]:

@@ -8,8 +8,10 @@ seeds' best validation value so far (`show_live`)."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import Static
 
@@ -21,12 +23,12 @@ from optlab.runs.aggregate import (
     seed_of,
     stats,
 )
-from optlab.runs.formatting import format_rate, header
+from optlab.runs.formatting import DROP_ORDER, fit_columns, format_rate, header
+from optlab.runs.grouping import Grouping
+from optlab.runs.palette import rich_color, run_color
 from optlab.runs.reports import HIGHER_IS_BETTER, LOWER_IS_BETTER
-from optlab.runs.seed_reports import mean_std, rank_text
-from optlab.tui.seeds import Grouping
+from optlab.runs.seed_reports import compact_mean_std, mean_std, rank_text
 from optlab.tui.state import BEST_LABELS, ExperimentState
-from optlab.tui.widgets.chart import rich_color, run_color
 from optlab.tui.widgets.tables import SortableTable, sort_key
 
 LIVE_COLUMNS = ("group", "n", "seeds", "epoch", "status", "best", "rate")
@@ -47,6 +49,8 @@ def group_columns(task: str) -> tuple[str, ...]:
 
 
 FIRST_STAT = 4  # the columns before it are rank, configuration, n and seeds
+# The seeds' numbers go first (the runs table lists them), then the report's least telling columns.
+SEEDS_DROP_ORDER = ("seeds", *DROP_ORDER)
 
 
 def stat_of(group: dict[str, Any], column: str) -> dict[str, Any] | None:
@@ -55,11 +59,11 @@ def stat_of(group: dict[str, Any], column: str) -> dict[str, Any] | None:
     return (group.get("test") or {}).get(AGG_KEY.get(column, column))
 
 
-def stat_text(group: dict[str, Any], column: str) -> str:
-    """`0.9712 ± 0.0031`; the metric's own n when it differs from the configuration's (a seed
-    whose value is undefined, say a ROC-AUC with one class present)."""
+def stat_text(group: dict[str, Any], column: str, compact: bool = False) -> str:
+    """`0.9712 ± 0.0031` (compact: `0.9712±0.0031`); the metric's own n when it differs from the
+    configuration's (a seed whose value is undefined, say a ROC-AUC with one class present)."""
     stat = stat_of(group, column)
-    text = mean_std(stat, column)
+    text = compact_mean_std(stat, column) if compact else mean_std(stat, column)
     if stat and stat.get("mean") is not None and stat.get("n") != group.get("n"):
         text += f" (n={stat['n']})"
     return text
@@ -101,6 +105,8 @@ class SeedsTable(SortableTable):
         super().__init__(**kwargs)
         self.fixed_columns = 2  # the rank and the configuration's name stay in view
         self.groups: list[dict[str, Any]] = []
+        self.hidden: list[str] = []  # columns left out to fit the width (named by the ranking line)
+        self.compact = False  # whether the cells are compact (`0.9712±0.0031`) to fit the width
 
     def show(self, doc: dict[str, Any]) -> None:
         aggregates = aggregates_of(doc) or {}
@@ -122,29 +128,52 @@ class SeedsTable(SortableTable):
                 rows.sort(key=lambda g: g["group"], reverse=self.reverse)
             else:
                 rows.sort(key=lambda g: sort_key(column, (stat_of(g, column) or {}).get("mean")), reverse=self.reverse)
+        labels = {c: self._label(c) for c in self.cols}
+        available = (self.size.width or self.app.size.width) - 2  # the vertical scrollbar
+        # Fit the terminal: compact `±` cells first, then give up the least telling columns
+        # (named under the table) rather than let the last ones, time among them, scroll away.
+        for compact in (False, True):
+            all_cells = [self._cells(group, ranks, grouping, best, compact) for group in rows]
+            widths = {c: max([cell_len(labels[c])] + [cell_len(str(cells[c])) for cells in all_cells])
+                      for c in self.cols}
+            kept, self.hidden = fit_columns(widths, available, SEEDS_DROP_ORDER)
+            self.compact = compact
+            if not self.hidden:
+                break
         self.clear(columns=True)
-        for column in self.cols:
-            label = {"group": "configuration", "rank": "rank"}.get(column) or header(column)
-            if column == self.sort_column:
-                label += " ▲" if self.reverse else " ▼"
-            self.add_column(label, key=column)
-        for group in rows:
-            name = str(group["group"])
-            first = grouping.first_run(name) or name
-            cells: list[Any] = [Text(rank_text(ranks.get(name))),
-                                Text.assemble(("██ ", rich_color(run_color(grouping.color_index(first)))), name),
-                                Text(n_text(group), justify="right"),
-                                ", ".join(str(s) for s in group.get("seeds") or [])]
-            for column in self.cols[FIRST_STAT:]:
-                style = "bold green" if name in best.get(column, ()) else ""
-                cells.append(Text(stat_text(group, column), style=style, justify="right"))
-            self.add_row(*cells, key=name)
+        for column in kept:
+            self.add_column(labels[column], key=column)
+        for group, cells in zip(rows, all_cells, strict=True):
+            self.add_row(*(cells[c] for c in kept), key=str(group["group"]))
         names = [str(g["group"]) for g in rows]
         if selected in names:
             self.move_cursor(row=names.index(selected))
 
+    def _cells(self, group: dict[str, Any], ranks: dict[str, Any], grouping: Grouping,
+               best: dict[str, set[str]], compact: bool) -> dict[str, Any]:
+        name = str(group["group"])
+        first = grouping.first_run(name) or name
+        cells: dict[str, Any] = {
+            "rank": Text(rank_text(ranks.get(name))),
+            "group": Text.assemble(("██ ", rich_color(run_color(grouping.color_index(first)))), name),
+            "n": Text(n_text(group), justify="right"),
+            "seeds": ", ".join(str(s) for s in group.get("seeds") or []),
+        }
+        for column in self.cols[FIRST_STAT:]:
+            style = "bold green" if name in best.get(column, ()) else ""
+            cells[column] = Text(stat_text(group, column, compact), style=style, justify="right")
+        return cells
+
+    def _label(self, column: str) -> str:
+        label = {"group": "configuration", "rank": "rank"}.get(column) or header(column)
+        if column == self.sort_column:
+            label += " ▲" if self.reverse else " ▼"
+        return label
+
     def sortable_columns(self) -> list[str]:
-        return [c for c in self.cols if c in HIGHER_IS_BETTER or c in LOWER_IS_BETTER or c in ("rank", "group")]
+        hidden = set(self.hidden)  # a column out of sight cannot be the one sorted by
+        return [c for c in self.cols if (c in HIGHER_IS_BETTER or c in LOWER_IS_BETTER or c in ("rank", "group"))
+                and c not in hidden]
 
     def show_live(self, state: ExperimentState) -> None:
         """The configurations while training runs (not sortable: the order moves under the cursor)."""
@@ -200,5 +229,9 @@ def live_cells(state: ExperimentState, names: list[str]) -> dict[str, str]:
 class RankingLine(Static):
     """The ranking verdict on the top two configurations, under the tables."""
 
-    def show(self, doc: dict[str, Any]) -> None:
-        self.update(ranking_text(doc))
+    def show(self, doc: dict[str, Any], hidden: Sequence[str] = ()) -> None:
+        text = ranking_text(doc)
+        if hidden:
+            text.append(f"\nhidden for width: {', '.join(header(c) for c in hidden)} "
+                        "(wider terminal, or optlab report -f markdown)", style="dim")
+        self.update(text)

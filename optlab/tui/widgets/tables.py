@@ -9,7 +9,9 @@ from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
-from optlab.runs.formatting import format_rate, format_value, header
+from optlab.runs.formatting import fit_columns, format_rate, format_value, header
+from optlab.runs.grouping import Grouping
+from optlab.runs.palette import FADED, STATUS_STYLES, rich_color, run_color
 from optlab.runs.reports import (
     HIGHER_IS_BETTER,
     LOWER_IS_BETTER,
@@ -17,19 +19,7 @@ from optlab.runs.reports import (
     columns,
     summary_rows,
 )
-from optlab.tui.seeds import Grouping
 from optlab.tui.state import ExperimentState, format_eta
-from optlab.tui.widgets.chart import FADED, rich_color, run_color
-
-STATUS_STYLES = {
-    "pending": "dim",
-    "running": "bold",
-    "finished": "green",
-    "early_stopped": "green",
-    "stopped": "yellow",
-    "diverged": "bold red",
-    "failed": "bold red",
-}
 
 # What changes while training comes first, so that an 80-column terminal shows it without
 # scrolling; the configuration (fixed for the whole run) follows.
@@ -222,9 +212,11 @@ class FinalTable(SortableTable):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rows_data: list[dict[str, Any]] = []
+        self.hidden: list[str] = []  # columns left out to fit the width (named by the ranking line)
 
     def sortable_columns(self) -> list[str]:
-        return [c for c in self.cols if c in HIGHER_IS_BETTER or c in LOWER_IS_BETTER or c in ("name", "best_epoch")]
+        return [c for c in self.cols if (c in HIGHER_IS_BETTER or c in LOWER_IS_BETTER or c in ("name", "best_epoch"))
+                and c not in self.hidden]
 
     def show(self, doc: dict[str, Any]) -> None:
         task = str((doc.get("dataset") or {}).get("task") or "multiclass")
@@ -236,25 +228,34 @@ class FinalTable(SortableTable):
         rows = list(self.rows_data)
         if self.sort_column is not None:
             rows.sort(key=lambda r: sort_key(self.sort_column or "", r.get(self.sort_column or "")), reverse=self.reverse)
-        self.clear(columns=True)
+        labels = {}
         for column in self.cols:
-            label = header(column)
-            if column == self.sort_column:
-                label += " ▲" if self.reverse else " ▼"
-            self.add_column(label, key=column)
+            labels[column] = header(column) + ((" ▲" if self.reverse else " ▼") if column == self.sort_column else "")
+        all_cells = []
         for row in rows:
-            cells: list[Any] = []
+            cells: dict[str, Any] = {}
             for column in self.cols:
                 text = format_value(column, row.get(column))
                 if column == "name":
                     color = run_color(grouping.color_index(row["name"]))
-                    cells.append(Text.assemble(("██ ", rich_color(color)), text))
+                    cells[column] = Text.assemble(("██ ", rich_color(color)), text)
                 elif column == "status":
-                    cells.append(status_text(str(row.get("status", ""))))
+                    cells[column] = status_text(str(row.get("status", "")))
                 elif row["name"] in best.get(column, ()):
-                    cells.append(Text(text, style="bold green", justify="right"))
+                    cells[column] = Text(text, style="bold green", justify="right")
                 else:
-                    cells.append(Text(text, justify="right"))
-            self.add_row(*cells, key=row["name"])
+                    cells[column] = Text(text, justify="right")
+            all_cells.append(cells)
+        self.hidden = []
+        kept = list(self.cols)
+        if grouping.repeats:  # seed runs' long names: fit the width, as the configurations table does
+            widths = {c: max([cell_len(labels[c])] + [cell_len(str(cells[c])) for cells in all_cells])
+                      for c in self.cols}
+            kept, self.hidden = fit_columns(widths, (self.size.width or self.app.size.width) - 2)
+        self.clear(columns=True)
+        for column in kept:
+            self.add_column(labels[column], key=column)
+        for row, cells in zip(rows, all_cells, strict=True):
+            self.add_row(*(cells[c] for c in kept), key=row["name"])
         if selected in [r["name"] for r in rows]:
             self.move_cursor(row=[r["name"] for r in rows].index(selected))

@@ -1,4 +1,4 @@
-"""Repeated seeds in the TUI, as plain data (no terminal library here): which runs form one
+"""Repeated seeds as plain data, for the TUI and the reports' charts alike: which runs form one
 configuration, which colour each gets, and each configuration's mean and band over its seeds.
 
 A configuration's seeds differ in nothing but the seed, so they report the same epochs and the
@@ -110,19 +110,3 @@ def band(runs: Sequence[Columns]) -> Band:
     has_x = np.isfinite(xs)
     x_mean = np.where(has_x, xs, 0.0).sum(axis=0) / np.maximum(has_x.sum(axis=0), 1)
     return Band(x_mean.tolist(), mean.tolist(), std.tolist(), low.tolist(), high.tolist(), n.tolist())
-
-
-def dim_color(code: int) -> int:
-    """A darker 256-colour shade of the same hue, for band lines: the colour-cube components
-    scaled to 55% and snapped back to the cube (grey for codes outside the cube)."""
-    if not 16 <= code <= 231:
-        return 238
-    levels = (0, 95, 135, 175, 215, 255)
-    r, g, b = (code - 16) // 36, (code - 16) // 6 % 6, (code - 16) % 6
-
-    def snap(level: int) -> int:
-        value = 0.55 * levels[level]
-        return min(range(6), key=lambda i: abs(levels[i] - value))
-
-    return 16 + 36 * snap(r) + 6 * snap(g) + snap(b)
-
