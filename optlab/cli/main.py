@@ -158,7 +158,7 @@ def compare(
         load_plugins(plugins)
         check_html_format(fmt, no_charts)
         loaded = load_preset(preset, overrides or [], seeds=seeds)
-        for note in loaded.left_out:  # optional runs whose optimizer, model or dataset is missing here
+        for note in loaded.notes:  # optional runs left out, sweeps of multiplier learning rates
             sys.stderr.write(f"optlab: note: {note}\n")
         confirm_remote(loaded, yes)
         device = check_device(device)

@@ -232,7 +232,7 @@ def register(presets_app: typer.Typer) -> None:
             written, trained = len(loaded.preset.runs), len(loaded.resolved_runs())
             expanded = f", {trained} after sweeps and seeds" if trained != written else ""
             sys.stdout.write(f"ok: {file} ({written} runs{expanded})\n")
-            for note in loaded.left_out:  # optional runs whose optimizer, model or dataset is missing
+            for note in loaded.notes:  # optional runs left out, sweeps of multiplier learning rates
                 sys.stderr.write(f"note: {note}\n")
         if failed:
             raise typer.Exit(2)

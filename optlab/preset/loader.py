@@ -270,12 +270,36 @@ class LoadedPreset:
     def origin(self) -> str:
         return self.url or (str(self.path) if self.path else self.preset.name)
 
+    @property
+    def notes(self) -> list[str]:
+        """What the front end should tell before training: optional runs left out, and sweeps
+        whose learning rates are multipliers (Prodigy-style optimizers)."""
+        return [*self.left_out, *multiplier_sweep_notes(self.preset, self.origin)]
+
     def resolved_runs(self, device: str = "cpu") -> list[ResolvedRun]:
         """Every run to train: each `[[runs]]` entry over its sweep and seeds, in preset order."""
         return [
             resolve_run(self.preset, v.run, self.origin, device, group=v.group)
             for v in expand(self.preset, self.origin)
         ]
+
+
+def multiplier_sweep_notes(preset: Preset, origin: str) -> list[str]:
+    """A sweep over `optimizer.lr` of a run whose optimizer treats lr as a multiplier of its
+    own estimate compares multipliers, not learning rates: say so (the sweep still runs)."""
+    from optlab import registry
+
+    keys = [k for k in preset.sweep or {} if k.endswith("optimizer.lr")]
+    notes = []
+    for run in preset.runs if keys else []:
+        name = train_fields(preset, run)["optimizer"]["name"]
+        entry = registry.registry().find("optimizer", name)
+        if entry is not None and entry.has("lr_is_multiplier"):
+            notes.append(
+                f"{origin}: run {run.name!r}: sweep over {keys[0]}: {name}'s lr is a multiplier of its "
+                "own step-size estimate, so the sweep compares multipliers, not learning rates"
+            )
+    return notes
 
 
 # ---------------------------------------------------------------- extends

@@ -88,3 +88,16 @@ def test_presets_validate_notes_the_runs_it_leaves_out(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout == f"ok: {preset} (1 runs)\n"
     assert result.stderr.startswith(f"note: {preset}: run 'ghost' left out (optional): unknown optimizer 'not-installed'")
+
+
+def test_a_learning_rate_sweep_of_a_multiplier_optimizer_says_it_sweeps_multipliers() -> None:
+    if registry.registry().find("optimizer", "prodigy") is None:
+        pytest.skip("needs optlab[optimizers]")
+    text = BASE + '[[runs]]\nname = "prodigy"\noptimizer = { name = "prodigy", lr = 1.0 }\n'
+    swept = load_preset_text(text + "[sweep]\noptimizer.lr = [0.5, 1.0]\n", "p.toml")
+    assert swept.notes == [
+        "opt: run 'prodigy': sweep over optimizer.lr: prodigy's lr is a multiplier of its own "
+        "step-size estimate, so the sweep compares multipliers, not learning rates"
+    ]
+    assert load_preset_text(text, "p.toml").notes == []  # no sweep, nothing to say
+    assert load_preset_text(BASE + "[sweep]\noptimizer.lr = [1e-3, 1e-2]\n", "p.toml").notes == []
