@@ -369,6 +369,7 @@ class ResolvedRun(Strict):
     amp: Literal["off", "bf16", "fp16"]
     early_stopping: EarlyStopping | None = None
     log_every: int | None = None
+    diverge_factor: float = 100.0  # 0: only a non-finite loss ends a run diverged
     eval_batch_size: int
     compile: bool
     optimizer: OptimizerConfig

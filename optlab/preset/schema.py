@@ -60,6 +60,11 @@ class TrainFields(Strict):
     log_every: int | None = Field(
         None, ge=1, description="Report progress every N steps (default: about 10 times per epoch, at least 4 steps apart)"
     )
+    diverge_factor: float | None = Field(
+        None, ge=0.0, allow_inf_nan=False,
+        description="End a run diverged when its smoothed training loss exceeds this many times "
+        "its first step's loss (0: only on a non-finite loss)",
+    )
     eval_batch_size: int | None = Field(None, ge=1, description="Batch size for evaluation")
     compile: bool | None = Field(None, description="torch.compile the model (off by default)")
     seeds: list[Annotated[int, Field(ge=0)]] | None = Field(
@@ -104,6 +109,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "amp": "off",
     "eval_batch_size": 1024,
     "compile": False,
+    "diverge_factor": 100.0,
 }
 
 

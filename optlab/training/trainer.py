@@ -22,6 +22,7 @@ from optlab import __version__, registry
 from optlab.data.datasets import DatasetBundle
 from optlab.models.registry import apply_init, build_model, count_parameters
 from optlab.spec import ResolvedRun, plugin_fingerprint, provenance
+from optlab.training.divergence import describe, exceeds, first_non_finite
 from optlab.training.early_stopping import BestTracker
 from optlab.training.evaluation import evaluate, recompute_batchnorm, test_report
 from optlab.training.events import EpochEnded, Event, Progress, RunEnded, RunStarted
@@ -133,6 +134,8 @@ class Trainer:
         self._perm: torch.Tensor | None = None
         self._epoch_loss_sum = 0.0
         self._epoch_start_elapsed = 0.0
+        # The loss of the first step (the initial weights): what `diverge_factor` multiplies.
+        self.reference_loss: float | None = None
         self.ended: RunEnded | None = None
         self.predictions: dict[str, np.ndarray] | None = None
 
@@ -240,27 +243,34 @@ class Trainer:
             sizes.append(xb.shape[0])
 
         losses = self.loss_buffer[:n_steps].tolist()  # the one host sync of this interval
-        bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
+        bad = first_non_finite(losses)
         if bad is not None:
             self.step += bad + 1
             return [self.end("diverged", f"non-finite loss ({losses[bad]}) at step {self.step}")]
+        if self.reference_loss is None:
+            self.reference_loss = losses[0]
         self.step += n_steps
         self.samples_seen += sum(sizes)
         self._epoch_loss_sum += sum(v * n for v, n in zip(losses, sizes, strict=True))
+        # The interval's mean is the smoothed loss: one value per report, already on the host.
+        smoothed = sum(losses) / n_steps
         events: list[Event] = [
             Progress(
                 run=spec.name,
                 step=self.step,
                 epoch=self.epoch + 1,
                 samples_seen=self.samples_seen,
-                train_loss=sum(losses) / n_steps,
+                train_loss=smoothed,
                 lr=self.lr_used,
                 elapsed_s=self.elapsed_s,
                 samples_per_s=self.samples_seen / max(self.elapsed_s, 1e-9),
                 grad_evals=self.grad_evals,
             )
         ]
-        if self.step % self.steps_per_epoch == 0:
+        if exceeds(smoothed, self.reference_loss, spec.diverge_factor):
+            reason = describe(smoothed, self.reference_loss, spec.diverge_factor, "the first step's loss")
+            events.append(self.end("diverged", f"{reason} at step {self.step}"))
+        elif self.step % self.steps_per_epoch == 0:
             events.extend(self._end_epoch())
         return events
 
@@ -365,6 +375,7 @@ class Trainer:
             "grad_evals": self.grad_evals,
             "samples_seen": self.samples_seen,
             "elapsed_s": self.elapsed_s,
+            "reference_loss": self.reference_loss,
             "history": [dict(h) for h in self.history],
         }
 
@@ -382,4 +393,6 @@ class Trainer:
         self._evaluating = True  # checkpoints are taken in eval() (see state_dict)
         self.samples_seen, self.elapsed_s = state["samples_seen"], state["elapsed_s"]
         self.history = [dict(h) for h in state["history"]]
+        # A checkpoint from before the divergence rule: the first interval after it is the reference.
+        self.reference_loss = state.get("reference_loss")
         self._perm = None

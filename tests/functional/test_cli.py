@@ -31,6 +31,7 @@ optimizer = { name = "sgd", lr = 0.05 }
 [[runs]]
 name = "boom"
 optimizer = { name = "sgd", lr = 1e6 }
+diverge_factor = 0  # the smoothed-loss rule would end it first: this preset tests the non-finite one
 [[runs]]
 name = "adam"
 optimizer = { name = "adam", lr = 1e-3 }
