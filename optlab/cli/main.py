@@ -331,6 +331,7 @@ def run() -> None:
 
 
 from optlab.cli.export_commands import register as _register_export_commands  # noqa: E402
+from optlab.cli.lr_find_command import register as _register_lr_find  # noqa: E402
 from optlab.cli.plugin_commands import register as _register_plugin_commands  # noqa: E402
 from optlab.cli.preset_commands import register as _register_preset_commands  # noqa: E402
 from optlab.cli.run_commands import register as _register_run_commands  # noqa: E402
@@ -341,3 +342,4 @@ _register_run_commands(app)
 _register_tui(app)
 _register_plugin_commands(app)
 _register_export_commands(app)
+_register_lr_find(app)

@@ -1,0 +1,173 @@
+"""`optlab lr-find`: the LR range test of a preset's runs, its record, table, chart and preset.
+
+Heavy modules are imported inside the command, as in `compare`."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from optlab.cli.common import check_device, preset_toml, stderr_console, user_errors
+from optlab.errors import OptlabError
+
+if TYPE_CHECKING:
+    from optlab.data.datasets import DatasetBundle
+    from optlab.preset.loader import LoadedPreset
+    from optlab.spec import ResolvedRun
+    from optlab.training.lr_find import RangeTestSettings
+
+
+class LrFormat(StrEnum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+def select_groups(specs: list[ResolvedRun], wanted: list[str]) -> dict[str, list[ResolvedRun]]:
+    """The runs to test, by configuration (a group's seeds are read together), in preset order."""
+    groups: dict[str, list[ResolvedRun]] = {}
+    for spec in specs:
+        groups.setdefault(spec.group or spec.name, []).append(spec)
+    if not wanted:
+        return groups
+    names = {s.name: g for g, members in groups.items() for s in members}
+    unknown = [w for w in wanted if w not in groups and w not in names]
+    if unknown:
+        raise OptlabError(
+            f"--run {unknown[0]!r}: no such run in the preset; runs: {', '.join(groups)}"
+        )
+    chosen: dict[str, list[ResolvedRun]] = {}
+    for group, members in groups.items():
+        if group in wanted:
+            chosen[group] = members
+        elif picked := [s for s in members if s.name in wanted]:
+            chosen[group] = picked
+    return chosen
+
+
+def test_groups(
+    groups: dict[str, list[ResolvedRun]], data: DatasetBundle, device: str, settings: RangeTestSettings, quiet: bool
+) -> list[dict[str, Any]]:
+    """Every group's curves and combined reading, as lr_find.json's run entries."""
+    from optlab.runs.lr_find_report import run_entry
+    from optlab.training.lr_find import run_range_test
+    from optlab.training.lr_suggest import combine, suggest
+
+    entries = []
+    for n, (group, members) in enumerate(groups.items(), start=1):
+        readings, seeds = [], []
+        for spec in members:
+            if not quiet:
+                sys.stderr.write(f"optlab: lr-find {spec.name} ({n}/{len(groups)})\n")
+            curve = run_range_test(spec, data, device, settings)
+            reading = suggest(curve.lrs, curve.losses)
+            reading.notes = curve.notes + reading.notes
+            readings.append(reading)
+            seeds.append({**curve.to_dict(), **reading.to_dict()})
+        combined = combine(readings).to_dict()
+        entries.append(run_entry(group, members[0].optimizer.model_dump(mode="json"), combined, seeds))
+    return entries
+
+
+def _write_preset(path: Path, ref: str, overrides: list[str], runs: list[dict[str, Any]]) -> None:
+    from optlab.preset.loader import load_preset
+    from optlab.preset.lr_write import preset_with_lrs, write_new_preset
+
+    raw = load_preset(ref, overrides).raw  # without --seeds: the copy keeps the preset's own
+    readings = {
+        r["name"]: (r["suggestion"], "; ".join(r["notes"]) or "no clear descent") for r in runs
+    }
+    write_new_preset(path, preset_with_lrs(raw, {r["name"]: r["optimizer"] for r in runs}, readings))
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("lr-find")
+    def lr_find(
+        preset: str = typer.Argument("quickstart", help="Preset name, path to a preset TOML file, or http(s) URL."),
+        runs: list[str] | None = typer.Option(None, "--run", "-r", help="Test only this run (repeatable)."),
+        start: float = typer.Option(1e-7, "--start", help="First learning rate."),
+        end: float = typer.Option(10.0, "--end", help="Last learning rate."),
+        steps: int = typer.Option(100, "--steps", help="Steps (points) from --start to --end, at least 10."),
+        seeds: int | None = typer.Option(None, "--seeds", min=1, help="Repeat every test over seeds 0..N-1."),
+        loss: str = typer.Option("train", "--loss", help="train (the batch's loss) or val (the validation loss)."),
+        stop_factor: float = typer.Option(
+            4.0, "--stop-factor", help="Stop when the smoothed loss exceeds this many times its best (0: never)."
+        ),
+        out: Path | None = typer.Option(None, "--out", "-o", help="Run directory (default: runs/DATE-PRESET-lrfind)."),
+        fmt: LrFormat = typer.Option(LrFormat.table, "--format", "-f", help="What to print on stdout."),
+        write_preset: Path | None = typer.Option(
+            None, "--write-preset", help="Write a copy of the preset with the suggested learning rates (never overwrites)."
+        ),
+        overrides: list[str] | None = typer.Option(
+            None, "--set", "-s", metavar="KEY=VALUE", help="Override a preset field, e.g. train.batch_size=32 (repeatable)."
+        ),
+        device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda or cuda:N."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
+        yes: bool = typer.Option(False, "--yes", "-y", help="Run a preset from a URL without asking."),
+    ) -> None:
+        """Find each run's learning rate with an LR range test (the curve, a suggestion and how sure it is)."""
+        from optlab.cli.preset_commands import confirm_remote
+        from optlab.data.datasets import load_dataset
+        from optlab.preset.loader import load_preset
+        from optlab.runs.files import atomic_write_text
+        from optlab.runs.lr_find_report import document, to_json, to_markdown, write_lr_find
+        from optlab.runs.store import default_run_dir, prepare_run_dir
+        from optlab.training.lr_find import RangeTestSettings, check_optimizer
+        from optlab.training.runner import resolve_device
+
+        with user_errors():
+            if loss not in ("train", "val"):
+                raise OptlabError(f"--loss {loss!r}: expected train or val")
+            settings = RangeTestSettings(start=start, end=end, steps=steps, loss=loss, stop_factor=stop_factor)  # type: ignore[arg-type]
+            settings.check()
+            if write_preset is not None and write_preset.exists():
+                raise OptlabError(f"--write-preset {write_preset}: the file exists; choose a new name")
+            loaded: LoadedPreset = load_preset(preset, overrides or [], seeds=seeds)
+            confirm_remote(loaded, yes)
+            device = resolve_device(check_device(device))
+            groups = select_groups(loaded.resolved_runs(device), runs or [])
+            for members in groups.values():
+                check_optimizer(members[0])  # refuse before any data is loaded or directory made
+            root = out if out is not None else default_run_dir(f"{loaded.preset.name}-lrfind")
+            created = [p for p in (root, *root.parents) if not p.exists()]
+            prepare_run_dir(root)
+            try:
+                data = load_dataset(loaded.preset.data, device)
+                entries = test_groups(groups, data, device, settings, quiet)
+                doc = document(loaded.preset.name, device, settings_dict(settings), entries)
+                atomic_write_text(root / "preset.toml", preset_toml(loaded.preset))
+                write_lr_find(root, doc)
+            except BaseException:
+                for path in created:  # nothing half-made: what this command created goes
+                    with contextlib.suppress(OSError):
+                        (path / "preset.toml").unlink(missing_ok=True)
+                        path.rmdir()
+                raise
+            if write_preset is not None:
+                _write_preset(write_preset, preset, overrides or [], entries)
+
+        if fmt is LrFormat.json:
+            sys.stdout.write(to_json(doc))
+        elif fmt is LrFormat.markdown:
+            sys.stdout.write(to_markdown(doc))
+        else:
+            from rich.console import Console
+
+            from optlab.cli.lr_find_view import print_lr_find
+
+            print_lr_find(Console(), doc)
+        console = stderr_console()
+        console.print(f"lr-find results in [bold]{root}[/]")
+        if write_preset is not None:
+            console.print(f"preset with the suggested learning rates: [bold]{write_preset}[/]")
+
+
+def settings_dict(settings: RangeTestSettings) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(settings)
