@@ -22,15 +22,20 @@ CONFIDENCE_STYLES = {"high": "green", "low": "yellow"}
 
 
 def lr_find_table(doc: dict[str, Any]) -> Table:
-    table = Table(header_style="bold", title=f"LR range test: {doc['preset']}", box=box.SIMPLE_HEAD)
-    for column in ("run", "optimizer", "suggestion", "range", "min loss lr", "confidence", "stopped", "points"):
-        left = column in ("run", "optimizer", "confidence", "stopped")
-        # Numbers are never cut or wrapped; the run name gives way first.
-        table.add_column(column, justify="left" if left else "right", no_wrap=column != "run")
+    # Fits 80 columns: numbers are never cut or wrapped, the run name and stop reason give way.
+    table = Table(
+        header_style="bold", title=f"LR range test: {doc['preset']}", box=box.SIMPLE_HEAD, pad_edge=False,
+        caption="lr: the suggestion; min at: the lr of the smoothed minimum; n: points",
+    )
+    table.add_column("run", overflow="fold")
+    for column in ("lr", "range", "min at"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("conf", no_wrap=True)
+    table.add_column("stopped", overflow="fold")
+    table.add_column("n", justify="right", no_wrap=True)
     for run in doc["runs"]:
         table.add_row(
             run["name"],
-            run["optimizer"].get("name", ""),
             lr_text(run["suggestion"]),
             range_text(run["range"]),
             lr_text(run["min_loss_lr"]),

@@ -1,0 +1,158 @@
+"""`optlab lr-find` end to end: the curve, its record, isolation from compare, presets, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from optlab import registry
+from optlab.cli.main import app
+from optlab.runs.lr_find_report import RUN_KEYS
+
+SMALL = ["--set", "data.train_limit=300", "--steps", "40", "--start", "1e-5"]
+COMPARE = ["--set", "train.epochs=1", "--set", "data.train_limit=300", "-q", "-f", "json"]
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(app, list(args))
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPTLAB_PRESETS", str(tmp_path / "no-user-presets"))
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
+def test_sgd_on_digits_climbs_to_divergence_and_records_it(tmp_path: Path) -> None:
+    result = invoke("lr-find", "quickstart", "--run", "sgd", "--end", "10", *SMALL, "--out", "lf", "-q")
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "lf" / "lr_find.json").read_text())
+    (run,) = doc["runs"]
+    assert run["name"] == "sgd" and run["stopped"] == "diverged"
+    assert "above 4x the best" in run["detail"]
+    lrs = [p["lr"] for p in run["points"]]
+    assert lrs[0] == 1e-5 and lrs == sorted(lrs) and lrs[-1] < 10
+    assert run["confidence"] == "high" and 1e-3 < run["suggestion"] < run["min_loss_lr"]
+    assert run["range"][0] < run["suggestion"] < run["range"][1]
+    csv_lines = (tmp_path / "lf" / "lr_find.csv").read_text().splitlines()
+    assert csv_lines[0] == "run,seed,step,lr,loss,smoothed" and len(csv_lines) == len(lrs) + 1
+    assert "| sgd | sgd |" in (tmp_path / "lf" / "lr_find.md").read_text()
+    assert "sgd" in result.stdout and "diverged" in result.stdout  # the table
+
+
+def test_json_output_has_the_promised_shape_and_repeats_exactly(tmp_path: Path) -> None:
+    args = ["lr-find", "quickstart", "--run", "adam", "--run", "rmsprop", *SMALL, "-q", "-f", "json"]
+    first = invoke(*args, "--out", "a")
+    second = invoke(*args, "--out", "b")
+    assert first.exit_code == 0 and second.exit_code == 0, first.output
+    assert first.stdout == second.stdout  # stdout is only the JSON, and it is deterministic
+    doc = json.loads(first.stdout)
+    assert [r["name"] for r in doc["runs"]] == ["adam", "rmsprop"]
+    for run in doc["runs"]:
+        assert set(RUN_KEYS) <= set(run)
+        assert (run["suggestion"] is None) == (run["confidence"] == "low")
+        assert set(run["points"][0]) == {"lr", "loss", "smoothed"}
+    assert (tmp_path / "a" / "lr_find.json").read_text() == (tmp_path / "b" / "lr_find.json").read_text()
+
+
+def test_same_fingerprints_as_compare_and_a_later_compare_is_unchanged(tmp_path: Path) -> None:
+    before = invoke("compare", "quickstart", *COMPARE, "--out", "c1")
+    assert before.exit_code == 0, before.output
+    found = invoke("lr-find", "quickstart", *SMALL, "-q", "-f", "json", "--out", "lf")
+    assert found.exit_code == 0, found.output
+    after = invoke("compare", "quickstart", *COMPARE, "--out", "c2")
+    assert after.exit_code == 0, after.output
+
+    def runs(path: str) -> dict[str, Any]:
+        return {r["name"]: r for r in json.loads((tmp_path / path / "results.json").read_text())["runs"]}
+
+    one, two = runs("c1"), runs("c2")
+    for name, run in one.items():
+        for key in ("init_fingerprint", "data_fingerprint", "status", "test"):
+            assert run[key] == two[name][key], (name, key)
+        def untimed(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [{k: v for k, v in epoch.items() if not k.endswith("_s")} for epoch in history]
+
+        assert untimed(run["history"]) == untimed(two[name]["history"]), name
+    for entry in json.loads(found.stdout)["runs"]:
+        assert entry["init_fingerprint"] == one[entry["name"]]["init_fingerprint"]
+        assert entry["data_fingerprint"] == one[entry["name"]]["data_fingerprint"]
+
+
+def test_write_preset_validates_trains_and_never_overwrites(tmp_path: Path) -> None:
+    result = invoke(
+        "lr-find", "quickstart", "--run", "sgd", "--run", "adam", *SMALL, "-q", "--out", "lf",
+        "--write-preset", "tuned.toml",
+    )
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "tuned.toml").read_text()
+    doc = json.loads((tmp_path / "lf" / "lr_find.json").read_text())
+    suggested = {r["name"]: r["suggestion"] for r in doc["runs"]}
+    sgd_lr = float(f"{suggested['sgd']:.3g}")
+    assert f"lr = {sgd_lr!r}" in text
+    assert "# lr-find: suggested lr" in text and "# lr-find: not tested" in text  # the other runs keep theirs
+    trained = invoke("compare", "tuned.toml", *COMPARE, "--out", "c")
+    assert trained.exit_code == 0, trained.output
+    assert {r["status"] for r in json.loads(trained.stdout)["runs"]} == {"finished"}
+
+    again = invoke("lr-find", "quickstart", "--run", "sgd", *SMALL, "-q", "--out", "lf2", "--write-preset", "tuned.toml")
+    assert again.exit_code == 2 and "exists" in again.output
+    assert (tmp_path / "tuned.toml").read_text() == text
+    assert not (tmp_path / "lf2").exists()
+
+
+def test_seeds_give_a_median_and_a_spread(tmp_path: Path) -> None:
+    result = invoke("lr-find", "quickstart", "--run", "adam", *SMALL, "--seeds", "2", "-q", "-f", "json", "--out", "lf")
+    assert result.exit_code == 0, result.output
+    (run,) = json.loads(result.stdout)["runs"]
+    assert [s["seed"] for s in run["seeds"]] == [0, 1]
+    assert run["seeds"][0]["init_fingerprint"] != run["seeds"][1]["init_fingerprint"]
+    assert run["spread_decades"] is not None and run["median_suggestion"] is not None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--start", "1", "--end", "0.1"], "--start 1 must be below --end 0.1"),
+        (["--steps", "5"], "--steps 5: at least 10 steps"),
+        (["--run", "sgdd"], "--run 'sgdd': no such run in the preset; runs: sgd, sgd-momentum"),
+        (["--loss", "test"], "--loss 'test': expected train or val"),
+    ],
+)
+def test_bad_input_exits_2_with_one_message_and_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:
+    result = invoke("lr-find", "quickstart", *args, "--out", "lf")
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "lf").exists()
+
+
+def _register(monkeypatch: pytest.MonkeyPatch, name: str, **capabilities: bool) -> None:
+    import torch
+
+    entry = registry.Entry("optimizer", name, torch.optim.SGD, frozenset(k for k, v in capabilities.items() if v))
+    monkeypatch.setitem(registry.registry()._entries["optimizer"], name, entry)
+
+
+def test_closure_optimizers_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _register(monkeypatch, "needs-closure-test", needs_closure=True)
+    result = invoke(
+        "lr-find", "quickstart", "--run", "sgd", "--set", "runs.sgd.optimizer.name=needs-closure-test", "--out", "lf"
+    )
+    assert result.exit_code == 2, result.output
+    assert "needs a closure" in result.output and not (tmp_path / "lf").exists()
+
+
+def test_multiplier_optimizers_are_tested_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _register(monkeypatch, "multiplier-test", lr_is_multiplier=True)
+    result = invoke(
+        "lr-find", "quickstart", "--run", "sgd", "--set", "runs.sgd.optimizer.name=multiplier-test", *SMALL,
+        "-q", "-f", "json", "--out", "lf",
+    )
+    assert result.exit_code == 0, result.output
+    (run,) = json.loads(result.stdout)["runs"]
+    assert any("multiplier" in note for note in run["notes"])
