@@ -22,6 +22,16 @@ def _liveness(path: Path) -> Text:
     return Text(" (live)" if owner.alive else f" (on {owner.host})", style="green")
 
 
+def _lr_find_row(path: Path) -> tuple[Text, Text, str]:
+    """An `optlab lr-find` directory: its preset, how many runs got a suggestion."""
+    import json
+
+    doc = json.loads((path / "lr_find.json").read_text(encoding="utf-8"))
+    runs = doc.get("runs") or []
+    suggested = sum(1 for r in runs if r.get("suggestion") is not None)
+    return Text(str(doc.get("preset", "-"))), Text(f"lr-find: {suggested} of {len(runs)} suggested"), "-"
+
+
 def register(app: typer.Typer) -> None:
     """Add `runs` and `report` to the `optlab` command."""
 
@@ -54,6 +64,10 @@ def register(app: typer.Typer) -> None:
         for path in dirs:
             started, row = path.stat().st_mtime, None
             with contextlib.suppress(Exception):  # a broken directory is listed as unreadable
+                if (path / "lr_find.json").is_file() and not (path / "events.jsonl").exists():
+                    row = _lr_find_row(path)
+                    entries.append((started, path, row))
+                    continue
                 results = load_results(path) if (path / "results.json").is_file() else read_run_dir(path)[0]
                 counts = Counter(str(r.get("status")) for r in results.get("runs") or [])
                 statuses = Text(", ").join(

@@ -17,48 +17,46 @@ from optlab.preset.loader import load_preset_text
 
 
 def preset_with_lrs(
-    raw: dict[str, Any], optimizers: dict[str, dict[str, Any]], readings: dict[str, tuple[float | None, str]]
+    raw: dict[str, Any],
+    optimizers: dict[str, dict[str, Any]],
+    readings: dict[str, tuple[float | None, str]],
+    name: str | None = None,
 ) -> str:
-    """TOML of `raw` (a resolved preset's raw table) named NAME-lrfind, where each [[runs]]
+    """TOML of `raw` (a resolved preset's raw table) named `name` (NAME-lrfind), where each [[runs]]
     entry with a reading gets `optimizer` = its resolved optimizer with lr = the suggestion.
     A run without a suggestion keeps its lr, and a comment says why; so does a run the test
     did not read (a sweep's entry, which stands for several configurations)."""
     out = json.loads(json.dumps(raw))
-    out["name"] = f"{out.get('name', 'preset')}-lrfind"
+    out["name"] = name or f"{out.get('name', 'preset')}-lrfind"
     comments: dict[str, str] = {}
     for run in out.get("runs") or []:
         name = run.get("name")
         if name not in readings:
-            comments[name] = "lr-find: not tested (swept or not selected); lr kept"
+            comments[name] = "not tested (swept or not selected); lr kept"
             continue
         suggestion, why = readings[name]
         old = optimizers[name]["lr"]
         if suggestion is None:
-            comments[name] = f"lr-find: confidence low ({why}); lr {old:g} kept"
+            comments[name] = f"confidence low ({why}); lr {old:g} kept"
             continue
         run["optimizer"] = {**optimizers[name], "lr": float(f"{suggestion:.3g}")}
-        comments[name] = f"lr-find: suggested lr {suggestion:.3g} (was {old:g})"
-    text = tomli_w.dumps(out)
-    lines: list[str] = []
-    in_run = False  # inside a [[runs]] table, before its sub-tables
-    for line in text.splitlines():
-        lines.append(line)
-        if line.startswith("["):
-            in_run = line == "[[runs]]"
-        elif in_run and line.startswith("name = "):
-            name = json.loads(line.partition("=")[2].strip())
-            if name in comments:
-                lines.append("# " + " ".join(comments[name].split()))
-    return "\n".join(lines) + "\n"
+        comments[name] = f"suggested lr {suggestion:.3g} (was {old:g})"
+    # One comment per run at the top: tomli_w may write the runs as [[runs]] tables or as one
+    # inline array, so a comment beside each run has no reliable place.
+    header = ["# Learning rates from `optlab lr-find` (method and limits: docs/lr-find.md)."]
+    header += [f"# lr-find: {name}: {' '.join(note.split())}" for name, note in comments.items()]
+    return "\n".join(header) + "\n\n" + tomli_w.dumps(out)
 
 
-def write_new_preset(path: Path, text: str) -> None:
-    """Validate `text` as a preset (torch checks included), then create `path` with it in one
-    step; an existing file is never replaced, even one created meanwhile."""
+def write_new_preset(path: Path, text: str, torch_checks: bool = True) -> None:
+    """Validate `text` as a preset (with the checks against torch's signatures unless told
+    not to), then create `path` with it in one step; an existing file is never replaced, even
+    one created meanwhile."""
     if path.exists():
-        raise PresetError(f"--write-preset {path}: the file exists; choose a new name (it is never overwritten)")
+        raise PresetError(f"{path}: the file exists; choose a new name (it is never overwritten)")
     loaded = load_preset_text(text, str(path))
-    loaded.resolved_runs()
+    if torch_checks:
+        loaded.resolved_runs()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -68,9 +66,7 @@ def write_new_preset(path: Path, text: str) -> None:
         try:
             os.link(tmp, path)  # fails if the name exists: no overwrite, no half-written file
         except FileExistsError:
-            raise PresetError(
-                f"--write-preset {path}: the file exists; choose a new name (it is never overwritten)"
-            ) from None
+            raise PresetError(f"{path}: the file exists; choose a new name (it is never overwritten)") from None
         except OSError:  # a file system without hard links: exclusive create instead
             with open(path, "x", encoding="utf-8") as fh:
                 fh.write(text)

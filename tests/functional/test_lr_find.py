@@ -43,6 +43,8 @@ def test_sgd_on_digits_climbs_to_divergence_and_records_it(tmp_path: Path) -> No
     assert csv_lines[0] == "run,seed,step,lr,loss,smoothed" and len(csv_lines) == len(lrs) + 1
     assert "| sgd | sgd |" in (tmp_path / "lf" / "lr_find.md").read_text()
     assert "sgd" in result.stdout and "diverged" in result.stdout  # the table
+    listed = invoke("runs", "--dir", ".")
+    assert "lr-find: 1 of 1 suggested" in listed.stdout and "unreadable" not in listed.stdout
 
 
 def test_json_output_has_the_promised_shape_and_repeats_exactly(tmp_path: Path) -> None:
@@ -95,7 +97,8 @@ def test_write_preset_validates_trains_and_never_overwrites(tmp_path: Path) -> N
     suggested = {r["name"]: r["suggestion"] for r in doc["runs"]}
     sgd_lr = float(f"{suggested['sgd']:.3g}")
     assert f"lr = {sgd_lr!r}" in text
-    assert "# lr-find: suggested lr" in text and "# lr-find: not tested" in text  # the other runs keep theirs
+    assert f"# lr-find: sgd: suggested lr {suggested['sgd']:.3g} (was 0.05)" in text
+    assert "# lr-find: rmsprop: not tested (swept or not selected); lr kept" in text
     trained = invoke("compare", "tuned.toml", *COMPARE, "--out", "c")
     assert trained.exit_code == 0, trained.output
     assert {r["status"] for r in json.loads(trained.stdout)["runs"]} == {"finished"}

@@ -121,6 +121,7 @@ class StartScreen(Screen[None]):
     BINDINGS = [
         Binding("q", "app.quit", "quit"),
         Binding("tab", "app.focus_next", "presets / runs", show=True),
+        Binding("l", "lr_find", "lr-find"),
     ]
 
     def __init__(self, runs_base: Path = Path("runs")) -> None:
@@ -174,3 +175,18 @@ class StartScreen(Screen[None]):
             app.start_experiment(preset_ref(self.presets[event.option_index]))
         elif event.option_list.id == "recent":
             app.open_view(self.recent[event.option_index].path)
+
+    def action_lr_find(self) -> None:
+        """The LR range test of the highlighted preset, as a child process (see screens/lr_find.py)."""
+        from optlab.runs.store import default_run_dir
+        from optlab.tui.screens.lr_find import LrFindScreen, RangeTestProcess
+
+        index = self.query_one("#presets", OptionList).highlighted
+        if index is None or not self.presets:
+            return
+        app: Any = self.app
+        source = self.presets[index]
+        run_dir = default_run_dir(f"{source.name}-lrfind", getattr(app, "runs_base", Path("runs")))
+        process = RangeTestProcess(preset_ref(source), run_dir, getattr(app, "device", "auto"))
+        process.start()
+        app.push_screen(LrFindScreen(source, process))

@@ -1,0 +1,61 @@
+"""The LR range test from the start screen: a real `optlab lr-find` child, its curves, a preset."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from textual.widgets import OptionList
+from tui.helpers import tiny_preset, wait_until
+
+from optlab.tui.app import OptlabApp
+from optlab.tui.screens.lr_find import LrFindScreen
+from optlab.tui.screens.start import StartScreen
+from optlab.tui.widgets.chart import Chart
+
+
+def test_range_test_from_the_start_screen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPTLAB_PRESETS", str(tmp_path / "user-presets"))
+    (tmp_path / "presets").mkdir()
+    tiny_preset(tmp_path / "presets", epochs=6)  # 6 epochs: enough steps for the ladder
+    asyncio.run(_range_test(tmp_path))
+
+
+async def _range_test(tmp_path: Path) -> None:
+    app = OptlabApp(runs_base=tmp_path / "runs", device="cpu")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        start = app.screen
+        assert isinstance(start, StartScreen)
+        presets = start.query_one("#presets", OptionList)
+        presets.highlighted = [s.name for s in start.presets].index("tiny")
+        await pilot.press("l")
+        screen = app.screen
+        assert isinstance(screen, LrFindScreen)
+        await wait_until(pilot, lambda: screen.doc is not None, timeout=180, what="the range test")
+        assert screen.process.poll() == 0
+        (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if not p.name.startswith(".")]
+        assert run_dir.name.endswith("-tiny-lrfind")
+        doc = json.loads((run_dir / "lr_find.json").read_text())
+        assert screen.doc == doc and [r["name"] for r in doc["runs"]] == ["sgd", "adam", "rms-bs32"]
+        chart = screen.query_one("#lr-chart", Chart)
+        assert [s.label for s in chart.series if s.legend] == ["sgd", "adam", "rms-bs32"]
+        first = doc["runs"][0]
+        assert list(chart.series[0].ys) == [p["smoothed"] for p in first["points"]]
+
+        await pilot.press("w")
+        await pilot.pause()
+        written = tmp_path / "user-presets" / "tiny-lrfind.toml"  # where the experiment screen's `w` saves
+        text = written.read_text()
+        assert 'name = "tiny-lrfind"' in text and "# lr-find:" in text
+        await pilot.press("w")  # a second save never overwrites the first
+        await pilot.pause()
+        second = tmp_path / "user-presets" / "tiny-lrfind-2.toml"
+        assert written.read_text() == text and 'name = "tiny-lrfind-2"' in second.read_text()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is start
+        await pilot.press("q")
