@@ -219,7 +219,8 @@ def _climb(trainer: Trainer, settings: RangeTestSettings, notes: list[str]) -> R
             best = min(best, smoothed)
         step += n
     if stopped == "data_exhausted":
-        detail = f"the run's {budget} steps ({spec.epochs} epochs) ended before lr reached {settings.end:g}"
+        epochs = f"{spec.epochs} epoch{'s' if spec.epochs != 1 else ''}"
+        detail = f"the run's {budget} steps ({epochs}) ended before lr reached {settings.end:g}"
     elif stopped == "end_lr":
         detail = f"reached --end {settings.end:g}"
     return RangeTestCurve(

@@ -127,8 +127,9 @@ def suggest(lrs: Sequence[float], losses: Sequence[float]) -> Suggestion:
     usable = int(bad[0]) if len(bad) else len(loss)  # a NaN tail is never read
     lr, loss = lr[:usable], loss[:usable]
     out = Suggestion(None, "low", usable_points=usable)
-    if usable < 3:
+    if usable < MIN_POINTS:  # still read (range, minimum) when it can be, but never answered
         out.notes.append(f"only {usable} usable points (needs {MIN_POINTS})")
+    if usable < 3:
         return out
     x = np.log10(lr)
     per_decade = points_per_decade(lr)
@@ -168,7 +169,6 @@ def suggest(lrs: Sequence[float], losses: Sequence[float]) -> Suggestion:
             f"disagree by {gap:.1f} decades"
         )
     if usable < MIN_POINTS:
-        out.notes.append(f"only {usable} usable points (needs {MIN_POINTS})")
         return out
     if d[i_steep] >= 0:
         out.notes.append("no descending stretch inside the stable region")

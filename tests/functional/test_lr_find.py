@@ -159,3 +159,29 @@ def test_multiplier_optimizers_are_tested_with_a_warning(tmp_path: Path, monkeyp
     assert result.exit_code == 0, result.output
     (run,) = json.loads(result.stdout)["runs"]
     assert any("multiplier" in note for note in run["notes"])
+
+
+def test_short_budget_and_short_ladder_say_why_they_ended(tmp_path: Path) -> None:
+    """A run of one epoch has only its own steps (never mislabelled diverged), and too few
+    points give no number; a ladder that ends before the loss moves gives none either."""
+    short = invoke(
+        "lr-find", "quickstart", "--run", "adam", "--set", "data.train_limit=300", "--set", "train.epochs=1",
+        "-q", "-f", "json", "--out", "a",
+    )
+    assert short.exit_code == 0, short.output
+    (run,) = json.loads(short.stdout)["runs"]
+    n = len(run["points"])  # one epoch of the ~240 training samples at batch 64
+    assert run["stopped"] == "data_exhausted" and 3 <= n <= 5
+    assert f"the run's {n} steps (1 epoch) ended before lr reached 10" == run["detail"]
+    assert run["confidence"] == "low" and run["suggestion"] is None
+    assert f"only {n} usable points (needs 20)" in " ".join(run["notes"])
+    low = invoke(
+        "lr-find", "quickstart", "--run", "adam", "--set", "data.train_limit=300", "--start", "1e-7", "--end", "1e-6",
+        "--steps", "30", "--loss", "val", "-q", "-f", "json", "--out", "b",
+    )
+    assert low.exit_code == 0, low.output
+    (run,) = json.loads(low.stdout)["runs"]
+    assert run["stopped"] == "end_lr" and len(run["points"]) == 30
+    assert run["points"][-1]["lr"] == 1e-6
+    assert run["confidence"] == "low" and run["suggestion"] is None
+    assert "never descends" in " ".join(run["notes"])
