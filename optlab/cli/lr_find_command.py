@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from optlab.cli.common import check_device, preset_toml, stderr_console, user_errors
+from optlab.cli.common import (
+    PluginsOption,
+    check_device,
+    load_plugins,
+    preset_toml,
+    stderr_console,
+    user_errors,
+)
 from optlab.errors import OptlabError
 
 if TYPE_CHECKING:
@@ -109,6 +116,7 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda or cuda:N."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
         yes: bool = typer.Option(False, "--yes", "-y", help="Run a preset from a URL without asking."),
+        plugins: PluginsOption = None,
     ) -> None:
         """Find each run's learning rate with an LR range test (the curve, a suggestion and how sure it is)."""
         from optlab.cli.preset_commands import confirm_remote
@@ -121,6 +129,7 @@ def register(app: typer.Typer) -> None:
         from optlab.training.runner import resolve_device
 
         with user_errors():
+            load_plugins(plugins)
             if loss not in ("train", "val"):
                 raise OptlabError(f"--loss {loss!r}: expected train or val")
             settings = RangeTestSettings(start=start, end=end, steps=steps, loss=loss, stop_factor=stop_factor)  # type: ignore[arg-type]

@@ -38,6 +38,8 @@ def run_entry(name: str, optimizer: dict[str, Any], combined: dict[str, Any], se
         "notes": combined["notes"],
         "init_fingerprint": first["init_fingerprint"],
         "data_fingerprint": first["data_fingerprint"],
+        "plugin_fingerprint": first["plugin_fingerprint"],
+        "provenance": first["provenance"],
         "seeds": seeds,
     }
 

@@ -20,7 +20,7 @@ import torch
 from optlab import registry
 from optlab.data.datasets import DatasetBundle
 from optlab.errors import OptlabError
-from optlab.spec import ResolvedRun, SchedulerConfig
+from optlab.spec import ResolvedRun, SchedulerConfig, plugin_fingerprint, provenance
 from optlab.training.divergence import describe, exceeds, first_non_finite
 from optlab.training.lr_suggest import debiased_ema, points_per_decade, smoothing_beta
 from optlab.training.trainer import Trainer, epoch_permutation
@@ -73,6 +73,8 @@ class RangeTestCurve:
     detail: str
     init_fingerprint: str
     data_fingerprint: str
+    plugin_fingerprint: str = ""
+    provenance: dict[str, Any] = field(default_factory=dict)  # where each registered name came from
     notes: list[str] = field(default_factory=list)
 
     def points(self) -> list[dict[str, float]]:
@@ -146,7 +148,11 @@ def run_range_test(
     if settings.loss == "val" and data.x_val.shape[0] == 0:
         raise RangeTestError(f"run {spec.name!r}: --loss val needs a validation split (data.val_fraction > 0)")
     with _own_random_state():
-        return _climb(Trainer(range_test_spec(spec), data, device), settings, notes)
+        curve = _climb(Trainer(range_test_spec(spec), data, device), settings, notes)
+    # What `compare` records: the run's own scheduler counts, not the constant one of the test.
+    curve.provenance = provenance(spec)
+    curve.plugin_fingerprint = plugin_fingerprint(curve.provenance)
+    return curve
 
 
 def _climb(trainer: Trainer, settings: RangeTestSettings, notes: list[str]) -> RangeTestCurve:
@@ -233,5 +239,7 @@ def _climb(trainer: Trainer, settings: RangeTestSettings, notes: list[str]) -> R
         detail=detail,
         init_fingerprint=trainer.init_fingerprint,
         data_fingerprint=trainer.data_fingerprint,
+        plugin_fingerprint=trainer.plugin_fingerprint,
+        provenance=trainer.provenance,
         notes=notes + list(trainer.notes),
     )

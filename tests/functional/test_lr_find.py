@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from optlab import registry
 from optlab.cli.main import app
 from optlab.runs.lr_find_report import RUN_KEYS
 
@@ -84,6 +86,8 @@ def test_same_fingerprints_as_compare_and_a_later_compare_is_unchanged(tmp_path:
     for entry in json.loads(found.stdout)["runs"]:
         assert entry["init_fingerprint"] == one[entry["name"]]["init_fingerprint"]
         assert entry["data_fingerprint"] == one[entry["name"]]["data_fingerprint"]
+        assert entry["provenance"] == one[entry["name"]]["provenance"]
+        assert entry["plugin_fingerprint"] == one[entry["name"]]["plugin_fingerprint"]
 
 
 def test_write_preset_validates_trains_and_never_overwrites(tmp_path: Path) -> None:
@@ -134,31 +138,37 @@ def test_bad_input_exits_2_with_one_message_and_writes_nothing(tmp_path: Path, a
     assert not (tmp_path / "lf").exists()
 
 
-def _register(monkeypatch: pytest.MonkeyPatch, name: str, **capabilities: bool) -> None:
-    import torch
-
-    entry = registry.Entry("optimizer", name, torch.optim.SGD, frozenset(k for k, v in capabilities.items() if v))
-    monkeypatch.setitem(registry.registry()._entries["optimizer"], name, entry)
+PLUGIN = """
+import torch
 
 
-def test_closure_optimizers_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _register(monkeypatch, "needs-closure-test", needs_closure=True)
-    result = invoke(
-        "lr-find", "quickstart", "--run", "sgd", "--set", "runs.sgd.optimizer.name=needs-closure-test", "--out", "lf"
-    )
-    assert result.exit_code == 2, result.output
-    assert "needs a closure" in result.output and not (tmp_path / "lf").exists()
+def register(registry):
+    registry.optimizer("closure-sgd", torch.optim.SGD, needs_closure=True)
+    registry.optimizer("multiplier-sgd", torch.optim.SGD, lr_is_multiplier=True)
+"""
 
 
-def test_multiplier_optimizers_are_tested_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _register(monkeypatch, "multiplier-test", lr_is_multiplier=True)
-    result = invoke(
-        "lr-find", "quickstart", "--run", "sgd", "--set", "runs.sgd.optimizer.name=multiplier-test", *SMALL,
-        "-q", "-f", "json", "--out", "lf",
-    )
-    assert result.exit_code == 0, result.output
-    (run,) = json.loads(result.stdout)["runs"]
-    assert any("multiplier" in note for note in run["notes"])
+def optlab(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "optlab", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=240)
+
+
+def test_plugin_optimizers_closure_refused_multiplier_warned(tmp_path: Path) -> None:
+    """Through --plugin, as compare takes it: capabilities decide, provenance is recorded."""
+    (tmp_path / "opts.py").write_text(PLUGIN)
+    plugin = ["--plugin", "opts.py", "--run", "sgd", *SMALL]
+    refused = optlab("lr-find", "quickstart", *plugin, "--set", "runs.sgd.optimizer.name=closure-sgd", "--out", "a",
+                     cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    assert "optimizer 'closure-sgd' needs a closure" in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "a").exists()
+    warned = optlab("lr-find", "quickstart", *plugin, "--set", "runs.sgd.optimizer.name=multiplier-sgd", "-q", "-f",
+                    "json", "--out", "b", cwd=tmp_path)
+    assert warned.returncode == 0, warned.stderr
+    (run,) = json.loads(warned.stdout)["runs"]
+    assert any("treats lr as a multiplier" in note for note in run["notes"])
+    assert run["provenance"]["optimizer"]["origin"] == "file" and len(run["plugin_fingerprint"]) == 16
 
 
 def test_short_budget_and_short_ladder_say_why_they_ended(tmp_path: Path) -> None:

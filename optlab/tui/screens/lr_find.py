@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from optlab import registry
 from optlab.errors import OptlabError, PresetError
 from optlab.preset.export import MAX_SUFFIX, safe_stem
 from optlab.preset.loader import PresetSource, preset_sources, read_toml, resolve_extends, user_dir
@@ -36,6 +37,9 @@ class RangeTestProcess(TrainingProcess):
         self.command = [
             *self.command[:3], "lr-find", preset, "--out", str(run_dir), "--format", "json", "--device", device,
         ]
+        # The plugins this process was given, as the training child gets them (see compare_command).
+        for ref, plugin in registry.registry().plugins:
+            self.command += ["--plugin", plugin.path or ref]
 
 
 def lr_find_series(doc: dict[str, Any]) -> list[Series]:
