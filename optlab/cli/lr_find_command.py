@@ -20,6 +20,7 @@ from optlab.cli.common import (
     stderr_console,
     user_errors,
 )
+from optlab.cli.completion import complete_preset, complete_set
 from optlab.errors import OptlabError
 
 if TYPE_CHECKING:
@@ -95,7 +96,9 @@ def _write_preset(path: Path, ref: str, overrides: list[str], runs: list[dict[st
 def register(app: typer.Typer) -> None:
     @app.command("lr-find")
     def lr_find(
-        preset: str = typer.Argument("quickstart", help="Preset name, path to a preset TOML file, or http(s) URL."),
+        preset: str = typer.Argument(
+            "quickstart", help="Preset name, path to a preset TOML file, or http(s) URL.", autocompletion=complete_preset
+        ),
         runs: list[str] | None = typer.Option(None, "--run", "-r", help="Test only this run (repeatable)."),
         start: float = typer.Option(1e-7, "--start", help="First learning rate."),
         end: float = typer.Option(10.0, "--end", help="Last learning rate."),
@@ -111,7 +114,8 @@ def register(app: typer.Typer) -> None:
             None, "--write-preset", help="Write a copy of the preset with the suggested learning rates (never overwrites)."
         ),
         overrides: list[str] | None = typer.Option(
-            None, "--set", "-s", metavar="KEY=VALUE", help="Override a preset field, e.g. train.batch_size=32 (repeatable)."
+            None, "--set", "-s", metavar="KEY=VALUE", help="Override a preset field, e.g. train.batch_size=32 (repeatable).",
+            autocompletion=complete_set,
         ),
         device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda or cuda:N."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
