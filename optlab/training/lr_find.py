@@ -4,7 +4,8 @@ grows geometrically each step, and the loss after each step.
 It builds its trainer exactly as `compare` does (so the fingerprints match), with schedulers
 and early stopping off, and drives the steps itself: the learning rate is set on every step,
 the losses go into a device buffer read once per chunk of steps (no per-step host sync; steps
-past a stop inside a chunk are computed and dropped), and nothing outlives the test: the
+past a stop inside a chunk are computed and dropped), each step is the trainer's own
+(`Stepper`: clipping, L1, mixed precision, parameter groups), and nothing outlives the test: the
 model and optimizer are its own, and the process's random-number state is put back.
 """
 
@@ -126,8 +127,10 @@ def _own_random_state() -> Iterator[None]:
 
 
 def _val_loss(trainer: Trainer, out: torch.Tensor) -> None:
-    """The mean validation loss written into the 0-d tensor `out` (on the device, no sync)."""
+    """The mean validation loss written into the 0-d tensor `out` (on the device, no sync), at
+    the weights the run would be evaluated at (a schedule-free optimizer's eval() point)."""
     data, spec = trainer.data, trainer.spec
+    trainer._optimizer_mode(training=False)
     trainer.model.eval()
     total = torch.zeros((), device=data.x_val.device, dtype=torch.float64)
     with torch.inference_mode():
@@ -137,6 +140,7 @@ def _val_loss(trainer: Trainer, out: torch.Tensor) -> None:
             with trainer._autocast():
                 total += trainer.loss_fn(trainer.forward(xb).float(), yb).double() * xb.shape[0]
     trainer.model.train()
+    trainer._optimizer_mode(training=True)
     out.copy_(total / data.x_val.shape[0])
 
 
@@ -173,6 +177,7 @@ def _climb(trainer: Trainer, settings: RangeTestSettings, notes: list[str]) -> R
     perm: torch.Tensor | None = None
     torch.set_rng_state(trainer.rng_state)  # dropout draws as in the run itself
     trainer.model.train()
+    trainer._optimizer_mode(training=True)  # schedule-free: train() before training steps
     step = 0
     while stopped is None:
         n = min(CHUNK, len(ladder) - step, budget - step)
@@ -189,20 +194,7 @@ def _climb(trainer: Trainer, settings: RangeTestSettings, notes: list[str]) -> R
             xb, yb = x.index_select(0, idx), y.index_select(0, idx)
             for group, scale in zip(groups, scales, strict=True):
                 group["lr"] = ladder[s] * scale
-            with trainer._autocast():
-                loss = trainer.loss_fn(trainer.forward(xb).float(), yb)
-                if trainer.l1_params:
-                    loss = loss + spec.l1 * sum(p.abs().sum() for p in trainer.l1_params)
-            trainer.optimizer.zero_grad(set_to_none=True)
-            trainer.scaler.scale(loss).backward()
-            if spec.clip_grad_norm:
-                trainer.scaler.unscale_(trainer.optimizer)
-                torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), spec.clip_grad_norm)
-            elif spec.clip_grad_value:
-                trainer.scaler.unscale_(trainer.optimizer)
-                torch.nn.utils.clip_grad_value_(trainer.model.parameters(), spec.clip_grad_value)
-            trainer.scaler.step(trainer.optimizer)
-            trainer.scaler.update()
+            loss, _ = trainer.stepper.step(xb, yb)  # the trainer's own step: clipping, L1, AMP, groups
             if settings.loss == "val":
                 _val_loss(trainer, buffer[i])
             else:
@@ -241,5 +233,7 @@ def _climb(trainer: Trainer, settings: RangeTestSettings, notes: list[str]) -> R
         data_fingerprint=trainer.data_fingerprint,
         plugin_fingerprint=trainer.plugin_fingerprint,
         provenance=trainer.provenance,
-        notes=notes + list(trainer.notes),
+        # check_optimizer's note says what a multiplier means for the curve: the trainer's
+        # shorter one about the same thing would only repeat it.
+        notes=notes + [n for n in trainer.notes if not n.startswith("lr is a multiplier")],
     )

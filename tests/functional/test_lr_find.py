@@ -129,6 +129,7 @@ def test_seeds_give_a_median_and_a_spread(tmp_path: Path) -> None:
         (["--steps", "5"], "--steps 5: at least 10 steps"),
         (["--run", "sgdd"], "--run 'sgdd': no such run in the preset; runs: sgd, sgd-momentum"),
         (["--loss", "test"], "--loss 'test': expected train or val"),
+        (["--run", "sgd", "--set", "runs.sgd.optimizer.name=lbfgs"], "optimizer 'lbfgs' needs a closure"),
     ],
 )
 def test_bad_input_exits_2_with_one_message_and_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:
