@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from optlab.runs.lr_find_report import lr_text, range_text
+from optlab.runs.palette import rich_color, run_color
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -33,9 +34,9 @@ def lr_find_table(doc: dict[str, Any]) -> Table:
     table.add_column("conf", no_wrap=True)
     table.add_column("stopped", overflow="fold")
     table.add_column("n", justify="right", no_wrap=True)
-    for run in doc["runs"]:
+    for i, run in enumerate(doc["runs"]):
         table.add_row(
-            run["name"],
+            Text(run["name"], style=rich_color(run_color(i))),  # its colour in the TUI's chart
             lr_text(run["suggestion"]),
             range_text(run["range"]),
             lr_text(run["min_loss_lr"]),

@@ -23,8 +23,10 @@ from optlab.preset.export import MAX_SUFFIX, safe_stem
 from optlab.preset.loader import PresetSource, preset_sources, read_toml, resolve_extends, user_dir
 from optlab.preset.lr_write import preset_with_lrs, write_new_preset
 from optlab.preset.names import safe_name
+from optlab.runs.palette import run_color
+from optlab.runs.series import Series
 from optlab.tui.process import TrainingProcess
-from optlab.tui.widgets.chart import Chart, Series, run_color
+from optlab.tui.widgets.chart import Chart
 
 POLL_S = 0.5
 
