@@ -1,23 +1,88 @@
-"""One experiment: a loaded preset, its dataset loaded once, and a runner over all its runs."""
+"""The experiment service: one experiment into one run directory, on the backend asked for.
+
+`optlab compare`, `optlab resume` and the TUI's training child (which is `optlab compare`) all
+go through `train_into`: it assembles the run store, the control file, the executor and the
+driver, runs them, and leaves the run directory closed with its reports written. Front ends
+add their own sinks (the console's progress) and print the outcome.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import contextlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from optlab.data.datasets import DatasetBundle, load_dataset
+from optlab.errors import StorageError
 from optlab.preset.loader import LoadedPreset
+from optlab.runs.control import FileControl
+from optlab.runs.publish import write_reports
+from optlab.runs.store import RunStore, load_results
 from optlab.spec import ResolvedRun
 from optlab.training.events import RunEnded
 from optlab.training.runner import Control, Runner, resolve_device
 
+if TYPE_CHECKING:
+    from optlab.runs.resume import ResumePlan
+    from optlab.training.executor import Executor
 
-def prepare(loaded: LoadedPreset, device: str = "auto") -> tuple[list[ResolvedRun], DatasetBundle, str]:
-    """Resolve the runs and load the dataset once, on the device, for all of them."""
+BACKENDS = ("local", "processes")
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Where the runs train. `devices` (processes only) is a checked list such as
+    ["cuda:0", "cuda:1"] or ["cpu", "cpu"] (`optlab.training.processes.parse_devices`)."""
+
+    name: str = "local"
+    devices: list[str] | None = None
+    threads: int | None = None
+    pace: str = "even"
+    max_restarts: int = 2
+
+
+@dataclass
+class Outcome:
+    results: dict[str, Any] = field(default_factory=dict)
+    interrupted: bool = False
+    storage_error: StorageError | None = None
+
+
+def placement_devices(device: str, backend: BackendOptions | None = None) -> tuple[str, str]:
+    """(the device the runs are resolved for, the device the driver loads the dataset on): the
+    same for the local backend; for worker processes, which each load their own copy on their
+    device, the driver keeps its copy on the CPU."""
+    if backend is not None and backend.name == "processes":
+        devices = backend.devices or ["cpu"]
+        return ("cuda" if all(d.startswith("cuda") for d in devices) else "cpu"), "cpu"
     device = resolve_device(device)
-    specs = loaded.resolved_runs(device)
-    data = load_dataset(loaded.preset.data, device)
-    return specs, data, device
+    return device, device
+
+
+def prepare(
+    loaded: LoadedPreset, device: str = "auto", backend: BackendOptions | None = None
+) -> tuple[list[ResolvedRun], DatasetBundle, str]:
+    """Resolve the runs and load the dataset once for all of them."""
+    device, data_device = placement_devices(device, backend)
+    return loaded.resolved_runs(device), load_dataset(loaded.preset.data, data_device), device
+
+
+def make_executor(backend: BackendOptions, data: DatasetBundle, device: str) -> Executor:
+    if backend.name == "processes":
+        from optlab.registry import registry
+        from optlab.training.processes import ProcessExecutor, default_devices
+
+        plugins = [ref for ref, _ in registry().plugins]
+        return ProcessExecutor(backend.devices or default_devices(), backend.threads, plugins)
+    from optlab.training.executor import LocalExecutor
+
+    if backend.threads:
+        import torch
+
+        torch.set_num_threads(backend.threads)
+    return LocalExecutor(data, device)
 
 
 def run_experiment(
@@ -25,7 +90,74 @@ def run_experiment(
     device: str = "auto",
     sinks: Iterable[Any] = (),
     control: Control | None = None,
+    backend: BackendOptions | None = None,
 ) -> dict[str, RunEnded]:
-    specs, data, device = prepare(loaded, device)
-    runner = Runner(specs, data, device, sinks, control, preset=loaded.preset.model_dump(mode="json"))
+    """Train a preset's runs into `sinks` only (no run directory): tests and benchmarks."""
+    backend = backend or BackendOptions()
+    specs, data, device = prepare(loaded, device, backend)
+    runner = Runner(
+        specs, data, device, sinks, control, preset=loaded.preset.model_dump(mode="json"),
+        executor=make_executor(backend, data, device), pace=backend.pace, max_restarts=backend.max_restarts,
+    )
     return runner.run()
+
+
+def train_into(
+    root: Path,
+    loaded: LoadedPreset,
+    specs: list[ResolvedRun],
+    data: DatasetBundle,
+    device: str,
+    *,
+    sinks: Iterable[Any] = (),
+    backend: BackendOptions | None = None,
+    plan: ResumePlan | None = None,
+    on_interrupt: Callable[[], None] = lambda: None,
+    cleanup_guard: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+    charts: bool = True,
+) -> Outcome:
+    """Run the experiment into `root` (fresh, or continuing `plan`). Ctrl-C stops every run and
+    keeps what was done (`on_interrupt` runs first, e.g. to make a second Ctrl-C leave at once);
+    the cleanup after training runs inside `cleanup_guard`; `charts`: the reports' charts and
+    report.html too. The extra sinks are closed (when
+    they have `close`) before the run store."""
+    backend = backend or BackendOptions()
+    extra = list(sinks)
+    if plan is not None:
+        # Controls belong to the process that was stopped: a resumed run starts unpaused.
+        (root / "control.json").unlink(missing_ok=True)
+    store = RunStore(root, resume=plan is not None)
+    runner = Runner(
+        specs,
+        data,
+        device,
+        [store, *extra],
+        FileControl(root),
+        preset=loaded.preset.model_dump(mode="json"),
+        resume=plan.states if plan is not None else None,
+        finished=plan.done if plan is not None else (),
+        executor=make_executor(backend, data, device),
+        pace=backend.pace,
+        max_restarts=backend.max_restarts,
+    )
+    outcome = Outcome()
+    try:
+        runner.run()
+    except KeyboardInterrupt:
+        on_interrupt()
+        outcome.interrupted = True
+    except StorageError as exc:
+        outcome.storage_error = exc
+    finally:
+        with cleanup_guard():
+            for sink in extra:
+                close = getattr(sink, "close", None)
+                if close is not None:
+                    close()
+            try:
+                store.close()
+                outcome.results = load_results(root)
+                write_reports(root, outcome.results, charts=charts)
+            except (StorageError, OSError) as exc:
+                outcome.storage_error = outcome.storage_error or StorageError(f"{root}: cannot write ({exc})")
+    return outcome

@@ -17,6 +17,7 @@ from typing import Any
 import typer
 
 from optlab import __version__
+from optlab.cli.backend import BACKEND, DEVICES, MAX_RESTARTS, PACE, THREADS, Backend, Pace, backend_options
 from optlab.cli.common import (
     Format,
     PluginsOption,
@@ -148,6 +149,11 @@ def compare(
     yes: bool = typer.Option(False, "--yes", "-y", help="Run a preset from a URL without asking."),
     plugins: PluginsOption = None,
     no_charts: bool = typer.Option(False, "--no-charts", help="Skip charts/*.svg and report.html."),
+    backend: Backend = BACKEND,
+    devices: str | None = DEVICES,
+    threads: int | None = THREADS,
+    pace: Pace = PACE,
+    max_restarts: int = MAX_RESTARTS,
 ) -> None:
     """Train every run of a preset side by side and print the comparison."""
     from optlab.cli.preset_commands import confirm_remote
@@ -162,11 +168,12 @@ def compare(
             sys.stderr.write(f"optlab: note: {note}\n")
         confirm_remote(loaded, yes)
         device = check_device(device)
+        where = backend_options(backend, devices, threads, pace, max_restarts)
         root = out if out is not None else default_run_dir(loaded.preset.name)
         created = _missing_dirs(root)
         prepare_run_dir(root)
     try:
-        code = _compare_in(root, created, loaded, device, fmt, quiet, charts=not no_charts)
+        code = _compare_in(root, created, loaded, device, fmt, quiet, where, charts=not no_charts)
     except KeyboardInterrupt:
         _leave_on_next_interrupt()
         sys.stderr.write("\noptlab: interrupted\n")
@@ -175,7 +182,8 @@ def compare(
 
 
 def _compare_in(
-    root: Path, created: list[Path], loaded: Any, device: str, fmt: Format, quiet: bool, charts: bool = True
+    root: Path, created: list[Path], loaded: Any, device: str, fmt: Format, quiet: bool, where: Any,
+    charts: bool = True,
 ) -> int:
     from optlab.runs.files import atomic_write_text
 
@@ -184,11 +192,11 @@ def _compare_in(
             atomic_write_text(root / "preset.toml", preset_toml(loaded.preset))
             from optlab.experiment import prepare
 
-            specs, data, device = prepare(loaded, device)
+            specs, data, device = prepare(loaded, device, where)
     except BaseException:
         _discard_run_dir(root, created)
         raise
-    return train(root, loaded, specs, data, device, fmt, quiet, charts=charts)
+    return train(root, loaded, specs, data, device, fmt, quiet, backend=where, charts=charts)
 
 
 def train(
@@ -200,51 +208,24 @@ def train(
     fmt: Format,
     quiet: bool,
     plan: Any = None,
+    backend: Any = None,
     charts: bool = True,
 ) -> int:
     """Run the experiment into `root` (fresh, or continuing `plan`), print, return the exit code."""
     from optlab.console.progress import ConsoleProgress
-    from optlab.errors import StorageError
-    from optlab.runs.control import FileControl
-    from optlab.runs.publish import write_reports
-    from optlab.runs.store import RunStore, load_results
-    from optlab.training.runner import Runner
+    from optlab.experiment import train_into
 
-    if plan is not None:
-        # Controls belong to the process that was stopped: a resumed run starts unpaused.
-        (root / "control.json").unlink(missing_ok=True)
-    store = RunStore(root, resume=plan is not None)
     progress = None if quiet else ConsoleProgress()
-    sinks: list[Any] = [store] if progress is None else [store, progress]
-    runner = Runner(
-        specs,
-        data,
-        device,
-        sinks,
-        FileControl(root),
-        preset=loaded.preset.model_dump(mode="json"),
-        resume=plan.states if plan is not None else None,
-        finished=plan.done if plan is not None else (),
+    outcome = train_into(
+        root, loaded, specs, data, device,
+        sinks=[] if progress is None else [progress],
+        backend=backend,
+        plan=plan,
+        on_interrupt=_leave_on_next_interrupt,
+        cleanup_guard=_second_interrupt_exits,
+        charts=charts,
     )
-    interrupted = False
-    storage_error: StorageError | None = None
-    try:
-        runner.run()
-    except KeyboardInterrupt:
-        _leave_on_next_interrupt()
-        interrupted = True
-    except StorageError as exc:
-        storage_error = exc
-    finally:
-        with _second_interrupt_exits():
-            if progress is not None:
-                progress.close()
-            try:
-                store.close()
-                results = load_results(root)
-                write_reports(root, results, charts=charts)
-            except (StorageError, OSError) as exc:
-                storage_error = storage_error or StorageError(f"{root}: cannot write ({exc})")
+    storage_error, interrupted, results = outcome.storage_error, outcome.interrupted, outcome.results
     if storage_error is not None:
         print_error(f"{storage_error}")
         print_error(f"the runs were stopped; what {root} held before the failure is intact")
@@ -280,15 +261,21 @@ def resume(
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="What to print on stdout at the end."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     plugins: PluginsOption = None,
+    backend: Backend = BACKEND,
+    devices: str | None = DEVICES,
+    threads: int | None = THREADS,
+    pace: Pace = PACE,
+    max_restarts: int = MAX_RESTARTS,
 ) -> None:
     """Continue every unfinished run of a run directory from its last checkpoint."""
     from optlab.data.datasets import load_dataset
+    from optlab.experiment import placement_devices
     from optlab.runs.resume import plan_resume
-    from optlab.training.runner import resolve_device
 
     with user_errors():
         load_plugins(plugins)
-        device = resolve_device(check_device(device))
+        where = backend_options(backend, devices, threads, pace, max_restarts)
+        device, data_device = placement_devices(check_device(device), where)
         plan = plan_resume(run_dir, device, force=force)
         pending = [s.name for s in plan.specs if s.name not in plan.done]
         if not pending:
@@ -302,9 +289,9 @@ def resume(
             for name in pending
         )
         sys.stderr.write(f"optlab: resuming {resumed}\n")
-        data = load_dataset(plan.loaded.preset.data, device)
+        data = load_dataset(plan.loaded.preset.data, data_device)
     try:
-        code = train(run_dir, plan.loaded, plan.specs, data, device, fmt, quiet, plan=plan)
+        code = train(run_dir, plan.loaded, plan.specs, data, device, fmt, quiet, plan=plan, backend=where)
     except KeyboardInterrupt:
         _leave_on_next_interrupt()
         sys.stderr.write("\noptlab: interrupted\n")

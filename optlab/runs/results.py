@@ -47,6 +47,7 @@ def empty_run(name: str) -> dict[str, Any]:
         "notes": [],
         "provenance": {},
         "plugin_fingerprint": "",
+        "placement": None,  # backend, host, device, gpu, pid: where it trains (RunStarted)
         "steps_per_epoch": None,
         "total_steps": None,
         "epochs_completed": 0,
@@ -104,6 +105,7 @@ class ResultsBuilder:
                 notes=list(event.notes),
                 provenance=event.provenance,
                 plugin_fingerprint=event.plugin_fingerprint,
+                placement=dict(event.placement) or None,
             )
         elif isinstance(event, Progress):
             run = self.run(event.run)

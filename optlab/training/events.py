@@ -50,6 +50,8 @@ class RunStarted(Event):
     # kind -> where its code came from (optlab.spec.provenance); the hash of the plugin parts
     provenance: dict[str, dict[str, str]] = field(default_factory=dict)
     plugin_fingerprint: str = ""
+    # Where it trains: backend, host, device, gpu (name, on CUDA), pid (of the training process).
+    placement: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -1,7 +1,11 @@
-"""Many runs side by side: advance trainers in interleaved chunks and fan events out to sinks.
+"""The driver: many runs side by side, trained by an executor, their events fanned out to sinks.
 
-At every moment the runs have done about the same share of their work (the runner always
-advances the one furthest behind), so a live view compares like with like.
+The driver owns the sinks, the controls, pacing, the failure policy and the order of events;
+it is the only writer of the run directory whatever the backend. Executors
+(`optlab.training.executor`, `optlab.training.processes`) own the trainers and answer with
+plain data. By default the runs stay at about the same share of their work (the driver advances
+the one furthest behind), so a live view compares like with like; `pace="free"` lets each
+worker go as fast as it can.
 """
 
 from __future__ import annotations
@@ -9,23 +13,30 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-import traceback
 from collections.abc import Iterable
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 
-from optlab.data.datasets import DatasetBundle
 from optlab.errors import StorageError
-from optlab.spec import ResolvedRun
 from optlab.training.events import (
     EpochEnded,
     Event,
     ExperimentEnded,
     ExperimentStarted,
+    Progress,
     RunEnded,
+    RunStarted,
+    event_from_dict,
 )
-from optlab.training.trainer import Trainer
+from optlab.training.executor import Executor, LocalExecutor, Reply
+
+if TYPE_CHECKING:
+    from optlab.data.datasets import DatasetBundle
+    from optlab.spec import ResolvedRun
+
+PACES = ("even", "free")
 
 
 @runtime_checkable
@@ -75,18 +86,51 @@ def resolve_device(device: str) -> str:
     return device
 
 
+@dataclass
+class _Run:
+    """What the driver knows of one run: plain data from its events, never its trainer."""
+
+    spec: ResolvedRun
+    state: str = "starting"  # starting | idle | busy | ended
+    stopping: bool = False
+    step: int = 0
+    total_steps: int = 1
+    last_delta: float = 1.0  # share of the work its last interval did: the pacing slack
+    epoch: int = 0
+    best_epoch: int | None = None
+    elapsed_s: float = 0.0
+    samples_per_s: float = 0.0
+    restarts: int = 0
+    checkpoint: dict[str, Any] | None = None  # its last, to restart it when its worker dies
+
+    @property
+    def fraction(self) -> float:
+        return self.step / max(1, self.total_steps)
+
+
 class Runner:
+    """The driver. `executor` defaults to the local one (every run in this process, on `device`)."""
+
     def __init__(
         self,
         specs: list[ResolvedRun],
-        data: DatasetBundle,
+        data: DatasetBundle | None,
         device: str = "cpu",
         sinks: Iterable[Any] = (),
         control: Control | None = None,
         preset: dict[str, Any] | None = None,
         resume: dict[str, dict[str, Any]] | None = None,
         finished: Iterable[str] = (),
+        executor: Executor | None = None,
+        pace: str = "even",
+        max_restarts: int = 2,
     ) -> None:
+        if pace not in PACES:
+            raise ValueError(f"pace {pace!r}: expected one of {', '.join(PACES)}")
+        if executor is None:
+            if data is None:
+                raise ValueError("the local executor needs the dataset")
+            executor = LocalExecutor(data, device)
         self.specs = specs
         self.data = data
         self.device = device
@@ -95,8 +139,14 @@ class Runner:
         self.preset = preset or {}
         self.resume = resume or {}
         self.finished = set(finished)
-        self.trainers: list[Trainer] = []
+        self.executor = executor
+        self.pace = pace
+        self.max_restarts = max_restarts
         self.results: dict[str, RunEnded] = {}
+        self._runs: dict[str, _Run] = {}
+        self._checkpoints = False
+
+    # ------------------------------------------------------------------ sinks
 
     def emit(self, event: Event) -> None:
         for sink in self.sinks:
@@ -116,29 +166,7 @@ class Runner:
     def _wants(self, method: str) -> bool:
         return any(hasattr(s, method) for s in self.sinks)
 
-    def _finish(self, trainer: Trainer, ended: RunEnded) -> None:
-        self.emit(ended)
-        self.results[trainer.spec.name] = ended
-        if trainer.predictions is not None:
-            self._artifact("predictions", trainer.spec.name, trainer.predictions)
-
-    def _start(self) -> list[Trainer]:
-        active = []
-        for spec in self.specs:
-            if spec.name in self.finished:
-                continue
-            try:
-                trainer = Trainer(spec, self.data, self.device)
-                if spec.name in self.resume:
-                    trainer.load_state_dict(self.resume[spec.name])
-            except Exception as exc:  # a run that cannot be built, or resumed, fails alone
-                self.emit(RunEnded(run=spec.name, status="failed", reason=f"{type(exc).__name__}: {exc}",
-                                   detail=traceback.format_exc()))
-                continue
-            self.trainers.append(trainer)
-            self.emit(trainer.started_event())
-            active.append(trainer)
-        return active
+    # ------------------------------------------------------------------ the loop
 
     def run(self) -> dict[str, RunEnded]:
         """Train every run to its end. KeyboardInterrupt stops all runs, keeps what was done,
@@ -148,52 +176,145 @@ class Runner:
             ExperimentStarted(
                 run="",
                 preset=self.preset,
-                dataset=self.data.facts(),
-                device=self.device,
+                dataset=self.data.facts() if self.data is not None else {},
+                device=self.executor.device_label,
                 run_names=[s.name for s in self.specs],
                 time=time.time(),
             )
         )
-        active = self._start()
-        checkpoints = self._wants("checkpoint")
+        self._checkpoints = self._wants("checkpoint")
         try:
-            while active:
-                self.control.poll()
-                for trainer in [t for t in active if self.control.should_stop(t.spec.name)]:
-                    self._finish(trainer, trainer.stop())
-                    active.remove(trainer)
-                if not active:
-                    break
-                if self.control.paused:
-                    time.sleep(0.05)
+            for spec in self.specs:
+                if spec.name in self.finished:
                     continue
-                trainer = min(active, key=lambda t: t.fraction_done)
-                try:
-                    events = trainer.advance()
-                except Exception as exc:
-                    events = [trainer.fail(exc, traceback.format_exc())]
-                for event in events:
-                    if isinstance(event, RunEnded):
-                        self._finish(trainer, event)
-                    else:
-                        self.emit(event)
-                    if isinstance(event, EpochEnded) and checkpoints:
-                        self._artifact("checkpoint", trainer.spec.name, trainer.state_dict(), event.improved)
-                if trainer.done:
-                    active.remove(trainer)
-        except KeyboardInterrupt:
-            for trainer in active:
-                if not trainer.done:
-                    self._finish(trainer, trainer.end("stopped", "interrupted", evaluate_test=False))
-            self.emit(ExperimentEnded(run="", status="interrupted", wall_time_s=time.perf_counter() - t0))
-            raise
-        except StorageError as exc:
-            # The record cannot be kept: stop every run rather than train without one, tell
-            # the sinks that still work (the console), and let the caller report it.
-            for trainer in active:
-                if not trainer.done:
-                    self._emit_best_effort(trainer.end("stopped", str(exc), evaluate_test=False))
-            self._emit_best_effort(ExperimentEnded(run="", status="failed", wall_time_s=time.perf_counter() - t0))
-            raise
+                run = self._runs[spec.name] = _Run(spec, checkpoint=self.resume.get(spec.name))
+                self.executor.start(spec, run.checkpoint)
+            try:
+                self._drive()
+            except KeyboardInterrupt:
+                self._end_all("interrupted", self.emit)
+                self.emit(ExperimentEnded(run="", status="interrupted", wall_time_s=time.perf_counter() - t0))
+                raise
+            except StorageError as exc:
+                # The record cannot be kept: stop every run rather than train without one, tell
+                # the sinks that still work (the console), and let the caller report it.
+                self._end_all(str(exc), self._emit_best_effort)
+                self._emit_best_effort(
+                    ExperimentEnded(run="", status="failed", wall_time_s=time.perf_counter() - t0)
+                )
+                raise
+        finally:
+            self.executor.close()
         self.emit(ExperimentEnded(run="", status="finished", wall_time_s=time.perf_counter() - t0))
         return self.results
+
+    def _drive(self) -> None:
+        runs = self._runs.values()
+        while any(r.state != "ended" for r in runs):
+            self.control.poll()
+            for run in runs:
+                if run.state == "idle" and not run.stopping and self.control.should_stop(run.spec.name):
+                    run.stopping, run.state = True, "busy"
+                    self.executor.stop(run.spec.name, "stopped by the user")
+            if not self.control.paused:
+                self._dispatch()
+            for reply in self.executor.collect(0.05):
+                self._handle(reply)
+
+    def _dispatch(self) -> None:
+        """Give every free worker the run of its own that is furthest behind. With pace
+        "even", a run further ahead of the slowest run than one interval waits its turn."""
+        started = [r for r in self._runs.values() if r.state in ("idle", "busy")]
+        if not started:
+            return
+        floor = min(r.fraction for r in started)
+        busy = {self.executor.slot(name) for name, r in self._runs.items() if r.state in ("busy", "starting")}
+        chosen: dict[str, _Run] = {}
+        for name, run in self._runs.items():
+            slot = self.executor.slot(name)
+            if run.state != "idle" or slot in busy:
+                continue
+            if slot not in chosen or run.fraction < chosen[slot].fraction:
+                chosen[slot] = run
+        keep_state = self._checkpoints or self.executor.can_lose_workers
+        for run in chosen.values():
+            if self.pace == "even" and run.fraction > floor + run.last_delta + 1e-9:
+                continue
+            run.state = "busy"
+            self.executor.advance(run.spec.name, keep_state)
+
+    def _handle(self, reply: Reply) -> None:
+        run = self._runs.get(reply.run)
+        if run is None or run.state == "ended":
+            return  # e.g. what a worker said about a run that has ended meanwhile
+        if reply.kind == "lost":
+            self._restart(run, reply.detail)
+            return
+        run.state = "idle"
+        before = run.fraction
+        for data in reply.events:
+            event = event_from_dict(data)
+            if isinstance(event, RunEnded):
+                self._finish(run, event, reply.predictions)
+                continue
+            self._track(run, event)
+            self.emit(event)
+            if isinstance(event, EpochEnded) and reply.checkpoint is not None:
+                if self.executor.can_lose_workers:
+                    run.checkpoint = reply.checkpoint
+                if self._checkpoints:
+                    self._artifact("checkpoint", run.spec.name, reply.checkpoint, event.improved)
+        if reply.kind == "advanced" and run.fraction > before:
+            run.last_delta = run.fraction - before
+
+    @staticmethod
+    def _track(run: _Run, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            run.total_steps, run.step = event.total_steps, event.resumed_step
+        elif isinstance(event, Progress):
+            run.step, run.elapsed_s, run.samples_per_s = event.step, event.elapsed_s, event.samples_per_s
+        elif isinstance(event, EpochEnded):
+            run.step, run.epoch = event.step, event.epoch
+            if event.improved:
+                run.best_epoch = event.epoch
+
+    def _finish(self, run: _Run, ended: RunEnded, predictions: dict[str, Any] | None) -> None:
+        self.emit(ended)
+        self.results[run.spec.name] = ended
+        run.state, run.checkpoint = "ended", None
+        if predictions is not None:
+            self._artifact("predictions", run.spec.name, predictions)
+        self.executor.release(run.spec.name)
+
+    def _ended_here(self, run: _Run, status: str, reason: str) -> RunEnded:
+        """A RunEnded from what the driver saw, for a run whose worker cannot say it."""
+        return RunEnded(
+            run=run.spec.name, status=status, reason=reason, epochs_completed=run.epoch, step=run.step,
+            best_epoch=run.best_epoch, wall_time_s=run.elapsed_s, train_samples_per_s=run.samples_per_s,
+        )
+
+    def _restart(self, run: _Run, why: str) -> None:
+        """A worker died (not the run: an exception or divergence ends a run, never a worker):
+        start the run again from its last checkpoint on a new worker, a bounded number of times."""
+        run.restarts += 1
+        if run.restarts > self.max_restarts:
+            reason = (f"its worker died {run.restarts} times, the last time {why}; "
+                      f"not restarted again (max restarts {self.max_restarts})")
+            self._finish(run, self._ended_here(run, "failed", reason), None)
+            return
+        run.state = "starting"
+        self.executor.start(run.spec, run.checkpoint)
+
+    def _end_all(self, reason: str, emit: Any) -> None:
+        for run in self._runs.values():
+            if run.state == "ended":
+                continue
+            answer = None
+            with contextlib.suppress(Exception):  # a worker that cannot answer: the driver says it
+                answer = self.executor.end_now(run.spec.name, reason)
+            ended = event_from_dict(answer) if answer else None
+            if not isinstance(ended, RunEnded):
+                ended = self._ended_here(run, "stopped", reason)
+            emit(ended)
+            self.results[run.spec.name] = ended
+            run.state = "ended"

@@ -1,0 +1,210 @@
+"""Executors: where runs train. The driver (`optlab.training.runner.Runner`) asks; an executor answers.
+
+Every backend answers the same requests with plain data, so the driver never holds a trainer:
+
+- `start(spec, state)`: build the run (resuming `state` if given) -> its `RunStarted`, or the
+  `RunEnded` of a run that cannot be built;
+- `advance(run, checkpoint)`: train one reporting interval -> its events, the checkpoint state
+  (CPU tensors) when an epoch ended and the driver asked for it, the predictions (numpy) when
+  the run ended;
+- `stop(run, reason, evaluate_test)`: end the run now -> its `RunEnded` (and predictions).
+
+Requests are submitted and their replies collected later, so a backend with several workers
+trains them at the same time while the driver stays the only writer of the run directory.
+A reply of kind `lost` says a run's worker died: the driver decides what happens next.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from optlab.training.events import EpochEnded, RunEnded
+
+if TYPE_CHECKING:
+    from optlab.data.datasets import DatasetBundle
+    from optlab.spec import ResolvedRun
+    from optlab.training.trainer import Trainer
+
+
+@dataclass
+class Reply:
+    """One answer of an executor: `kind` is started | advanced | stopped | lost."""
+
+    kind: str
+    run: str
+    events: list[dict[str, Any]] = field(default_factory=list)
+    checkpoint: dict[str, Any] | None = None
+    predictions: dict[str, Any] | None = None
+    detail: str = ""  # lost: why (e.g. the worker's exit code)
+
+
+class Executor(Protocol):
+    backend: str
+    device_label: str  # what ExperimentStarted records as the experiment's device
+    can_lose_workers: bool  # the driver then keeps every run's last checkpoint to restart it
+
+    def slot(self, run: str) -> str:
+        """The worker a run trains on: requests to one slot are answered one after another."""
+        ...
+
+    def start(self, spec: ResolvedRun, state: dict[str, Any] | None) -> None: ...
+
+    def advance(self, run: str, checkpoint: bool) -> None: ...
+
+    def stop(self, run: str, reason: str, evaluate_test: bool = True) -> None: ...
+
+    def collect(self, timeout: float) -> list[Reply]:
+        """Replies that arrived, waiting up to `timeout` seconds for the first one."""
+        ...
+
+    def end_now(self, run: str, reason: str) -> dict[str, Any] | None:
+        """End a run at once without test metrics (Ctrl-C, a failed record); its RunEnded, or
+        None when its worker cannot answer in time."""
+        ...
+
+    def release(self, run: str) -> None:
+        """The run has ended: free what its trainer holds."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def placement(backend: str, device: str, gpu_index: int | None = None) -> dict[str, Any]:
+    """Where a run trains, as recorded in its RunStarted and results.json."""
+    import torch
+
+    gpu = None
+    if device.startswith("cuda") and torch.cuda.is_available():
+        gpu = torch.cuda.get_device_name(gpu_index if gpu_index is not None else torch.device(device))
+    return {"backend": backend, "host": socket.gethostname(), "device": device, "gpu": gpu, "pid": os.getpid()}
+
+
+def cpu_state(value: Any) -> Any:
+    """A checkpoint with every tensor on the CPU: a driver without a GPU must read it."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: cpu_state(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(cpu_state(v) for v in value)
+    return value
+
+
+class TrainerHost:
+    """The trainers of one process and the requests they answer; the local executor and every
+    worker process use it, so all backends compute the same things the same way."""
+
+    def __init__(self, data: DatasetBundle, device: str, where: dict[str, Any], copy_state: bool = False) -> None:
+        self.data = data
+        self.device = device
+        self.where = where
+        # A state sent to another process is pickled anyway; one kept in this process must not
+        # alias the live tensors that training goes on updating.
+        self.copy_state = copy_state
+        self.trainers: dict[str, Trainer] = {}
+
+    def start(self, spec: ResolvedRun, state: dict[str, Any] | None) -> Reply:
+        from optlab.training.trainer import Trainer
+
+        try:
+            trainer = Trainer(spec, self.data, self.device)
+            if state is not None:
+                trainer.load_state_dict(state)
+        except Exception as exc:  # a run that cannot be built, or resumed, fails alone
+            ended = RunEnded(run=spec.name, status="failed", reason=f"{type(exc).__name__}: {exc}",
+                             detail=traceback.format_exc())
+            return Reply("started", spec.name, [ended.to_dict()])
+        self.trainers[spec.name] = trainer
+        started = trainer.started_event()
+        started.placement = dict(self.where)
+        return Reply("started", spec.name, [started.to_dict()])
+
+    def advance(self, run: str, checkpoint: bool) -> Reply:
+        trainer = self.trainers[run]
+        try:
+            events = trainer.advance()
+        except Exception as exc:
+            events = [trainer.fail(exc, traceback.format_exc())]
+        state = None
+        if checkpoint and any(isinstance(e, EpochEnded) for e in events):
+            state = trainer.state_dict()
+            if self.copy_state:
+                state = cpu_state(state)
+        return Reply("advanced", run, [e.to_dict() for e in events], state, self._predictions(trainer))
+
+    def stop(self, run: str, reason: str, evaluate_test: bool = True) -> Reply:
+        trainer = self.trainers[run]
+        if trainer.ended is not None:
+            return Reply("stopped", run)
+        ended = trainer.end("stopped", reason, evaluate_test=evaluate_test)
+        return Reply("stopped", run, [ended.to_dict()], None, self._predictions(trainer))
+
+    def _predictions(self, trainer: Trainer) -> dict[str, Any] | None:
+        return trainer.predictions if trainer.ended is not None else None
+
+    def release(self, run: str) -> None:
+        self.trainers.pop(run, None)
+
+    def handle(self, request: tuple[Any, ...]) -> Reply:
+        kind, args = request[0], request[1:]
+        if kind == "start":
+            return self.start(*args)
+        if kind == "advance":
+            return self.advance(*args)
+        if kind == "stop":
+            return self.stop(*args)
+        raise ValueError(f"unknown request {kind!r}")
+
+
+class LocalExecutor:
+    """Every run in this process, interleaved: one slot, requests answered in order."""
+
+    backend = "local"
+    can_lose_workers = False
+
+    def __init__(self, data: DatasetBundle, device: str) -> None:
+        self.device_label = device
+        self.host = TrainerHost(data, device, placement("local", device))
+        self._queue: deque[tuple[Any, ...]] = deque()
+
+    def slot(self, run: str) -> str:
+        return "local"
+
+    def start(self, spec: ResolvedRun, state: dict[str, Any] | None) -> None:
+        self._queue.append(("start", spec, state))
+
+    def advance(self, run: str, checkpoint: bool) -> None:
+        self._queue.append(("advance", run, checkpoint))
+
+    def stop(self, run: str, reason: str, evaluate_test: bool = True) -> None:
+        self._queue.append(("stop", run, reason, evaluate_test))
+
+    def collect(self, timeout: float) -> list[Reply]:
+        if not self._queue:
+            import time
+
+            time.sleep(timeout)
+            return []
+        return [self.host.handle(self._queue.popleft())]
+
+    def end_now(self, run: str, reason: str) -> dict[str, Any] | None:
+        self._queue.clear()
+        trainer = self.host.trainers.get(run)
+        if trainer is None:
+            return None
+        if trainer.ended is not None:
+            return trainer.ended.to_dict()
+        return trainer.end("stopped", reason, evaluate_test=False).to_dict()
+
+    def release(self, run: str) -> None:
+        self.host.release(run)
+
+    def close(self) -> None:
+        self._queue.clear()

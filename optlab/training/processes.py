@@ -1,0 +1,230 @@
+"""The `processes` backend: one spawned worker process per device entry, each training its share
+of the runs interleaved (`optlab.training.worker` is the worker's side).
+
+Runs are dealt to the workers in order (run i to worker i mod n). A worker that dies is
+replaced by a new one on the same device the next time one of its runs starts again, which
+the driver decides (`Runner._restart`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import re
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from typing import TYPE_CHECKING, Any
+
+from optlab.errors import OptlabError
+from optlab.training.executor import Reply
+from optlab.training.worker import receive, send, serve
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
+
+    from optlab.spec import ResolvedRun
+
+DEVICE_ITEM = re.compile(r"cpu|cuda(:\d+)?")
+ANSWER_TIMEOUT_S = 10.0  # end_now: how long a busy worker may take to finish its interval
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_devices() -> list[str]:
+    """Every visible GPU, else one CPU worker per core."""
+    import torch
+
+    if torch.cuda.is_available():
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return ["cpu"] * max(1, cores())
+
+
+def parse_devices(text: str) -> list[str]:
+    """`--devices`: a comma-separated list of cpu, cuda (every visible GPU) and cuda:N, each a
+    worker. Raises OptlabError naming the entry that is malformed or absent."""
+    items = [item.strip() for item in text.split(",")]
+    if not text.strip() or any(not DEVICE_ITEM.fullmatch(item) for item in items):
+        bad = next((item for item in items if not DEVICE_ITEM.fullmatch(item)), text)
+        raise OptlabError(
+            f"--devices {text!r}: {bad!r} is not a device; expected a comma-separated list of "
+            "cpu, cuda (every visible GPU) and cuda:N, e.g. cuda:0,cuda:1 or cpu,cpu"
+        )
+    devices: list[str] = []
+    if any(item.startswith("cuda") for item in items):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise OptlabError(
+                f"--devices {text}: CUDA is not available here (torch {torch.__version__}); "
+                "use --devices cpu,cpu for CPU workers"
+            )
+        count = torch.cuda.device_count()
+    for item in items:
+        if item == "cuda":
+            devices += [f"cuda:{i}" for i in range(count)]
+            continue
+        if item.startswith("cuda:") and int(item[5:]) >= count:
+            raise OptlabError(f"--devices {text}: {item} does not exist, only {count} CUDA device(s) present")
+        devices.append(item)
+    return devices
+
+
+def visible_devices(device: str) -> str:
+    """CUDA_VISIBLE_DEVICES for a worker on `device`: none for a CPU worker; for cuda:N the N-th
+    GPU this process sees (which, under a CUDA_VISIBLE_DEVICES of our own, is that list's N-th)."""
+    if not device.startswith("cuda"):
+        return ""
+    index = int(device.partition(":")[2] or 0)
+    seen = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if seen:
+        return seen.split(",")[index].strip()
+    return str(index)
+
+
+@dataclass
+class _Worker:
+    device: str
+    process: BaseProcess
+    conn: Connection
+    runs: set[str] = field(default_factory=set)
+    waiting: deque[str] = field(default_factory=deque)  # runs whose request awaits its reply
+    dead: bool = False
+
+
+class ProcessExecutor:
+    backend = "processes"
+    can_lose_workers = True
+
+    def __init__(self, devices: list[str], threads: int | None = None, plugins: list[str] | None = None) -> None:
+        if not devices:
+            raise ValueError("the processes backend needs at least one device")
+        self.devices = devices
+        self.device_label = ",".join(devices)
+        self.threads = threads or max(1, cores() // len(devices))
+        self.plugins = list(plugins or [])
+        self._context = multiprocessing.get_context("spawn")  # never fork a process that may hold CUDA
+        self._workers: dict[str, _Worker] = {}
+        self._slot_of: dict[str, str] = {}
+        self._ended: dict[str, dict[str, Any]] = {}  # RunEnded seen while draining for end_now
+
+    # ------------------------------------------------------------------ workers
+
+    def _spawn(self, slot: str) -> _Worker:
+        device = self.devices[int(slot[1:])]
+        ours, theirs = self._context.Pipe()
+        local = "cuda" if device.startswith("cuda") else "cpu"
+        process = self._context.Process(
+            target=serve,
+            args=(theirs, visible_devices(device), local, device, self.threads, self.plugins),
+            name=f"optlab-worker-{slot}",
+            daemon=True,
+        )
+        process.start()
+        theirs.close()
+        worker = self._workers[slot] = _Worker(device, process, ours)
+        return worker
+
+    def _worker(self, slot: str) -> _Worker:
+        worker = self._workers.get(slot)
+        return worker if worker is not None and not worker.dead else self._spawn(slot)
+
+    def slot(self, run: str) -> str:
+        if run not in self._slot_of:
+            self._slot_of[run] = f"w{len(self._slot_of) % len(self.devices)}"
+        return self._slot_of[run]
+
+    def _send(self, run: str, request: tuple[Any, ...]) -> None:
+        worker = self._worker(self.slot(run))
+        worker.runs.add(run)
+        worker.waiting.append(run)
+        with contextlib.suppress(OSError):  # it died before it could read: collect() reports the loss
+            send(worker.conn, request)
+
+    # ------------------------------------------------------------------ requests
+
+    def start(self, spec: ResolvedRun, state: dict[str, Any] | None) -> None:
+        self._send(spec.name, ("start", spec, state))
+
+    def advance(self, run: str, checkpoint: bool) -> None:
+        self._send(run, ("advance", run, checkpoint))
+
+    def stop(self, run: str, reason: str, evaluate_test: bool = True) -> None:
+        self._send(run, ("stop", run, reason, evaluate_test))
+
+    def release(self, run: str) -> None:
+        worker = self._workers.get(self.slot(run))
+        if worker is None or worker.dead:
+            return
+        worker.runs.discard(run)
+        with contextlib.suppress(OSError):
+            send(worker.conn, ("release", run))
+
+    def collect(self, timeout: float) -> list[Reply]:
+        live = [w for w in self._workers.values() if not w.dead]
+        if not live:
+            time.sleep(timeout)
+            return []
+        ready = set(wait([x for w in live for x in (w.conn, w.process.sentinel)], timeout))
+        replies: list[Reply] = []
+        for worker in live:
+            if worker.conn in ready or worker.process.sentinel in ready:
+                replies += self._read(worker)
+        return replies
+
+    def _read(self, worker: _Worker) -> list[Reply]:
+        replies: list[Reply] = []
+        try:
+            while worker.conn.poll():
+                replies.append(receive(worker.conn))
+                worker.waiting.popleft()
+        except (EOFError, OSError):
+            pass
+        if worker.process.is_alive():
+            return replies
+        worker.process.join()
+        worker.dead = True
+        worker.conn.close()
+        why = f"(worker pid {worker.process.pid} on {worker.device} exited with code {worker.process.exitcode})"
+        replies += [Reply("lost", run, detail=why) for run in sorted(worker.runs)]
+        worker.runs.clear()
+        worker.waiting.clear()
+        return replies
+
+    def end_now(self, run: str, reason: str) -> dict[str, Any] | None:
+        if run in self._ended:
+            return self._ended.pop(run)
+        worker = self._workers.get(self.slot(run))
+        if worker is None or worker.dead or run not in worker.runs:
+            return None
+        deadline = time.monotonic() + ANSWER_TIMEOUT_S
+        self._send(run, ("stop", run, reason, False))
+        while worker.waiting and time.monotonic() < deadline and not worker.dead:
+            if not worker.conn.poll(max(0.0, deadline - time.monotonic())):
+                break
+            for reply in self._read(worker):
+                for event in reply.events:
+                    if event.get("type") == "run_ended":
+                        self._ended[reply.run] = event
+        return self._ended.pop(run, None)
+
+    def close(self) -> None:
+        for worker in self._workers.values():
+            if not worker.dead:
+                with contextlib.suppress(OSError):
+                    send(worker.conn, ("exit",))
+        for worker in self._workers.values():
+            worker.process.join(timeout=5.0)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(timeout=5.0)
+            with contextlib.suppress(OSError):
+                worker.conn.close()

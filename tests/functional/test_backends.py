@@ -1,0 +1,229 @@
+"""Where runs train does not change what they compute: `local` and `processes` give the same
+histories, fingerprints and test metrics; a worker killed mid-epoch costs nothing but time;
+bad backend options are refused before anything is written."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from optlab.data.datasets import load_dataset
+from optlab.preset.loader import load_preset_text
+from optlab.training.events import EpochEnded, Progress, RunEnded, RunStarted
+from optlab.training.processes import ProcessExecutor, parse_devices
+from optlab.training.runner import Runner
+
+PRESET = """
+name = "backends"
+[data]
+dataset = "digits"
+train_limit = 300
+[model]
+name = "mlp"
+hidden = [32]
+dropout = 0.3
+[train]
+epochs = 3
+batch_size = 32
+seed = 3
+[[runs]]
+name = "sgd"
+optimizer = { name = "sgd", lr = 0.05, momentum = 0.9 }
+scheduler = { name = "cosine" }
+[[runs]]
+name = "adam"
+optimizer = { name = "adam", lr = 1e-3 }
+[[runs]]
+name = "rms"
+optimizer = { name = "rmsprop", lr = 1e-3 }
+"""
+
+
+def optlab(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "optlab", *args], cwd=cwd, capture_output=True, text=True, timeout=240
+    )
+
+
+def comparable(run: dict) -> dict:
+    """What must not depend on the backend: everything but wall-clock time and placement."""
+    return {
+        "status": run["status"],
+        "fingerprints": (run["init_fingerprint"], run["data_fingerprint"]),
+        "history": [{k: v for k, v in h.items() if k != "epoch_s"} for h in run["history"]],
+        "test": run["test"],
+    }
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.events: list = []
+
+    def handle(self, event) -> None:
+        self.events.append(event)
+
+
+def local_events(specs, data) -> Collect:
+    """The uninterrupted reference, with one torch thread like each worker below."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sink = Collect()
+        Runner(specs, data, "cpu", [sink]).run()
+        return sink
+    finally:
+        torch.set_num_threads(threads)
+
+
+def epoch_records(sink: Collect, run: str) -> dict[int, tuple]:
+    """Each epoch's numbers, the latest report of an epoch winning (as in results.json)."""
+    out = {}
+    for e in sink.events:
+        if isinstance(e, EpochEnded) and e.run == run:
+            out[e.epoch] = (e.train_loss, e.train_accuracy, e.val_loss, e.val_accuracy, e.lr, e.samples_seen)
+    return out
+
+
+def ended(sink: Collect, run: str) -> RunEnded:
+    return next(e for e in sink.events if isinstance(e, RunEnded) and e.run == run)
+
+
+@pytest.mark.slow
+def test_processes_backend_matches_local_and_records_placement(tmp_path: Path) -> None:
+    (tmp_path / "p.toml").write_text(PRESET)
+    local = optlab("compare", "p.toml", "--out", "local", "-q", "-f", "json", "--threads", "1", cwd=tmp_path)
+    assert local.returncode == 0, local.stderr
+    procs = optlab(
+        "compare", "p.toml", "--out", "procs", "-q", "-f", "json", "--backend", "processes",
+        "--devices", "cpu,cpu", cwd=tmp_path,
+    )
+    assert procs.returncode == 0, procs.stderr
+    a = json.loads((tmp_path / "local/results.json").read_text())
+    b = json.loads((tmp_path / "procs/results.json").read_text())
+    assert [r["name"] for r in a["runs"]] == [r["name"] for r in b["runs"]] == ["sgd", "adam", "rms"]
+    for ra, rb in zip(a["runs"], b["runs"], strict=True):
+        assert ra["status"] == "finished"
+        assert comparable(ra) == comparable(rb), ra["name"]
+    assert b["device"] == "cpu,cpu"
+    local_pids = {r["placement"]["pid"] for r in a["runs"]}
+    assert [r["placement"]["backend"] for r in a["runs"]] == ["local"] * 3 and len(local_pids) == 1
+    placements = [r["placement"] for r in b["runs"]]
+    assert all(p["backend"] == "processes" and p["device"] == "cpu" and p["gpu"] is None for p in placements)
+    assert all(p["host"] == placements[0]["host"] for p in placements)
+    # Runs are dealt to the two workers in order: the first and third share one.
+    pids = [p["pid"] for p in placements]
+    assert pids[0] == pids[2] != pids[1] and not local_pids & set(pids)
+
+
+class KillWorker:
+    """SIGKILLs the worker of `run` when that run reports a step in the middle of `epoch`,
+    `times` times at most (each time on the worker the run then trains on)."""
+
+    def __init__(self, run: str, epoch: int, times: int = 1) -> None:
+        self.run, self.epoch, self.left = run, epoch, times
+        self.pid: int | None = None
+        self.killed: list[int] = []
+
+    def handle(self, event) -> None:
+        if event.run != self.run:
+            return
+        if isinstance(event, RunStarted):
+            self.pid = event.placement["pid"]
+        elif isinstance(event, Progress) and event.epoch == self.epoch and self.left and self.pid:
+            os.kill(self.pid, signal.SIGKILL)
+            self.killed.append(self.pid)
+            self.left -= 1
+            self.pid = None
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_epoch_restarts_from_its_checkpoint_to_the_same_results() -> None:
+    loaded = load_preset_text(PRESET)
+    specs = loaded.resolved_runs("cpu")
+    data = load_dataset(loaded.preset.data)
+    reference = local_events(specs, data)
+
+    killer = KillWorker("adam", epoch=2)
+    sink = Collect()
+    Runner(specs, data, "cpu", [killer, sink], executor=ProcessExecutor(["cpu", "cpu"], threads=1)).run()
+
+    assert len(killer.killed) == 1
+    starts = [e for e in sink.events if isinstance(e, RunStarted) and e.run == "adam"]
+    assert [s.resumed_step for s in starts] == [0, starts[0].steps_per_epoch]  # from epoch 1's checkpoint
+    assert starts[1].placement["pid"] != killer.killed[0]
+    for run in ("sgd", "adam", "rms"):
+        assert epoch_records(sink, run) == epoch_records(reference, run), run
+        got, want = ended(sink, run), ended(reference, run)
+        assert (got.status, got.test, got.epochs_completed, got.step) == (want.status, want.test, 3, want.step)
+
+
+@pytest.mark.slow
+def test_a_run_whose_worker_keeps_dying_fails_alone_after_max_restarts() -> None:
+    loaded = load_preset_text(PRESET.replace("epochs = 3", "epochs = 2"))
+    specs = loaded.resolved_runs("cpu")
+    data = load_dataset(loaded.preset.data)
+    killer = KillWorker("sgd", epoch=1, times=2)
+    sink = Collect()
+    executor = ProcessExecutor(["cpu", "cpu"], threads=1)
+    Runner(specs, data, "cpu", [killer, sink], executor=executor, max_restarts=1).run()
+    assert len(killer.killed) == 2
+    # A worker's death counts against every run it held: rms shared sgd's worker (runs are dealt
+    # in order), adam trained on the other one and never noticed.
+    for run in ("sgd", "rms"):
+        failed = ended(sink, run)
+        assert failed.status == "failed"
+        assert "worker died 2 times" in failed.reason and "exited with code -9" in failed.reason
+        assert "max restarts 1" in failed.reason
+    assert ended(sink, "adam").status == "finished"
+    assert epoch_records(sink, "adam") == epoch_records(local_events(specs[1:2], data), "adam")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--devices", "cpu,cpu"], "--devices cpu,cpu: only the processes backend takes it; add --backend processes"),
+        (["--backend", "processes", "--devices", "cpu,gpu"], "'gpu' is not a device"),
+        (["--backend", "processes", "--devices", ""], "is not a device"),
+    ],
+)
+def test_bad_backend_options_are_one_line_and_exit_2_before_anything_is_written(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from optlab.cli.main import app
+
+    (tmp_path / "p.toml").write_text(PRESET)
+    out = tmp_path / "out" / "run"
+    for command in (["compare", str(tmp_path / "p.toml"), "--out", str(out)], ["resume", str(tmp_path)]):
+        result = CliRunner().invoke(app, [*command, "-q", *args])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith("optlab: error: ") and result.stderr.count("\n") == 1, result.stderr
+        assert message in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_cuda_devices_without_cuda_are_refused() -> None:
+    from optlab.errors import OptlabError
+
+    for text in ("cuda", "cuda:0,cuda:1", "cpu,cuda:0"):
+        with pytest.raises(OptlabError, match="CUDA is not available here"):
+            parse_devices(text)
+
+
+def test_device_lists_parse() -> None:
+    assert parse_devices("cpu,cpu") == ["cpu", "cpu"]
+    assert parse_devices(" cpu ") == ["cpu"]
+    if torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        assert parse_devices("cuda") == [f"cuda:{i}" for i in range(n)]
+        with pytest.raises(Exception, match="does not exist"):
+            parse_devices(f"cuda:{n}")
