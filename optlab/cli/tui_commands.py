@@ -14,6 +14,17 @@ from pathlib import Path
 
 import typer
 
+from optlab.cli.backend import (
+    BACKEND,
+    DEVICES,
+    MAX_RESTARTS,
+    PACE,
+    THREADS,
+    Backend,
+    Pace,
+    backend_options,
+    forwarded,
+)
 from optlab.cli.common import PluginsOption, load_plugins
 from optlab.cli.completion import complete_preset, complete_run_dir, complete_set
 from optlab.errors import OptlabError, RunDirError
@@ -56,6 +67,11 @@ def tui(
     seeds: int | None = typer.Option(None, "--seeds", min=1, help="Repeat every run over seeds 0..N-1."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Run a preset from a URL without asking."),
     plugins: PluginsOption = None,
+    backend: Backend = BACKEND,
+    devices: str | None = DEVICES,
+    threads: int | None = THREADS,
+    pace: Pace = PACE,
+    max_restarts: int = MAX_RESTARTS,
 ) -> None:
     """Train a preset's runs side by side with live charts (training outlives the terminal)."""
     from optlab.preset.fetch import is_url
@@ -79,6 +95,8 @@ def tui(
             from optlab.cli.common import check_device
 
             check_device(device)
+        if "cuda" not in (devices or ""):  # likewise: a CUDA device list is checked in the child
+            backend_options(backend, devices, threads, pace, max_restarts)
     except OptlabError as exc:
         if fetched is not None:
             fetched.unlink(missing_ok=True)
@@ -88,7 +106,8 @@ def tui(
     # the training child, while we wait. The TUI process itself never imports torch, so it
     # opens and quits fast and stays small next to the training.
     run_dir = out if out is not None else default_run_dir(name)
-    process = TrainingProcess(str(path), run_dir, device, overrides or [], seeds)
+    backend_args = forwarded(backend, devices, threads, pace, max_restarts)
+    process = TrainingProcess(str(path), run_dir, device, overrides or [], seeds, backend_args)
     sys.stderr.write(f"optlab: checking {path} and starting training...\n")
     process.start()
     try:

@@ -86,9 +86,16 @@ def check_run_dir(path: Path) -> Path:
 
 
 def compare_command(
-    preset: str, run_dir: Path, device: str, overrides: Sequence[str], seeds: int | None = None
+    preset: str,
+    run_dir: Path,
+    device: str,
+    overrides: Sequence[str],
+    seeds: int | None = None,
+    backend_args: Sequence[str] = (),
 ) -> list[str]:
-    cmd = [sys.executable, "-m", "optlab", "compare", preset, "--out", str(run_dir), "--quiet"]
+    """The training child's command line; `backend_args` are the `--backend` options, passed
+    through as given (the child checks them before it writes anything)."""
+    cmd = [sys.executable, "-m", "optlab", "compare", preset, "--out", str(run_dir), "--quiet", *backend_args]
     cmd += ["--format", "json", "--device", device]
     for item in overrides:
         cmd += ["--set", item]
@@ -111,9 +118,10 @@ class TrainingProcess:
         device: str = "auto",
         overrides: Sequence[str] = (),
         seeds: int | None = None,
+        backend_args: Sequence[str] = (),
     ) -> None:
         self.run_dir = run_dir
-        self.command = compare_command(preset, run_dir, device, overrides, seeds)
+        self.command = compare_command(preset, run_dir, device, overrides, seeds, backend_args)
         self.log = log_path(run_dir)
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -289,6 +289,8 @@ def no_tui(monkeypatch: pytest.MonkeyPatch) -> None:
         (["tui", "{tiny}", "--set", "nope=1"], "unknown section 'nope'"),
         (["tui", "{tiny}", "--device", "tpu"], "--device 'tpu'"),
         (["tui", "{tiny}", "--out", "{busy}"], "not empty"),
+        (["tui", "{tiny}", "--devices", "cpu,cpu"], "only the processes backend takes it"),
+        (["tui", "{tiny}", "--backend", "processes", "--devices", "cpu,gpu"], "'gpu' is not a device"),
         (["view", "{tmp}/missing"], "not a run directory"),
     ],
 )
@@ -319,6 +321,26 @@ def test_seeds_from_the_tui_command_reach_the_training_child(tiny: Path, tmp_pat
     names = {run["name"] for run in results["runs"]}
     groups = {run["config"]["group"] for run in results["runs"]}
     assert names == {f"{group}@s{seed}" for group in groups for seed in (0, 1)}
+
+
+def test_backend_options_of_the_tui_command_reach_the_training_child(tiny: Path, tmp_path: Path) -> None:
+    """`optlab tui PRESET --backend processes ...` trains where `optlab compare` would."""
+    from optlab.cli.backend import Backend, Pace, forwarded
+    from optlab.tui.process import TrainingProcess
+    from optlab.tui.widgets.tables import where_text
+
+    args = forwarded(Backend.processes, "cpu,cpu", 1, Pace.free, 0)
+    process = TrainingProcess(str(tiny), tmp_path / "run", "cpu", ["train.epochs=1"], backend_args=args)
+    process.start()
+    assert process.wait(timeout=240) == 0, process.log_tail()
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["device"] == "cpu,cpu"
+    placements = [run["placement"] for run in results["runs"]]
+    assert {p["backend"] for p in placements} == {"processes"}
+    assert len({p["pid"] for p in placements}) == 2 and process.pid not in {p["pid"] for p in placements}
+    assert [where_text(p) for p in placements] == ["cpu"] * len(placements)
+    assert where_text({**placements[0], "host": "node-7"}) == "cpu@node-7"
+    assert where_text(None) == "-"
 
 
 # ---------------------------------------------------------------- documentation

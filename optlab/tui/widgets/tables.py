@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from rich.cells import cell_len
@@ -31,11 +32,21 @@ RUN_COLUMNS = (
     ("best", "best val"),
     ("rate", "samples/s"),
     ("eta", "ETA"),
+    ("where", "where"),
     ("optimizer", "optimizer"),
     ("scheduler", "scheduler"),
     ("batch", "batch"),
     ("step", "step"),
 )
+
+
+def where_text(placement: dict[str, Any] | None) -> str:
+    """Where a run trains: its device, and the host when it is another machine (a Ray node)."""
+    if not placement:
+        return "-"
+    device = str(placement.get("device") or "?")
+    host = placement.get("host")
+    return device if not host or host == socket.gethostname() else f"{device}@{host}"
 
 
 def status_text(status: str) -> Text:
@@ -91,6 +102,7 @@ def run_cells(
         "rate": format_rate(float(rate)) if rate else "-",
         "best": "-" if best is None else f"{best:.4f}",
         "eta": format_eta(eta) if status == "running" else "",
+        "where": where_text(run.get("placement")),
     }
 
 
