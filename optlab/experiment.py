@@ -9,6 +9,7 @@ add their own sinks (the console's progress) and print the outcome.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,19 +29,35 @@ if TYPE_CHECKING:
     from optlab.runs.resume import ResumePlan
     from optlab.training.executor import Executor
 
-BACKENDS = ("local", "processes")
+BACKENDS = ("local", "processes", "ray")
 
 
 @dataclass(frozen=True)
 class BackendOptions:
     """Where the runs train. `devices` (processes only) is a checked list such as
-    ["cuda:0", "cuda:1"] or ["cpu", "cpu"] (`optlab.training.processes.parse_devices`)."""
+    ["cuda:0", "cuda:1"] or ["cpu", "cpu"] (`optlab.training.processes.parse_devices`);
+    `address`, `gpus_per_run` and `cpus_per_run` are the ray backend's (`check_backend`)."""
 
     name: str = "local"
     devices: list[str] | None = None
     threads: int | None = None
     pace: str = "even"
     max_restarts: int = 2
+    address: str | None = None
+    gpus_per_run: float | None = None
+    cpus_per_run: float = 1.0
+
+
+def check_backend(backend: BackendOptions) -> BackendOptions:
+    """What can only be checked by asking the backend, before anything is written: for ray,
+    that the extra is installed, the cluster answers and some node has the resources a run
+    asks for (which also settles the default GPUs per run). Raises OptlabError."""
+    if backend.name != "ray":
+        return backend
+    from optlab.training.ray_executor import check_resources, connect
+
+    ray = connect(backend.address)
+    return dataclasses.replace(backend, gpus_per_run=check_resources(ray, backend.gpus_per_run, backend.cpus_per_run))
 
 
 @dataclass
@@ -57,6 +74,8 @@ def placement_devices(device: str, backend: BackendOptions | None = None) -> tup
     if backend is not None and backend.name == "processes":
         devices = backend.devices or ["cpu"]
         return ("cuda" if all(d.startswith("cuda") for d in devices) else "cpu"), "cpu"
+    if backend is not None and backend.name == "ray":
+        return ("cuda" if backend.gpus_per_run else "cpu"), "cpu"
     device = resolve_device(device)
     return device, device
 
@@ -76,6 +95,12 @@ def make_executor(backend: BackendOptions, data: DatasetBundle, device: str) -> 
 
         plugins = [ref for ref, _ in registry().plugins]
         return ProcessExecutor(backend.devices or default_devices(), backend.threads, plugins)
+    if backend.name == "ray":
+        from optlab.registry import registry
+        from optlab.training.ray_executor import RayExecutor
+
+        plugins = [ref for ref, _ in registry().plugins]
+        return RayExecutor(data, backend.address, backend.gpus_per_run, backend.cpus_per_run, backend.threads, plugins)
     from optlab.training.executor import LocalExecutor
 
     if backend.threads:
@@ -93,7 +118,7 @@ def run_experiment(
     backend: BackendOptions | None = None,
 ) -> dict[str, RunEnded]:
     """Train a preset's runs into `sinks` only (no run directory): tests and benchmarks."""
-    backend = backend or BackendOptions()
+    backend = check_backend(backend or BackendOptions())
     specs, data, device = prepare(loaded, device, backend)
     runner = Runner(
         specs, data, device, sinks, control, preset=loaded.preset.model_dump(mode="json"),

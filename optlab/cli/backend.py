@@ -6,6 +6,7 @@ exist, or `--devices` without `--backend processes` is one line and exit code 2.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 class Backend(StrEnum):
     local = "local"
     processes = "processes"
+    ray = "ray"
 
 
 class Pace(StrEnum):
@@ -28,7 +30,8 @@ class Pace(StrEnum):
 
 
 BACKEND = typer.Option(
-    Backend.local, "--backend", help="Where runs train: local (interleaved in this process) or processes."
+    Backend.local, "--backend",
+    help="Where runs train: local (interleaved in this process), processes (--devices) or ray (each run an actor).",
 )
 DEVICES = typer.Option(
     None, "--devices", metavar="LIST",
@@ -38,34 +41,68 @@ THREADS = typer.Option(None, "--threads", min=1, help="Torch threads per worker 
 PACE = typer.Option(
     Pace.even, "--pace", help="even: runs stay at about the same share of their work; free: each as fast as it can."
 )
+ADDRESS = typer.Option(
+    None, "--address", metavar="ADDR",
+    help="ray: join this cluster (HOST:PORT, or auto: RAY_ADDRESS or this machine's); default: a local Ray.",
+)
+GPUS_PER_RUN = typer.Option(
+    None, "--gpus-per-run", min=0.0, help="ray: GPUs per run, fractions allowed (default: 1 where there are GPUs)."
+)
+CPUS_PER_RUN = typer.Option(None, "--cpus-per-run", min=0.01, help="ray: CPUs per run (default 1).")
 MAX_RESTARTS = typer.Option(
     2, "--max-restarts", min=0, help="Restarts of a run whose worker died, from its last checkpoint."
 )
 
 
-def backend_options(
-    backend: Backend, devices: str | None, threads: int | None, pace: Pace, max_restarts: int
-) -> BackendOptions:
-    """The checked options (raises OptlabError with the one line to print)."""
-    from optlab.experiment import BackendOptions
+@dataclass(frozen=True)
+class Where:
+    """The options as given on the command line."""
+
+    backend: Backend = Backend.local
+    devices: str | None = None
+    threads: int | None = None
+    pace: Pace = Pace.even
+    max_restarts: int = 2
+    address: str | None = None
+    gpus_per_run: float | None = None
+    cpus_per_run: float | None = None
+
+
+def backend_options(where: Where, connect: bool = True) -> BackendOptions:
+    """The checked options (raises OptlabError with the one line to print). `connect`: also ask
+    the backend (ray: the extra, the cluster, its resources); the TUI leaves that to its child."""
+    from optlab.experiment import BackendOptions, check_backend
 
     parsed = None
-    if devices is not None:
-        if backend is not Backend.processes:
-            raise OptlabError(f"--devices {devices}: only the processes backend takes it; add --backend processes")
+    if where.devices is not None:
+        if where.backend is not Backend.processes:
+            raise OptlabError(
+                f"--devices {where.devices}: only the processes backend takes it; add --backend processes"
+            )
         from optlab.training.processes import parse_devices
 
-        parsed = parse_devices(devices)
-    return BackendOptions(backend.value, parsed, threads, pace.value, max_restarts)
+        parsed = parse_devices(where.devices)
+    if where.backend is not Backend.ray:
+        for flag, value in (("--address", where.address), ("--gpus-per-run", where.gpus_per_run),
+                            ("--cpus-per-run", where.cpus_per_run)):
+            if value is not None:
+                raise OptlabError(f"{flag} {value}: only the ray backend takes it; add --backend ray")
+    elif not connect:
+        from optlab.training.ray_executor import require_ray
+
+        require_ray()
+    options = BackendOptions(
+        where.backend.value, parsed, where.threads, where.pace.value, where.max_restarts,
+        where.address, where.gpus_per_run, where.cpus_per_run or 1.0,
+    )
+    return check_backend(options) if connect else options
 
 
-def forwarded(
-    backend: Backend, devices: str | None, threads: int | None, pace: Pace, max_restarts: int
-) -> list[str]:
+def forwarded(where: Where) -> list[str]:
     """The same options as arguments of `optlab compare` (the TUI's training child)."""
-    args = ["--backend", backend.value, "--pace", pace.value, "--max-restarts", str(max_restarts)]
-    if devices is not None:
-        args += ["--devices", devices]
-    if threads is not None:
-        args += ["--threads", str(threads)]
+    args = ["--backend", where.backend.value, "--pace", where.pace.value, "--max-restarts", str(where.max_restarts)]
+    for flag, value in (("--devices", where.devices), ("--threads", where.threads), ("--address", where.address),
+                        ("--gpus-per-run", where.gpus_per_run), ("--cpus-per-run", where.cpus_per_run)):
+        if value is not None:
+            args += [flag, str(value)]
     return args

@@ -17,7 +17,20 @@ from typing import Any
 import typer
 
 from optlab import __version__
-from optlab.cli.backend import BACKEND, DEVICES, MAX_RESTARTS, PACE, THREADS, Backend, Pace, backend_options
+from optlab.cli.backend import (
+    ADDRESS,
+    BACKEND,
+    CPUS_PER_RUN,
+    DEVICES,
+    GPUS_PER_RUN,
+    MAX_RESTARTS,
+    PACE,
+    THREADS,
+    Backend,
+    Pace,
+    Where,
+    backend_options,
+)
 from optlab.cli.common import (
     Format,
     PluginsOption,
@@ -154,6 +167,9 @@ def compare(
     threads: int | None = THREADS,
     pace: Pace = PACE,
     max_restarts: int = MAX_RESTARTS,
+    address: str | None = ADDRESS,
+    gpus_per_run: float | None = GPUS_PER_RUN,
+    cpus_per_run: float | None = CPUS_PER_RUN,
 ) -> None:
     """Train every run of a preset side by side and print the comparison."""
     from optlab.cli.preset_commands import confirm_remote
@@ -168,7 +184,7 @@ def compare(
             sys.stderr.write(f"optlab: note: {note}\n")
         confirm_remote(loaded, yes)
         device = check_device(device)
-        where = backend_options(backend, devices, threads, pace, max_restarts)
+        where = backend_options(Where(backend, devices, threads, pace, max_restarts, address, gpus_per_run, cpus_per_run))
         root = out if out is not None else default_run_dir(loaded.preset.name)
         created = _missing_dirs(root)
         prepare_run_dir(root)
@@ -266,6 +282,9 @@ def resume(
     threads: int | None = THREADS,
     pace: Pace = PACE,
     max_restarts: int = MAX_RESTARTS,
+    address: str | None = ADDRESS,
+    gpus_per_run: float | None = GPUS_PER_RUN,
+    cpus_per_run: float | None = CPUS_PER_RUN,
 ) -> None:
     """Continue every unfinished run of a run directory from its last checkpoint."""
     from optlab.data.datasets import load_dataset
@@ -274,7 +293,7 @@ def resume(
 
     with user_errors():
         load_plugins(plugins)
-        where = backend_options(backend, devices, threads, pace, max_restarts)
+        where = backend_options(Where(backend, devices, threads, pace, max_restarts, address, gpus_per_run, cpus_per_run))
         device, data_device = placement_devices(check_device(device), where)
         plan = plan_resume(run_dir, device, force=force)
         pending = [s.name for s in plan.specs if s.name not in plan.done]

@@ -15,13 +15,17 @@ from pathlib import Path
 import typer
 
 from optlab.cli.backend import (
+    ADDRESS,
     BACKEND,
+    CPUS_PER_RUN,
     DEVICES,
+    GPUS_PER_RUN,
     MAX_RESTARTS,
     PACE,
     THREADS,
     Backend,
     Pace,
+    Where,
     backend_options,
     forwarded,
 )
@@ -72,6 +76,9 @@ def tui(
     threads: int | None = THREADS,
     pace: Pace = PACE,
     max_restarts: int = MAX_RESTARTS,
+    address: str | None = ADDRESS,
+    gpus_per_run: float | None = GPUS_PER_RUN,
+    cpus_per_run: float | None = CPUS_PER_RUN,
 ) -> None:
     """Train a preset's runs side by side with live charts (training outlives the terminal)."""
     from optlab.preset.fetch import is_url
@@ -95,8 +102,9 @@ def tui(
             from optlab.cli.common import check_device
 
             check_device(device)
-        if "cuda" not in (devices or ""):  # likewise: a CUDA device list is checked in the child
-            backend_options(backend, devices, threads, pace, max_restarts)
+        if "cuda" not in (devices or ""):  # likewise: CUDA and the Ray cluster are checked in the child
+            where = Where(backend, devices, threads, pace, max_restarts, address, gpus_per_run, cpus_per_run)
+            backend_options(where, connect=False)
     except OptlabError as exc:
         if fetched is not None:
             fetched.unlink(missing_ok=True)
@@ -106,7 +114,7 @@ def tui(
     # the training child, while we wait. The TUI process itself never imports torch, so it
     # opens and quits fast and stays small next to the training.
     run_dir = out if out is not None else default_run_dir(name)
-    backend_args = forwarded(backend, devices, threads, pace, max_restarts)
+    backend_args = forwarded(Where(backend, devices, threads, pace, max_restarts, address, gpus_per_run, cpus_per_run))
     process = TrainingProcess(str(path), run_dir, device, overrides or [], seeds, backend_args)
     sys.stderr.write(f"optlab: checking {path} and starting training...\n")
     process.start()

@@ -47,6 +47,7 @@ class Executor(Protocol):
     backend: str
     device_label: str  # what ExperimentStarted records as the experiment's device
     can_lose_workers: bool  # the driver then keeps every run's last checkpoint to restart it
+    capacity: int | None  # how many runs can train at once (None: all of them)
 
     def slot(self, run: str) -> str:
         """The worker a run trains on: requests to one slot are answered one after another."""
@@ -168,6 +169,7 @@ class LocalExecutor:
 
     backend = "local"
     can_lose_workers = False
+    capacity = None
 
     def __init__(self, data: DatasetBundle, device: str) -> None:
         self.device_label = device

@@ -103,6 +103,7 @@ class _Worker:
 class ProcessExecutor:
     backend = "processes"
     can_lose_workers = True
+    capacity = None  # every run has a worker to train on from the start
 
     def __init__(self, devices: list[str], threads: int | None = None, plugins: list[str] | None = None) -> None:
         if not devices:

@@ -100,12 +100,19 @@ class _Run:
     best_epoch: int | None = None
     elapsed_s: float = 0.0
     samples_per_s: float = 0.0
+    # A run that started late (it waited for resources, or restarts from a checkpoint) counts
+    # as this much further on for pacing: the runs ahead of it do not wait for it to catch up.
+    offset: float = 0.0
     restarts: int = 0
     checkpoint: dict[str, Any] | None = None  # its last, to restart it when its worker dies
 
     @property
     def fraction(self) -> float:
         return self.step / max(1, self.total_steps)
+
+    @property
+    def paced(self) -> float:
+        return self.fraction + self.offset
 
 
 class Runner:
@@ -144,6 +151,7 @@ class Runner:
         self.max_restarts = max_restarts
         self.results: dict[str, RunEnded] = {}
         self._runs: dict[str, _Run] = {}
+        self._first_wave: list[_Run] = []
         self._checkpoints = False
 
     # ------------------------------------------------------------------ sinks
@@ -189,6 +197,11 @@ class Runner:
                     continue
                 run = self._runs[spec.name] = _Run(spec, checkpoint=self.resume.get(spec.name))
                 self.executor.start(spec, run.checkpoint)
+            # The runs that can train at once start together: with pace "even", none advances
+            # before they all have (a Ray actor that is quicker to start would otherwise train
+            # alone); the runs beyond that wait for resources and join when they get them.
+            capacity = getattr(self.executor, "capacity", None)
+            self._first_wave = list(self._runs.values())[:capacity] if self.pace == "even" else []
             try:
                 self._drive()
             except KeyboardInterrupt:
@@ -224,10 +237,14 @@ class Runner:
     def _dispatch(self) -> None:
         """Give every free worker the run of its own that is furthest behind. With pace
         "even", a run further ahead of the slowest run than one interval waits its turn."""
+        if self._first_wave:
+            if any(r.state == "starting" for r in self._first_wave):
+                return
+            self._first_wave = []
         started = [r for r in self._runs.values() if r.state in ("idle", "busy")]
         if not started:
             return
-        floor = min(r.fraction for r in started)
+        floor = min(r.paced for r in started)
         busy = {self.executor.slot(name) for name, r in self._runs.items() if r.state in ("busy", "starting")}
         chosen: dict[str, _Run] = {}
         for name, run in self._runs.items():
@@ -238,7 +255,7 @@ class Runner:
                 chosen[slot] = run
         keep_state = self._checkpoints or self.executor.can_lose_workers
         for run in chosen.values():
-            if self.pace == "even" and run.fraction > floor + run.last_delta + 1e-9:
+            if self.pace == "even" and run.paced > floor + run.last_delta + 1e-9:
                 continue
             run.state = "busy"
             self.executor.advance(run.spec.name, keep_state)
@@ -258,6 +275,8 @@ class Runner:
                 self._finish(run, event, reply.predictions)
                 continue
             self._track(run, event)
+            if isinstance(event, RunStarted):
+                self._join(run)
             self.emit(event)
             if isinstance(event, EpochEnded) and reply.checkpoint is not None:
                 if self.executor.can_lose_workers:
@@ -277,6 +296,18 @@ class Runner:
             run.step, run.epoch = event.step, event.epoch
             if event.improved:
                 run.best_epoch = event.epoch
+
+    def _join(self, run: _Run) -> None:
+        """Pace a run that starts while the others are well under way from where they are."""
+        run.offset = 0.0
+        others = [r for r in self._runs.values() if r is not run and r.state in ("idle", "busy")]
+        if not others:
+            return
+        floor = min(r.paced for r in others)
+        intervals = [r.last_delta for r in others if r.last_delta < 1.0]  # of runs that advanced
+        # Runs of the first wave start an interval or so apart: only a real gap is an offset.
+        if intervals and floor - run.fraction > 2 * max(intervals):
+            run.offset = floor - run.fraction
 
     def _finish(self, run: _Run, ended: RunEnded, predictions: dict[str, Any] | None) -> None:
         self.emit(ended)

@@ -325,11 +325,11 @@ def test_seeds_from_the_tui_command_reach_the_training_child(tiny: Path, tmp_pat
 
 def test_backend_options_of_the_tui_command_reach_the_training_child(tiny: Path, tmp_path: Path) -> None:
     """`optlab tui PRESET --backend processes ...` trains where `optlab compare` would."""
-    from optlab.cli.backend import Backend, Pace, forwarded
+    from optlab.cli.backend import Backend, Pace, Where, forwarded
     from optlab.tui.process import TrainingProcess
     from optlab.tui.widgets.tables import where_text
 
-    args = forwarded(Backend.processes, "cpu,cpu", 1, Pace.free, 0)
+    args = forwarded(Where(Backend.processes, "cpu,cpu", 1, Pace.free, 0))
     process = TrainingProcess(str(tiny), tmp_path / "run", "cpu", ["train.epochs=1"], backend_args=args)
     process.start()
     assert process.wait(timeout=240) == 0, process.log_tail()

@@ -1,0 +1,254 @@
+"""The `ray` backend: each run a Ray actor (Ray Core: optlab keeps its own events, run store and
+checkpoints). Needs the `ray` extra (`pip install "optlab[ray]"`).
+
+The dataset travels once through Ray's object store (numpy arrays, `ray.put`), not once per
+run. Each actor asks for `cpus_per_run` CPUs (always explicit: an actor that asks only for GPUs
+still holds a CPU) and `gpus_per_run` GPUs (fractions pack runs onto one GPU); Ray sets the
+actor's CUDA_VISIBLE_DEVICES, so it trains on `cuda`, or on the CPU where torch sees no GPU.
+An actor waiting for resources is simply a `start` without a reply yet. Replies are collected
+with `ray.wait` as they come; an actor that died surfaces in `ray.get` and is reported `lost`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import traceback
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from optlab.errors import OptlabError
+from optlab.training.events import RunEnded
+from optlab.training.executor import Reply, TrainerHost, placement
+
+if TYPE_CHECKING:
+    from optlab.data.datasets import DatasetBundle
+    from optlab.spec import ResolvedRun
+
+EXTRA_HINT = 'the ray backend needs the ray extra: pip install "optlab[ray]"'
+CONNECT_TIMEOUT_S = 10.0
+END_TIMEOUT_S = 10.0
+
+_started_here = False  # whether this process started the Ray it is connected to (and so stops it)
+
+
+def require_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise OptlabError(EXTRA_HINT) from None
+    return ray
+
+
+def _check_address(address: str) -> None:
+    """A host:port that does not answer is one clear line, not Ray's minutes of retries."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise OptlabError(f"--address {address!r}: expected auto or HOST:PORT of a Ray head node")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise OptlabError(
+            f"--address {address}: no Ray cluster answers there within {CONNECT_TIMEOUT_S:g} s "
+            f"({exc.strerror or exc}); start one with `ray start --head` or check the address"
+        ) from None
+
+
+def connect(address: str | None) -> Any:
+    """Join the cluster at `address` (`auto`: RAY_ADDRESS or the one on this machine), or start a
+    local Ray for this experiment; once per process. Worker output stays off the console."""
+    global _started_here
+    ray = require_ray()
+    if ray.is_initialized():
+        return ray
+    if address and address != "auto":
+        _check_address(address)
+    try:
+        ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        hint = ""
+        if address and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+            hint = "; a cluster with token authentication needs RAY_AUTH_MODE=token (and its token) here too"
+        raise OptlabError(f"--address {address}: cannot join the Ray cluster ({exc}){hint}") from None
+    _started_here = not address
+    return ray
+
+
+def check_resources(ray: Any, gpus_per_run: float | None, cpus_per_run: float) -> float:
+    """The GPUs each run asks for (default: 1 where the cluster has GPUs, else 0), refused when
+    no node has that many (the run would wait for ever)."""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    most_gpus = max((r.get("GPU", 0.0) for r in nodes), default=0.0)
+    most_cpus = max((r.get("CPU", 0.0) for r in nodes), default=0.0)
+    if gpus_per_run is None:
+        gpus_per_run = 1.0 if most_gpus else 0.0
+    if gpus_per_run > most_gpus:
+        raise OptlabError(
+            f"--gpus-per-run {gpus_per_run:g}: no node of the Ray cluster has that many GPUs "
+            f"(the most on one node: {most_gpus:g})"
+        )
+    if cpus_per_run > most_cpus:
+        raise OptlabError(
+            f"--cpus-per-run {cpus_per_run:g}: no node of the Ray cluster has that many CPUs "
+            f"(the most on one node: {most_cpus:g})"
+        )
+    return gpus_per_run
+
+
+def run_capacity(ray: Any, gpus_per_run: float, cpus_per_run: float) -> int:
+    """How many runs fit on the cluster at once (nodes counted apart: an actor lives on one)."""
+    total = 0
+    for node in ray.nodes():
+        if not node.get("Alive"):
+            continue
+        have = node.get("Resources", {})
+        fits = int(have.get("CPU", 0.0) // cpus_per_run + 1e-9)
+        if gpus_per_run:
+            fits = min(fits, int(have.get("GPU", 0.0) / gpus_per_run + 1e-9))
+        total += fits
+    return max(1, total)
+
+
+def bundle_arrays(data: DatasetBundle) -> dict[str, Any]:
+    """A dataset as plain fields with numpy arrays: what goes into the object store once."""
+    fields = {f.name: getattr(data, f.name) for f in dataclasses.fields(data)}
+    for name in data._TENSORS:
+        fields[name] = fields[name].cpu().numpy()
+    return fields
+
+
+def bundle_from_arrays(fields: dict[str, Any], device: str) -> DatasetBundle:
+    import torch
+
+    from optlab.data.datasets import DatasetBundle
+
+    # Arrays from the object store are read-only views of shared memory: copy into tensors.
+    tensors = {name: torch.from_numpy(np.array(fields[name])) for name in DatasetBundle._TENSORS}
+    bundle = DatasetBundle(**{**fields, **tensors})
+    return bundle if device == "cpu" else bundle.to(device)
+
+
+class RunActor:
+    """One run in its own Ray actor process (made remote by `RayExecutor`)."""
+
+    def __init__(self, data: dict[str, Any], threads: int, plugins: list[str]) -> None:
+        import ray
+        import torch
+
+        torch.set_num_threads(threads)
+        if plugins:
+            from optlab.registry import load_plugins
+
+            load_plugins(plugins)
+        gpu_ids = [str(i) for i in ray.get_gpu_ids()]
+        device = "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
+        where = placement("ray", device)
+        where["gpu_ids"] = gpu_ids  # what Ray gave it (also fake GPUs on a CPU box)
+        self.host = TrainerHost(bundle_from_arrays(data, device), device, where, copy_state=True)
+
+    def handle(self, request: tuple[Any, ...]) -> Reply:
+        return self.host.handle(request)
+
+    def end_now(self, run: str, reason: str) -> dict[str, Any] | None:
+        trainer = self.host.trainers.get(run)
+        if trainer is None:
+            return None
+        if trainer.ended is not None:
+            return trainer.ended.to_dict()
+        return trainer.end("stopped", reason, evaluate_test=False).to_dict()
+
+
+class RayExecutor:
+    backend = "ray"
+    can_lose_workers = True
+
+    def __init__(
+        self,
+        data: DatasetBundle,
+        address: str | None = None,
+        gpus_per_run: float | None = None,
+        cpus_per_run: float = 1.0,
+        threads: int | None = None,
+        plugins: list[str] | None = None,
+    ) -> None:
+        self.ray = connect(address)
+        self.gpus_per_run = check_resources(self.ray, gpus_per_run, cpus_per_run)
+        self.cpus_per_run = cpus_per_run
+        self.capacity = run_capacity(self.ray, self.gpus_per_run, cpus_per_run)
+        self.threads = threads or max(1, int(cpus_per_run))
+        self.plugins = list(plugins or [])
+        self.device_label = f"ray ({self.gpus_per_run:g} GPU, {cpus_per_run:g} CPU per run)"
+        self._data_ref = self.ray.put(bundle_arrays(data))
+        self._actor_class = self.ray.remote(RunActor)
+        self._actors: dict[str, Any] = {}
+        self._pending: dict[Any, str] = {}  # object ref -> run
+
+    def slot(self, run: str) -> str:
+        return run
+
+    def _call(self, run: str, request: tuple[Any, ...]) -> None:
+        self._pending[self._actors[run].handle.remote(request)] = run
+
+    def start(self, spec: ResolvedRun, state: dict[str, Any] | None) -> None:
+        actor = self._actor_class.options(
+            num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_restarts=0, max_task_retries=0,
+        ).remote(self._data_ref, self.threads, self.plugins)
+        self._actors[spec.name] = actor
+        self._call(spec.name, ("start", spec, state))
+
+    def advance(self, run: str, checkpoint: bool) -> None:
+        self._call(run, ("advance", run, checkpoint))
+
+    def stop(self, run: str, reason: str, evaluate_test: bool = True) -> None:
+        self._call(run, ("stop", run, reason, evaluate_test))
+
+    def collect(self, timeout: float) -> list[Reply]:
+        if not self._pending:
+            import time
+
+            time.sleep(timeout)
+            return []
+        refs = list(self._pending)
+        ready, _ = self.ray.wait(refs, num_returns=1, timeout=timeout)
+        if ready:  # and whatever else is ready by now, without waiting
+            ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0)
+        return [self._reply(ref) for ref in ready]
+
+    def _reply(self, ref: Any) -> Reply:
+        from ray.exceptions import RayActorError, RayTaskError
+
+        run = self._pending.pop(ref)
+        try:
+            return self.ray.get(ref)
+        except RayActorError as exc:
+            self._actors.pop(run, None)
+            return Reply("lost", run, detail=f"(its Ray actor died: {str(exc).splitlines()[0]})")
+        except RayTaskError as exc:  # an error in optlab's own code around the trainer
+            ended = RunEnded(run=run, status="failed", reason=f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
+                             detail="".join(traceback.format_exception(exc)))
+            return Reply("advanced", run, [ended.to_dict()])
+
+    def end_now(self, run: str, reason: str) -> dict[str, Any] | None:
+        actor = self._actors.get(run)
+        if actor is None:
+            return None
+        return self.ray.get(actor.end_now.remote(run, reason), timeout=END_TIMEOUT_S)
+
+    def release(self, run: str) -> None:
+        """Its actor goes, and with it the resources a waiting run may need."""
+        actor = self._actors.pop(run, None)
+        if actor is not None:
+            self.ray.kill(actor)
+
+    def close(self) -> None:
+        global _started_here
+        for actor in self._actors.values():
+            self.ray.kill(actor)
+        self._actors.clear()
+        self._pending.clear()
+        if _started_here:
+            self.ray.shutdown()
+            _started_here = False
