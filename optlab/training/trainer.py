@@ -28,6 +28,7 @@ from optlab.training.evaluation import evaluate, recompute_batchnorm, test_repor
 from optlab.training.events import EpochEnded, Event, Progress, RunEnded, RunStarted
 from optlab.training.losses import build_loss, n_outputs, predictions
 from optlab.training.optim import build_optimizer
+from optlab.training.rng import RunRandomState, generators
 from optlab.training.schedulers import LRSchedule
 from optlab.training.steps import Stepper
 
@@ -82,9 +83,9 @@ class Trainer:
         model = build_model(spec.model, data.info.input_shape, n_outputs(self.task, data.info.n_classes, spec.loss))
         apply_init(model, spec.model.init)
         self.init_fingerprint = fingerprint_tensors(list(model.parameters()))
-        # Dropout draws from this run's own generator state, so interleaving runs in one
-        # process (or resuming) never changes what a run sees.
-        self.rng_state = torch.get_rng_state()
+        # Dropout draws from this run's own generator states (CPU, and its CUDA device's), so
+        # interleaving runs in one process (or resuming) never changes what a run sees.
+        self.random = RunRandomState(generators(self.device))
         self.model = model.to(self.device)
         if self.device.type == "cuda" and spec.model.name in ("lenet", "cnn"):
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -205,15 +206,12 @@ class Trainer:
         """Train one reporting interval (or up to the end of the epoch) and report it."""
         if self.ended:
             return []
-        outer_rng = torch.get_rng_state()
-        torch.set_rng_state(self.rng_state)
         t0 = time.perf_counter()
-        try:
-            return self._advance()
-        finally:
-            self.elapsed_s += time.perf_counter() - t0
-            self.rng_state = torch.get_rng_state()
-            torch.set_rng_state(outer_rng)
+        with self.random.active():
+            try:
+                return self._advance()
+            finally:
+                self.elapsed_s += time.perf_counter() - t0
 
     def _advance(self) -> list[Event]:
         spec, bs = self.spec, self.spec.batch_size
@@ -368,8 +366,8 @@ class Trainer:
             "schedule": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
             "best": self.best.state_dict(),
-            "rng_cpu": self.rng_state.clone(),
-            "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            "rng_cpu": self.random.get("cpu"),
+            "rng_cuda": self.random.get("cuda"),  # this run's own, never the device's shared state
             "epoch": self.epoch,
             "step": self.step,
             "grad_evals": self.grad_evals,
@@ -385,9 +383,8 @@ class Trainer:
         self.schedule.load_state_dict(state["schedule"])
         self.scaler.load_state_dict(state["scaler"])
         self.best.load_state_dict(state["best"])
-        self.rng_state = state["rng_cpu"]
-        if state.get("rng_cuda") is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+        self.random.set("cpu", state["rng_cpu"])
+        self.random.set("cuda", state.get("rng_cuda"))
         self.epoch, self.step = state["epoch"], state["step"]
         self.stepper.grad_evals = int(state.get("grad_evals", self.step))  # checkpoints before grad_evals
         self._evaluating = True  # checkpoints are taken in eval() (see state_dict)
