@@ -2,6 +2,7 @@
 hand-written preloaded loop, side by side against sequential, peak memory, CLI start-up.
 
     python benchmarks/bench.py [--quick] [--json OUT] [--device cpu|cuda]
+    python benchmarks/bench.py --scale-out-only    # (f) and (g) alone (benchmarks/scaleout.py)
 
 All ratios come from one run on one machine; absolute figures drift between machines.
 """
@@ -30,6 +31,8 @@ TARGETS = {  # name: (what, comparison, target)
     "help_s": ("`optlab --help` wall time (s)", "<=", 1.0),
     "presets_list_s": ("`optlab presets list` wall time (s)", "<=", 1.0),
     "tui_vs_headless": ("TUI training samples/s / headless compare's (TUI issue)", ">=", 0.9),
+    "processes_vs_local": ("(f) processes cpu,cpu / local training samples/s (digits MLP)", ">=", 1.6),
+    "ray_vs_local": ("(g) ray / local per-run samples/s, one thread each", ">=", 0.85),
 }
 CUDA_TARGETS = {"engine_vs_tutorial_cuda": ("engine / tutorial loop samples/s on CUDA", ">=", 10.0)}
 
@@ -114,6 +117,11 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     doc["contenders"]["compare_headless"] = headless
     doc["contenders"]["tui"] = probes.tui(preset, work / "compare-tui", args.device, 4 * n_four,
                                           timeout=60.0 if args.quick else 570.0)
+    log("(f) processes vs local, (g) ray vs local ...")
+    import scaleout
+
+    doc["scale_out"] = scaleout.measure(rounds=1 if args.quick else 2, epochs=2 if args.quick else 20,
+                                        with_ray=not args.quick)
     log("CLI start-up ...")
     doc["cli"] = probes.cli_timings(1 if args.quick else 3)
     doc["machine"]["load_average_end"] = os.getloadavg()
@@ -147,6 +155,8 @@ def ratios(doc: dict[str, Any]) -> dict[str, float | None]:
         "help_s": doc["cli"]["help_s"],
         "presets_list_s": doc["cli"]["presets_list_s"],
         "tui_vs_headless": tui_ratio,
+        "processes_vs_local": doc["scale_out"]["f_processes_vs_local"]["ratio"],
+        "ray_vs_local": doc["scale_out"]["g_ray_vs_local"].get("ratio"),
     }
     if doc["machine"]["device"] == "cuda":
         out["engine_vs_tutorial_cuda"] = out["engine_vs_tutorial"]
@@ -274,7 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", type=Path, help="write the tables as markdown here")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.add_argument("--scale-out-only", action="store_true", help="only (f) and (g): scale-out backends")
     args = parser.parse_args(argv)
+    if args.scale_out_only:
+        import scaleout
+
+        return scaleout.main(["--json", str(args.json)] if args.json else [])
     if args.child:
         probes.run_child(args.child)
         return 0

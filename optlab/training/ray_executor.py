@@ -66,7 +66,9 @@ def connect(address: str | None) -> Any:
     if address and address != "auto":
         _check_address(address)
     try:
-        ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
+        # Without an address, a Ray of our own ("local"): never one a stale record in Ray's temp
+        # directory points to, which `address=None` would try to join.
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         hint = ""
@@ -120,7 +122,7 @@ def bundle_arrays(data: DatasetBundle) -> dict[str, Any]:
     return fields
 
 
-def bundle_from_arrays(fields: dict[str, Any], device: str) -> DatasetBundle:
+def bundle_from_store(fields: dict[str, Any], device: str) -> DatasetBundle:
     import torch
 
     from optlab.data.datasets import DatasetBundle
@@ -147,7 +149,7 @@ class RunActor:
         device = "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
         where = placement("ray", device)
         where["gpu_ids"] = gpu_ids  # what Ray gave it (also fake GPUs on a CPU box)
-        self.host = TrainerHost(bundle_from_arrays(data, device), device, where, copy_state=True)
+        self.host = TrainerHost(bundle_from_store(data, device), device, where, copy_state=True)
 
     def handle(self, request: tuple[Any, ...]) -> Reply:
         return self.host.handle(request)
@@ -164,6 +166,9 @@ class RunActor:
 class RayExecutor:
     backend = "ray"
     can_lose_workers = True
+    # Two intervals in flight per run: the actor trains the next while the driver reads the
+    # last, which hides the round trip (a control then acts within two intervals).
+    depth = 2
 
     def __init__(
         self,
@@ -215,7 +220,8 @@ class RayExecutor:
         ready, _ = self.ray.wait(refs, num_returns=1, timeout=timeout)
         if ready:  # and whatever else is ready by now, without waiting
             ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0)
-        return [self._reply(ref) for ref in ready]
+        # A dead actor's later requests go with its first: one `lost` per run.
+        return [self._reply(ref) for ref in ready if ref in self._pending]
 
     def _reply(self, ref: Any) -> Reply:
         from ray.exceptions import RayActorError, RayTaskError
@@ -225,6 +231,8 @@ class RayExecutor:
             return self.ray.get(ref)
         except RayActorError as exc:
             self._actors.pop(run, None)
+            for other in [r for r, name in self._pending.items() if name == run]:
+                del self._pending[other]
             return Reply("lost", run, detail=f"(its Ray actor died: {str(exc).splitlines()[0]})")
         except RayTaskError as exc:  # an error in optlab's own code around the trainer
             ended = RunEnded(run=run, status="failed", reason=f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
@@ -239,6 +247,8 @@ class RayExecutor:
 
     def release(self, run: str) -> None:
         """Its actor goes, and with it the resources a waiting run may need."""
+        for ref in [r for r, name in self._pending.items() if name == run]:
+            del self._pending[ref]  # e.g. the interval asked for beyond its end
         actor = self._actors.pop(run, None)
         if actor is not None:
             self.ray.kill(actor)

@@ -91,8 +91,10 @@ class _Run:
     """What the driver knows of one run: plain data from its events, never its trainer."""
 
     spec: ResolvedRun
-    state: str = "starting"  # starting | idle | busy | ended
-    stopping: bool = False
+    state: str = "starting"  # starting | active | ended
+    inflight: int = 1  # requests sent and not answered yet (the start, at first)
+    stopping: bool = False  # asked to stop: no more advances; the stop goes once none is in flight
+    stop_sent: bool = False
     step: int = 0
     total_steps: int = 1
     last_delta: float = 1.0  # share of the work its last interval did: the pacing slack
@@ -226,8 +228,12 @@ class Runner:
         while any(r.state != "ended" for r in runs):
             self.control.poll()
             for run in runs:
-                if run.state == "idle" and not run.stopping and self.control.should_stop(run.spec.name):
-                    run.stopping, run.state = True, "busy"
+                if run.state != "active":
+                    continue
+                if not run.stopping and self.control.should_stop(run.spec.name):
+                    run.stopping = True
+                if run.stopping and not run.stop_sent and not run.inflight:
+                    run.stop_sent, run.inflight = True, 1
                     self.executor.stop(run.spec.name, "stopped by the user")
             if not self.control.paused:
                 self._dispatch()
@@ -235,30 +241,40 @@ class Runner:
                 self._handle(reply)
 
     def _dispatch(self) -> None:
-        """Give every free worker the run of its own that is furthest behind. With pace
-        "even", a run further ahead of the slowest run than one interval waits its turn."""
+        """Give every worker with room the run of its own that is furthest behind. With pace
+        "even", a run further ahead of the slowest run than one interval waits its turn. A
+        worker holds `executor.depth` requests at a time (more than one hides the round trip
+        of a remote worker: it trains the next interval while the driver reads the last)."""
         if self._first_wave:
             if any(r.state == "starting" for r in self._first_wave):
                 return
             self._first_wave = []
-        started = [r for r in self._runs.values() if r.state in ("idle", "busy")]
+        started = [r for r in self._runs.values() if r.state == "active"]
         if not started:
             return
         floor = min(r.paced for r in started)
-        busy = {self.executor.slot(name) for name, r in self._runs.items() if r.state in ("busy", "starting")}
-        chosen: dict[str, _Run] = {}
+        depth = getattr(self.executor, "depth", 1)
+        load: dict[str, int] = {}
         for name, run in self._runs.items():
             slot = self.executor.slot(name)
-            if run.state != "idle" or slot in busy:
-                continue
-            if slot not in chosen or run.fraction < chosen[slot].fraction:
-                chosen[slot] = run
+            load[slot] = load.get(slot, 0) + run.inflight
         keep_state = self._checkpoints or self.executor.can_lose_workers
-        for run in chosen.values():
-            if self.pace == "even" and run.paced > floor + run.last_delta + 1e-9:
-                continue
-            run.state = "busy"
-            self.executor.advance(run.spec.name, keep_state)
+        while True:
+            chosen: dict[str, _Run] = {}
+            for name, run in self._runs.items():
+                slot = self.executor.slot(name)
+                if run.state != "active" or run.stopping or run.inflight >= depth or load[slot] >= depth:
+                    continue
+                if self.pace == "even" and run.paced > floor + run.last_delta + 1e-9:
+                    continue
+                if slot not in chosen or run.fraction < chosen[slot].fraction:
+                    chosen[slot] = run
+            if not chosen:
+                return
+            for slot, run in chosen.items():
+                run.inflight += 1
+                load[slot] += 1
+                self.executor.advance(run.spec.name, keep_state)
 
     def _handle(self, reply: Reply) -> None:
         run = self._runs.get(reply.run)
@@ -267,7 +283,7 @@ class Runner:
         if reply.kind == "lost":
             self._restart(run, reply.detail)
             return
-        run.state = "idle"
+        run.inflight = max(0, run.inflight - 1)
         before = run.fraction
         for data in reply.events:
             event = event_from_dict(data)
@@ -276,6 +292,7 @@ class Runner:
                 continue
             self._track(run, event)
             if isinstance(event, RunStarted):
+                run.state = "active"
                 self._join(run)
             self.emit(event)
             if isinstance(event, EpochEnded) and reply.checkpoint is not None:
@@ -300,7 +317,7 @@ class Runner:
     def _join(self, run: _Run) -> None:
         """Pace a run that starts while the others are well under way from where they are."""
         run.offset = 0.0
-        others = [r for r in self._runs.values() if r is not run and r.state in ("idle", "busy")]
+        others = [r for r in self._runs.values() if r is not run and r.state == "active"]
         if not others:
             return
         floor = min(r.paced for r in others)
@@ -333,7 +350,7 @@ class Runner:
                       f"not restarted again (max restarts {self.max_restarts})")
             self._finish(run, self._ended_here(run, "failed", reason), None)
             return
-        run.state = "starting"
+        run.state, run.inflight, run.stop_sent = "starting", 1, False
         self.executor.start(run.spec, run.checkpoint)
 
     def _end_all(self, reason: str, emit: Any) -> None:

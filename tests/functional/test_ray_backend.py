@@ -48,7 +48,8 @@ def cluster() -> Iterator[object]:
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = _env()["PYTHONPATH"]
     try:
-        ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
     finally:
         if old is None:
             os.environ.pop("PYTHONPATH", None)
@@ -202,3 +203,9 @@ def test_compare_joins_a_ray_head_started_apart(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
             head.wait(timeout=10)
+        # `ray start` records its head for a later `ray.init()` and only `ray stop` forgets it:
+        # forget ours, so that nobody's next `ray.init()` tries to join a head that is gone.
+        record = Path("/tmp/ray/ray_current_cluster")
+        with contextlib.suppress(OSError):
+            if record.read_text().strip().endswith(f":{port}"):
+                record.unlink()

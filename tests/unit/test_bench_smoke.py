@@ -22,6 +22,7 @@ RATIOS = (
     "rss_4_minus_1_mb",
     "help_s",
     "presets_list_s",
+    "processes_vs_local",
 )
 
 
