@@ -88,18 +88,24 @@ def prepare(
     return loaded.resolved_runs(device), load_dataset(loaded.preset.data, data_device), device
 
 
+def loaded_plugins() -> list[str]:
+    """The plugins this process loaded, for workers to load the same before they build runs
+    (files by absolute path: a worker's working directory is not to be relied on)."""
+    from optlab.registry import registry
+
+    return [source.path or ref for ref, source in registry().plugins]
+
+
 def make_executor(backend: BackendOptions, data: DatasetBundle, device: str) -> Executor:
     if backend.name == "processes":
-        from optlab.registry import registry
         from optlab.training.processes import ProcessExecutor, default_devices
 
-        plugins = [ref for ref, _ in registry().plugins]
+        plugins = loaded_plugins()
         return ProcessExecutor(backend.devices or default_devices(), backend.threads, plugins)
     if backend.name == "ray":
-        from optlab.registry import registry
         from optlab.training.ray_executor import RayExecutor
 
-        plugins = [ref for ref, _ in registry().plugins]
+        plugins = loaded_plugins()
         return RayExecutor(data, backend.address, backend.gpus_per_run, backend.cpus_per_run, backend.threads, plugins)
     from optlab.training.executor import LocalExecutor
 
