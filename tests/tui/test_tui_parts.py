@@ -53,6 +53,21 @@ def test_chart_columns_follow_the_points_through_a_restart() -> None:
     assert state.learning_rate("a", "epoch")[1] == [0.1] * 59
 
 
+def test_a_run_not_started_while_the_experiment_runs_shows_waiting() -> None:
+    """A Ray actor waiting for a GPU (or a worker still starting) reads `waiting`, not `pending`;
+    once the experiment has ended, a run that never started is `pending` again."""
+    from optlab.training.events import ExperimentEnded, ExperimentStarted, RunStarted
+    from optlab.tui.state import ExperimentState
+    from optlab.tui.widgets.tables import run_cells
+
+    state = ExperimentState()
+    state.apply([ExperimentStarted(run="", run_names=["a", "b"]),
+                 RunStarted(run="a", steps_per_epoch=10, total_steps=20, placement={"device": "cpu"})])
+    assert [run_cells(state, name, i, None)["status"].plain for i, name in enumerate("ab")] == ["running", "waiting"]
+    state.apply([ExperimentEnded(run="", status="interrupted")])
+    assert run_cells(state, "b", 1, None)["status"].plain == "pending"
+
+
 def test_downsample_keeps_ends_and_spikes_within_budget() -> None:
     xs = [float(i) for i in range(10_000)]
     ys = [math.sin(i / 300) for i in range(10_000)]

@@ -50,7 +50,8 @@ def where_text(placement: dict[str, Any] | None) -> str:
 
 
 def status_text(status: str) -> Text:
-    return Text(status.replace("_", " "), style=STATUS_STYLES.get(status, ""))
+    # `waiting` is the TUI's word for a run still pending while the experiment runs.
+    return Text(status.replace("_", " "), style=STATUS_STYLES.get("pending" if status == "waiting" else status, ""))
 
 
 def progress_bar(fraction: float, width: int = 6) -> str:
@@ -82,6 +83,10 @@ def run_cells(
     step = progress.get("step") or (series.epochs[-1].step if series.epochs else 0)
     total = series.total_steps or run.get("total_steps") or 0
     status = run.get("status", "pending")
+    if status == "pending" and state.doc.get("status") == "running":
+        # Announced and not started while the experiment runs: it has no worker or resources
+        # yet (a Ray actor waiting for a GPU, a worker still importing torch).
+        status = "waiting"
     fraction = 1.0 if status == "finished" else (step / total if total else 0.0)
     epoch_now = run.get("epochs_completed") or 0
     if status == "running" and progress.get("epoch"):
