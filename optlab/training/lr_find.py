@@ -175,7 +175,7 @@ def _climb(trainer: Trainer, settings: RangeTestSettings, notes: list[str]) -> R
     detail = ""
     avg, best = 0.0, float("inf")
     perm: torch.Tensor | None = None
-    torch.set_rng_state(trainer.rng_state)  # dropout draws as in the run itself
+    trainer.random.apply()  # dropout draws as in the run itself (CPU, and CUDA on a GPU)
     trainer.model.train()
     trainer._optimizer_mode(training=True)  # schedule-free: train() before training steps
     step = 0

@@ -55,6 +55,12 @@ class RunRandomState:
                 self.states[g.name] = g.get()
                 g.set(outer[g.name])
 
+    def apply(self) -> None:
+        """Put this run's states into the generators and leave them there (the caller keeps
+        and restores the outer ones, e.g. with torch.random.fork_rng)."""
+        for g in self.sources:
+            g.set(self.states[g.name])
+
     def get(self, name: str) -> torch.Tensor | None:
         state = self.states.get(name)
         return None if state is None else state.clone()
