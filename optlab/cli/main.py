@@ -309,6 +309,7 @@ def resume(
         )
         sys.stderr.write(f"optlab: resuming {resumed}\n")
         data = load_dataset(plan.loaded.preset.data, data_device)
+        plan.check_data(data.facts(), force)
     try:
         code = train(run_dir, plan.loaded, plan.specs, data, device, fmt, quiet, plan=plan, backend=where)
     except KeyboardInterrupt:

@@ -70,6 +70,20 @@ class ResumePlan:
     done: list[str] = field(default_factory=list)  # ended for good: not re-run
     states: dict[str, dict[str, Any]] = field(default_factory=dict)  # resumed from a checkpoint
     fresh: list[str] = field(default_factory=list)  # no checkpoint yet: start again
+    recorded_dataset: dict[str, Any] = field(default_factory=dict)  # ExperimentStarted's facts
+
+    def check_data(self, facts: dict[str, Any], force: bool) -> None:
+        """Refuse (unless `force`) to continue on data files that changed since the runs began:
+        one changed byte of a CSV would otherwise mix two datasets in one history."""
+        was = {f.get("name"): f for f in self.recorded_dataset.get("files") or []}
+        now = {f.get("name"): f for f in facts.get("files") or []}
+        changed = sorted(n for n in was.keys() | now.keys() if was.get(n) != now.get(n))
+        if changed and not force:
+            listed = ", ".join(str(n) for n in changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+            raise RunDirError(
+                f"cannot resume exactly: the dataset's files changed since the runs started ({listed}: "
+                "size or sha256 differ, or the file is new or gone). Use --force to resume anyway."
+            )
 
 
 def _differences(spec: ResolvedRun, saved_json: str) -> list[str]:
@@ -197,7 +211,7 @@ def plan_resume(root: Path, device: str, force: bool = False) -> ResumePlan:
             raise
         raise PresetError(f"{exc}\n{root} was trained with plugins: pass them again ({hint})") from None
     specs = loaded.resolved_runs(device)
-    plan = ResumePlan(loaded, specs)
+    plan = ResumePlan(loaded, specs, recorded_dataset=results.get("dataset") or {})
     problems: list[str] = []
     misfits: list[str] = []
     for spec in specs:

@@ -360,3 +360,22 @@ def test_resume_after_the_core_code_changed_needs_force(tmp_path: Path, small_ru
     forced = invoke("resume", str(root), "--quiet", "--force", "--format", "json")
     assert forced.exit_code == 0, forced.output
     assert [r["status"] for r in json.loads(forced.stdout)["runs"]] == ["finished", "finished"]
+
+
+def test_resume_refuses_data_files_that_changed_unless_forced(tmp_path: Path) -> None:
+    rows = "\n".join(f"{i % 7 / 7:.3f},{(i * 3) % 5 / 5:.3f},{i % 2}" for i in range(120))
+    (tmp_path / "points.csv").write_text("a,b,label\n" + rows + "\n")
+    (tmp_path / "csv.toml").write_text(
+        'name = "csv"\n[data]\ndataset = "csv"\npath = "points.csv"\n[model]\nhidden = [8]\n'
+        '[train]\nepochs = 2\nbatch_size = 16\n[[runs]]\nname = "sgd"\noptimizer = { name = "sgd", lr = 0.1 }\n'
+    )
+    result = invoke("compare", str(tmp_path / "csv.toml"), "--out", str(tmp_path / "done"), "--quiet")
+    assert result.exit_code == 0, result.output
+    run = killed_copy(tmp_path / "done", tmp_path / "run")
+    (tmp_path / "points.csv").write_text("a,b,label\n" + rows.replace("0.000,", "0.001,", 1) + "\n")
+
+    refused = invoke("resume", str(run), "--quiet")
+    assert refused.exit_code == 2
+    assert "the dataset's files changed since the runs started" in refused.output
+    assert "(points.csv: size or sha256 differ" in refused.output and "--force" in refused.output
+    assert invoke("resume", str(run), "--quiet", "--force").exit_code == 0
