@@ -22,6 +22,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import json
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -338,3 +339,17 @@ def get(kind: Kind, name: str) -> Entry:
 
 def names(kind: Kind, *, autoload: bool = True) -> list[str]:
     return registry().names(kind, autoload=autoload)
+
+
+def sources(parts: dict[Kind, str]) -> dict[str, dict[str, str]]:
+    """kind -> the source of the entry `parts[kind]` names (built-in, package, plugin file)."""
+    return {kind: get(kind, name).source.to_dict() for kind, name in parts.items()}
+
+
+def plugin_fingerprint(run_sources: dict[str, dict[str, str]]) -> str:
+    """A short hash of the plugin code a run uses ("" when it uses only built-ins): one changed
+    byte of a plugin file, or another version of a plugin package, changes it."""
+    plugins = {kind: source for kind, source in run_sources.items() if source.get("origin") != "builtin"}
+    if not plugins:
+        return ""
+    return hashlib.sha256(json.dumps(plugins, sort_keys=True).encode()).hexdigest()[:16]

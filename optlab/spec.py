@@ -9,8 +9,6 @@ plugin's names are valid exactly where the plugin is loaded. No torch import her
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -382,22 +380,11 @@ class ResolvedRun(Strict):
 
 
 def provenance(run: ResolvedRun) -> dict[str, dict[str, str]]:
-    """Where this run's optimizer, scheduler, model and dataset come from (built-in, a
-    distribution and its version, or a plugin file and its sha256): recorded in results.json
-    and checkpoints, so a result names the code that produced it."""
-    parts: dict[Kind, str] = {
+    """Where this run's optimizer, scheduler, model and dataset come from (`registry.sources`):
+    recorded in results.json and checkpoints, so a result names the code that produced it."""
+    return registry.sources({
         "optimizer": run.optimizer.name,
         "scheduler": run.scheduler.name,
         "model": run.model.name,
         "dataset": run.data.dataset,
-    }
-    return {kind: registry.get(kind, name).source.to_dict() for kind, name in parts.items()}
-
-
-def plugin_fingerprint(sources: dict[str, dict[str, str]]) -> str:
-    """A short hash of the plugin code a run uses ("" when it uses only built-ins): one changed
-    byte of a plugin file, or another version of a plugin package, changes it."""
-    plugins = {kind: source for kind, source in sources.items() if source.get("origin") != "builtin"}
-    if not plugins:
-        return ""
-    return hashlib.sha256(json.dumps(plugins, sort_keys=True).encode()).hexdigest()[:16]
+    })

@@ -24,7 +24,7 @@ from optlab.errors import PresetError
 from optlab.preset.expand import expand
 from optlab.preset.fetch import fetch_text, is_url, url_stem
 from optlab.preset.names import safe_name
-from optlab.preset.optional import drop_unavailable_runs
+from optlab.preset.optional import drop_unavailable_runs, multiplier_sweep_notes
 from optlab.preset.overrides import apply_overrides, drop_other_seed
 from optlab.preset.schema import NO_RUNS, TRAIN_DEFAULTS, Preset, RunConfig
 from optlab.spec import ModelConfig, ResolvedRun
@@ -282,24 +282,6 @@ class LoadedPreset:
             resolve_run(self.preset, v.run, self.origin, device, group=v.group)
             for v in expand(self.preset, self.origin)
         ]
-
-
-def multiplier_sweep_notes(preset: Preset, origin: str) -> list[str]:
-    """A sweep over `optimizer.lr` of a run whose optimizer treats lr as a multiplier of its
-    own estimate compares multipliers, not learning rates: say so (the sweep still runs)."""
-    from optlab import registry
-
-    keys = [k for k in preset.sweep or {} if k.endswith("optimizer.lr")]
-    notes = []
-    for run in preset.runs if keys else []:
-        name = train_fields(preset, run)["optimizer"]["name"]
-        entry = registry.registry().find("optimizer", name)
-        if entry is not None and entry.has("lr_is_multiplier"):
-            notes.append(
-                f"{origin}: run {run.name!r}: sweep over {keys[0]}: {name}'s lr is a multiplier of its "
-                "own step-size estimate, so the sweep compares multipliers, not learning rates"
-            )
-    return notes
 
 
 # ---------------------------------------------------------------- extends

@@ -1,4 +1,5 @@
-"""`optional = true` runs: left out, with a note, where what they name is not available.
+"""What the loader tells the front ends before training: `optional = true` runs left out,
+with a note, where what they name is not available; sweeps of multiplier learning rates.
 
 A preset is static data, so one that compares against optimizers of an optional extra (say
 `optlab[optimizers]`) would otherwise be refused wherever the extra is missing. Such runs are
@@ -8,9 +9,12 @@ each one left out gets a sentence for the front end to show.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optlab.errors import PresetError
+
+if TYPE_CHECKING:
+    from optlab.preset.schema import Preset
 
 
 def _unavailable(raw: dict[str, Any], run: dict[str, Any]) -> str | None:
@@ -58,3 +62,23 @@ def drop_unavailable_runs(raw: dict[str, Any], origin: str) -> tuple[dict[str, A
     if runs and not kept:
         raise PresetError(f"{origin}: runs: every run is optional and none can run here:\n  " + "\n  ".join(notes))
     return ({**raw, "runs": kept} if notes else raw), notes
+
+
+def multiplier_sweep_notes(preset: Preset, origin: str) -> list[str]:
+    """A sweep over `optimizer.lr` of a run whose optimizer treats lr as a multiplier of its
+    own estimate compares multipliers, not learning rates: say so (the sweep still runs)."""
+    from optlab import registry
+
+    keys = [k for k in preset.sweep or {} if k.endswith("optimizer.lr")]
+    notes = []
+    for run in preset.runs if keys else []:
+        # train_fields' rule: the run's own optimizer name if it wrote one, else [train]'s.
+        own = run.optimizer.name if run.optimizer and "name" in run.optimizer.model_fields_set else None
+        name = own or (preset.train.optimizer.name if preset.train.optimizer else "sgd")
+        entry = registry.registry().find("optimizer", name)
+        if entry is not None and entry.has("lr_is_multiplier"):
+            notes.append(
+                f"{origin}: run {run.name!r}: sweep over {keys[0]}: {name}'s lr is a multiplier of its "
+                "own step-size estimate, so the sweep compares multipliers, not learning rates"
+            )
+    return notes

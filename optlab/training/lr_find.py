@@ -21,7 +21,8 @@ import torch
 from optlab import registry
 from optlab.data.datasets import DatasetBundle
 from optlab.errors import OptlabError
-from optlab.spec import ResolvedRun, SchedulerConfig, plugin_fingerprint, provenance
+from optlab.registry import plugin_fingerprint
+from optlab.spec import ResolvedRun, SchedulerConfig, provenance
 from optlab.training.divergence import describe, exceeds, first_non_finite
 from optlab.training.lr_suggest import debiased_ema, points_per_decade, smoothing_beta
 from optlab.training.trainer import Trainer, epoch_permutation

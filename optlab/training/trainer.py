@@ -21,7 +21,8 @@ import torch
 from optlab import __version__, registry
 from optlab.data.datasets import DatasetBundle
 from optlab.models.registry import apply_init, build_model, count_parameters
-from optlab.spec import ResolvedRun, plugin_fingerprint, provenance
+from optlab.registry import plugin_fingerprint
+from optlab.spec import ResolvedRun, provenance
 from optlab.training.divergence import describe, exceeds, first_non_finite
 from optlab.training.early_stopping import BestTracker
 from optlab.training.evaluation import evaluate, recompute_batchnorm, test_report
