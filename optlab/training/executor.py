@@ -153,6 +153,16 @@ class TrainerHost:
     def release(self, run: str) -> None:
         self.trainers.pop(run, None)
 
+    def end_now(self, run: str, reason: str) -> dict[str, Any] | None:
+        """The run's end at once (its RunEnded as a dict), without a test evaluation; None when
+        this host never started it."""
+        trainer = self.trainers.get(run)
+        if trainer is None:
+            return None
+        if trainer.ended is not None:
+            return trainer.ended.to_dict()
+        return trainer.end("stopped", reason, evaluate_test=False).to_dict()
+
     def handle(self, request: tuple[Any, ...]) -> Reply:
         kind, args = request[0], request[1:]
         if kind == "start":
@@ -198,12 +208,7 @@ class LocalExecutor:
 
     def end_now(self, run: str, reason: str) -> dict[str, Any] | None:
         self._queue.clear()
-        trainer = self.host.trainers.get(run)
-        if trainer is None:
-            return None
-        if trainer.ended is not None:
-            return trainer.ended.to_dict()
-        return trainer.end("stopped", reason, evaluate_test=False).to_dict()
+        return self.host.end_now(run, reason)
 
     def release(self, run: str) -> None:
         self.host.release(run)

@@ -155,12 +155,7 @@ class RunActor:
         return self.host.handle(request)
 
     def end_now(self, run: str, reason: str) -> dict[str, Any] | None:
-        trainer = self.host.trainers.get(run)
-        if trainer is None:
-            return None
-        if trainer.ended is not None:
-            return trainer.ended.to_dict()
-        return trainer.end("stopped", reason, evaluate_test=False).to_dict()
+        return self.host.end_now(run, reason)
 
 
 class RayExecutor:
