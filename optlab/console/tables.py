@@ -27,7 +27,13 @@ def results_table(results: dict[str, Any], hide: Collection[str] = ()) -> Table:
     """The comparison table: the columns of `summary_rows` (less `hide`), best values highlighted."""
     from optlab.runs.formatting import format_cell, header, task_of
     from optlab.runs.grouping import Grouping
-    from optlab.runs.reports import best_per_column, dataset_summary, report_columns, summary_rows
+    from optlab.runs.reports import (
+        best_per_column,
+        dataset_summary,
+        mixed_gpu_note,
+        report_columns,
+        summary_rows,
+    )
 
     task = task_of(results)
     cols = [c for c in report_columns(results) if c not in hide]
@@ -40,6 +46,9 @@ def results_table(results: dict[str, Any], hide: Collection[str] = ()) -> Table:
         caption += f"; best of each column in {BEST_STYLE}"
     if hide:
         caption += f"; hidden for width: {', '.join(header(c) for c in hide)} (see --format markdown)"
+    mixed = mixed_gpu_note(results)
+    if mixed:
+        caption += f"\nwarning: {mixed}"
     table = Table(
         title=f"{preset}: {dataset.get('name', '?')} on {results.get('device') or '?'}",
         caption=caption,

@@ -24,7 +24,14 @@ from optlab.runs.aggregate import (
 from optlab.runs.formatting import TARGET_COLUMNS, format_cell, format_duration, header, target_of, task_of
 from optlab.runs.grouping import Grouping
 from optlab.runs.palette import STATUS_HEX, hex_color, run_color
-from optlab.runs.reports import best_per_column, config_summary, dataset_summary, report_columns, summary_rows
+from optlab.runs.reports import (
+    best_per_column,
+    config_summary,
+    dataset_summary,
+    mixed_gpu_note,
+    report_columns,
+    summary_rows,
+)
 from optlab.runs.seed_reports import (
     AGG_FACTS,
     RANK_LEGEND,
@@ -127,6 +134,9 @@ def _header(results: dict[str, Any], fairness: str) -> list[str]:
     ]
     if fairness:
         facts.append(("Fairness", fairness + ' <a href="#fingerprints">(fingerprints)</a>'))
+    mixed = mixed_gpu_note(results)
+    if mixed:
+        facts.append(("Warning", _e(mixed)))
     out.append('<dl class="facts">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>")
     return out
 

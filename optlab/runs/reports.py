@@ -158,6 +158,28 @@ def config_summary(config: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def gpu_models(results: dict[str, Any]) -> dict[str, list[str]]:
+    """GPU model name -> the runs that trained on it (from each run's placement); runs on the
+    CPU or without a placement are not counted."""
+    models: dict[str, list[str]] = {}
+    for run in results.get("runs") or []:
+        gpu = (run.get("placement") or {}).get("gpu")
+        if gpu:
+            models.setdefault(str(gpu), []).append(str(run.get("name", "?")))
+    return models
+
+
+def mixed_gpu_note(results: dict[str, Any]) -> str | None:
+    """A warning when the runs trained on more than one GPU model: a faster card finishes
+    sooner, so wall time, samples/s and time-to-target do not compare the optimizers."""
+    models = gpu_models(results)
+    if len(models) < 2:
+        return None
+    where = "; ".join(f"{gpu}: {', '.join(names)}" for gpu, names in sorted(models.items()))
+    return (f"runs trained on {len(models)} GPU models ({where}): wall time, samples/s and "
+            "time-to-target are not comparable across them")
+
+
 def dataset_summary(dataset: dict[str, Any]) -> str:
     if not dataset:
         return "unknown"
@@ -210,6 +232,9 @@ def to_markdown(results: dict[str, Any], charts: Sequence[str] = ()) -> str:
         out.append("| " + " | ".join(cells) + " |")
     if best:
         out += ["", "Best value of each column in **bold** (diverged and failed runs excluded)."]
+    mixed = mixed_gpu_note(results)
+    if mixed:
+        out += ["", f"**Warning:** {mixed}."]
     target = target_of(results)
     if target:
         out += ["", f"Target: {target.get('metric')} = {target.get('value')} (first epoch end that reached it)."]

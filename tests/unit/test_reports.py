@@ -242,3 +242,41 @@ def test_format_value(column: str, value: Any, text: str) -> None:
 
 def test_config_summary_of_an_unstarted_run() -> None:
     assert config_summary({}) == "not started"
+
+
+def _placed(doc: dict[str, Any], gpus: list[str | None]) -> dict[str, Any]:
+    doc = copy.deepcopy(doc)
+    for run, gpu in zip(doc["runs"], gpus, strict=False):
+        device = "cuda:0" if gpu else "cpu"
+        run["placement"] = {"backend": "processes", "host": "box", "device": device, "gpu": gpu, "pid": 1}
+    return doc
+
+
+def test_mixed_gpu_models_are_warned_in_every_report(classification: dict[str, Any]) -> None:
+    from rich.console import Console
+
+    from optlab.console.tables import print_results
+    from optlab.runs.html import to_html
+
+    doc = _placed(classification, ["NVIDIA A100-SXM4-80GB", "NVIDIA A100-SXM4-80GB", "NVIDIA H100 80GB HBM3"])
+    markdown = to_markdown(doc)
+    assert "**Warning:** runs trained on 2 GPU models" in markdown
+    assert "NVIDIA A100-SXM4-80GB: a, b; NVIDIA H100 80GB HBM3: c" in markdown
+    assert "time-to-target are not comparable" in markdown
+    console = Console(record=True, width=300)
+    print_results(console, doc)
+    assert "not comparable across them" in console.export_text()
+    assert "GPU models (NVIDIA A100-SXM4-80GB: a, b; NVIDIA H100 80GB HBM3: c)" in to_html(doc, {})
+
+
+@pytest.mark.parametrize("gpus", [[None, None], ["NVIDIA H100 80GB HBM3", "NVIDIA H100 80GB HBM3", None], []])
+def test_one_gpu_model_or_none_is_not_warned(classification: dict[str, Any], gpus: list[str | None]) -> None:
+    from rich.console import Console
+
+    from optlab.console.tables import print_results
+
+    doc = _placed(classification, gpus)
+    assert "Warning" not in to_markdown(doc)
+    console = Console(record=True, width=300)
+    print_results(console, doc)
+    assert "not comparable" not in console.export_text()
