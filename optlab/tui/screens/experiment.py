@@ -25,6 +25,7 @@ from optlab.runs.publish import REPORT_HTML, write_reports
 from optlab.runs.reports import read_run_dir
 from optlab.runs.series import VAL_LABELS, X_AXES, X_LABELS, chart_note, group_series, run_series
 from optlab.runs.store import EventTail
+from optlab.tui.devices import DeviceMonitor
 from optlab.tui.headline import header_text, settings_text
 from optlab.tui.pacing import RedrawPace
 from optlab.tui.process import (
@@ -40,6 +41,7 @@ from optlab.tui.screens.quit import CANCEL, DETACH, STOP, QuitScreen
 from optlab.tui.screens.table_views import TableViews
 from optlab.tui.state import BEST_LABELS, ENDED_STATUSES, ExperimentState, format_eta
 from optlab.tui.widgets.chart import Chart
+from optlab.tui.widgets.devices import DevicesPane
 from optlab.tui.widgets.seeds_table import RankingLine, SeedsTable
 from optlab.tui.widgets.tables import FinalTable, RunsTable
 
@@ -67,6 +69,7 @@ class ExperimentScreen(Screen[None]):
         Binding("b", "cycle_band", "band"),  # shown only with repeated seeds (check_action)
         Binding("w", "save_preset", "save preset"),  # not ctrl+s: many terminals take it for XOFF
         Binding("r", "write_report", "HTML report", show=False),
+        Binding("d", "toggle_devices", "devices", show=False),
     ]
 
     def __init__(self, run_dir: Path, process: TrainingProcess | None = None, preset_label: str = "") -> None:
@@ -91,7 +94,7 @@ class ExperimentScreen(Screen[None]):
         self.child_exit: int | None = None
         self.pace = RedrawPace(fastest_s=CHART_EVERY_S)
         self.charts_dirty = self.tables_dirty = True
-        self.last_chart_s = self.last_table_s = 0.0
+        self.last_chart_s = self.last_table_s = self.last_devices_s = 0.0
         self.final_version = -1
         self.stopping_since: float | None = None
         self.ticks = 0
@@ -108,6 +111,7 @@ class ExperimentScreen(Screen[None]):
         yield FinalTable(id="final")
         yield SeedsTable(id="seeds-table")
         yield RankingLine(id="ranking")
+        yield DevicesPane(DeviceMonitor(), id="devices")
         with Container(id="charts"):
             yield Chart("training loss", id="chart-loss")
             yield Chart("learning rate", id="chart-lr", clip_outliers=False)
@@ -191,6 +195,10 @@ class ExperimentScreen(Screen[None]):
                 self.tables_dirty, self.last_table_s = False, now
             if self.charts_dirty and (self.pace.due(self.last_chart_s, now) or self.state.finished):
                 self.update_charts()
+            devices = self.query_one("#devices", DevicesPane)
+            if devices.shown and self.pace.due(self.last_devices_s, now):  # no faster than the charts
+                devices.refresh_from(self.state.doc["runs"])
+                self.last_devices_s = now
             if self.state.finished and self.final_version != self.state.version:
                 self.show_final()
             self.update_header()
@@ -367,6 +375,13 @@ class ExperimentScreen(Screen[None]):
             return
         write_control(self.run_dir, stop=name)
         self.notify(f"stopping {name}")
+
+    def action_toggle_devices(self) -> None:
+        devices = self.query_one("#devices", DevicesPane)
+        devices.set_class(not devices.shown, "-shown")
+        if devices.shown:
+            devices.refresh_from(self.state.doc["runs"])
+            self.last_devices_s = time.monotonic()
 
     def action_cycle_sort(self) -> None:
         if not self.tables.cycle_sort(self.state.doc):
