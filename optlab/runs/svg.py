@@ -72,6 +72,17 @@ def _text(x: float, y: float, content: str, size: int = 11, anchor: str = "start
             f"{escape(content)}</text>")
 
 
+
+def _svg_head(width: int, height: int, title: str, left: float) -> list[str]:
+    """Every chart's opening: the svg element, its accessible title, a white page, the heading."""
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" {FONT} role="img">',
+        f"<title>{escape(title)}</title>",
+        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
+        _text(left, 22, title, 15, extra=' font-weight="bold"'),
+    ]
+
 def _legend(entries: list[tuple[str, str]], top: float, width: int) -> tuple[list[str], float]:
     """Legend entries in rows under the plot, as many columns as fit: 64 runs fold into 16 rows
     of 4 rather than one unreadable line. Returns the elements and the height used."""
@@ -184,13 +195,7 @@ def line_chart(fig: Figure, width: int = WIDTH) -> str:
     legend, legend_height = _legend(entries, legend_top + 10, width)
     height = int(legend_top + legend_height + 8)
 
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" {FONT} role="img">',
-        f"<title>{escape(fig.title)}</title>",
-        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
-        _text(left, 22, fig.title, 15, extra=' font-weight="bold"'),
-    ]
+    out = _svg_head(width, height, fig.title, left)
     if notes:
         out.append(_text(left, 38, " · ".join(notes), 11, extra=' fill="#555555"'))
     # The clip keeps clamped outliers and bands inside the plot; its id is fixed, and each SVG
@@ -286,13 +291,7 @@ def dot_plot(
     pad = 0.05 * (hi - lo) if hi > lo else (abs(lo) * 0.05 or 0.5)
     sx = _Scale(lo if from_zero else lo - pad, hi + pad, left, right)
     height = int(bottom + AXIS_SPACE + 8)
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" {FONT} role="img">',
-        f"<title>{escape(title)}</title>",
-        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
-        _text(MARGIN_LEFT, 22, title, 15, extra=' font-weight="bold"'),
-    ]
+    out = _svg_head(width, height, title, MARGIN_LEFT)
     if note:
         out.append(_text(MARGIN_LEFT, 38, note, 11, extra=' fill="#555555"'))
     out.append(f'<rect x="{left}" y="{num(top)}" width="{right - left}" height="{num(bottom - top)}" '
