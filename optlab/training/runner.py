@@ -153,7 +153,7 @@ class Runner:
         self.max_restarts = max_restarts
         self.results: dict[str, RunEnded] = {}
         self._runs: dict[str, _Run] = {}
-        self._first_wave: list[_Run] = []
+        self._first_wave = 0  # how many runs must be up before any advances (pace "even")
         self._checkpoints = False
 
     # ------------------------------------------------------------------ sinks
@@ -200,10 +200,12 @@ class Runner:
                 run = self._runs[spec.name] = _Run(spec, checkpoint=self.resume.get(spec.name))
                 self.executor.start(spec, run.checkpoint)
             # The runs that can train at once start together: with pace "even", none advances
-            # before they all have (a Ray actor that is quicker to start would otherwise train
-            # alone); the runs beyond that wait for resources and join when they get them.
-            capacity = getattr(self.executor, "capacity", None)
-            self._first_wave = list(self._runs.values())[:capacity] if self.pace == "even" else []
+            # before that many are up (a Ray actor that is quicker to start would otherwise train
+            # alone); the runs beyond that wait for resources and join when they get them. Which
+            # runs get the resources first is the scheduler's choice, not the preset's order:
+            # waiting for particular ones would wait for ever on a run that waits for them.
+            capacity = getattr(self.executor, "capacity", None) or len(self._runs)
+            self._first_wave = min(capacity, len(self._runs)) if self.pace == "even" else 0
             try:
                 self._drive()
             except KeyboardInterrupt:
@@ -246,9 +248,9 @@ class Runner:
         worker holds `executor.depth` requests at a time (more than one hides the round trip
         of a remote worker: it trains the next interval while the driver reads the last)."""
         if self._first_wave:
-            if any(r.state == "starting" for r in self._first_wave):
+            if sum(r.state != "starting" for r in self._runs.values()) < self._first_wave:
                 return
-            self._first_wave = []
+            self._first_wave = 0
         started = [r for r in self._runs.values() if r.state == "active"]
         if not started:
             return

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ import torch
 from optlab.data.datasets import load_dataset
 from optlab.preset.loader import load_preset_text
 from optlab.training.events import EpochEnded, Progress, RunEnded, RunStarted
+from optlab.training.executor import LocalExecutor
 from optlab.training.processes import ProcessExecutor, parse_devices
 from optlab.training.runner import Runner
 
@@ -227,3 +229,47 @@ def test_device_lists_parse() -> None:
         assert parse_devices("cuda") == [f"cuda:{i}" for i in range(n)]
         with pytest.raises(Exception, match="does not exist"):
             parse_devices(f"cuda:{n}")
+
+
+class SchedulerPicksTheLastRuns(LocalExecutor):
+    """Room for two runs at once, given (as a Ray scheduler may) to the last two runs asked for:
+    the first run's start is answered only once another run has ended and let its room go."""
+
+    capacity = 2
+
+    def __init__(self, data, device: str) -> None:
+        super().__init__(data, device)
+        self.held: tuple | None = None
+
+    def start(self, spec, state) -> None:
+        if self.held is None:
+            self.held = ("start", spec, state)
+        else:
+            super().start(spec, state)
+
+    def release(self, run: str) -> None:
+        super().release(run)
+        if self.held is not None:
+            self._queue.append(self.held)
+            self.held = None
+
+    def slot(self, run: str) -> str:
+        return run  # a worker per run, as on Ray: a waiting start holds up no other run
+
+
+def test_the_first_wave_is_whichever_runs_get_room_first() -> None:
+    """With pace "even" the driver waits until as many runs as fit are up, whichever they are:
+    waiting for the first runs of the preset would wait for ever on one that waits for room."""
+    loaded = load_preset_text(PRESET.replace("epochs = 3", "epochs = 1"))
+    specs, data = loaded.resolved_runs("cpu"), load_dataset(loaded.preset.data)
+    sink = Collect()
+    runner = Runner(specs, data, "cpu", [sink], executor=SchedulerPicksTheLastRuns(data, "cpu"))
+    driver = threading.Thread(target=runner.run, daemon=True)
+    driver.start()
+    driver.join(timeout=120)
+    assert not driver.is_alive(), "the driver waited for a run that waited for room"
+    starts = [e.run for e in sink.events if isinstance(e, RunStarted)]
+    first_end = next(i for i, e in enumerate(sink.events) if isinstance(e, RunEnded))
+    sgd_start = next(i for i, e in enumerate(sink.events) if isinstance(e, RunStarted) and e.run == "sgd")
+    assert starts == ["adam", "rms", "sgd"] and sgd_start > first_end
+    assert {e.run: e.status for e in sink.events if isinstance(e, RunEnded)} == dict.fromkeys(("sgd", "adam", "rms"), "finished")
