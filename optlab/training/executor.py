@@ -17,6 +17,7 @@ A reply of kind `lost` says a run's worker died: the driver decides what happens
 from __future__ import annotations
 
 import os
+import pickle
 import socket
 import traceback
 from collections import deque
@@ -31,6 +32,29 @@ if TYPE_CHECKING:
     from optlab.training.trainer import Trainer
 
 
+@dataclass(frozen=True)
+class PackedState:
+    """A checkpoint pickled once, in the worker that took it. The driver keeps it as bytes and
+    unpacks it only when a sink writes it or a restart sends it back: unpickling every epoch's
+    state in the driver took CPU from the workers beside it on a small machine."""
+
+    data: bytes
+
+    @classmethod
+    def pack(cls, state: dict[str, Any]) -> PackedState:
+        return cls(pickle.dumps(cpu_state(state), protocol=pickle.HIGHEST_PROTOCOL))
+
+    def unpack(self) -> dict[str, Any]:
+        return pickle.loads(self.data)  # our own worker's bytes, never a file's
+
+
+State = dict[str, Any] | PackedState  # a checkpoint as a sink writes it, or as it crossed a process
+
+
+def unpack_state(state: State | None) -> dict[str, Any] | None:
+    return state.unpack() if isinstance(state, PackedState) else state
+
+
 @dataclass
 class Reply:
     """One answer of an executor: `kind` is started | advanced | stopped | lost."""
@@ -38,7 +62,7 @@ class Reply:
     kind: str
     run: str
     events: list[dict[str, Any]] = field(default_factory=list)
-    checkpoint: dict[str, Any] | None = None
+    checkpoint: State | None = None
     predictions: dict[str, Any] | None = None
     detail: str = ""  # lost: why (e.g. the worker's exit code)
 
@@ -53,7 +77,7 @@ class Executor(Protocol):
         """The worker a run trains on: requests to one slot are answered one after another."""
         ...
 
-    def start(self, spec: ResolvedRun, state: dict[str, Any] | None) -> None: ...
+    def start(self, spec: ResolvedRun, state: State | None) -> None: ...
 
     def advance(self, run: str, checkpoint: bool) -> None: ...
 
@@ -106,18 +130,18 @@ class TrainerHost:
         self.data = data
         self.device = device
         self.where = where
-        # A state sent to another process is pickled anyway; one kept in this process must not
-        # alias the live tensors that training goes on updating.
+        # A state for another process goes packed (CPU tensors, pickled now: it cannot alias the
+        # live tensors that training goes on updating); one for this process is written at once.
         self.copy_state = copy_state
         self.trainers: dict[str, Trainer] = {}
 
-    def start(self, spec: ResolvedRun, state: dict[str, Any] | None) -> Reply:
+    def start(self, spec: ResolvedRun, state: State | None) -> Reply:
         from optlab.training.trainer import Trainer
 
         try:
             trainer = Trainer(spec, self.data, self.device)
             if state is not None:
-                trainer.load_state_dict(state)
+                trainer.load_state_dict(unpack_state(state))
         except Exception as exc:  # a run that cannot be built, or resumed, fails alone
             ended = RunEnded(run=spec.name, status="failed", reason=f"{type(exc).__name__}: {exc}",
                              detail=traceback.format_exc())
@@ -133,11 +157,11 @@ class TrainerHost:
             events = trainer.advance()
         except Exception as exc:
             events = [trainer.fail(exc, traceback.format_exc())]
-        state = None
+        state: State | None = None
         if checkpoint and any(isinstance(e, EpochEnded) for e in events):
             state = trainer.state_dict()
             if self.copy_state:
-                state = cpu_state(state)
+                state = PackedState.pack(state)
         return Reply("advanced", run, [e.to_dict() for e in events], state, self._predictions(trainer))
 
     def stop(self, run: str, reason: str, evaluate_test: bool = True) -> Reply:
@@ -189,7 +213,7 @@ class LocalExecutor:
     def slot(self, run: str) -> str:
         return "local"
 
-    def start(self, spec: ResolvedRun, state: dict[str, Any] | None) -> None:
+    def start(self, spec: ResolvedRun, state: State | None) -> None:
         self._queue.append(("start", spec, state))
 
     def advance(self, run: str, checkpoint: bool) -> None:

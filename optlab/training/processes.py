@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
     from optlab.spec import ResolvedRun
+    from optlab.training.executor import State
 
 DEVICE_ITEM = re.compile(r"cpu|cuda(:\d+)?")
 ANSWER_TIMEOUT_S = 10.0  # end_now: how long a busy worker may take to finish its interval
@@ -104,6 +105,9 @@ class ProcessExecutor:
     backend = "processes"
     can_lose_workers = True
     capacity = None  # every run has a worker to train on from the start
+    # Two requests in flight per worker while intervals are short (see runner.PIPELINE_BELOW_S):
+    # the worker trains the next interval while the driver reads the last.
+    depth = 2
 
     def __init__(self, devices: list[str], threads: int | None = None, plugins: list[str] | None = None) -> None:
         if not devices:
@@ -152,7 +156,7 @@ class ProcessExecutor:
 
     # ------------------------------------------------------------------ requests
 
-    def start(self, spec: ResolvedRun, state: dict[str, Any] | None) -> None:
+    def start(self, spec: ResolvedRun, state: State | None) -> None:
         self._send(spec.name, ("start", spec, state))
 
     def advance(self, run: str, checkpoint: bool) -> None:

@@ -26,6 +26,7 @@ from optlab.training.executor import Reply, TrainerHost, placement
 if TYPE_CHECKING:
     from optlab.data.datasets import DatasetBundle
     from optlab.spec import ResolvedRun
+    from optlab.training.executor import State
 
 EXTRA_HINT = 'the ray backend needs the ray extra: pip install "optlab[ray]"'
 CONNECT_TIMEOUT_S = 10.0
@@ -161,8 +162,8 @@ class RunActor:
 class RayExecutor:
     backend = "ray"
     can_lose_workers = True
-    # Two intervals in flight per run: the actor trains the next while the driver reads the
-    # last, which hides the round trip (a control then acts within two intervals).
+    # Two intervals in flight per run while they are short (see runner.PIPELINE_BELOW_S): the
+    # actor trains the next while the driver reads the last, which hides the round trip.
     depth = 2
 
     def __init__(
@@ -192,7 +193,7 @@ class RayExecutor:
     def _call(self, run: str, request: tuple[Any, ...]) -> None:
         self._pending[self._actors[run].handle.remote(request)] = run
 
-    def start(self, spec: ResolvedRun, state: dict[str, Any] | None) -> None:
+    def start(self, spec: ResolvedRun, state: State | None) -> None:
         actor = self._actor_class.options(
             num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_restarts=0, max_task_retries=0,
         ).remote(self._data_ref, self.threads, self.plugins)

@@ -30,13 +30,18 @@ from optlab.training.events import (
     RunStarted,
     event_from_dict,
 )
-from optlab.training.executor import Executor, LocalExecutor, Reply
+from optlab.training.executor import Executor, LocalExecutor, Reply, State, unpack_state
 
 if TYPE_CHECKING:
     from optlab.data.datasets import DatasetBundle
     from optlab.spec import ResolvedRun
 
 PACES = ("even", "free")
+# A run whose reporting intervals train for less than this keeps up to `executor.depth` of them
+# in flight, so a remote worker trains the next while the driver reads the last; a longer one
+# keeps one, so a pause or stop acts within one interval (the short ones it may overrun cost
+# less than this together).
+PIPELINE_BELOW_S = 0.05
 
 
 @runtime_checkable
@@ -102,11 +107,12 @@ class _Run:
     best_epoch: int | None = None
     elapsed_s: float = 0.0
     samples_per_s: float = 0.0
+    interval_s: float = 0.0  # training time of its last reporting interval (0: not known yet)
     # A run that started late (it waited for resources, or restarts from a checkpoint) counts
     # as this much further on for pacing: the runs ahead of it do not wait for it to catch up.
     offset: float = 0.0
     restarts: int = 0
-    checkpoint: dict[str, Any] | None = None  # its last, to restart it when its worker dies
+    checkpoint: State | None = None  # its last, to restart it when its worker dies
 
     @property
     def fraction(self) -> float:
@@ -265,7 +271,8 @@ class Runner:
             chosen: dict[str, _Run] = {}
             for name, run in self._runs.items():
                 slot = self.executor.slot(name)
-                if run.state != "active" or run.stopping or run.inflight >= depth or load[slot] >= depth:
+                room = depth if run.interval_s < PIPELINE_BELOW_S else 1
+                if run.state != "active" or run.stopping or run.inflight >= room or load[slot] >= depth:
                     continue
                 if self.pace == "even" and run.paced > floor + run.last_delta + 1e-9:
                     continue
@@ -301,7 +308,7 @@ class Runner:
                 if self.executor.can_lose_workers:
                     run.checkpoint = reply.checkpoint
                 if self._checkpoints:
-                    self._artifact("checkpoint", run.spec.name, reply.checkpoint, event.improved)
+                    self._artifact("checkpoint", run.spec.name, unpack_state(reply.checkpoint), event.improved)
         if reply.kind == "advanced" and run.fraction > before:
             run.last_delta = run.fraction - before
 
@@ -310,6 +317,7 @@ class Runner:
         if isinstance(event, RunStarted):
             run.total_steps, run.step = event.total_steps, event.resumed_step
         elif isinstance(event, Progress):
+            run.interval_s = max(0.0, event.elapsed_s - run.elapsed_s)
             run.step, run.elapsed_s, run.samples_per_s = event.step, event.elapsed_s, event.samples_per_s
         elif isinstance(event, EpochEnded):
             run.step, run.epoch = event.step, event.epoch

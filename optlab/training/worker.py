@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
-    from optlab.training.executor import TrainerHost
+    from optlab.training.executor import State, TrainerHost
 
 
 def send(conn: Connection, message: Any) -> None:
@@ -73,7 +73,7 @@ def _start(
     hosts: dict[str, TrainerHost],
     host_of: dict[str, TrainerHost],
     spec: Any,
-    state: dict[str, Any] | None,
+    state: State | None,
     device: str,
     label: str,
     setup_error: str,

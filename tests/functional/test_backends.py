@@ -273,3 +273,39 @@ def test_the_first_wave_is_whichever_runs_get_room_first() -> None:
     sgd_start = next(i for i, e in enumerate(sink.events) if isinstance(e, RunStarted) and e.run == "sgd")
     assert starts == ["adam", "rms", "sgd"] and sgd_start > first_end
     assert {e.run: e.status for e in sink.events if isinstance(e, RunEnded)} == dict.fromkeys(("sgd", "adam", "rms"), "finished")
+
+
+class CountsInFlight(LocalExecutor):
+    """A worker per run holding up to two requests, as on processes and Ray; notes the most
+    requests any run had in flight."""
+
+    depth = 2
+
+    def __init__(self, data, device: str) -> None:
+        super().__init__(data, device)
+        self.most = 0
+
+    def slot(self, run: str) -> str:
+        return run
+
+    def advance(self, run: str, checkpoint: bool) -> None:
+        super().advance(run, checkpoint)
+        self.most = max(self.most, sum(1 for r in self._queue if r[1] == run))
+
+
+@pytest.mark.parametrize(("pipeline_below_s", "most"), [(60.0, 2), (0.0, 1)])
+def test_short_intervals_are_pipelined_and_long_ones_are_not(
+    pipeline_below_s: float, most: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two intervals in flight hide a remote worker's round trip, but only while an interval is
+    short: past that, one at a time, so a pause or stop acts within one interval."""
+    import optlab.training.runner as runner
+
+    monkeypatch.setattr(runner, "PIPELINE_BELOW_S", pipeline_below_s)
+    loaded = load_preset_text(PRESET.replace("epochs = 3", "epochs = 1"))
+    specs, data = loaded.resolved_runs("cpu")[:1], load_dataset(loaded.preset.data)
+    executor = CountsInFlight(data, "cpu")
+    sink = Collect()
+    Runner(specs, data, "cpu", [sink], executor=executor).run()
+    assert executor.most == most
+    assert ended(sink, "sgd").status == "finished"
