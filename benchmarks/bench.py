@@ -3,6 +3,7 @@ hand-written preloaded loop, side by side against sequential, peak memory, CLI s
 
     python benchmarks/bench.py [--quick] [--json OUT] [--device cpu|cuda]
     python benchmarks/bench.py --scale-out-only    # (f) and (g) alone (benchmarks/scaleout.py)
+    python benchmarks/tui_cost.py                  # a TUI watching vs headless, A B A B ... A
 
 All ratios come from one run on one machine; absolute figures drift between machines.
 """
@@ -120,7 +121,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     log("(f) processes vs local, (g) ray vs local ...")
     import scaleout
 
-    doc["scale_out"] = scaleout.measure(rounds=1 if args.quick else 2, epochs=2 if args.quick else 20,
+    doc["scale_out"] = scaleout.measure(rounds=1 if args.quick else 2, epochs=2 if args.quick else 60,
                                         with_ray=not args.quick)
     log("CLI start-up ...")
     doc["cli"] = probes.cli_timings(1 if args.quick else 3)

@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from optlab.training.events import EpochEnded, RunEnded
+from optlab.training.events import EpochEnded, Event, RunEnded
 
 if TYPE_CHECKING:
     from optlab.data.datasets import DatasetBundle
@@ -79,7 +79,9 @@ class Executor(Protocol):
 
     def start(self, spec: ResolvedRun, state: State | None) -> None: ...
 
-    def advance(self, run: str, checkpoint: bool) -> None: ...
+    def advance(self, run: str, checkpoint: bool, intervals: int = 1) -> None:
+        """Train up to `intervals` reporting intervals (fewer at an epoch's end) in one request."""
+        ...
 
     def stop(self, run: str, reason: str, evaluate_test: bool = True) -> None: ...
 
@@ -151,12 +153,18 @@ class TrainerHost:
         started.placement = dict(self.where)
         return Reply("started", spec.name, [started.to_dict()])
 
-    def advance(self, run: str, checkpoint: bool) -> Reply:
+    def advance(self, run: str, checkpoint: bool, intervals: int = 1) -> Reply:
+        """Up to `intervals` reporting intervals in one reply, ending early at an epoch's end
+        (its checkpoint is taken there) or the run's."""
         trainer = self.trainers[run]
-        try:
-            events = trainer.advance()
-        except Exception as exc:
-            events = [trainer.fail(exc, traceback.format_exc())]
+        events: list[Event] = []
+        for _ in range(max(1, intervals)):
+            try:
+                events += trainer.advance()
+            except Exception as exc:
+                events.append(trainer.fail(exc, traceback.format_exc()))
+            if trainer.ended is not None or any(isinstance(e, EpochEnded) for e in events):
+                break
         state: State | None = None
         if checkpoint and any(isinstance(e, EpochEnded) for e in events):
             state = trainer.state_dict()
@@ -216,8 +224,8 @@ class LocalExecutor:
     def start(self, spec: ResolvedRun, state: State | None) -> None:
         self._queue.append(("start", spec, state))
 
-    def advance(self, run: str, checkpoint: bool) -> None:
-        self._queue.append(("advance", run, checkpoint))
+    def advance(self, run: str, checkpoint: bool, intervals: int = 1) -> None:
+        self._queue.append(("advance", run, checkpoint, intervals))
 
     def stop(self, run: str, reason: str, evaluate_test: bool = True) -> None:
         self._queue.append(("stop", run, reason, evaluate_test))

@@ -159,8 +159,8 @@ class ProcessExecutor:
     def start(self, spec: ResolvedRun, state: State | None) -> None:
         self._send(spec.name, ("start", spec, state))
 
-    def advance(self, run: str, checkpoint: bool) -> None:
-        self._send(run, ("advance", run, checkpoint))
+    def advance(self, run: str, checkpoint: bool, intervals: int = 1) -> None:
+        self._send(run, ("advance", run, checkpoint, intervals))
 
     def stop(self, run: str, reason: str, evaluate_test: bool = True) -> None:
         self._send(run, ("stop", run, reason, evaluate_test))

@@ -200,8 +200,8 @@ class RayExecutor:
         self._actors[spec.name] = actor
         self._call(spec.name, ("start", spec, state))
 
-    def advance(self, run: str, checkpoint: bool) -> None:
-        self._call(run, ("advance", run, checkpoint))
+    def advance(self, run: str, checkpoint: bool, intervals: int = 1) -> None:
+        self._call(run, ("advance", run, checkpoint, intervals))
 
     def stop(self, run: str, reason: str, evaluate_test: bool = True) -> None:
         self._call(run, ("stop", run, reason, evaluate_test))

@@ -37,11 +37,14 @@ if TYPE_CHECKING:
     from optlab.spec import ResolvedRun
 
 PACES = ("even", "free")
-# A run whose reporting intervals train for less than this keeps up to `executor.depth` of them
-# in flight, so a remote worker trains the next while the driver reads the last; a longer one
-# keeps one, so a pause or stop acts within one interval (the short ones it may overrun cost
-# less than this together).
+# Remote workers (executor.depth > 1) and short reporting intervals: while a run's intervals
+# train for less than PIPELINE_BELOW_S, one request asks for as many as train for about BATCH_S
+# (fewer round trips, each of which costs the worker and the driver CPU) and `depth` requests
+# are in flight (the worker trains the next while the driver reads the last). A pause or stop
+# then acts within about depth * BATCH_S; once intervals are longer, one interval per request
+# and one request in flight, so it acts within one interval.
 PIPELINE_BELOW_S = 0.05
+BATCH_S = 0.05
 
 
 @runtime_checkable
@@ -283,7 +286,15 @@ class Runner:
             for slot, run in chosen.items():
                 run.inflight += 1
                 load[slot] += 1
-                self.executor.advance(run.spec.name, keep_state)
+                self.executor.advance(run.spec.name, keep_state, self._intervals(run, depth))
+
+    @staticmethod
+    def _intervals(run: _Run, depth: int) -> int:
+        """How many reporting intervals one request asks for: one, but as many as train for
+        about BATCH_S on a remote worker while intervals are short."""
+        if depth <= 1 or not 0 < run.interval_s < PIPELINE_BELOW_S:
+            return 1
+        return max(1, int(BATCH_S / run.interval_s))
 
     def _handle(self, reply: Reply) -> None:
         run = self._runs.get(reply.run)

@@ -93,6 +93,14 @@ def epoch_records(sink: Collect, run: str) -> dict[int, tuple]:
     return out
 
 
+def assert_restarted_from_a_checkpoint(starts: list[RunStarted]) -> None:
+    """Started twice: from scratch, then from the last epoch's checkpoint the driver had when
+    the worker died (epoch 1 or 2: a remote worker's reply may carry a whole epoch)."""
+    first, again = starts
+    assert first.resumed_step == 0
+    assert again.resumed_step in (first.steps_per_epoch, 2 * first.steps_per_epoch)
+
+
 def ended(sink: Collect, run: str) -> RunEnded:
     return next(e for e in sink.events if isinstance(e, RunEnded) and e.run == run)
 
@@ -158,7 +166,7 @@ def test_worker_killed_mid_epoch_restarts_from_its_checkpoint_to_the_same_result
 
     assert len(killer.killed) == 1
     starts = [e for e in sink.events if isinstance(e, RunStarted) and e.run == "adam"]
-    assert [s.resumed_step for s in starts] == [0, starts[0].steps_per_epoch]  # from epoch 1's checkpoint
+    assert_restarted_from_a_checkpoint(starts)
     assert starts[1].placement["pid"] != killer.killed[0]
     for run in ("sgd", "adam", "rms"):
         assert epoch_records(sink, run) == epoch_records(reference, run), run
@@ -277,35 +285,44 @@ def test_the_first_wave_is_whichever_runs_get_room_first() -> None:
 
 class CountsInFlight(LocalExecutor):
     """A worker per run holding up to two requests, as on processes and Ray; notes the most
-    requests any run had in flight."""
+    requests any run had in flight and the most intervals one request asked for."""
 
     depth = 2
 
     def __init__(self, data, device: str) -> None:
         super().__init__(data, device)
-        self.most = 0
+        self.most_in_flight = 0
+        self.most_intervals = 0
 
     def slot(self, run: str) -> str:
         return run
 
-    def advance(self, run: str, checkpoint: bool) -> None:
-        super().advance(run, checkpoint)
-        self.most = max(self.most, sum(1 for r in self._queue if r[1] == run))
+    def advance(self, run: str, checkpoint: bool, intervals: int = 1) -> None:
+        super().advance(run, checkpoint, intervals)
+        self.most_in_flight = max(self.most_in_flight, sum(1 for r in self._queue if r[1] == run))
+        self.most_intervals = max(self.most_intervals, intervals)
 
 
-@pytest.mark.parametrize(("pipeline_below_s", "most"), [(60.0, 2), (0.0, 1)])
-def test_short_intervals_are_pipelined_and_long_ones_are_not(
-    pipeline_below_s: float, most: int, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("pipeline_below_s", "pipelined"), [(60.0, True), (0.0, False)])
+def test_short_intervals_are_batched_and_pipelined_and_long_ones_are_not(
+    pipeline_below_s: float, pipelined: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two intervals in flight hide a remote worker's round trip, but only while an interval is
-    short: past that, one at a time, so a pause or stop acts within one interval."""
+    """On a remote worker, short intervals go several to a request and two requests in flight
+    (fewer round trips, none waited for); past PIPELINE_BELOW_S one interval at a time, so a
+    pause or stop acts within one interval. What the run computes is the same either way."""
     import optlab.training.runner as runner
 
     monkeypatch.setattr(runner, "PIPELINE_BELOW_S", pipeline_below_s)
-    loaded = load_preset_text(PRESET.replace("epochs = 3", "epochs = 1"))
+    monkeypatch.setattr(runner, "BATCH_S", 60.0)  # as many intervals as one epoch has
+    loaded = load_preset_text(PRESET.replace("epochs = 3", "epochs = 2"))
     specs, data = loaded.resolved_runs("cpu")[:1], load_dataset(loaded.preset.data)
     executor = CountsInFlight(data, "cpu")
     sink = Collect()
     Runner(specs, data, "cpu", [sink], executor=executor).run()
-    assert executor.most == most
-    assert ended(sink, "sgd").status == "finished"
+    assert (executor.most_in_flight, executor.most_intervals > 1) == ((2, True) if pipelined else (1, False))
+    reference = local_events(specs, data)
+    assert epoch_records(sink, "sgd") == epoch_records(reference, "sgd")
+    assert ended(sink, "sgd").test == ended(reference, "sgd").test
+    # A request asked for more intervals than the epoch had left: it ended at the epoch's end.
+    epoch_ends = [e.step for e in sink.events if isinstance(e, EpochEnded)]
+    assert epoch_ends == [e.step for e in reference.events if isinstance(e, EpochEnded)]
