@@ -9,11 +9,12 @@
     The ceiling, measured in the same rounds: two plain processes, each training half of the
     runs with `local` and one thread, started together with no driver between them; what two
     cores give two independent single-thread jobs here (on a VM, two vCPUs may share a core).
+    And `processes` with `--pace free` (each worker as fast as it can), against `local`.
 (g) `ray` against `local` on one run with one thread each: the run's throughput as the driver
     sees it (samples / time from its RunStarted to its RunEnded), so the driver's round trips
     count. Needs the `ray` extra; skipped without it.
 
-Rounds alternate A B C D A B C D; the ratios are medians of the per-round ratios.
+Rounds alternate A B C D E A B C D E; the ratios are medians of the per-round ratios.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class Clock:
                 "samples_per_s": samples / train_s}
 
 
-def experiment(epochs: int, runs: int, executor_for: Any) -> dict[str, float]:
+def experiment(epochs: int, runs: int, executor_for: Any, pace: str = "even") -> dict[str, float]:
     from optlab.data.datasets import load_dataset
     from optlab.preset.loader import load_preset_text
     from optlab.training.runner import Runner
@@ -90,7 +91,7 @@ def experiment(epochs: int, runs: int, executor_for: Any) -> dict[str, float]:
     specs = loaded.resolved_runs("cpu")[:runs]
     clock = Clock()
     data = load_dataset(loaded.preset.data)
-    Runner(specs, data, "cpu", [clock], executor=executor_for(data)).run()
+    Runner(specs, data, "cpu", [clock], executor=executor_for(data), pace=pace).run()
     return clock.summary()
 
 
@@ -158,23 +159,27 @@ def measure(rounds: int = 2, epochs: int = 20, with_ray: bool = True) -> dict[st
     default_threads = torch.get_num_threads()
     doc: dict[str, Any] = {"rounds": rounds, "epochs": epochs, "torch_threads_default": default_threads}
     f_rounds = []
-    for _ in range(rounds):  # A B C D A B C D
+    for _ in range(rounds):  # A B C D E A B C D E
         a = experiment(epochs, 4, local(default_threads))
         b = experiment(epochs, 4, processes)
         c = experiment(epochs, 4, local(1))
         torch.set_num_threads(default_threads)
         d = two_independent(epochs, 4)
+        e = experiment(epochs, 4, processes, pace="free")
         f_rounds.append({"local": a, "processes": b, "local_1_thread": c, "two_independent": d,
+                         "processes_pace_free": e,
                          "ratio": b["samples_per_s"] / a["samples_per_s"],
                          "ratio_vs_1_thread": b["samples_per_s"] / c["samples_per_s"],
                          "ceiling_vs_1_thread": d["samples_per_s"] / c["samples_per_s"],
-                         "share_of_ceiling": b["samples_per_s"] / d["samples_per_s"]})
+                         "share_of_ceiling": b["samples_per_s"] / d["samples_per_s"],
+                         "pace_free_ratio": e["samples_per_s"] / a["samples_per_s"]})
     doc["f_processes_vs_local"] = {
         "rounds": f_rounds,
         **{key: statistics.median(r[key] for r in f_rounds)
            # local at its default threads can collapse on a busy machine; one thread is the fair
            # floor; the ceiling is what two independent jobs get here
-           for key in ("ratio", "ratio_vs_1_thread", "ceiling_vs_1_thread", "share_of_ceiling")},
+           for key in ("ratio", "ratio_vs_1_thread", "ceiling_vs_1_thread", "share_of_ceiling",
+                       "pace_free_ratio")},
     }
     if not with_ray:
         doc["g_ray_vs_local"] = {"skipped": "not asked for (bench.py --quick)"}

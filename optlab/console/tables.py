@@ -29,8 +29,8 @@ def results_table(results: dict[str, Any], hide: Collection[str] = ()) -> Table:
     from optlab.runs.grouping import Grouping
     from optlab.runs.reports import (
         best_per_column,
+        comparison_warnings,
         dataset_summary,
-        mixed_gpu_note,
         report_columns,
         summary_rows,
     )
@@ -46,9 +46,8 @@ def results_table(results: dict[str, Any], hide: Collection[str] = ()) -> Table:
         caption += f"; best of each column in {BEST_STYLE}"
     if hide:
         caption += f"; hidden for width: {', '.join(header(c) for c in hide)} (see --format markdown)"
-    mixed = mixed_gpu_note(results)
-    if mixed:
-        caption += f"\nwarning: {mixed}"
+    for warning in comparison_warnings(results):
+        caption += f"\nwarning: {warning}"
     table = Table(
         title=f"{preset}: {dataset.get('name', '?')} on {results.get('device') or '?'}",
         caption=caption,

@@ -26,9 +26,9 @@ from optlab.runs.grouping import Grouping
 from optlab.runs.palette import STATUS_HEX, hex_color, run_color
 from optlab.runs.reports import (
     best_per_column,
+    comparison_warnings,
     config_summary,
     dataset_summary,
-    mixed_gpu_note,
     report_columns,
     summary_rows,
 )
@@ -134,9 +134,7 @@ def _header(results: dict[str, Any], fairness: str) -> list[str]:
     ]
     if fairness:
         facts.append(("Fairness", fairness + ' <a href="#fingerprints">(fingerprints)</a>'))
-    mixed = mixed_gpu_note(results)
-    if mixed:
-        facts.append(("Warning", _e(mixed)))
+    facts += [("Warning", _e(warning)) for warning in comparison_warnings(results)]
     out.append('<dl class="facts">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>")
     return out
 

@@ -180,6 +180,26 @@ def mixed_gpu_note(results: dict[str, Any]) -> str | None:
             "time-to-target are not comparable across them")
 
 
+def grad_evals_note(results: dict[str, Any]) -> str | None:
+    """A warning when some runs took more than one gradient evaluation (forward and backward
+    pass) per step, as LBFGS-style optimizers do: per step or per epoch they had more compute."""
+    heavy = []
+    for run in results.get("runs") or []:
+        steps = (run.get("progress") or {}).get("step") or 0
+        evals = run.get("grad_evals") or 0
+        if steps and evals > 1.05 * steps:
+            heavy.append(f"{run.get('name', '?')} {evals / steps:.1f}")
+    if not heavy:
+        return None
+    return (f"gradient evaluations per step: {', '.join(heavy)} (the others 1): by steps or epochs "
+            "these runs had more compute; compare them by wall time")
+
+
+def comparison_warnings(results: dict[str, Any]) -> list[str]:
+    """What makes some columns unfair across runs, for every table of results."""
+    return [note for note in (mixed_gpu_note(results), grad_evals_note(results)) if note]
+
+
 def dataset_summary(dataset: dict[str, Any]) -> str:
     if not dataset:
         return "unknown"
@@ -232,9 +252,8 @@ def to_markdown(results: dict[str, Any], charts: Sequence[str] = ()) -> str:
         out.append("| " + " | ".join(cells) + " |")
     if best:
         out += ["", "Best value of each column in **bold** (diverged and failed runs excluded)."]
-    mixed = mixed_gpu_note(results)
-    if mixed:
-        out += ["", f"**Warning:** {mixed}."]
+    for warning in comparison_warnings(results):
+        out += ["", f"**Warning:** {warning}."]
     target = target_of(results)
     if target:
         out += ["", f"Target: {target.get('metric')} = {target.get('value')} (first epoch end that reached it)."]

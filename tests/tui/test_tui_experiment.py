@@ -272,3 +272,49 @@ async def _regression(tmp_path: Path) -> None:
         assert "diverged" in summary and "no test metrics" in summary
         await pilot.press("escape")
         await pilot.press("q")
+
+
+CLOSURE = """name = "tiny-closure"
+[data]
+dataset = "digits"
+train_limit = 160
+[model]
+name = "mlp"
+hidden = [16]
+[train]
+epochs = 2
+batch_size = 32
+seed = 0
+[[runs]]
+name = "sgd"
+optimizer = { name = "sgd", lr = 0.05 }
+[[runs]]
+name = "lbfgs"
+optimizer = { name = "lbfgs", lr = 1.0, max_iter = 3 }
+"""
+
+
+def test_the_end_tables_warn_of_runs_with_more_compute_per_step(tmp_path: Path) -> None:
+    """Under the final table, as under the console's: LBFGS took several gradient evaluations
+    per step, so its per-step and per-epoch columns had more compute than SGD's."""
+    import subprocess
+    import sys
+
+    (tmp_path / "closure.toml").write_text(CLOSURE)
+    run_dir = tmp_path / "run"
+    subprocess.run([sys.executable, "-m", "optlab", "compare", "closure.toml", "--out", str(run_dir), "-q"],
+                   cwd=tmp_path, check=True, capture_output=True, timeout=240)
+    asyncio.run(_closure_warning(run_dir))
+
+
+async def _closure_warning(run_dir: Path) -> None:
+    viewer = OptlabApp(view=run_dir)
+    async with viewer.run_test(size=(100, 30)) as pilot:
+        view = viewer.screen
+        assert isinstance(view, ExperimentScreen)
+        await wait_until(pilot, lambda: view.showing_final, 10, "the final table of a finished run")
+        ranking = view.query_one("#ranking", Static)
+        await wait_until(pilot, lambda: ranking.display, 5, "the line under the final table")
+        text = " ".join(str(ranking.render()).split())
+        assert "warning: gradient evaluations per step: lbfgs" in text and "sgd" not in text
+        await pilot.press("q")

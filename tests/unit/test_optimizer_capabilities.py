@@ -4,6 +4,7 @@ optimizers of the `optlab[optimizers]` extra."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -353,3 +354,28 @@ def test_an_optimizer_class_the_installed_torch_lacks_is_a_clear_error_or_left_o
     loaded = load_preset_text(text, "p.toml")
     assert [r.name for r in loaded.resolved_runs()] == ["a"]
     assert loaded.left_out == [f"p.toml: run 'b' left out (optional): {expected}"]
+
+
+def test_several_evaluations_per_step_are_a_warning_under_every_results_table(tmp_path) -> None:
+    """LBFGS had more compute per step than SGD: the console table, report.md, report.html and
+    the TUI's end tables (through `comparison_warnings`) say so, naming it and not SGD."""
+    from typer.testing import CliRunner
+
+    from optlab.cli.main import app
+    from optlab.runs.reports import comparison_warnings
+
+    preset = tmp_path / "two.toml"
+    preset.write_text(PRESET.format(optimizer="sgd", lr=0.05, model="mlp", extra="").replace('name = "a"', 'name = "sgd"')
+                      + '[[runs]]\nname = "lbfgs"\noptimizer = { name = "lbfgs", lr = 1.0, max_iter = 3 }\n')
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["compare", str(preset), "--out", str(out), "-d", "cpu"])
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    per_step = {r["name"]: r["grad_evals"] / r["progress"]["step"] for r in results["runs"]}
+    assert per_step["sgd"] == 1 and per_step["lbfgs"] > 1.05
+    (warning,) = comparison_warnings(results)
+    assert warning.startswith(f"gradient evaluations per step: lbfgs {per_step['lbfgs']:.1f} (the others 1)")
+    assert "sgd " not in warning
+    assert f"warning: {warning}" in " ".join(result.output.split())
+    assert f"**Warning:** {warning}." in (out / "report.md").read_text()
+    assert "gradient evaluations per step: lbfgs" in (out / "report.html").read_text()

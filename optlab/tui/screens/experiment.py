@@ -10,19 +10,13 @@ import time
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from optlab.errors import OptlabError
-from optlab.preset.export import save_to_user_dir
 from optlab.runs.axes import wants_log
 from optlab.runs.grouping import BAND_MODES
-from optlab.runs.publish import REPORT_HTML, write_reports
-from optlab.runs.reports import read_run_dir
 from optlab.runs.series import VAL_LABELS, X_AXES, X_LABELS, chart_note, group_series, run_series
 from optlab.runs.store import EventTail
 from optlab.tui.devices import DeviceMonitor
@@ -32,12 +26,10 @@ from optlab.tui.process import (
     TrainingProcess,
     child_alive,
     log_path,
-    open_in_browser,
     read_control,
-    write_control,
 )
 from optlab.tui.screens.details import DetailsScreen
-from optlab.tui.screens.quit import CANCEL, DETACH, STOP, QuitScreen
+from optlab.tui.screens.experiment_actions import STOP_TIMEOUT_S, ExperimentActions
 from optlab.tui.screens.table_views import TableViews
 from optlab.tui.state import BEST_LABELS, ENDED_STATUSES, ExperimentState, format_eta
 from optlab.tui.widgets.chart import Chart
@@ -49,10 +41,9 @@ SMOOTHING = (0.0, 0.6, 0.9)
 LAYOUTS = ("grid", "loss", "lr", "val")
 TICK_S = 0.25  # how often events.jsonl is read
 CHART_EVERY_S = 1.0  # new data is drawn at most this often, less often on a busy CPU (see pacing.py)
-STOP_TIMEOUT_S = 60.0
 
 
-class ExperimentScreen(Screen[None]):
+class ExperimentScreen(ExperimentActions):
     # Short descriptions and q first: at 80 columns the footer must still show how to quit.
     BINDINGS = [
         Binding("question_mark", "app.show_keys", "keys"),  # first: a narrow footer still shows it
@@ -351,31 +342,6 @@ class ExperimentScreen(Screen[None]):
         self.update_charts()
         self.update_status()
 
-    def _controllable(self) -> bool:
-        if not self.live:
-            self.notify("training is not running", severity="warning")
-            return False
-        if not (self.run_dir / "events.jsonl").is_file():
-            self.notify("training is still starting; try again in a moment", severity="warning")
-            return False
-        return True
-
-    def action_toggle_pause(self) -> None:
-        if self._controllable():
-            self.paused = not self.paused
-            write_control(self.run_dir, paused=self.paused)
-            self.update_status()
-
-    def action_stop_run(self) -> None:
-        name = self.selected()
-        if name is None or not self._controllable():
-            return
-        if self.state.run(name)["status"] in ENDED_STATUSES:
-            self.notify(f"{name} has already ended", severity="warning")
-            return
-        write_control(self.run_dir, stop=name)
-        self.notify(f"stopping {name}")
-
     def action_toggle_devices(self) -> None:
         devices = self.query_one("#devices", DevicesPane)
         devices.set_class(not devices.shown, "-shown")
@@ -398,62 +364,3 @@ class ExperimentScreen(Screen[None]):
         self.band_mode = BAND_MODES[(BAND_MODES.index(self.band_mode) + 1) % len(BAND_MODES)]
         self.update_charts()
         self.update_status()
-
-    def action_save_preset(self) -> None:
-        """The experiment as it runs (overrides and seeds applied) as a preset in the user's
-        preset directory, where the start screen and `optlab compare NAME` find it."""
-        try:
-            path = save_to_user_dir(self.run_dir)
-        except OptlabError as exc:
-            self.notify(f"cannot save the preset: {exc}", severity="error", timeout=8)
-            return
-        self.saved_presets.append(path)
-        self.notify(f"saved preset {path.stem!r} to {path}", timeout=8)
-
-    def action_write_report(self) -> None:
-        self.notify("writing report.html …", timeout=3)
-        self.write_report()
-
-    @work(thread=True, exclusive=True, group="report")
-    def write_report(self) -> None:
-        """The run directory's charts and report.html, as `optlab report` writes them (live
-        runs: as far as they got), then the page in a browser when this machine has one."""
-        try:
-            results, _ = read_run_dir(self.run_dir)
-            write_reports(self.run_dir, results)
-        except (OptlabError, OSError) as exc:
-            self.app.call_from_thread(self.notify, f"cannot write the report: {exc}", severity="error", timeout=8)
-            return
-        path = self.run_dir / REPORT_HTML
-        self.report_path = path
-        where = "opened in a browser" if open_in_browser(path) else "open it in a browser"
-        self.app.call_from_thread(self.notify, f"wrote {path} ({where})", timeout=10)
-
-    def action_request_quit(self) -> None:
-        if not self.live:
-            self.app.exit()
-            return
-        if self.stopping_since is not None:
-            return
-        self.app.push_screen(QuitScreen(str(self.run_dir)), self.on_quit_choice)
-
-    def on_quit_choice(self, choice: str | None) -> None:
-        if choice == DETACH:
-            self.app.detached = True  # type: ignore[attr-defined]
-            self.app.exit()
-        elif choice == STOP:
-            self.app.stopped = True  # type: ignore[attr-defined]
-            self.stopping_since = time.monotonic()
-            self.update_status()
-            if self.process is not None:
-                self.stop_process()
-            else:
-                write_control(self.run_dir, stop_all=True, paused=False)
-        elif choice in (CANCEL, None):
-            pass
-
-    @work(thread=True, exclusive=True, group="stop")
-    def stop_process(self) -> None:
-        if self.process is not None:
-            self.process.stop(timeout=STOP_TIMEOUT_S)
-        self.app.call_from_thread(self.app.exit)

@@ -18,16 +18,10 @@ from textual.widgets.option_list import Option
 from optlab.errors import OptlabError, PresetError
 from optlab.preset.expand import Variant, expand
 from optlab.preset.fetch import is_url
-from optlab.preset.loader import (
-    PresetSource,
-    format_validation_error,
-    preset_sources,
-    read_toml,
-    resolve_extends,
-    train_fields,
-)
+from optlab.preset.loader import PresetSource, preset_sources, read_toml, resolve_extends, train_fields
 from optlab.preset.names import safe_name
 from optlab.preset.schema import Preset, RunConfig
+from optlab.preset.validation_errors import format_validation_error
 from optlab.tui.process import RunDirInfo, recent_run_dirs
 
 DEFAULT_PRESET = "quickstart"

@@ -14,6 +14,7 @@ from typing import Any
 from textual.widgets import DataTable
 
 from optlab.runs.grouping import Grouping
+from optlab.runs.reports import comparison_warnings
 from optlab.tui.state import ExperimentState
 from optlab.tui.widgets.seeds_table import RankingLine, SeedsTable
 from optlab.tui.widgets.tables import FinalTable, RunsTable
@@ -27,6 +28,7 @@ class TableViews:
         self.view = RUNS
         self.repeats = False  # seeds are repeated: the configurations view exists
         self.finished = False  # every run has ended: the end tables are filled
+        self.warnings = False  # some columns are unfair across runs: said under the end tables
         self.grouping = Grouping()
         self.doc: dict[str, Any] | None = None  # the end tables' results document
 
@@ -54,8 +56,10 @@ class TableViews:
         self.repeats = self.grouping.repeats
         self.finished = True
         self.final.show(doc)
+        self.warnings = bool(comparison_warnings(doc))
         if self.repeats:
             self.seeds.show(doc)
+        if self.repeats or self.warnings:
             self._show_ranking(doc)
         if self.view == RUNS:
             self.set(GROUPS if self.repeats else FINAL)
@@ -70,14 +74,14 @@ class TableViews:
     def _show_ranking(self, doc: dict[str, Any]) -> None:
         """The verdict, and what the shown end table left out for width."""
         self.doc = doc
-        self.ranking.show(doc, self.final.hidden if self.view == FINAL else self.seeds.hidden)
+        self.ranking.show(doc, self.final.hidden if self.view == FINAL else self.seeds.hidden, self.repeats)
 
     def set(self, view: str) -> None:
         self.view = view
         self.runs.display = view == RUNS
         self.final.display = view == FINAL
         self.seeds.display = view == GROUPS
-        self.ranking.display = view != RUNS and self.repeats and self.finished
+        self.ranking.display = view != RUNS and self.finished and (self.repeats or self.warnings)
         if self.ranking.display and self.doc is not None:
             self._show_ranking(self.doc)
         self.table.focus()

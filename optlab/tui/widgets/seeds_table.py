@@ -26,7 +26,7 @@ from optlab.runs.aggregate import (
 from optlab.runs.formatting import DROP_ORDER, fit_columns, format_rate, header
 from optlab.runs.grouping import Grouping
 from optlab.runs.palette import rich_color, run_color
-from optlab.runs.reports import HIGHER_IS_BETTER, LOWER_IS_BETTER
+from optlab.runs.reports import HIGHER_IS_BETTER, LOWER_IS_BETTER, comparison_warnings
 from optlab.runs.seed_reports import compact_mean_std, mean_std, rank_text
 from optlab.tui.state import BEST_LABELS, ExperimentState
 from optlab.tui.widgets.tables import SortableTable, sort_key
@@ -227,10 +227,13 @@ def live_cells(state: ExperimentState, names: list[str]) -> dict[str, str]:
 
 
 class RankingLine(Static):
-    """The ranking verdict on the top two configurations, under the tables."""
+    """Under the end tables: the ranking verdict on the top two configurations (with repeated
+    seeds), and what makes some columns unfair across runs (GPU models, gradient evaluations)."""
 
-    def show(self, doc: dict[str, Any], hidden: Sequence[str] = ()) -> None:
-        text = ranking_text(doc)
+    def show(self, doc: dict[str, Any], hidden: Sequence[str] = (), repeats: bool = True) -> None:
+        text = ranking_text(doc) if repeats else Text()
+        for warning in comparison_warnings(doc):
+            text.append(("\n" if text.plain else "") + f"warning: {warning}", style="yellow")
         if hidden:
             text.append(f"\nhidden for width: {', '.join(header(c) for c in hidden)} "
                         "(wider terminal, or optlab report -f markdown)", style="dim")
