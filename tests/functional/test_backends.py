@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from optlab.preset.loader import load_preset_text
 from optlab.training.events import EpochEnded, Progress, RunEnded, RunStarted
 from optlab.training.executor import LocalExecutor
 from optlab.training.processes import ProcessExecutor, parse_devices
-from optlab.training.runner import Runner
+from optlab.training.runner import Control, Runner
 
 PRESET = """
 name = "backends"
@@ -326,3 +327,50 @@ def test_short_intervals_are_batched_and_pipelined_and_long_ones_are_not(
     # A request asked for more intervals than the epoch had left: it ended at the epoch's end.
     epoch_ends = [e.step for e in sink.events if isinstance(e, EpochEnded)]
     assert epoch_ends == [e.step for e in reference.events if isinstance(e, EpochEnded)]
+
+
+class PauseAtFirstReport(Control):
+    """Pauses at the first report and resumes `for_s` seconds later from another thread, as the
+    TUI does through the control file; notes when each report reached the driver."""
+
+    def __init__(self, for_s: float = 3.0) -> None:
+        super().__init__()
+        self.for_s = for_s
+        self.paused_at: float | None = None
+        self.resumed_at: float | None = None
+        self.reports: list[float] = []
+
+    def handle(self, event) -> None:
+        if not isinstance(event, Progress):
+            return
+        self.reports.append(time.monotonic())
+        if self.paused_at is None:
+            self.paused_at = time.monotonic()
+            self.pause()
+            threading.Timer(self.for_s, self._resume).start()
+
+    def _resume(self) -> None:
+        self.resumed_at = time.monotonic()
+        self.resume()
+
+    def assert_paused_within(self, seconds: float) -> None:
+        """Reports stopped within `seconds` of the pause (what was in flight) and came again
+        after the resume."""
+        assert self.paused_at is not None and self.resumed_at is not None
+        late = [t - self.paused_at for t in self.reports if self.paused_at + seconds < t < self.resumed_at]
+        assert not late, f"reports {late} s after the pause"
+        assert any(t > self.resumed_at for t in self.reports)
+
+
+@pytest.mark.slow
+def test_pause_acts_on_process_workers_and_resume_changes_nothing() -> None:
+    loaded = load_preset_text(PRESET.replace("epochs = 3", "epochs = 2"))
+    specs, data = loaded.resolved_runs("cpu"), load_dataset(loaded.preset.data)
+    reference = local_events(specs, data)
+    control = PauseAtFirstReport()
+    sink = Collect()
+    Runner(specs, data, "cpu", [control, sink], control, executor=ProcessExecutor(["cpu", "cpu"], threads=1)).run()
+    control.assert_paused_within(1.0)
+    for run in ("sgd", "adam", "rms"):
+        assert epoch_records(sink, run) == epoch_records(reference, run), run
+        assert ended(sink, run).test == ended(reference, run).test

@@ -20,6 +20,7 @@ from functional.test_backends import (
     PRESET,
     Collect,
     KillWorker,
+    PauseAtFirstReport,
     assert_restarted_from_a_checkpoint,
     ended,
     epoch_records,
@@ -217,3 +218,17 @@ def test_compare_joins_a_ray_head_started_apart(tmp_path: Path) -> None:
         with contextlib.suppress(OSError):
             if record.read_text().strip().endswith(f":{port}"):
                 record.unlink()
+
+
+@pytest.mark.slow
+def test_ray_pause_acts_within_what_is_in_flight(cluster) -> None:
+    specs, data = specs_and_data(epochs=2, runs=2)
+    reference = local_events(specs, data)
+    control = PauseAtFirstReport()
+    sink = Collect()
+    Runner(specs, data, "cpu", [control, sink], control,
+           executor=executor(data, gpus_per_run=0, cpus_per_run=1)).run()
+    control.assert_paused_within(1.0)
+    for run in ("sgd", "adam"):
+        assert epoch_records(sink, run) == epoch_records(reference, run), run
+        assert ended(sink, run).test == ended(reference, run).test
