@@ -24,6 +24,8 @@ from optlab.cli.completion import complete_preset, complete_set
 from optlab.errors import OptlabError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from optlab.data.datasets import DatasetBundle
     from optlab.preset.loader import LoadedPreset
     from optlab.spec import ResolvedRun
@@ -59,9 +61,15 @@ def select_groups(specs: list[ResolvedRun], wanted: list[str]) -> dict[str, list
 
 
 def test_groups(
-    groups: dict[str, list[ResolvedRun]], data: DatasetBundle, device: str, settings: RangeTestSettings, quiet: bool
+    groups: dict[str, list[ResolvedRun]],
+    data: DatasetBundle,
+    device: str,
+    settings: RangeTestSettings,
+    quiet: bool,
+    on_entry: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every group's curves and combined reading, as lr_find.json's run entries."""
+    """Every group's curves and combined reading, as lr_find.json's run entries; `on_entry` is
+    told the entries so far after each group."""
     from optlab.runs.lr_find_report import run_entry
     from optlab.training.lr_find import run_range_test
     from optlab.training.lr_suggest import combine, suggest
@@ -79,6 +87,8 @@ def test_groups(
             seeds.append({**curve.to_dict(), **reading.to_dict()})
         combined = combine(readings).to_dict()
         entries.append(run_entry(group, members[0].optimizer.model_dump(mode="json"), combined, seeds))
+        if on_entry is not None:
+            on_entry(entries)
     return entries
 
 
@@ -127,7 +137,14 @@ def register(app: typer.Typer) -> None:
         from optlab.data.datasets import load_dataset
         from optlab.preset.loader import load_preset
         from optlab.runs.files import atomic_write_text
-        from optlab.runs.lr_find_report import document, to_json, to_markdown, write_lr_find
+        from optlab.runs.lr_find_report import (
+            LR_FIND_PARTIAL,
+            document,
+            to_json,
+            to_markdown,
+            write_lr_find,
+            write_lr_find_partial,
+        )
         from optlab.runs.store import default_run_dir, prepare_run_dir
         from optlab.training.lr_find import RangeTestSettings, check_optimizer
         from optlab.training.runner import resolve_device
@@ -151,11 +168,18 @@ def register(app: typer.Typer) -> None:
             prepare_run_dir(root)
             try:
                 data = load_dataset(loaded.preset.data, device)
-                entries = test_groups(groups, data, device, settings, quiet)
+
+                def so_far(entries: list[dict[str, Any]]) -> None:
+                    partial = document(loaded.preset.name, device, settings_dict(settings), entries)
+                    write_lr_find_partial(root, partial, len(groups))
+
+                entries = test_groups(groups, data, device, settings, quiet, so_far)
                 doc = document(loaded.preset.name, device, settings_dict(settings), entries)
                 atomic_write_text(root / "preset.toml", preset_toml(loaded.preset))
                 write_lr_find(root, doc)
             except BaseException:
+                with contextlib.suppress(OSError):
+                    (root / LR_FIND_PARTIAL).unlink(missing_ok=True)
                 for path in created:  # nothing half-made: what this command created goes
                     with contextlib.suppress(OSError):
                         (path / "preset.toml").unlink(missing_ok=True)

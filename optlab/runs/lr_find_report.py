@@ -99,7 +99,17 @@ def to_markdown(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+LR_FIND_PARTIAL = "lr_find.partial.json"  # the runs tested so far, while the test goes on
+
+
+def write_lr_find_partial(root: Path, doc: dict[str, Any], total: int) -> None:
+    """The document so far, for a live view (the TUI draws each run's curve as it is done);
+    removed once lr_find.json is written."""
+    atomic_write_json(root / LR_FIND_PARTIAL, {**doc, "partial": {"tested": len(doc["runs"]), "of": total}})
+
+
 def write_lr_find(root: Path, doc: dict[str, Any]) -> None:
     atomic_write_json(root / "lr_find.json", doc)
     atomic_write_text(root / "lr_find.csv", to_csv(doc))
     atomic_write_text(root / "lr_find.md", to_markdown(doc))
+    (root / LR_FIND_PARTIAL).unlink(missing_ok=True)

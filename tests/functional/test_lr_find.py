@@ -196,3 +196,36 @@ def test_short_budget_and_short_ladder_say_why_they_ended(tmp_path: Path) -> Non
     assert run["points"][-1]["lr"] == 1e-6
     assert run["confidence"] == "low" and run["suggestion"] is None
     assert "never descends" in " ".join(run["notes"])
+
+
+def test_runs_tested_so_far_are_written_as_they_are_done_and_go_with_the_end(tmp_path: Path) -> None:
+    """A live view (the TUI) draws each run's curve once it is tested: lr_find.partial.json
+    holds the runs so far while the test goes on, and is gone once lr_find.json is written."""
+    from optlab.cli.lr_find_command import select_groups, settings_dict, test_groups
+    from optlab.data.datasets import load_dataset
+    from optlab.preset.loader import load_preset
+    from optlab.runs.lr_find_report import LR_FIND_PARTIAL, document, write_lr_find, write_lr_find_partial
+    from optlab.training.lr_find import RangeTestSettings
+
+    loaded = load_preset("quickstart", ["data.train_limit=300"])
+    groups = select_groups(loaded.resolved_runs("cpu"), ["sgd", "adam"])
+    data = load_dataset(loaded.preset.data)
+    settings = RangeTestSettings(start=1e-5, steps=40)
+    seen: list[list[str]] = []
+
+    def so_far(entries: list[dict[str, Any]]) -> None:
+        write_lr_find_partial(tmp_path, document("quickstart", "cpu", {}, entries), len(groups))
+        partial = json.loads((tmp_path / LR_FIND_PARTIAL).read_text())
+        assert partial["partial"] == {"tested": len(entries), "of": 2}
+        seen.append([r["name"] for r in partial["runs"]])
+
+    entries = test_groups(groups, data, "cpu", settings, quiet=True, on_entry=so_far)
+    assert seen == [["sgd"], ["sgd", "adam"]]
+    write_lr_find(tmp_path, document("quickstart", "cpu", settings_dict(settings), entries))
+    assert not (tmp_path / LR_FIND_PARTIAL).exists() and (tmp_path / "lr_find.json").is_file()
+    # And the command leaves none behind either.
+    result = invoke("lr-find", "quickstart", "--run", "sgd", "--run", "adam", *SMALL, "--out", "lf", "-q")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "lf").iterdir()) == [
+        "lr_find.csv", "lr_find.json", "lr_find.md", "preset.toml",
+    ]

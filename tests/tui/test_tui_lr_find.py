@@ -59,3 +59,58 @@ async def _range_test(tmp_path: Path) -> None:
         await pilot.pause()
         assert app.screen is start
         await pilot.press("q")
+
+
+FAST_THEN_SLOW = """name = "fast-then-slow"
+[data]
+dataset = "digits"
+[model]
+name = "mlp"
+hidden = [1024, 1024]
+[train]
+epochs = 1
+batch_size = 8
+seed = 0
+[[runs]]
+name = "fast"
+optimizer = { name = "sgd", lr = 0.05 }
+[[runs]]
+name = "slow"
+batch_size = 1024
+epochs = 60  # the range test never steps past a run's own budget: 120 steps, 100 of them on the ladder
+optimizer = { name = "adam", lr = 1e-3 }
+"""
+
+
+def test_each_curve_appears_once_its_run_is_tested(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first run's curve is on the chart while the second run (batches of 1024 through a
+    1024-1024 MLP: seconds) is still being tested, with how many runs are done."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPTLAB_PRESETS", str(tmp_path / "user-presets"))
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets" / "fast-then-slow.toml").write_text(FAST_THEN_SLOW)
+    asyncio.run(_curves_as_they_come(tmp_path))
+
+
+async def _curves_as_they_come(tmp_path: Path) -> None:
+    app = OptlabApp(runs_base=tmp_path / "runs", device="cpu")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        start = app.screen
+        assert isinstance(start, StartScreen)
+        start.query_one("#presets", OptionList).highlighted = [s.name for s in start.presets].index("fast-then-slow")
+        await pilot.press("l")
+        screen = app.screen
+        assert isinstance(screen, LrFindScreen)
+        chart = screen.query_one("#lr-chart", Chart)
+        await wait_until(pilot, lambda: bool(chart.series) or screen.doc is not None, timeout=120,
+                         what="the first curve")
+        assert screen.doc is None, "the range test ended before its first run's curve was drawn"
+        assert [s.label for s in chart.series if s.legend] == ["fast"]
+        assert chart.note == "1/2 runs tested"
+        await wait_until(pilot, lambda: screen.doc is not None, timeout=180, what="the range test")
+        assert [s.label for s in chart.series if s.legend] == ["fast", "slow"]
+        assert chart.note == "• suggestion"
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("q")

@@ -23,6 +23,7 @@ from optlab.preset.export import MAX_SUFFIX, safe_stem
 from optlab.preset.loader import PresetSource, preset_sources, read_toml, resolve_extends, user_dir
 from optlab.preset.lr_write import preset_with_lrs, write_new_preset
 from optlab.preset.names import safe_name
+from optlab.runs.lr_find_report import LR_FIND_PARTIAL
 from optlab.runs.palette import run_color
 from optlab.runs.series import Series
 from optlab.tui.process import TrainingProcess
@@ -123,6 +124,7 @@ class LrFindScreen(Screen[None]):
         self.source = source
         self.process = process
         self.doc: dict[str, Any] | None = None
+        self.partial_mtime = 0  # of the runs-so-far file last drawn (ns)
 
     def compose(self) -> ComposeResult:
         yield Static(f"optlab │ LR range test of {self.source.name} │ {self.process.run_dir}", id="header")
@@ -139,6 +141,11 @@ class LrFindScreen(Screen[None]):
         code = self.process.poll()
         status = self.query_one("#lr-status", Static)
         if code is None:
+            partial = self.read_partial()
+            if partial is not None:
+                self.query_one("#lr-chart", Chart).set_series(lr_find_series(partial))
+                done = partial.get("partial") or {}
+                self.query_one("#lr-chart", Chart).note = f"{done.get('tested', '?')}/{done.get('of', '?')} runs tested"
             status.update(Text(self.process.log_tail(3) or "starting the range test…", style="dim"))
             return
         path = self.process.run_dir / "lr_find.json"
@@ -148,6 +155,19 @@ class LrFindScreen(Screen[None]):
             return
         self.doc = json.loads(path.read_text(encoding="utf-8"))
         self.show(self.doc)
+
+    def read_partial(self) -> dict[str, Any] | None:
+        """The runs tested so far, when the child wrote more since the last look."""
+        path = self.process.run_dir / LR_FIND_PARTIAL
+        try:
+            mtime = path.stat().st_mtime_ns
+            if mtime == self.partial_mtime:
+                return None
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # not there yet, or gone with the final file
+            return None
+        self.partial_mtime = mtime
+        return doc if isinstance(doc, dict) else None
 
     def show(self, doc: dict[str, Any]) -> None:
         chart = self.query_one("#lr-chart", Chart)
