@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import OptionList
 from tui.helpers import tiny_preset, wait_until
 
@@ -16,25 +17,36 @@ from optlab.tui.screens.start import StartScreen
 from optlab.tui.widgets.chart import Chart
 
 
-def test_range_test_from_the_start_screen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def presets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project folder with a presets/ directory of its own, and no user presets."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OPTLAB_PRESETS", str(tmp_path / "user-presets"))
     (tmp_path / "presets").mkdir()
-    tiny_preset(tmp_path / "presets", epochs=6)  # 6 epochs: enough steps for the ladder
+    return tmp_path / "presets"
+
+
+async def start_range_test(app: OptlabApp, pilot: Pilot, preset: str) -> tuple[StartScreen, LrFindScreen]:
+    """`l` on the start screen with `preset` highlighted."""
+    await pilot.pause()
+    start = app.screen
+    assert isinstance(start, StartScreen)
+    start.query_one("#presets", OptionList).highlighted = [s.name for s in start.presets].index(preset)
+    await pilot.press("l")
+    screen = app.screen
+    assert isinstance(screen, LrFindScreen)
+    return start, screen
+
+
+def test_range_test_from_the_start_screen(tmp_path: Path, presets: Path) -> None:
+    tiny_preset(presets, epochs=6)  # 6 epochs: enough steps for the ladder
     asyncio.run(_range_test(tmp_path))
 
 
 async def _range_test(tmp_path: Path) -> None:
     app = OptlabApp(runs_base=tmp_path / "runs", device="cpu")
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
-        start = app.screen
-        assert isinstance(start, StartScreen)
-        presets = start.query_one("#presets", OptionList)
-        presets.highlighted = [s.name for s in start.presets].index("tiny")
-        await pilot.press("l")
-        screen = app.screen
-        assert isinstance(screen, LrFindScreen)
+        start, screen = await start_range_test(app, pilot, "tiny")
         await wait_until(pilot, lambda: screen.doc is not None, timeout=180, what="the range test")
         assert screen.process.poll() == 0
         (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if not p.name.startswith(".")]
@@ -82,26 +94,17 @@ optimizer = { name = "adam", lr = 1e-3 }
 """
 
 
-def test_each_curve_appears_once_its_run_is_tested(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_curve_appears_once_its_run_is_tested(tmp_path: Path, presets: Path) -> None:
     """The first run's curve is on the chart while the second run (batches of 1024 through a
     1024-1024 MLP: seconds) is still being tested, with how many runs are done."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("OPTLAB_PRESETS", str(tmp_path / "user-presets"))
-    (tmp_path / "presets").mkdir()
-    (tmp_path / "presets" / "fast-then-slow.toml").write_text(FAST_THEN_SLOW)
+    (presets / "fast-then-slow.toml").write_text(FAST_THEN_SLOW)
     asyncio.run(_curves_as_they_come(tmp_path))
 
 
 async def _curves_as_they_come(tmp_path: Path) -> None:
     app = OptlabApp(runs_base=tmp_path / "runs", device="cpu")
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
-        start = app.screen
-        assert isinstance(start, StartScreen)
-        start.query_one("#presets", OptionList).highlighted = [s.name for s in start.presets].index("fast-then-slow")
-        await pilot.press("l")
-        screen = app.screen
-        assert isinstance(screen, LrFindScreen)
+        _, screen = await start_range_test(app, pilot, "fast-then-slow")
         chart = screen.query_one("#lr-chart", Chart)
         await wait_until(pilot, lambda: bool(chart.series) or screen.doc is not None, timeout=120,
                          what="the first curve")
