@@ -183,14 +183,15 @@ def mixed_gpu_note(results: dict[str, Any]) -> str | None:
 def grad_evals_note(results: dict[str, Any]) -> str | None:
     """A warning when some runs took more than one gradient evaluation (forward and backward
     pass) per step, as LBFGS-style optimizers do: per step or per epoch they had more compute."""
-    heavy = []
+    per_step: dict[str, list[float]] = {}  # by configuration: its seeds say the same
     for run in results.get("runs") or []:
-        steps = (run.get("progress") or {}).get("step") or 0
-        evals = run.get("grad_evals") or 0
+        progress = run.get("progress") or {}  # steps and evaluations of one report, never mixed
+        steps, evals = progress.get("step") or 0, progress.get("grad_evals") or 0
         if steps and evals > 1.05 * steps:
-            heavy.append(f"{run.get('name', '?')} {evals / steps:.1f}")
-    if not heavy:
+            per_step.setdefault(group_of(run), []).append(evals / steps)
+    if not per_step:
         return None
+    heavy = [f"{name} {sum(v) / len(v):.1f}" for name, v in per_step.items()]
     return (f"gradient evaluations per step: {', '.join(heavy)} (the others 1): by steps or epochs "
             "these runs had more compute; compare them by wall time")
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import pickle
 import socket
+import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
@@ -79,8 +80,9 @@ class Executor(Protocol):
 
     def start(self, spec: ResolvedRun, state: State | None) -> None: ...
 
-    def advance(self, run: str, checkpoint: bool, intervals: int = 1) -> None:
-        """Train up to `intervals` reporting intervals (fewer at an epoch's end) in one request."""
+    def advance(self, run: str, checkpoint: bool, budget_s: float = 0.0) -> None:
+        """Train one reporting interval, and more for up to `budget_s` seconds (never past an
+        epoch's end), in one request."""
         ...
 
     def stop(self, run: str, reason: str, evaluate_test: bool = True) -> None: ...
@@ -153,17 +155,20 @@ class TrainerHost:
         started.placement = dict(self.where)
         return Reply("started", spec.name, [started.to_dict()])
 
-    def advance(self, run: str, checkpoint: bool, intervals: int = 1) -> Reply:
-        """Up to `intervals` reporting intervals in one reply, ending early at an epoch's end
-        (its checkpoint is taken there) or the run's."""
+    def advance(self, run: str, checkpoint: bool, budget_s: float = 0.0) -> Reply:
+        """One reporting interval, and more until `budget_s` seconds have gone, in one reply;
+        never past an epoch's end (its checkpoint is taken there) or the run's."""
         trainer = self.trainers[run]
         events: list[Event] = []
-        for _ in range(max(1, intervals)):
+        t0 = time.perf_counter()
+        while True:
             try:
                 events += trainer.advance()
             except Exception as exc:
                 events.append(trainer.fail(exc, traceback.format_exc()))
             if trainer.ended is not None or any(isinstance(e, EpochEnded) for e in events):
+                break
+            if time.perf_counter() - t0 >= budget_s:
                 break
         state: State | None = None
         if checkpoint and any(isinstance(e, EpochEnded) for e in events):
@@ -224,8 +229,8 @@ class LocalExecutor:
     def start(self, spec: ResolvedRun, state: State | None) -> None:
         self._queue.append(("start", spec, state))
 
-    def advance(self, run: str, checkpoint: bool, intervals: int = 1) -> None:
-        self._queue.append(("advance", run, checkpoint, intervals))
+    def advance(self, run: str, checkpoint: bool, budget_s: float = 0.0) -> None:
+        self._queue.append(("advance", run, checkpoint, budget_s))
 
     def stop(self, run: str, reason: str, evaluate_test: bool = True) -> None:
         self._queue.append(("stop", run, reason, evaluate_test))

@@ -105,7 +105,7 @@ class ProcessExecutor:
     backend = "processes"
     can_lose_workers = True
     capacity = None  # every run has a worker to train on from the start
-    # Two requests in flight per worker while intervals are short (see runner.PIPELINE_BELOW_S):
+    # Two requests in flight per worker while intervals are short (see optlab.training.pipelining):
     # the worker trains the next interval while the driver reads the last.
     depth = 2
 
@@ -159,8 +159,8 @@ class ProcessExecutor:
     def start(self, spec: ResolvedRun, state: State | None) -> None:
         self._send(spec.name, ("start", spec, state))
 
-    def advance(self, run: str, checkpoint: bool, intervals: int = 1) -> None:
-        self._send(run, ("advance", run, checkpoint, intervals))
+    def advance(self, run: str, checkpoint: bool, budget_s: float = 0.0) -> None:
+        self._send(run, ("advance", run, checkpoint, budget_s))
 
     def stop(self, run: str, reason: str, evaluate_test: bool = True) -> None:
         self._send(run, ("stop", run, reason, evaluate_test))

@@ -162,7 +162,7 @@ class RunActor:
 class RayExecutor:
     backend = "ray"
     can_lose_workers = True
-    # Two intervals in flight per run while they are short (see runner.PIPELINE_BELOW_S): the
+    # Two intervals in flight per run while they are short (see optlab.training.pipelining): the
     # actor trains the next while the driver reads the last, which hides the round trip.
     depth = 2
 
@@ -200,8 +200,8 @@ class RayExecutor:
         self._actors[spec.name] = actor
         self._call(spec.name, ("start", spec, state))
 
-    def advance(self, run: str, checkpoint: bool, intervals: int = 1) -> None:
-        self._call(run, ("advance", run, checkpoint, intervals))
+    def advance(self, run: str, checkpoint: bool, budget_s: float = 0.0) -> None:
+        self._call(run, ("advance", run, checkpoint, budget_s))
 
     def stop(self, run: str, reason: str, evaluate_test: bool = True) -> None:
         self._call(run, ("stop", run, reason, evaluate_test))

@@ -14,7 +14,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
@@ -31,20 +31,16 @@ from optlab.training.events import (
     event_from_dict,
 )
 from optlab.training.executor import Executor, LocalExecutor, Reply, State, unpack_state
+from optlab.training.pipelining import IntervalClock, budget_s, room
 
 if TYPE_CHECKING:
     from optlab.data.datasets import DatasetBundle
     from optlab.spec import ResolvedRun
 
 PACES = ("even", "free")
-# Remote workers (executor.depth > 1) and short reporting intervals: while a run's intervals
-# train for less than PIPELINE_BELOW_S, one request asks for as many as train for about BATCH_S
-# (fewer round trips, each of which costs the worker and the driver CPU) and `depth` requests
-# are in flight (the worker trains the next while the driver reads the last). A pause or stop
-# then acts within about depth * BATCH_S; once intervals are longer, one interval per request
-# and one request in flight, so it acts within one interval.
-PIPELINE_BELOW_S = 0.05
-BATCH_S = 0.05
+# The first runs wait this long at most for the rest of the first wave: on a shared Ray cluster
+# other jobs may hold what `capacity` counted, and the runs that did start must not wait for ever.
+FIRST_WAVE_WAIT_S = 30.0
 
 
 @runtime_checkable
@@ -110,7 +106,7 @@ class _Run:
     best_epoch: int | None = None
     elapsed_s: float = 0.0
     samples_per_s: float = 0.0
-    interval_s: float = 0.0  # training time of its last reporting interval (0: not known yet)
+    clock: IntervalClock = field(default_factory=IntervalClock)  # how long its intervals train
     # A run that started late (it waited for resources, or restarts from a checkpoint) counts
     # as this much further on for pacing: the runs ahead of it do not wait for it to catch up.
     offset: float = 0.0
@@ -163,6 +159,7 @@ class Runner:
         self.results: dict[str, RunEnded] = {}
         self._runs: dict[str, _Run] = {}
         self._first_wave = 0  # how many runs must be up before any advances (pace "even")
+        self._last_up = time.monotonic()  # when a run last came up
         self._checkpoints = False
 
     # ------------------------------------------------------------------ sinks
@@ -253,29 +250,33 @@ class Runner:
 
     def _dispatch(self) -> None:
         """Give every worker with room the run of its own that is furthest behind. With pace
-        "even", a run further ahead of the slowest run than one interval waits its turn. A
-        worker holds `executor.depth` requests at a time (more than one hides the round trip
-        of a remote worker: it trains the next interval while the driver reads the last)."""
+        "even", a run further ahead of the slowest run than one request waits its turn. How
+        much a request asks for and how many a worker holds: `optlab.training.pipelining`."""
+        started = [r for r in self._runs.values() if r.state == "active"]
         if self._first_wave:
-            if sum(r.state != "starting" for r in self._runs.values()) < self._first_wave:
+            up = sum(r.state != "starting" for r in self._runs.values())
+            if up < self._first_wave and not (started and time.monotonic() - self._last_up > FIRST_WAVE_WAIT_S):
                 return
             self._first_wave = 0
-        started = [r for r in self._runs.values() if r.state == "active"]
         if not started:
             return
         floor = min(r.paced for r in started)
         depth = getattr(self.executor, "depth", 1)
         load: dict[str, int] = {}
+        slot_room: dict[str, int] = {}  # a worker holds as many requests as its slowest run allows
         for name, run in self._runs.items():
             slot = self.executor.slot(name)
             load[slot] = load.get(slot, 0) + run.inflight
+            if run.state != "ended":
+                slot_room[slot] = min(slot_room.get(slot, depth), room(run.clock, depth))
         keep_state = self._checkpoints or self.executor.can_lose_workers
         while True:
             chosen: dict[str, _Run] = {}
             for name, run in self._runs.items():
                 slot = self.executor.slot(name)
-                room = depth if run.interval_s < PIPELINE_BELOW_S else 1
-                if run.state != "active" or run.stopping or run.inflight >= room or load[slot] >= depth:
+                if run.state != "active" or run.stopping or run.inflight >= room(run.clock, depth):
+                    continue
+                if load[slot] >= slot_room.get(slot, 1):
                     continue
                 if self.pace == "even" and run.paced > floor + run.last_delta + 1e-9:
                     continue
@@ -286,15 +287,7 @@ class Runner:
             for slot, run in chosen.items():
                 run.inflight += 1
                 load[slot] += 1
-                self.executor.advance(run.spec.name, keep_state, self._intervals(run, depth))
-
-    @staticmethod
-    def _intervals(run: _Run, depth: int) -> int:
-        """How many reporting intervals one request asks for: one, but as many as train for
-        about BATCH_S on a remote worker while intervals are short."""
-        if depth <= 1 or not 0 < run.interval_s < PIPELINE_BELOW_S:
-            return 1
-        return max(1, int(BATCH_S / run.interval_s))
+                self.executor.advance(run.spec.name, keep_state, budget_s(run.clock, depth))
 
     def _handle(self, reply: Reply) -> None:
         run = self._runs.get(reply.run)
@@ -313,6 +306,7 @@ class Runner:
             self._track(run, event)
             if isinstance(event, RunStarted):
                 run.state = "active"
+                self._last_up = time.monotonic()
                 self._join(run)
             self.emit(event)
             if isinstance(event, EpochEnded) and reply.checkpoint is not None:
@@ -327,8 +321,9 @@ class Runner:
     def _track(run: _Run, event: Event) -> None:
         if isinstance(event, RunStarted):
             run.total_steps, run.step = event.total_steps, event.resumed_step
+            run.clock.restart()
         elif isinstance(event, Progress):
-            run.interval_s = max(0.0, event.elapsed_s - run.elapsed_s)
+            run.clock.report(event.step, event.elapsed_s)
             run.step, run.elapsed_s, run.samples_per_s = event.step, event.elapsed_s, event.samples_per_s
         elif isinstance(event, EpochEnded):
             run.step, run.epoch = event.step, event.epoch

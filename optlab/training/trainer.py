@@ -132,6 +132,7 @@ class Trainer:
         self.step = 0  # optimizer steps taken
         self.samples_seen = 0
         self.elapsed_s = 0.0
+        self._since: float | None = None  # while an interval trains: when elapsed_s was last brought up to date
         self.history: list[dict[str, Any]] = []
         self._perm: torch.Tensor | None = None
         self._epoch_loss_sum = 0.0
@@ -207,12 +208,21 @@ class Trainer:
         """Train one reporting interval (or up to the end of the epoch) and report it."""
         if self.ended:
             return []
-        t0 = time.perf_counter()
+        self._since = time.perf_counter()
         with self.random.active():
             try:
                 return self._advance()
             finally:
-                self.elapsed_s += time.perf_counter() - t0
+                self._tick()
+                self._since = None
+
+    def _tick(self) -> None:
+        """Bring elapsed_s up to now while an interval trains, so the interval's own events
+        count its time (outside advance, e.g. a stop's test evaluation, nothing is added)."""
+        if self._since is not None:
+            now = time.perf_counter()
+            self.elapsed_s += now - self._since
+            self._since = now
 
     def _advance(self) -> list[Event]:
         spec, bs = self.spec, self.spec.batch_size
@@ -253,6 +263,7 @@ class Trainer:
         self._epoch_loss_sum += sum(v * n for v, n in zip(losses, sizes, strict=True))
         # The interval's mean is the smoothed loss: one value per report, already on the host.
         smoothed = sum(losses) / n_steps
+        self._tick()
         events: list[Event] = [
             Progress(
                 run=spec.name,
@@ -285,6 +296,7 @@ class Trainer:
         )
         self.schedule.after_epoch(val.loss if val else None)
         improved = self.best.update(self.epoch, val, self.model)
+        self._tick()
         record = {
             "epoch": self.epoch,
             "train_loss": train_loss,
@@ -320,6 +332,8 @@ class Trainer:
         return self.end("failed", message.strip(), detail=detail, evaluate_test=False)
 
     def end(self, status: str, reason: str, detail: str = "", evaluate_test: bool = True) -> RunEnded:
+        self._tick()  # training time up to here; the test evaluation is not training
+        wall_time_s = self.elapsed_s
         test = None
         if status != "diverged" and evaluate_test:
             self._optimizer_mode(training=False)
@@ -342,8 +356,8 @@ class Trainer:
             epochs_completed=self.epoch,
             step=self.step,
             best_epoch=self.best.best_epoch,
-            wall_time_s=self.elapsed_s,
-            train_samples_per_s=self.samples_seen / max(self.elapsed_s, 1e-9),
+            wall_time_s=wall_time_s,
+            train_samples_per_s=self.samples_seen / max(wall_time_s, 1e-9),
             grad_evals=self.grad_evals,
             test=test,
         )

@@ -284,24 +284,53 @@ def test_the_first_wave_is_whichever_runs_get_room_first() -> None:
     assert {e.run: e.status for e in sink.events if isinstance(e, RunEnded)} == dict.fromkeys(("sgd", "adam", "rms"), "finished")
 
 
+class ClusterBusyElsewhere(SchedulerPicksTheLastRuns):
+    """Counts room for all three runs, but another job holds one place: the first run starts
+    only once one of the others has ended."""
+
+    capacity = 3
+
+
+def test_the_first_wave_goes_ahead_when_the_rest_does_not_come_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shared cluster where other jobs hold what `capacity` counted: the runs that did start
+    wait FIRST_WAVE_WAIT_S for the others at most, then train (and free the room)."""
+    import optlab.training.runner as runner
+
+    monkeypatch.setattr(runner, "FIRST_WAVE_WAIT_S", 0.5)
+    loaded = load_preset_text(PRESET.replace("epochs = 3", "epochs = 1"))
+    specs, data = loaded.resolved_runs("cpu"), load_dataset(loaded.preset.data)
+    sink = Collect()
+    driver = threading.Thread(target=Runner(specs, data, "cpu", [sink],
+                                            executor=ClusterBusyElsewhere(data, "cpu")).run, daemon=True)
+    driver.start()
+    driver.join(timeout=120)
+    assert not driver.is_alive(), "the first wave waited for ever"
+    assert {e.run: e.status for e in sink.events if isinstance(e, RunEnded)} == dict.fromkeys(("sgd", "adam", "rms"), "finished")
+
+
 class CountsInFlight(LocalExecutor):
     """A worker per run holding up to two requests, as on processes and Ray; notes the most
-    requests any run had in flight and the most intervals one request asked for."""
+    requests any run had in flight and the most reports one reply carried."""
 
     depth = 2
 
     def __init__(self, data, device: str) -> None:
         super().__init__(data, device)
         self.most_in_flight = 0
-        self.most_intervals = 0
+        self.most_reports = 0
 
     def slot(self, run: str) -> str:
         return run
 
-    def advance(self, run: str, checkpoint: bool, intervals: int = 1) -> None:
-        super().advance(run, checkpoint, intervals)
+    def advance(self, run: str, checkpoint: bool, budget_s: float = 0.0) -> None:
+        super().advance(run, checkpoint, budget_s)
         self.most_in_flight = max(self.most_in_flight, sum(1 for r in self._queue if r[1] == run))
-        self.most_intervals = max(self.most_intervals, intervals)
+
+    def collect(self, timeout: float):
+        replies = super().collect(timeout)
+        for reply in replies:
+            self.most_reports = max(self.most_reports, sum(e["type"] == "progress" for e in reply.events))
+        return replies
 
 
 @pytest.mark.parametrize(("pipeline_below_s", "pipelined"), [(60.0, True), (0.0, False)])
@@ -311,20 +340,20 @@ def test_short_intervals_are_batched_and_pipelined_and_long_ones_are_not(
     """On a remote worker, short intervals go several to a request and two requests in flight
     (fewer round trips, none waited for); past PIPELINE_BELOW_S one interval at a time, so a
     pause or stop acts within one interval. What the run computes is the same either way."""
-    import optlab.training.runner as runner
+    import optlab.training.pipelining as pipelining
 
-    monkeypatch.setattr(runner, "PIPELINE_BELOW_S", pipeline_below_s)
-    monkeypatch.setattr(runner, "BATCH_S", 60.0)  # as many intervals as one epoch has
+    monkeypatch.setattr(pipelining, "PIPELINE_BELOW_S", pipeline_below_s)
+    monkeypatch.setattr(pipelining, "BATCH_S", 60.0)  # a request then trains to its epoch's end
     loaded = load_preset_text(PRESET.replace("epochs = 3", "epochs = 2"))
     specs, data = loaded.resolved_runs("cpu")[:1], load_dataset(loaded.preset.data)
     executor = CountsInFlight(data, "cpu")
     sink = Collect()
     Runner(specs, data, "cpu", [sink], executor=executor).run()
-    assert (executor.most_in_flight, executor.most_intervals > 1) == ((2, True) if pipelined else (1, False))
+    assert (executor.most_in_flight, executor.most_reports > 1) == ((2, True) if pipelined else (1, False))
     reference = local_events(specs, data)
     assert epoch_records(sink, "sgd") == epoch_records(reference, "sgd")
     assert ended(sink, "sgd").test == ended(reference, "sgd").test
-    # A request asked for more intervals than the epoch had left: it ended at the epoch's end.
+    # A request never trains past an epoch's end: each epoch ended where it does locally.
     epoch_ends = [e.step for e in sink.events if isinstance(e, EpochEnded)]
     assert epoch_ends == [e.step for e in reference.events if isinstance(e, EpochEnded)]
 

@@ -280,3 +280,20 @@ def test_one_gpu_model_or_none_is_not_warned(classification: dict[str, Any], gpu
     console = Console(record=True, width=300)
     print_results(console, doc)
     assert "not comparable" not in console.export_text()
+
+
+def test_a_run_that_diverged_mid_interval_is_no_several_evaluations_warning() -> None:
+    """RunEnded counts the evaluations of the interval that diverged, the last report does not:
+    the note compares steps and evaluations of one report, so plain SGD is never named."""
+    from optlab.runs.reports import comparison_warnings, grad_evals_note
+
+    def run(name: str, step: int, evals_then: int, evals_at_end: int, group: str | None = None) -> dict:
+        return {"name": name, "config": {"group": group or name}, "grad_evals": evals_at_end,
+                "progress": {"step": step, "grad_evals": evals_then}}
+
+    diverged = {"runs": [run("sgd-lr1", 10, 10, 20), run("adam", 40, 40, 40)]}
+    assert grad_evals_note(diverged) is None and comparison_warnings(diverged) == []
+    seeds = {"runs": [run("lbfgs@s0", 10, 42, 42, "lbfgs"), run("lbfgs@s1", 10, 38, 38, "lbfgs"),
+                      run("sgd@s0", 10, 10, 10, "sgd")]}
+    assert grad_evals_note(seeds) == ("gradient evaluations per step: lbfgs 4.0 (the others 1): by steps or "
+                                      "epochs these runs had more compute; compare them by wall time")

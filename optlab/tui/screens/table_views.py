@@ -66,9 +66,10 @@ class TableViews:
 
     def refit(self, doc: dict[str, Any]) -> None:
         """The terminal changed size: fit the configurations table to it again."""
-        if self.finished and self.repeats:
+        if self.finished and (self.repeats or self.warnings):
             self.final.show(doc)
-            self.seeds.show(doc)
+            if self.repeats:
+                self.seeds.show(doc)
             self._show_ranking(doc)
 
     def _show_ranking(self, doc: dict[str, Any]) -> None:
