@@ -119,7 +119,7 @@ def ray_one_thread(data: Any) -> Any:
     return RayExecutor(data, gpus_per_run=0, cpus_per_run=1, threads=1)
 
 
-def _half(epochs: int, runs: int, first: int, barrier: Any, results: Any) -> None:
+def _half(epochs: int, runs: int, which: int, barrier: Any, results: Any) -> None:
     import torch
 
     torch.set_num_threads(1)
@@ -129,7 +129,7 @@ def _half(epochs: int, runs: int, first: int, barrier: Any, results: Any) -> Non
     from optlab.training.runner import Runner
 
     loaded = load_preset_text(PRESET.format(epochs=epochs))
-    specs = loaded.resolved_runs("cpu")[first:first + runs]
+    specs = loaded.resolved_runs("cpu")[:runs][which::2]  # dealt as ProcessExecutor deals them
     data = load_dataset(loaded.preset.data)
     clock = Clock()
     barrier.wait()  # training starts together, start-up apart
@@ -141,8 +141,7 @@ def two_independent(epochs: int, runs: int) -> dict[str, float]:
     """The ceiling for (f): two single-thread processes, half the runs each, no driver."""
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(2), context.Queue()
-    half = runs // 2
-    jobs = [context.Process(target=_half, args=(epochs, half, i * half, barrier, results)) for i in range(2)]
+    jobs = [context.Process(target=_half, args=(epochs, runs, i, barrier, results)) for i in range(2)]
     for job in jobs:
         job.start()
     halves = [results.get(timeout=600) for _ in jobs]
@@ -172,14 +171,16 @@ def measure(rounds: int = 2, epochs: int = 20, with_ray: bool = True) -> dict[st
                          "ratio_vs_1_thread": b["samples_per_s"] / c["samples_per_s"],
                          "ceiling_vs_1_thread": d["samples_per_s"] / c["samples_per_s"],
                          "share_of_ceiling": b["samples_per_s"] / d["samples_per_s"],
-                         "pace_free_ratio": e["samples_per_s"] / a["samples_per_s"]})
+                         "pace_free_ratio": e["samples_per_s"] / a["samples_per_s"],
+                         "pace_free_vs_1_thread": e["samples_per_s"] / c["samples_per_s"],
+                         "pace_free_share_of_ceiling": e["samples_per_s"] / d["samples_per_s"]})
     doc["f_processes_vs_local"] = {
         "rounds": f_rounds,
         **{key: statistics.median(r[key] for r in f_rounds)
            # local at its default threads can collapse on a busy machine; one thread is the fair
            # floor; the ceiling is what two independent jobs get here
            for key in ("ratio", "ratio_vs_1_thread", "ceiling_vs_1_thread", "share_of_ceiling",
-                       "pace_free_ratio")},
+                       "pace_free_ratio", "pace_free_vs_1_thread", "pace_free_share_of_ceiling")},
     }
     if not with_ray:
         doc["g_ray_vs_local"] = {"skipped": "not asked for (bench.py --quick)"}
