@@ -6,6 +6,7 @@ No timing assertions: speed is what benchmarks/bench.py reports, not what tests 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,32 @@ def test_quick_bench_on_cuda(tmp_path: Path) -> None:
     assert doc["machine"]["device"] == "cuda" and doc["contenders"]["engine"]["samples_per_s"] > 0
     assert doc["memory"]["four_runs"]["cuda_max_allocated_mb"] > 0
     assert "engine_vs_tutorial_cuda" in {t["name"] for t in doc["targets"]}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_tui_cost_bench_runs_a_b_a_and_writes_every_ratio(tmp_path: Path) -> None:
+    """One round of benchmarks/tui_cost.py (headless, the TUI in tmux, headless) on a tiny
+    preset: the document it writes, not how fast anything was."""
+    preset = tmp_path / "tiny.toml"
+    preset.write_text('name = "tiny"\n[data]\ndataset = "digits"\ntrain_limit = 300\n[model]\nname = "mlp"\n'
+                      'hidden = [16]\n[train]\nepochs = 2\nbatch_size = 64\nseed = 0\n'
+                      '[[runs]]\nname = "sgd"\noptimizer = { name = "sgd", lr = 0.05 }\n'
+                      '[[runs]]\nname = "adam"\noptimizer = { name = "adam", lr = 1e-3 }\n')
+    out = tmp_path / "tui-cost.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "tui_cost.py"), "--preset", str(preset), "--rounds", "1",
+         "--size", "100x30", "--json", str(out)],
+        capture_output=True, text=True, cwd=REPO, timeout=220,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert doc["size"] == "100x30" and "--threads" in doc["headless_options"]
+    (round_,) = doc["rounds"]
+    for side in ("headless_before", "tui", "headless_after"):
+        assert round_[side]["mean_run_samples_per_s"] > 0 and round_[side]["wall_s"] > 0, side
+    for key in ("per_run", "experiment"):
+        assert round_[key] > 0 and round_[f"{key}_noise_floor"] > 0
+        assert doc[key]["min"] == doc[key]["median"] == round_[key]
+        assert doc[key]["pass_every_round"] == (round_[key] >= 0.95)
