@@ -82,16 +82,22 @@ class Clock:
                 "samples_per_s": samples / train_s}
 
 
-def experiment(epochs: int, runs: int, executor_for: Any, pace: str = "even") -> dict[str, float]:
+def experiment(epochs: int, runs: int, executor_for: Any, pace: str = "even", pick: slice = slice(None),
+               ready: Any = None) -> dict[str, float]:
+    """The first `runs` runs of the preset (those of them `pick` picks) trained by the executor
+    `executor_for(data)` makes; `ready()`, if given, is called once the data is loaded."""
     from optlab.data.datasets import load_dataset
     from optlab.preset.loader import load_preset_text
     from optlab.training.runner import Runner
 
     loaded = load_preset_text(PRESET.format(epochs=epochs))
-    specs = loaded.resolved_runs("cpu")[:runs]
+    specs = loaded.resolved_runs("cpu")[:runs][pick]
     clock = Clock()
     data = load_dataset(loaded.preset.data)
-    Runner(specs, data, "cpu", [clock], executor=executor_for(data), pace=pace).run()
+    executor = executor_for(data)
+    if ready is not None:
+        ready()
+    Runner(specs, data, "cpu", [clock], executor=executor, pace=pace).run()
     return clock.summary()
 
 
@@ -120,21 +126,8 @@ def ray_one_thread(data: Any) -> Any:
 
 
 def _half(epochs: int, runs: int, which: int, barrier: Any, results: Any) -> None:
-    import torch
-
-    torch.set_num_threads(1)
-    from optlab.data.datasets import load_dataset
-    from optlab.preset.loader import load_preset_text
-    from optlab.training.executor import LocalExecutor
-    from optlab.training.runner import Runner
-
-    loaded = load_preset_text(PRESET.format(epochs=epochs))
-    specs = loaded.resolved_runs("cpu")[:runs][which::2]  # dealt as ProcessExecutor deals them
-    data = load_dataset(loaded.preset.data)
-    clock = Clock()
-    barrier.wait()  # training starts together, start-up apart
-    Runner(specs, data, "cpu", [clock], executor=LocalExecutor(data, "cpu")).run()
-    results.put(clock.summary())
+    # Dealt as ProcessExecutor deals them; training starts together, start-up apart.
+    results.put(experiment(epochs, runs, local(1), pick=slice(which, None, 2), ready=barrier.wait))
 
 
 def two_independent(epochs: int, runs: int) -> dict[str, float]:

@@ -161,17 +161,18 @@ class TrainerHost:
         trainer = self.trainers[run]
         events: list[Event] = []
         t0 = time.perf_counter()
-        while True:
+        epoch_ended = False
+        while not epoch_ended and trainer.ended is None:
             try:
-                events += trainer.advance()
+                new = trainer.advance()
             except Exception as exc:
-                events.append(trainer.fail(exc, traceback.format_exc()))
-            if trainer.ended is not None or any(isinstance(e, EpochEnded) for e in events):
-                break
+                new = [trainer.fail(exc, traceback.format_exc())]
+            events += new
+            epoch_ended = any(isinstance(e, EpochEnded) for e in new)
             if time.perf_counter() - t0 >= budget_s:
                 break
         state: State | None = None
-        if checkpoint and any(isinstance(e, EpochEnded) for e in events):
+        if checkpoint and epoch_ended:
             state = trainer.state_dict()
             if self.copy_state:
                 state = PackedState.pack(state)
