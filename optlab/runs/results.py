@@ -3,6 +3,7 @@ same fold, so a result never depends on which front end produced it."""
 
 from __future__ import annotations
 
+import math
 import time
 from importlib import metadata
 from typing import Any
@@ -80,6 +81,7 @@ class ResultsBuilder:
             "aggregates": None,  # over seeds, when some configuration ran over more than one
         }
         self._runs: dict[str, dict[str, Any]] = {}
+        self._wall: dict[str, float] = {}  # per run, the sum of its recorded epochs' times (time to target)
 
     def run(self, name: str) -> dict[str, Any]:
         if name not in self._runs:
@@ -120,10 +122,8 @@ class ResultsBuilder:
         elif isinstance(event, EpochEnded):
             run = self.run(event.run)
             record = {k: getattr(event, k) for k in HISTORY_KEYS}
-            # Replays of a resumed run repeat epochs: the latest record of an epoch wins.
-            run["history"] = [h for h in run["history"] if h["epoch"] != event.epoch] + [record]
+            self._add_epoch(event.run, run, record)
             run["epochs_completed"] = event.epoch
-            run["time_to_target"] = time_to_target(run["history"], self.doc["preset"].get("target"))
         elif isinstance(event, RunEnded):
             run = self.run(event.run)
             run.update(
@@ -144,10 +144,30 @@ class ResultsBuilder:
             self.doc["wall_time_s"] = event.wall_time_s
             self._update_aggregates()
 
+    def _add_epoch(self, name: str, run: dict[str, Any], record: dict[str, Any]) -> None:
+        """Append an epoch's record at a cost that does not grow with the history. A resumed
+        run trains again from its checkpoint and repeats epochs: from the first repeated one
+        on, the records of the abandoned attempt are dropped (the new ones replace them)."""
+        history: list[dict[str, Any]] = run["history"]
+        target = self.doc["preset"].get("target")
+        if history and history[-1]["epoch"] >= record["epoch"]:
+            history[:] = [h for h in history if h["epoch"] < record["epoch"]]
+            self._wall[name] = sum(_seconds(h.get("epoch_s")) for h in history)
+            run["time_to_target"] = time_to_target(history, target)
+        history.append(record)
+        reached = run["time_to_target"] is not None and run["time_to_target"].get("reached")
+        if not reached:
+            run["time_to_target"] = time_to_target([record], target, self._wall.get(name, 0.0))
+        self._wall[name] = self._wall.get(name, 0.0) + _seconds(record.get("epoch_s"))
+
     def _update_aggregates(self) -> None:
         # At run ends only: recomputing the history bands at every epoch end would cost
         # O(runs x epochs) per event; a live view computes its bands with `history_bands`.
         self.doc["aggregates"] = aggregate(self.doc)
+
+
+def _seconds(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else 0.0
 
 
 def replay(events: list[Event]) -> dict[str, Any]:

@@ -133,7 +133,6 @@ class Trainer:
         self.samples_seen = 0
         self.elapsed_s = 0.0
         self._since: float | None = None  # while an interval trains: when elapsed_s was last brought up to date
-        self.history: list[dict[str, Any]] = []
         self._perm: torch.Tensor | None = None
         self._epoch_loss_sum = 0.0
         self._epoch_start_elapsed = 0.0
@@ -307,7 +306,6 @@ class Trainer:
             "lr": self.lr_used,  # what the epoch's last batch trained with, not the next epoch's rate
             "epoch_s": self.elapsed_s - self._epoch_start_elapsed,
         }
-        self.history.append(record)
         events: list[Event] = [
             EpochEnded(
                 run=spec.name, step=self.step, samples_seen=self.samples_seen,
@@ -389,7 +387,6 @@ class Trainer:
             "samples_seen": self.samples_seen,
             "elapsed_s": self.elapsed_s,
             "reference_loss": self.reference_loss,
-            "history": [dict(h) for h in self.history],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -404,7 +401,6 @@ class Trainer:
         self.stepper.grad_evals = int(state.get("grad_evals", self.step))  # checkpoints before grad_evals
         self._evaluating = True  # checkpoints are taken in eval() (see state_dict)
         self.samples_seen, self.elapsed_s = state["samples_seen"], state["elapsed_s"]
-        self.history = [dict(h) for h in state["history"]]
         # A checkpoint from before the divergence rule: the first interval after it is the reference.
         self.reference_loss = state.get("reference_loss")
         self._perm = None
