@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Iterable
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,7 @@ from optlab.runs.control import FileControl
 from optlab.runs.publish import write_reports
 from optlab.runs.store import RunStore, load_results
 from optlab.spec import ResolvedRun
+from optlab.training.checkpoint_policy import CheckpointPolicy
 from optlab.training.events import RunEnded
 from optlab.training.runner import Control, Runner, resolve_device
 
@@ -46,6 +49,7 @@ class BackendOptions:
     address: str | None = None
     gpus_per_run: float | None = None
     cpus_per_run: float = 1.0
+    checkpoints: CheckpointPolicy = CheckpointPolicy()
 
 
 def check_backend(backend: BackendOptions) -> BackendOptions:
@@ -116,6 +120,27 @@ def make_executor(backend: BackendOptions, data: DatasetBundle, device: str) -> 
     return LocalExecutor(data, device)
 
 
+@contextlib.contextmanager
+def _interrupts_wind_down(runner: Runner) -> Iterator[None]:
+    """While the runs train, a first Ctrl-C asks the driver to stop them at a safe point with a
+    state to resume from (a KeyboardInterrupt raised mid-step could not save one); a second one
+    interrupts at once, as Python does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def first(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        runner.interrupt()
+
+    previous = signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGINT) in (first, signal.default_int_handler):
+            signal.signal(signal.SIGINT, previous)
+
+
 def run_experiment(
     loaded: LoadedPreset,
     device: str = "auto",
@@ -170,10 +195,12 @@ def train_into(
         executor=make_executor(backend, data, device),
         pace=backend.pace,
         max_restarts=backend.max_restarts,
+        checkpoints=backend.checkpoints,
     )
     outcome = Outcome()
     try:
-        runner.run()
+        with _interrupts_wind_down(runner):
+            runner.run()
     except KeyboardInterrupt:
         on_interrupt()
         outcome.interrupted = True

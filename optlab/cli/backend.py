@@ -49,6 +49,11 @@ GPUS_PER_RUN = typer.Option(
     None, "--gpus-per-run", min=0.0, help="ray: GPUs per run, fractions allowed (default: 1 where there are GPUs)."
 )
 CPUS_PER_RUN = typer.Option(None, "--cpus-per-run", min=0.01, help="ray: CPUs per run (default 1).")
+CHECKPOINT_EVERY = typer.Option(
+    None, "--checkpoint-every", metavar="INTERVAL",
+    help="When each run saves its checkpoint: seconds of its training (10s, 2m) or epochs (1, 5); "
+    "always at its end and when interrupted. Default 10s.",
+)
 MAX_RESTARTS = typer.Option(
     2, "--max-restarts", min=0, help="Restarts of a run whose worker died, from its last checkpoint."
 )
@@ -66,6 +71,7 @@ class Where:
     address: str | None = None
     gpus_per_run: float | None = None
     cpus_per_run: float | None = None
+    checkpoint_every: str | None = None
 
 
 def backend_options(where: Where, connect: bool = True) -> BackendOptions:
@@ -91,9 +97,12 @@ def backend_options(where: Where, connect: bool = True) -> BackendOptions:
         from optlab.training.ray_executor import require_ray
 
         require_ray()
+    from optlab.training.checkpoint_policy import DEFAULT_EVERY, parse_checkpoint_every
+
     options = BackendOptions(
         where.backend.value, parsed, where.threads, where.pace.value, where.max_restarts,
         where.address, where.gpus_per_run, where.cpus_per_run or 1.0,
+        checkpoints=parse_checkpoint_every(where.checkpoint_every or DEFAULT_EVERY),
     )
     return check_backend(options) if connect else options
 
@@ -102,7 +111,8 @@ def forwarded(where: Where) -> list[str]:
     """The same options as arguments of `optlab compare` (the TUI's training child)."""
     args = ["--backend", where.backend.value, "--pace", where.pace.value, "--max-restarts", str(where.max_restarts)]
     for flag, value in (("--devices", where.devices), ("--threads", where.threads), ("--address", where.address),
-                        ("--gpus-per-run", where.gpus_per_run), ("--cpus-per-run", where.cpus_per_run)):
+                        ("--gpus-per-run", where.gpus_per_run), ("--cpus-per-run", where.cpus_per_run),
+                        ("--checkpoint-every", where.checkpoint_every)):
         if value is not None:
             args += [flag, str(value)]
     return args

@@ -20,6 +20,7 @@ from optlab import __version__
 from optlab.cli.backend import (
     ADDRESS,
     BACKEND,
+    CHECKPOINT_EVERY,
     CPUS_PER_RUN,
     DEVICES,
     GPUS_PER_RUN,
@@ -170,6 +171,7 @@ def compare(
     address: str | None = ADDRESS,
     gpus_per_run: float | None = GPUS_PER_RUN,
     cpus_per_run: float | None = CPUS_PER_RUN,
+    checkpoint_every: str | None = CHECKPOINT_EVERY,
 ) -> None:
     """Train every run of a preset side by side and print the comparison."""
     from optlab.cli.preset_commands import confirm_remote
@@ -184,7 +186,7 @@ def compare(
             sys.stderr.write(f"optlab: note: {note}\n")
         confirm_remote(loaded, yes)
         device = check_device(device)
-        where = backend_options(Where(backend, devices, threads, pace, max_restarts, address, gpus_per_run, cpus_per_run))
+        where = backend_options(Where(backend, devices, threads, pace, max_restarts, address, gpus_per_run, cpus_per_run, checkpoint_every))
         root = out if out is not None else default_run_dir(loaded.preset.name)
         created = _missing_dirs(root)
         prepare_run_dir(root)
@@ -285,6 +287,7 @@ def resume(
     address: str | None = ADDRESS,
     gpus_per_run: float | None = GPUS_PER_RUN,
     cpus_per_run: float | None = CPUS_PER_RUN,
+    checkpoint_every: str | None = CHECKPOINT_EVERY,
 ) -> None:
     """Continue every unfinished run of a run directory from its last checkpoint."""
     from optlab.data.datasets import load_dataset
@@ -293,7 +296,7 @@ def resume(
 
     with user_errors():
         load_plugins(plugins)
-        where = backend_options(Where(backend, devices, threads, pace, max_restarts, address, gpus_per_run, cpus_per_run))
+        where = backend_options(Where(backend, devices, threads, pace, max_restarts, address, gpus_per_run, cpus_per_run, checkpoint_every))
         device, data_device = placement_devices(check_device(device), where)
         plan = plan_resume(run_dir, device, force=force)
         pending = [s.name for s in plan.specs if s.name not in plan.done]

@@ -17,6 +17,7 @@ import typer
 from optlab.cli.backend import (
     ADDRESS,
     BACKEND,
+    CHECKPOINT_EVERY,
     CPUS_PER_RUN,
     DEVICES,
     GPUS_PER_RUN,
@@ -79,6 +80,7 @@ def tui(
     address: str | None = ADDRESS,
     gpus_per_run: float | None = GPUS_PER_RUN,
     cpus_per_run: float | None = CPUS_PER_RUN,
+    checkpoint_every: str | None = CHECKPOINT_EVERY,
 ) -> None:
     """Train a preset's runs side by side with live charts (training outlives the terminal)."""
     from optlab.preset.fetch import is_url
@@ -103,7 +105,7 @@ def tui(
 
             check_device(device)
         if "cuda" not in (devices or ""):  # likewise: CUDA and the Ray cluster are checked in the child
-            where = Where(backend, devices, threads, pace, max_restarts, address, gpus_per_run, cpus_per_run)
+            where = Where(backend, devices, threads, pace, max_restarts, address, gpus_per_run, cpus_per_run, checkpoint_every)
             backend_options(where, connect=False)
     except OptlabError as exc:
         if fetched is not None:
@@ -114,7 +116,7 @@ def tui(
     # the training child, while we wait. The TUI process itself never imports torch, so it
     # opens and quits fast and stays small next to the training.
     run_dir = out if out is not None else default_run_dir(name)
-    backend_args = forwarded(Where(backend, devices, threads, pace, max_restarts, address, gpus_per_run, cpus_per_run))
+    backend_args = forwarded(Where(backend, devices, threads, pace, max_restarts, address, gpus_per_run, cpus_per_run, checkpoint_every))
     process = TrainingProcess(str(path), run_dir, device, overrides or [], seeds, backend_args)
     sys.stderr.write(f"optlab: checking {path} and starting training...\n")
     process.start()

@@ -178,16 +178,19 @@ class RunStore:
             atomic_write_bytes(self.run_dir(run) / "predictions.npz", buf.getvalue())
 
     def checkpoint(self, run: str, state: dict[str, Any], best: bool) -> None:
-        import torch
-
-        buf = io.BytesIO()
-        # Resume compares it: the same version string can hide edited training code.
-        torch.save({**state, "code_fingerprint": code_fingerprint()}, buf)
-        data = buf.getvalue()
+        """checkpoint-last.pt, and checkpoint-best.pt too when `best` (the state is the best
+        epoch's)."""
+        data = _serialise(state)
         with self._writing():
             atomic_write_bytes(self.run_dir(run) / "checkpoint-last.pt", data)
             if best:
                 atomic_write_bytes(self.run_dir(run) / "checkpoint-best.pt", data)
+
+    def best_checkpoint(self, run: str, state: dict[str, Any]) -> None:
+        """checkpoint-best.pt alone: a best epoch's state, sent with a later checkpoint."""
+        data = _serialise(state)
+        with self._writing():
+            atomic_write_bytes(self.run_dir(run) / "checkpoint-best.pt", data)
 
     def close(self) -> None:
         with self._writing():
@@ -202,6 +205,15 @@ class RunStore:
     @property
     def results(self) -> dict[str, Any]:
         return self.builder.doc
+
+
+def _serialise(state: dict[str, Any]) -> bytes:
+    import torch
+
+    buf = io.BytesIO()
+    # Resume compares it: the same version string can hide edited training code.
+    torch.save({**state, "code_fingerprint": code_fingerprint()}, buf)
+    return buf.getvalue()
 
 
 def _finite(value: Any) -> Any:

@@ -30,7 +30,17 @@ from optlab.training.events import EpochEnded, Event, RunEnded
 if TYPE_CHECKING:
     from optlab.data.datasets import DatasetBundle
     from optlab.spec import ResolvedRun
+    from optlab.training.checkpoint_policy import CheckpointPolicy
     from optlab.training.trainer import Trainer
+
+
+@dataclass
+class _Saved:
+    """Where a run's last checkpoint was taken, and its best state not yet sent."""
+
+    elapsed_s: float
+    epoch: int
+    best: State | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,9 @@ class Reply:
     checkpoint: State | None = None
     predictions: dict[str, Any] | None = None
     detail: str = ""  # lost: why (e.g. the worker's exit code)
+    # The state at the run's best epoch since its last checkpoint, when that epoch's own state
+    # was not a checkpoint (the policy did not ask for one then): checkpoint-best.pt.
+    best: State | None = None
 
 
 class Executor(Protocol):
@@ -80,12 +93,15 @@ class Executor(Protocol):
 
     def start(self, spec: ResolvedRun, state: State | None) -> None: ...
 
-    def advance(self, run: str, checkpoint: bool, budget_s: float = 0.0) -> None:
+    def advance(self, run: str, checkpoints: CheckpointPolicy | None, budget_s: float = 0.0) -> None:
         """Train one reporting interval, and more for up to `budget_s` seconds (never past an
-        epoch's end), in one request."""
+        epoch's end), in one request; with the state at its epoch end when `checkpoints` says
+        one is due (None: no checkpoints)."""
         ...
 
-    def stop(self, run: str, reason: str, evaluate_test: bool = True) -> None: ...
+    def stop(self, run: str, reason: str, evaluate_test: bool = True, checkpoint: bool = False) -> None:
+        """End the run now; `checkpoint`: with its state first, where it resumes exactly."""
+        ...
 
     def collect(self, timeout: float) -> list[Reply]:
         """Replies that arrived, waiting up to `timeout` seconds for the first one."""
@@ -138,6 +154,7 @@ class TrainerHost:
         # live tensors that training goes on updating); one for this process is written at once.
         self.copy_state = copy_state
         self.trainers: dict[str, Trainer] = {}
+        self.saved: dict[str, _Saved] = {}
 
     def start(self, spec: ResolvedRun, state: State | None) -> Reply:
         from optlab.training.trainer import Trainer
@@ -151,45 +168,68 @@ class TrainerHost:
                              detail=traceback.format_exc())
             return Reply("started", spec.name, [ended.to_dict()])
         self.trainers[spec.name] = trainer
+        self.saved[spec.name] = _Saved(trainer.elapsed_s, trainer.epoch)
         started = trainer.started_event()
         started.placement = dict(self.where)
         return Reply("started", spec.name, [started.to_dict()])
 
-    def advance(self, run: str, checkpoint: bool, budget_s: float = 0.0) -> Reply:
+    def advance(self, run: str, checkpoints: CheckpointPolicy | None, budget_s: float = 0.0) -> Reply:
         """One reporting interval, and more until `budget_s` seconds have gone, in one reply;
-        never past an epoch's end (its checkpoint is taken there) or the run's."""
+        never past an epoch's end (a checkpoint is taken there when due) or the run's."""
         trainer = self.trainers[run]
         events: list[Event] = []
         t0 = time.perf_counter()
-        epoch_ended = False
-        while not epoch_ended and trainer.ended is None:
+        ended_epoch: EpochEnded | None = None
+        while ended_epoch is None and trainer.ended is None:
             try:
                 new = trainer.advance()
             except Exception as exc:
                 new = [trainer.fail(exc, traceback.format_exc())]
             events += new
-            epoch_ended = any(isinstance(e, EpochEnded) for e in new)
+            ended_epoch = next((e for e in new if isinstance(e, EpochEnded)), None)
             if time.perf_counter() - t0 >= budget_s:
                 break
-        state: State | None = None
-        if checkpoint and epoch_ended:
-            state = trainer.state_dict()
-            if self.copy_state:
-                state = PackedState.pack(state)
-        return Reply("advanced", run, [e.to_dict() for e in events], state, self._predictions(trainer))
+        reply = Reply("advanced", run, [e.to_dict() for e in events], None, self._predictions(trainer))
+        if checkpoints is not None and ended_epoch is not None:
+            self._checkpoint(trainer, checkpoints, ended_epoch, reply)
+        return reply
 
-    def stop(self, run: str, reason: str, evaluate_test: bool = True) -> Reply:
+    def _checkpoint(self, trainer: Trainer, policy: CheckpointPolicy, epoch: EpochEnded, reply: Reply) -> None:
+        """The state at this epoch end when the policy says one is due or the run has ended;
+        otherwise, at an improved epoch, a copy kept back as the best state to send with the
+        next checkpoint (checkpoint-best.pt stays the best epoch's state)."""
+        saved = self.saved[trainer.spec.name]
+        due = policy.due(trainer.elapsed_s - saved.elapsed_s, trainer.epoch - saved.epoch)
+        if due or trainer.ended is not None:
+            reply.checkpoint = self._state(trainer)
+            if not epoch.improved:
+                reply.best = saved.best
+            self.saved[trainer.spec.name] = _Saved(trainer.elapsed_s, trainer.epoch)
+        elif epoch.improved:
+            # A copy: the live tensors go on training (a packed state is one already).
+            saved.best = PackedState.pack(trainer.state_dict())
+
+    def _state(self, trainer: Trainer) -> State:
+        state = trainer.state_dict()
+        return PackedState.pack(state) if self.copy_state else state
+
+    def stop(self, run: str, reason: str, evaluate_test: bool = True, checkpoint: bool = False) -> Reply:
+        """End the run now; `checkpoint`: with the state it stopped in (taken before its end's
+        test evaluation restores the best weights), where it can resume exactly from there."""
         trainer = self.trainers[run]
         if trainer.ended is not None:
             return Reply("stopped", run)
+        state = self._state(trainer) if checkpoint and trainer.can_checkpoint_now else None
+        best = self.saved[run].best if state is not None else None
         ended = trainer.end("stopped", reason, evaluate_test=evaluate_test)
-        return Reply("stopped", run, [ended.to_dict()], None, self._predictions(trainer))
+        return Reply("stopped", run, [ended.to_dict()], state, self._predictions(trainer), best=best)
 
     def _predictions(self, trainer: Trainer) -> dict[str, Any] | None:
         return trainer.predictions if trainer.ended is not None else None
 
     def release(self, run: str) -> None:
         self.trainers.pop(run, None)
+        self.saved.pop(run, None)
 
     def end_now(self, run: str, reason: str) -> dict[str, Any] | None:
         """The run's end at once (its RunEnded as a dict), without a test evaluation; None when
@@ -230,11 +270,11 @@ class LocalExecutor:
     def start(self, spec: ResolvedRun, state: State | None) -> None:
         self._queue.append(("start", spec, state))
 
-    def advance(self, run: str, checkpoint: bool, budget_s: float = 0.0) -> None:
-        self._queue.append(("advance", run, checkpoint, budget_s))
+    def advance(self, run: str, checkpoints: CheckpointPolicy | None, budget_s: float = 0.0) -> None:
+        self._queue.append(("advance", run, checkpoints, budget_s))
 
-    def stop(self, run: str, reason: str, evaluate_test: bool = True) -> None:
-        self._queue.append(("stop", run, reason, evaluate_test))
+    def stop(self, run: str, reason: str, evaluate_test: bool = True, checkpoint: bool = False) -> None:
+        self._queue.append(("stop", run, reason, evaluate_test, checkpoint))
 
     def collect(self, timeout: float) -> list[Reply]:
         if not self._queue:

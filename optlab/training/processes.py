@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
     from optlab.spec import ResolvedRun
+    from optlab.training.checkpoint_policy import CheckpointPolicy
     from optlab.training.executor import State
 
 DEVICE_ITEM = re.compile(r"cpu|cuda(:\d+)?")
@@ -159,11 +160,11 @@ class ProcessExecutor:
     def start(self, spec: ResolvedRun, state: State | None) -> None:
         self._send(spec.name, ("start", spec, state))
 
-    def advance(self, run: str, checkpoint: bool, budget_s: float = 0.0) -> None:
-        self._send(run, ("advance", run, checkpoint, budget_s))
+    def advance(self, run: str, checkpoints: CheckpointPolicy | None, budget_s: float = 0.0) -> None:
+        self._send(run, ("advance", run, checkpoints, budget_s))
 
-    def stop(self, run: str, reason: str, evaluate_test: bool = True) -> None:
-        self._send(run, ("stop", run, reason, evaluate_test))
+    def stop(self, run: str, reason: str, evaluate_test: bool = True, checkpoint: bool = False) -> None:
+        self._send(run, ("stop", run, reason, evaluate_test, checkpoint))
 
     def release(self, run: str) -> None:
         worker = self._workers.get(self.slot(run))

@@ -26,6 +26,7 @@ from optlab.training.executor import Reply, TrainerHost, placement
 if TYPE_CHECKING:
     from optlab.data.datasets import DatasetBundle
     from optlab.spec import ResolvedRun
+    from optlab.training.checkpoint_policy import CheckpointPolicy
     from optlab.training.executor import State
 
 EXTRA_HINT = 'the ray backend needs the ray extra: pip install "optlab[ray]"'
@@ -200,11 +201,11 @@ class RayExecutor:
         self._actors[spec.name] = actor
         self._call(spec.name, ("start", spec, state))
 
-    def advance(self, run: str, checkpoint: bool, budget_s: float = 0.0) -> None:
-        self._call(run, ("advance", run, checkpoint, budget_s))
+    def advance(self, run: str, checkpoints: CheckpointPolicy | None, budget_s: float = 0.0) -> None:
+        self._call(run, ("advance", run, checkpoints, budget_s))
 
-    def stop(self, run: str, reason: str, evaluate_test: bool = True) -> None:
-        self._call(run, ("stop", run, reason, evaluate_test))
+    def stop(self, run: str, reason: str, evaluate_test: bool = True, checkpoint: bool = False) -> None:
+        self._call(run, ("stop", run, reason, evaluate_test, checkpoint))
 
     def collect(self, timeout: float) -> list[Reply]:
         if not self._pending:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import torch
 
 from optlab.errors import StorageError
+from optlab.training.checkpoint_policy import CheckpointPolicy
 from optlab.training.events import (
     EpochEnded,
     Event,
@@ -41,6 +42,9 @@ PACES = ("even", "free")
 # The first runs wait this long at most for the rest of the first wave: on a shared Ray cluster
 # other jobs may hold what `capacity` counted, and the runs that did start must not wait for ever.
 FIRST_WAVE_WAIT_S = 30.0
+# After an interrupt, how long the runs' last replies and their stop (with a state to resume
+# from) may take before the driver ends them itself.
+WIND_DOWN_S = 10.0
 
 
 @runtime_checkable
@@ -138,6 +142,7 @@ class Runner:
         executor: Executor | None = None,
         pace: str = "even",
         max_restarts: int = 2,
+        checkpoints: CheckpointPolicy | None = None,
     ) -> None:
         if pace not in PACES:
             raise ValueError(f"pace {pace!r}: expected one of {', '.join(PACES)}")
@@ -156,11 +161,19 @@ class Runner:
         self.executor = executor
         self.pace = pace
         self.max_restarts = max_restarts
+        self.checkpoint_policy = checkpoints or CheckpointPolicy()
         self.results: dict[str, RunEnded] = {}
         self._runs: dict[str, _Run] = {}
         self._first_wave = 0  # how many runs must be up before any advances (pace "even")
         self._last_up = time.monotonic()  # when a run last came up
         self._checkpoints = False
+        self._interrupted = False
+
+    def interrupt(self) -> None:
+        """Stop every run at the next safe point, each with a state to resume from, then raise
+        KeyboardInterrupt from `run` (a signal handler's way to interrupt: a KeyboardInterrupt
+        raised mid-step would leave no state that resumes exactly)."""
+        self._interrupted = True
 
     # ------------------------------------------------------------------ sinks
 
@@ -234,6 +247,9 @@ class Runner:
     def _drive(self) -> None:
         runs = self._runs.values()
         while any(r.state != "ended" for r in runs):
+            if self._interrupted:
+                self._wind_down()
+                raise KeyboardInterrupt
             self.control.poll()
             for run in runs:
                 if run.state != "active":
@@ -242,7 +258,7 @@ class Runner:
                     run.stopping = True
                 if run.stopping and not run.stop_sent and not run.inflight:
                     run.stop_sent, run.inflight = True, 1
-                    self.executor.stop(run.spec.name, "stopped by the user")
+                    self.executor.stop(run.spec.name, "stopped by the user", checkpoint=self._keeps_state)
             if not self.control.paused:
                 self._dispatch()
             for reply in self.executor.collect(0.05):
@@ -269,7 +285,7 @@ class Runner:
             load[slot] = load.get(slot, 0) + run.inflight
             if run.state != "ended":
                 slot_room[slot] = min(slot_room.get(slot, depth), room(run.clock, depth))
-        keep_state = self._checkpoints or self.executor.can_lose_workers
+        policy = self.checkpoint_policy if self._keeps_state else None
         while True:
             chosen: dict[str, _Run] = {}
             for name, run in self._runs.items():
@@ -287,7 +303,7 @@ class Runner:
             for slot, run in chosen.items():
                 run.inflight += 1
                 load[slot] += 1
-                self.executor.advance(run.spec.name, keep_state, budget_s(run.clock, depth))
+                self.executor.advance(run.spec.name, policy, budget_s(run.clock, depth))
 
     def _handle(self, reply: Reply) -> None:
         run = self._runs.get(reply.run)
@@ -298,9 +314,13 @@ class Runner:
             return
         run.inflight = max(0, run.inflight - 1)
         before = run.fraction
+        # A state comes at the reply's epoch end, or before the RunEnded of a stopped run.
+        unsaved = reply.checkpoint is not None or reply.best is not None
         for data in reply.events:
             event = event_from_dict(data)
             if isinstance(event, RunEnded):
+                if unsaved:
+                    unsaved = self._save(run, reply, improved=False)
                 self._finish(run, event, reply.predictions)
                 continue
             self._track(run, event)
@@ -309,13 +329,44 @@ class Runner:
                 self._last_up = time.monotonic()
                 self._join(run)
             self.emit(event)
-            if isinstance(event, EpochEnded) and reply.checkpoint is not None:
-                if self.executor.can_lose_workers:
-                    run.checkpoint = reply.checkpoint
-                if self._checkpoints:
-                    self._artifact("checkpoint", run.spec.name, unpack_state(reply.checkpoint), event.improved)
+            if isinstance(event, EpochEnded) and unsaved:
+                unsaved = self._save(run, reply, event.improved)
         if reply.kind == "advanced" and run.fraction > before:
             run.last_delta = run.fraction - before
+
+    @property
+    def _keeps_state(self) -> bool:
+        """Checkpoints are wanted: a sink writes them, or the driver restarts runs from them."""
+        return self._checkpoints or self.executor.can_lose_workers
+
+    def _save(self, run: _Run, reply: Reply, improved: bool) -> bool:
+        """Keep a reply's states: the last to restart the run from, if its worker can be lost;
+        checkpoint-last.pt (and -best.pt when the epoch improved), and the best state held
+        back since the last checkpoint. Returns False: nothing left unsaved."""
+        if reply.checkpoint is not None and self.executor.can_lose_workers:
+            run.checkpoint = reply.checkpoint
+        if self._checkpoints:
+            if reply.best is not None:
+                self._artifact("best_checkpoint", run.spec.name, unpack_state(reply.best))
+            if reply.checkpoint is not None:
+                self._artifact("checkpoint", run.spec.name, unpack_state(reply.checkpoint), improved)
+        return False
+
+    def _wind_down(self) -> None:
+        """After an interrupt: let the requests in flight answer (their events are kept), then
+        stop every run with its state, within WIND_DOWN_S; `run` ends whatever is left."""
+        deadline = time.monotonic() + WIND_DOWN_S
+        while time.monotonic() < deadline:
+            active = [r for r in self._runs.values() if r.state == "active"]
+            if not active:  # runs still starting (waiting for resources) are ended by `run`
+                return
+            for run in active:
+                if not run.inflight and not run.stop_sent:
+                    run.stop_sent, run.inflight = True, 1
+                    self.executor.stop(run.spec.name, "interrupted", evaluate_test=False,
+                                       checkpoint=self._keeps_state)
+            for reply in self.executor.collect(0.05):
+                self._handle(reply)
 
     @staticmethod
     def _track(run: _Run, event: Event) -> None:

@@ -363,12 +363,25 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
 
+    @property
+    def mid_epoch(self) -> bool:
+        return self.step != self.epoch * self.steps_per_epoch
+
+    @property
+    def can_checkpoint_now(self) -> bool:
+        """A state taken now resumes exactly: at an epoch end always; within an epoch unless
+        the optimizer trains at one point and evaluates at another (switching a schedule-free
+        optimizer to eval() for the state would move its training point mid-epoch)."""
+        return not self.mid_epoch or not self.train_eval
+
     def state_dict(self) -> dict[str, Any]:
         """Everything an exact resume needs, loadable with torch.load(weights_only=True).
-        Taken at epoch ends: the data order of the next epoch derives from (seed, epoch). A
-        schedule-free optimizer is switched to eval() first: the saved weights are the ones it
-        evaluates, and the next training interval switches back, resumed or not."""
-        self._optimizer_mode(training=False)
+        At an epoch end, or between two intervals within one (the epoch's order derives from
+        (seed, epoch), and its sums so far are saved). A schedule-free optimizer is switched to
+        eval() first (at epoch ends only: `can_checkpoint_now`): the saved weights are the ones
+        it evaluates, and the next training interval switches back, resumed or not."""
+        if not self.mid_epoch:
+            self._optimizer_mode(training=False)
         return {
             "run": self.spec.name,
             "optlab_version": __version__,
@@ -387,6 +400,11 @@ class Trainer:
             "samples_seen": self.samples_seen,
             "elapsed_s": self.elapsed_s,
             "reference_loss": self.reference_loss,
+            # Within an epoch: what its end will report (zero at an epoch end).
+            "epoch_loss_sum": self._epoch_loss_sum if self.mid_epoch else 0.0,
+            "epoch_correct": int(self.correct.item()) if self.mid_epoch else 0,
+            "epoch_start_elapsed": self._epoch_start_elapsed if self.mid_epoch else self.elapsed_s,
+            "mid_epoch": self.mid_epoch,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -399,8 +417,12 @@ class Trainer:
         self.random.set("cuda", state.get("rng_cuda"))
         self.epoch, self.step = state["epoch"], state["step"]
         self.stepper.grad_evals = int(state.get("grad_evals", self.step))  # checkpoints before grad_evals
-        self._evaluating = True  # checkpoints are taken in eval() (see state_dict)
+        # Checkpoints at epoch ends are taken in eval() (see state_dict).
+        self._evaluating = not state.get("mid_epoch", False)
         self.samples_seen, self.elapsed_s = state["samples_seen"], state["elapsed_s"]
+        self._epoch_loss_sum = float(state.get("epoch_loss_sum", 0.0))
+        self.correct.fill_(int(state.get("epoch_correct", 0)))
+        self._epoch_start_elapsed = float(state.get("epoch_start_elapsed", self.elapsed_s))
         # A checkpoint from before the divergence rule: the first interval after it is the reference.
         self.reference_loss = state.get("reference_loss")
         self._perm = None

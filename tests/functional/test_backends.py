@@ -18,6 +18,7 @@ import torch
 
 from optlab.data.datasets import load_dataset
 from optlab.preset.loader import load_preset_text
+from optlab.training.checkpoint_policy import EVERY_EPOCH
 from optlab.training.events import EpochEnded, Progress, RunEnded, RunStarted
 from optlab.training.executor import LocalExecutor
 from optlab.training.processes import ProcessExecutor, parse_devices
@@ -163,7 +164,8 @@ def test_worker_killed_mid_epoch_restarts_from_its_checkpoint_to_the_same_result
 
     killer = KillWorker("adam", epoch=2)
     sink = Collect()
-    Runner(specs, data, "cpu", [killer, sink], executor=ProcessExecutor(["cpu", "cpu"], threads=1)).run()
+    Runner(specs, data, "cpu", [killer, sink], executor=ProcessExecutor(["cpu", "cpu"], threads=1),
+           checkpoints=EVERY_EPOCH).run()
 
     assert len(killer.killed) == 1
     starts = [e for e in sink.events if isinstance(e, RunStarted) and e.run == "adam"]
@@ -322,8 +324,8 @@ class CountsInFlight(LocalExecutor):
     def slot(self, run: str) -> str:
         return run
 
-    def advance(self, run: str, checkpoint: bool, budget_s: float = 0.0) -> None:
-        super().advance(run, checkpoint, budget_s)
+    def advance(self, run: str, checkpoints, budget_s: float = 0.0) -> None:
+        super().advance(run, checkpoints, budget_s)
         self.most_in_flight = max(self.most_in_flight, sum(1 for r in self._queue if r[1] == run))
 
     def collect(self, timeout: float):

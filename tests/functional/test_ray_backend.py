@@ -29,6 +29,7 @@ from functional.test_backends import (
 
 from optlab.data.datasets import load_dataset
 from optlab.preset.loader import load_preset_text
+from optlab.training.checkpoint_policy import EVERY_EPOCH
 from optlab.training.events import Progress, RunEnded, RunStarted
 from optlab.training.runner import Control, Runner
 
@@ -131,7 +132,7 @@ def test_ray_actor_killed_mid_epoch_recovers_exactly_and_stop_acts(cluster) -> N
     control = StopAtFirstReport("rms")
     sink = Collect()
     Runner(specs, data, "cpu", [killer, control, sink], control,
-           executor=executor(data, gpus_per_run=0, cpus_per_run=1)).run()
+           executor=executor(data, gpus_per_run=0, cpus_per_run=1), checkpoints=EVERY_EPOCH).run()
     assert len(killer.killed) == 1
     starts = [e for e in sink.events if isinstance(e, RunStarted) and e.run == "adam"]
     assert_restarted_from_a_checkpoint(starts)

@@ -100,7 +100,8 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path: Pat
 
     root = tmp_path / "killed"
     child = subprocess.Popen(
-        [sys.executable, "-m", "optlab", "compare", str(preset), "--out", str(root), "--quiet", "--device", "cpu"],
+        [sys.executable, "-m", "optlab", "compare", str(preset), "--out", str(root), "--quiet", "--device", "cpu",
+         "--checkpoint-every", "1"],
         cwd=tmp_path,
         env=ENV,
         stdout=subprocess.DEVNULL,
@@ -173,7 +174,7 @@ def test_disk_full_mid_run_stops_with_the_reason_and_keeps_what_was_written(
 
     monkeypatch.setattr(store, "atomic_write_bytes", filling_disk)
     root = tmp_path / "out"
-    result = invoke("compare", str(preset), "--out", str(root), "--quiet", "--device", "cpu")
+    result = invoke("compare", str(preset), "--out", str(root), "--quiet", "--device", "cpu", "--checkpoint-every", "1")
     assert result.exit_code == 1, result.output
     assert "No space left on device" in result.output and str(root) in result.output
     assert "Traceback" not in result.output
@@ -254,7 +255,8 @@ def test_ctrl_c_stops_with_130_and_keeps_whole_files(tmp_path: Path, presses: in
     preset.write_text(KILLABLE)
     root = tmp_path / "interrupted"
     child = subprocess.Popen(
-        [sys.executable, "-m", "optlab", "compare", str(preset), "--out", str(root), "--quiet", "--device", "cpu"],
+        [sys.executable, "-m", "optlab", "compare", str(preset), "--out", str(root), "--quiet", "--device", "cpu",
+         "--checkpoint-every", "1"],
         cwd=tmp_path,
         env=ENV,
         stdout=subprocess.PIPE,

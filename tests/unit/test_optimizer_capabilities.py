@@ -19,6 +19,7 @@ from optlab.data.datasets import load_dataset
 from optlab.preset.loader import load_preset_text
 from optlab.registry import Registry, Source
 from optlab.spec import OptimizerConfig
+from optlab.training.checkpoint_policy import EVERY_EPOCH
 from optlab.training.events import EpochEnded, Progress, RunEnded, RunStarted
 from optlab.training.optim import build_optimizer, optimizer_kwargs_error
 from optlab.training.runner import Runner
@@ -179,7 +180,7 @@ def _run(optimizer: str, lr: float = 0.05, model: str = "mlp", extra: str = "") 
     sink = Sink()
     FORWARDS.clear()
     MODE[0] = "none"
-    runner = Runner(specs, data, "cpu", [sink])
+    runner = Runner(specs, data, "cpu", [sink], checkpoints=EVERY_EPOCH)
     BUILT.clear()
     runner.run()
     return sink, runner

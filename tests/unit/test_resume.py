@@ -16,6 +16,7 @@ from optlab.errors import RunDirError
 from optlab.preset.loader import load_preset
 from optlab.runs.resume import load_checkpoint, plan_resume
 from optlab.runs.store import RunStore, code_fingerprint, load_results, read_events
+from optlab.training.checkpoint_policy import EVERY_EPOCH, CheckpointPolicy
 from optlab.training.events import Progress
 from optlab.training.runner import Runner
 
@@ -48,17 +49,25 @@ scheduler = { name = "plateau", patience = 1 }
 
 
 class InterruptAt:
-    """Raises KeyboardInterrupt (like Ctrl-C) in the middle of epoch 3 of one run."""
+    """Raises KeyboardInterrupt (like a Ctrl-C that lands mid-step) in the middle of epoch 3
+    of one run; with `gently`, asks the driver to interrupt instead (as the first Ctrl-C of
+    `optlab compare` does), so that every run stops at a safe point with its state."""
 
-    def __init__(self, run: str, step: int) -> None:
-        self.run, self.step = run, step
+    def __init__(self, run: str, step: int, gently: bool = False) -> None:
+        self.run, self.step, self.gently = run, step, gently
+        self.runner: Runner | None = None
 
     def handle(self, event) -> None:
         if isinstance(event, Progress) and event.run == self.run and event.step >= self.step:
-            raise KeyboardInterrupt
+            if not self.gently:
+                raise KeyboardInterrupt
+            assert self.runner is not None
+            self.runner.interrupt()
 
 
-def experiment(root: Path, extra_sinks=(), resume: bool = False) -> dict:
+def experiment(
+    root: Path, extra_sinks=(), resume: bool = False, checkpoints: CheckpointPolicy = EVERY_EPOCH
+) -> dict:
     preset_path = root.parent / f"{root.name}.toml"
     preset_path.write_text(PRESET)
     root.mkdir(exist_ok=True)
@@ -69,8 +78,12 @@ def experiment(root: Path, extra_sinks=(), resume: bool = False) -> dict:
         specs, states, done = load_preset(str(preset_path)).resolved_runs(), {}, []
     store = RunStore(root, None if resume else PRESET, resume=resume)
     data = load_dataset(specs[0].data)
+    runner = Runner(specs, data, "cpu", [store, *extra_sinks], resume=states, finished=done, checkpoints=checkpoints)
+    for sink in extra_sinks:
+        if isinstance(sink, InterruptAt):
+            sink.runner = runner
     try:
-        Runner(specs, data, "cpu", [store, *extra_sinks], resume=states, finished=done).run()
+        runner.run()
     finally:
         store.close()
     return load_results(root)
@@ -84,17 +97,33 @@ def comparable(results: dict) -> dict:
     return out
 
 
-def test_interrupted_mid_epoch_then_resumed_equals_uninterrupted(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("gently", "checkpoints", "resumed_from"),
+    [
+        (False, EVERY_EPOCH, "epoch end"),  # the last epoch end's checkpoint; epoch 3 trains again
+        (True, CheckpointPolicy(seconds=1e6), "mid epoch"),  # no checkpoint due: the state it stopped in
+        (False, CheckpointPolicy(seconds=1e6), "start"),  # none at all: the runs start again
+    ],
+)
+def test_interrupted_mid_epoch_then_resumed_equals_uninterrupted(
+    tmp_path: Path, gently: bool, checkpoints: CheckpointPolicy, resumed_from: str
+) -> None:
+    torch.set_num_threads(1)
     straight = experiment(tmp_path / "straight")
     root = tmp_path / "interrupted"
     steps_per_epoch = -(-300 // 32)
     with pytest.raises(KeyboardInterrupt):
-        experiment(root, [InterruptAt("sgd", 2 * steps_per_epoch + 3)])
+        experiment(root, [InterruptAt("sgd", 2 * steps_per_epoch + 3, gently)], checkpoints=checkpoints)
     partial = load_results(root)
     assert {r["status"] for r in partial["runs"]} == {"stopped"}
-    assert (root / "runs" / "sgd" / "checkpoint-last.pt").is_file()
     plan = plan_resume(root, "cpu")
-    assert set(plan.states) == {"sgd", "adam", "plateau"} and not plan.done
+    assert not plan.done
+    if resumed_from == "start":
+        assert set(plan.fresh) == {"sgd", "adam", "plateau"}
+    else:
+        assert set(plan.states) == {"sgd", "adam", "plateau"}
+        steps = plan.states["sgd"]["step"]
+        assert (steps % steps_per_epoch == 0) == (resumed_from == "epoch end") and steps > 2 * steps_per_epoch - 1
     resumed = experiment(root, resume=True)
     assert comparable(resumed) == comparable(straight)
     # Nothing more to do once everything has ended.
