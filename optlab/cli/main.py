@@ -108,8 +108,11 @@ def _missing_dirs(path: Path) -> list[Path]:
 
 def _discard_run_dir(root: Path, created: list[Path]) -> None:
     """Remove what `compare` wrote before training started, leaving nothing half-made."""
+    from optlab.runs.owner import release
+
     if (root / "events.jsonl").exists() or (root / "results.json").exists():
         return
+    release(root)
     with contextlib.suppress(OSError):
         (root / "preset.toml").unlink(missing_ok=True)
         for d in created:
@@ -289,6 +292,7 @@ def resume(
     """Continue every unfinished run of a run directory from its last checkpoint."""
     from optlab.data.datasets import load_dataset
     from optlab.experiment import placement_devices
+    from optlab.runs.owner import claim, release
     from optlab.runs.resume import plan_resume
 
     with user_errors():
@@ -308,8 +312,13 @@ def resume(
             for name in pending
         )
         sys.stderr.write(f"optlab: resuming {resumed}\n")
-        data = load_dataset(plan.loaded.preset.data, data_device)
-        plan.check_data(data.facts(), force)
+        claim(run_dir)  # one atomic step: of two resumes started together, one trains
+        try:
+            data = load_dataset(plan.loaded.preset.data, data_device)
+            plan.check_data(data.facts(), force)
+        except BaseException:
+            release(run_dir)
+            raise
     try:
         code = train(run_dir, plan.loaded, plan.specs, data, device, fmt, quiet, plan=plan, backend=where)
     except KeyboardInterrupt:

@@ -28,7 +28,7 @@ import numpy as np
 from optlab.errors import RunDirError, StorageError
 from optlab.preset.names import preset_name_error, safe_name
 from optlab.runs.files import atomic_write_bytes, atomic_write_json, atomic_write_text
-from optlab.runs.owner import claim, release
+from optlab.runs.owner import OWNER_FILE, claim, release
 from optlab.runs.results import ResultsBuilder
 from optlab.training.events import (
     EpochEnded,
@@ -81,18 +81,25 @@ def default_run_dir(preset_name: str, base: Path = Path("runs")) -> Path:
 
 
 def prepare_run_dir(path: Path, allow_existing: bool = False) -> Path:
-    """Create the directory and prove it is writable before any training starts."""
+    """Create the directory, prove it is writable and claim it for this process (owner.json),
+    before any training starts. The claim is the one atomic step: of two commands given the
+    same new --out at the same moment, one gets the directory and the other a RunDirError."""
     if path.exists() and not path.is_dir():
         raise RunDirError(f"{path}: exists and is not a directory; --out must name a new or empty directory")
     try:
         if path.exists() and not allow_existing and any(path.iterdir()):
             raise RunDirError(f"{path}: output directory exists and is not empty; choose another --out")
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".optlab-write-test"
+        probe = path / f".optlab-write-test-{os.getpid()}"  # racing commands must not share it
         probe.write_bytes(b"x" * 4096)
         probe.unlink()
+        claim(path)
     except OSError as exc:
         raise RunDirError(f"{path}: output directory is not writable ({exc.strerror or exc})") from None
+    if not allow_existing and any(p.name != OWNER_FILE and not p.name.startswith(".") for p in path.iterdir()):
+        # Another writer came between our look and our claim and is gone already: not ours.
+        release(path)
+        raise RunDirError(f"{path}: output directory exists and is not empty; choose another --out")
     return path
 
 
