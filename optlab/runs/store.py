@@ -289,10 +289,36 @@ def read_events(root: Path) -> EventLog:
 
 
 def load_results(root: Path) -> dict[str, Any]:
+    """results.json as optlab wrote it; any other JSON (a file someone put there) is refused
+    with what was expected, so no reader meets a shape it cannot handle."""
     path = root / "results.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RunDirError(f"{root}: not a run directory (no results.json)") from None
     except (OSError, ValueError) as exc:
         raise RunDirError(f"{path}: cannot read ({exc})") from None
+    problem = results_shape_error(doc)
+    if problem:
+        raise RunDirError(f"{path}: not a results document written by optlab ({problem})")
+    return doc
+
+
+def results_shape_error(doc: Any) -> str | None:
+    """What makes `doc` other than an optlab results document, or None."""
+    if not isinstance(doc, dict):
+        return f"expected a JSON object, found {type(doc).__name__}"
+    if not isinstance(doc.get("results_version"), int):
+        return "no results_version"
+    for key, kind in (("runs", list), ("preset", dict), ("dataset", dict)):
+        if not isinstance(doc.get(key), kind):
+            return f"'{key}' is missing or not a {'list' if kind is list else 'table'}"
+    for i, run in enumerate(doc["runs"]):
+        if not isinstance(run, dict) or not isinstance(run.get("name"), str):
+            return f"runs[{i}] is not a run with a name"
+        for key, kind in (("history", list), ("notes", list), ("config", dict)):
+            if key in run and not isinstance(run[key], kind):
+                return f"runs[{i}].{key} is not a {'list' if kind is list else 'table'}"
+        if run.get("test") is not None and not isinstance(run["test"], dict):
+            return f"runs[{i}].test is not a table"
+    return None

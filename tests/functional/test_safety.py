@@ -91,3 +91,39 @@ def test_a_received_run_directory_cannot_run_code(tmp_path: Path, monkeypatch: p
     assert refused.exit_code == 2
     assert "refused to load" in refused.output
     assert not Marker.path.exists()
+
+
+FOREIGN_RESULTS = [
+    ("[1, 2, 3]", "expected a JSON object, found list"),
+    ('{"x": 1}', "no results_version"),
+    ('"results"', "expected a JSON object, found str"),
+    ('{"results_version": 1, "runs": {"a": 1}, "preset": {}, "dataset": {}}', "'runs' is missing or not a list"),
+    ('{"results_version": 1, "runs": [3], "preset": {}, "dataset": {}}', "runs[0] is not a run with a name"),
+    # The right outline, foreign contents: found while rendering, before anything is written.
+    ('{"results_version": 1, "runs": [{"name": "a", "status": "finished", "history": [1]}], "preset": {},'
+     ' "dataset": {}}', "not a results document optlab can report"),
+    ('{"results_version": 1, "runs": [{"name": "a", "status": "finished", "progress": [3]}], "preset": {},'
+     ' "dataset": {"task": "multiclass"}}', "not a results document optlab can report"),
+]
+
+
+@pytest.mark.parametrize(("text", "fragment"), FOREIGN_RESULTS)
+def test_report_refuses_a_results_json_it_did_not_write_and_leaves_it_alone(
+    tmp_path: Path, text: str, fragment: str
+) -> None:
+    (tmp_path / "results.json").write_text(text)
+    for args in (["report", str(tmp_path)], ["report", str(tmp_path), "--format", "json"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and str(tmp_path / "results.json") in lines[0] and fragment in lines[0]
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+    assert (tmp_path / "results.json").read_text() == text
+
+
+def test_report_of_events_that_are_not_optlabs_is_not_a_run_directory(tmp_path: Path) -> None:
+    (tmp_path / "events.jsonl").write_text('{"x": 1}\nnot json\n')
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "not a run directory" in result.stderr and "Traceback" not in result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["events.jsonl"]
