@@ -127,3 +127,25 @@ def test_report_of_events_that_are_not_optlabs_is_not_a_run_directory(tmp_path: 
     result = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2 and "not a run directory" in result.stderr and "Traceback" not in result.output
     assert [p.name for p in tmp_path.iterdir()] == ["events.jsonl"]
+
+
+# Values that validate as numbers but cannot be held where they end up: float32 tensors,
+# torch's 64-bit generators, a folder name.
+UNREPRESENTABLE = [
+    ('lr = 0.1 }', 'lr = 1e39 }', "lr = 1e+39 cannot be held by a float32 tensor"),
+    ('lr = 0.1 }', 'lr = inf }', "lr = inf cannot be held by a float32 tensor"),
+    ('lr = 0.1 }', 'lr = 0.1, momentum = -1e300 }', "momentum = -1e+300 cannot be held by a float32 tensor"),
+    ('epochs = 1', 'epochs = 1\nclip_grad_norm = 1e40', "clip_grad_norm = 1e+40 cannot be held"),
+    ('epochs = 1', 'epochs = 1\nseed = 18446744073709551616', "seed: Input should be less than or equal to 4294967295"),
+    ('epochs = 1', 'epochs = 1\nseeds = [0, 4294967296]', "less than or equal to 4294967295"),
+    ('dataset = "digits"', 'dataset = "digits"\nsplit_seed = -1', "split_seed: Input should be greater than or equal to 0"),
+    ('name = "a"', f'name = "{"a" * 101}"', "run name of 101 characters: at most 100"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "fragment"), UNREPRESENTABLE)
+def test_values_that_cannot_be_held_where_they_end_up_are_refused(old: str, new: str, fragment: str) -> None:
+    assert old in BASE
+    with pytest.raises(PresetError) as info:
+        load_preset_text(BASE.replace(old, new, 1))
+    assert fragment in str(info.value)
