@@ -27,3 +27,11 @@ class StorageError(OptlabError):
     Not bad input, so exit code 1; the runs stop and what was already written stays intact."""
 
     exit_code = 1
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a cluster scheduler's preemption, `kill`), raised where the signal lands by the
+    commands that train, so that it stops training as Ctrl-C does: every run ends `interrupted`
+    with its checkpoint kept, the run directory closed and resumable. Exit code 143 (128 + 15)."""
+
+    exit_code = 143

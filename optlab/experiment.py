@@ -18,14 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optlab.data.datasets import DatasetBundle, load_dataset
-from optlab.errors import StorageError
+from optlab.errors import RunDirError, StorageError, Terminated
 from optlab.preset.loader import LoadedPreset
 from optlab.runs.control import FileControl
+from optlab.runs.owner import release
 from optlab.runs.publish import write_reports
-from optlab.runs.store import RunStore, load_results
+from optlab.runs.store import RunStore, load_results, read_events
 from optlab.spec import ResolvedRun
 from optlab.training.checkpoint_policy import CheckpointPolicy
-from optlab.training.events import RunEnded
+from optlab.training.events import ExperimentEnded, RunEnded
 from optlab.training.runner import Control, Runner, resolve_device
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ def check_backend(backend: BackendOptions) -> BackendOptions:
 class Outcome:
     results: dict[str, Any] = field(default_factory=dict)
     interrupted: bool = False
+    terminated: bool = False  # the interruption was SIGTERM (errors.Terminated), not Ctrl-C
     storage_error: StorageError | None = None
 
 
@@ -122,23 +124,30 @@ def make_executor(backend: BackendOptions, data: DatasetBundle, device: str) -> 
 
 @contextlib.contextmanager
 def _interrupts_wind_down(runner: Runner) -> Iterator[None]:
-    """While the runs train, a first Ctrl-C asks the driver to stop them at a safe point with a
-    state to resume from (a KeyboardInterrupt raised mid-step could not save one); a second one
-    interrupts at once, as Python does."""
+    """While the runs train, a first Ctrl-C (or SIGTERM, a scheduler's preemption) asks the
+    driver to stop them at a safe point with a state to resume from: a KeyboardInterrupt raised
+    mid-step could not save one. A second one acts as the handler outside training does (Ctrl-C
+    interrupts at once; SIGTERM raises Terminated where it lands)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    raised = {signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Terminated}
+    previous = {sig: signal.getsignal(sig) for sig in raised}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
     def first(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        runner.interrupt()
+        restore()
+        runner.interrupt(raised[signal.Signals(signum)])
 
-    previous = signal.signal(signal.SIGINT, first)
+    for sig in raised:
+        signal.signal(sig, first)
     try:
         yield
     finally:
-        if signal.getsignal(signal.SIGINT) in (first, signal.default_int_handler):
-            signal.signal(signal.SIGINT, previous)
+        restore()
 
 
 def run_experiment(
@@ -172,11 +181,11 @@ def train_into(
     cleanup_guard: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
     charts: bool = True,
 ) -> Outcome:
-    """Run the experiment into `root` (fresh, or continuing `plan`). Ctrl-C stops every run and
-    keeps what was done (`on_interrupt` runs first, e.g. to make a second Ctrl-C leave at once);
-    the cleanup after training runs inside `cleanup_guard`; `charts`: the reports' charts and
-    report.html too. The extra sinks are closed (when
-    they have `close`) before the run store."""
+    """Run the experiment into `root` (fresh, or continuing `plan`). Ctrl-C, or SIGTERM raised
+    as `Terminated` by the front end, stops every run and keeps what was done (`on_interrupt`
+    runs first, e.g. to make a second Ctrl-C leave at once); the cleanup after training runs
+    inside `cleanup_guard`; `charts`: the reports' charts and report.html too. The extra sinks
+    are closed (when they have `close`) before the run store."""
     backend = backend or BackendOptions()
     extra = list(sinks)
     if plan is not None:
@@ -201,9 +210,10 @@ def train_into(
     try:
         with _interrupts_wind_down(runner):
             runner.run()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         on_interrupt()
         outcome.interrupted = True
+        outcome.terminated = isinstance(exc, Terminated)
     except StorageError as exc:
         outcome.storage_error = exc
     finally:
@@ -218,4 +228,32 @@ def train_into(
                 write_reports(root, outcome.results, charts=charts)
             except (StorageError, OSError) as exc:
                 outcome.storage_error = outcome.storage_error or StorageError(f"{root}: cannot write ({exc})")
+            finally:
+                release(root)  # a full disk stopped the close before the owner record went
     return outcome
+
+
+def close_ended(root: Path, charts: bool = True) -> dict[str, Any]:
+    """The results of a run directory whose runs have all ended. Where the record does not say
+    the experiment ended (a full disk, or a kill, came after the last run's end and before the
+    experiment's), the end is written now, with results.json and the reports, so the directory
+    no longer reads as `running`. The caller has claimed `root`."""
+    events = read_events(root).events
+    ended = bool(events) and isinstance(events[-1], ExperimentEnded)
+    if ended:
+        with contextlib.suppress(RunDirError):
+            results = load_results(root)
+            if results.get("status") == events[-1].status:
+                return results
+    store = RunStore(root, resume=True)
+    try:
+        if not ended:
+            store.handle(ExperimentEnded(run="", status="finished", wall_time_s=store.results.get("wall_time_s") or 0.0))
+    finally:
+        store.close()
+    try:
+        results = load_results(root)
+        write_reports(root, results, charts=charts)
+    except OSError as exc:
+        raise StorageError(f"{root}: cannot write the reports ({exc.strerror or exc})") from None
+    return results

@@ -57,7 +57,51 @@ SCHEDULER_MIN_INTS: dict[str, dict[str, int]] = {
 }
 
 
-class Strict(BaseModel):
+# The largest magnitude a float32 tensor holds: the models, losses and optimizer states train in
+# float32, so a number past it (or inf, nan: TOML has them) would train silently wrong.
+FLOAT32_MAX = 3.4028234663852886e38
+# torch's generators take 64-bit seeds, and the data order of epoch e is seeded with
+# seed * 1_000_003 + e: a seed below 2**32 keeps that in range for any number of epochs.
+SEED_MAX = 2**32 - 1
+
+
+def unrepresentable(value: Any, key: str) -> str | None:
+    """`key = value` for the first number in `value` that a float32 tensor cannot hold, or None.
+    Nested models are left to their own check."""
+    if isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool)):
+        if not (abs(value) <= FLOAT32_MAX):  # also catches nan
+            return f"{key} = {value}"
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            found = unrepresentable(v, f"{key}.{k}")
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found = unrepresentable(v, f"{key}[{i}]")
+            if found:
+                return found
+    return None
+
+
+class Float32Values(BaseModel):
+    """Every number a preset gives (declared fields and free arguments alike) must fit a float32
+    tensor, where it ends up."""
+
+    @model_validator(mode="after")
+    def _fits_float32(self) -> Any:
+        values = {**{k: getattr(self, k) for k in type(self).model_fields}, **(self.model_extra or {})}
+        for key, value in values.items():
+            found = unrepresentable(value, key)
+            if found:
+                raise ValueError(
+                    f"{found} cannot be held by a float32 tensor, where it ends up: "
+                    f"allowed are finite numbers of magnitude at most {FLOAT32_MAX:.4g}"
+                )
+        return self
+
+
+class Strict(Float32Values):
     """Unknown keys are errors: a typo must never be silently ignored."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -105,7 +149,9 @@ class DataConfig(Strict):
     test_fraction: float = Field(
         0.2, gt=0.0, lt=1.0, description="Test share for datasets without an official test split"
     )
-    split_seed: int = Field(0, description="Seed of the train/validation/test split (shared by every run)")
+    split_seed: int = Field(
+        0, ge=0, le=SEED_MAX, description="Seed of the train/validation/test split (shared by every run)"
+    )
     train_limit: int | None = Field(
         None, ge=1, description="Use only the first N training samples (quick runs, tests)"
     )
@@ -211,7 +257,7 @@ def parse_bytes(value: int | str) -> int:
     return max(1, int(amount * _MEMORY_UNITS[unit]))
 
 
-class ModelConfig(BaseModel):
+class ModelConfig(Float32Values):
     """The built-in models' fields; a plugin model takes its own keyword arguments as extra keys
     (checked against its factory's signature)."""
 
@@ -251,7 +297,7 @@ class ModelConfig(BaseModel):
         return self
 
 
-class OptimizerConfig(BaseModel):
+class OptimizerConfig(Float32Values):
     """`name`, `lr` and `weight_decay_on`; every other key is passed to the optimizer and
     checked against its signature (see `optlab.training.optim`)."""
 
@@ -308,7 +354,7 @@ class OptimizerConfig(BaseModel):
         return self
 
 
-class SchedulerConfig(BaseModel):
+class SchedulerConfig(Float32Values):
     """`name` plus optional warm-up; every other key goes to the torch scheduler."""
 
     model_config = ConfigDict(extra="allow")

@@ -145,6 +145,7 @@ def register(app: typer.Typer) -> None:
             write_lr_find,
             write_lr_find_partial,
         )
+        from optlab.runs.owner import release
         from optlab.runs.store import default_run_dir, prepare_run_dir
         from optlab.training.lr_find import RangeTestSettings, check_optimizer
         from optlab.training.runner import resolve_device
@@ -177,7 +178,9 @@ def register(app: typer.Typer) -> None:
                 doc = document(loaded.preset.name, device, settings_dict(settings), entries)
                 atomic_write_text(root / "preset.toml", preset_toml(loaded.preset))
                 write_lr_find(root, doc)
+                release(root)
             except BaseException:
+                release(root)
                 with contextlib.suppress(OSError):
                     (root / LR_FIND_PARTIAL).unlink(missing_ok=True)
                 for path in created:  # nothing half-made: what this command created goes

@@ -45,7 +45,7 @@ from optlab.cli.common import (
     user_errors,
 )
 from optlab.cli.completion import complete_preset, complete_run_dir, complete_set
-from optlab.errors import OptlabError
+from optlab.errors import OptlabError, Terminated
 
 app = typer.Typer(
     name="optlab",
@@ -109,8 +109,11 @@ def _missing_dirs(path: Path) -> list[Path]:
 
 def _discard_run_dir(root: Path, created: list[Path]) -> None:
     """Remove what `compare` wrote before training started, leaving nothing half-made."""
+    from optlab.runs.owner import release
+
     if (root / "events.jsonl").exists() or (root / "results.json").exists():
         return
+    release(root)
     with contextlib.suppress(OSError):
         (root / "preset.toml").unlink(missing_ok=True)
         for d in created:
@@ -119,6 +122,29 @@ def _discard_run_dir(root: Path, created: list[Path]) -> None:
 
 def _exit_130(*_: object) -> None:
     os._exit(130)
+
+
+def _exit_143(*_: object) -> None:
+    os._exit(Terminated.exit_code)
+
+
+def _terminate(*_: object) -> None:
+    """SIGTERM (a scheduler's preemption) stops training as Ctrl-C does; a second one, during
+    the cleanup, leaves at once (files are written atomically)."""
+    signal.signal(signal.SIGTERM, _exit_143)
+    raise Terminated()
+
+
+def _stop_on_sigterm() -> None:
+    with contextlib.suppress(ValueError):  # not the main thread (a test's runner): nothing to install
+        signal.signal(signal.SIGTERM, _terminate)
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    """The message and exit code of Ctrl-C or SIGTERM outside training."""
+    _leave_on_next_interrupt()
+    sys.stderr.write("\noptlab: terminated (SIGTERM)\n" if isinstance(exc, Terminated) else "\noptlab: interrupted\n")
+    return Terminated.exit_code if isinstance(exc, Terminated) else 130
 
 
 def _leave_on_next_interrupt() -> None:
@@ -178,6 +204,7 @@ def compare(
     from optlab.preset.loader import load_preset
     from optlab.runs.store import default_run_dir, prepare_run_dir
 
+    _stop_on_sigterm()
     with user_errors():
         load_plugins(plugins)
         check_html_format(fmt, no_charts)
@@ -192,10 +219,8 @@ def compare(
         prepare_run_dir(root)
     try:
         code = _compare_in(root, created, loaded, device, fmt, quiet, where, charts=not no_charts)
-    except KeyboardInterrupt:
-        _leave_on_next_interrupt()
-        sys.stderr.write("\noptlab: interrupted\n")
-        code = 130
+    except KeyboardInterrupt as exc:
+        code = _interrupted(exc)
     raise typer.Exit(code)
 
 
@@ -254,12 +279,12 @@ def train(
     console = stderr_console()
     if interrupted:
         console.print(
-            "[yellow]interrupted:[/] the runs were stopped; partial results and checkpoints are kept "
-            f"(continue with `optlab resume {root}`)"
+            f"[yellow]{'terminated (SIGTERM)' if outcome.terminated else 'interrupted'}:[/] the runs were "
+            f"stopped; partial results and checkpoints are kept (continue with `optlab resume {root}`)"
         )
     console.print(Text.assemble("results in ", (str(root), "bold")))
     if interrupted:
-        return 130
+        return Terminated.exit_code if outcome.terminated else 130
     statuses = [r.get("status") for r in results.get("runs") or []]
     if statuses and all(s == "failed" for s in statuses):
         print_error(f"every run failed; see {root}/runs/*/log.txt")
@@ -292,8 +317,10 @@ def resume(
     """Continue every unfinished run of a run directory from its last checkpoint."""
     from optlab.data.datasets import load_dataset
     from optlab.experiment import placement_devices
+    from optlab.runs.owner import claim, release
     from optlab.runs.resume import plan_resume
 
+    _stop_on_sigterm()
     with user_errors():
         load_plugins(plugins)
         where = backend_options(Where(backend, devices, threads, pace, max_restarts, address, gpus_per_run, cpus_per_run, checkpoint_every))
@@ -302,23 +329,31 @@ def resume(
         pending = [s.name for s in plan.specs if s.name not in plan.done]
         if not pending:
             sys.stderr.write(f"optlab: every run in {run_dir} has already ended; nothing to resume\n")
-            from optlab.runs.store import load_results
+            from optlab.experiment import close_ended
 
-            emit(load_results(run_dir), fmt, run_dir)
+            claim(run_dir)
+            try:
+                results = close_ended(run_dir)
+            finally:
+                release(run_dir)
+            emit(results, fmt, run_dir)
             raise typer.Exit(0)
         resumed = ", ".join(
             f"{name} (from epoch {plan.states[name]['epoch']})" if name in plan.states else f"{name} (restart)"
             for name in pending
         )
         sys.stderr.write(f"optlab: resuming {resumed}\n")
-        data = load_dataset(plan.loaded.preset.data, data_device)
-        plan.check_data(data.facts(), force)
+        claim(run_dir)  # one atomic step: of two resumes started together, one trains
+        try:
+            data = load_dataset(plan.loaded.preset.data, data_device)
+            plan.check_data(data.facts(), force)
+        except BaseException:
+            release(run_dir)
+            raise
     try:
         code = train(run_dir, plan.loaded, plan.specs, data, device, fmt, quiet, plan=plan, backend=where)
-    except KeyboardInterrupt:
-        _leave_on_next_interrupt()
-        sys.stderr.write("\noptlab: interrupted\n")
-        code = 130
+    except KeyboardInterrupt as exc:
+        code = _interrupted(exc)
     raise typer.Exit(code)
 
 
@@ -329,10 +364,8 @@ def run() -> None:
     except OptlabError as exc:
         print_error(str(exc))
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        _leave_on_next_interrupt()
-        sys.stderr.write("\noptlab: interrupted\n")
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        sys.exit(_interrupted(exc))
     finally:
         # Python puts back the default SIGINT action while it shuts down (unloading torch takes
         # a moment): a second Ctrl-C then would end the process by signal instead of with 130.

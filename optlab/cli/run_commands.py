@@ -100,20 +100,35 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Rebuild a run directory's results.json, report.md, metrics.csv, charts/*.svg and
         report.html (and its table) from events.jsonl."""
-        from optlab.runs.publish import write_reports
-        from optlab.runs.reports import read_run_dir
+        from optlab.runs.files import atomic_write_text
+        from optlab.runs.publish import render_reports
+        from optlab.runs.reports import read_run_dir_from
         from optlab.runs.store import write_results_json
 
         with user_errors():
             check_html_format(fmt, no_charts)
-            results, bad_lines = read_run_dir(run_dir)
+            results, bad_lines, source = read_run_dir_from(run_dir)
             if bad_lines:
                 stderr_console().print(f"[yellow]skipped {len(bad_lines)} corrupt line(s) of events.jsonl[/]")
             try:
-                # Replayed from the events, so a missing or corrupt results.json is whole again
-                # (atomically: a live writer's own rewrite never meets half a file).
-                write_results_json(run_dir, results)
-                write_reports(run_dir, results, charts=not no_charts, axis=x_axis.value)
+                files = render_reports(run_dir, results, charts=not no_charts, axis=x_axis.value)
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+                if source == "events":
+                    raise  # optlab's own record: a bug of ours, worth its traceback
+                # A results.json of the right outline but foreign contents: refused before
+                # anything is written.
+                raise OptlabError(
+                    f"{run_dir / 'results.json'}: not a results document optlab can report "
+                    f"({type(exc).__name__}: {exc})"
+                ) from None
+            try:
+                if source == "events":
+                    # Replayed from the events, so a missing or corrupt results.json is whole
+                    # again (atomically: a live writer's own rewrite never meets half a file).
+                    # A results.json without events is someone's file: read, never rewritten.
+                    write_results_json(run_dir, results)
+                for name, text in files.items():
+                    atomic_write_text(run_dir / name, text)
             except OSError as exc:
                 raise OptlabError(f"{run_dir}: cannot write the reports ({exc.strerror or exc})") from None
             emit(results, fmt, run_dir)

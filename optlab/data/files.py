@@ -45,8 +45,23 @@ def visible_files(folder: Path) -> list[Path]:
     found: list[Path] = []
     for here, dirs, names in os.walk(folder, followlinks=True):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for d in dirs:
+            _refuse_a_loop(Path(here) / d, folder)
         found.extend(Path(here) / n for n in sorted(names) if not n.startswith("."))
     return found
+
+
+def _refuse_a_loop(sub: Path, folder: Path) -> None:
+    """A linked folder that contains the one being read would be walked again and again (and
+    its files counted many times, under the wrong class): refused, naming the link."""
+    if not sub.is_symlink():
+        return
+    target = sub.resolve()
+    here = sub.parent.resolve()
+    if here == target or target in here.parents or target in folder.resolve().parents:
+        raise PresetError(
+            f"{sub}: a symbolic link to {target}, which contains it (a loop); remove the link or point it elsewhere"
+        )
 
 
 def files_signature(cfg: DataConfig) -> tuple[tuple[str, int, int], ...]:

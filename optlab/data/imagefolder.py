@@ -7,7 +7,8 @@ Unlike torchvision's ImageFolder, hidden entries (a name starting with '.': `.ip
 `.DS_Store`) are never classes or samples. Images are read with Pillow, converted to RGB (or one
 grey channel), resized to `image_size` when given (else they must all have one size), and held
 as float32 tensors, channels first: the memory this needs is estimated from the image headers
-before anything is decoded, and refused past `max_memory`.
+before anything is decoded, and refused past `max_memory`. A header that claims more pixels than
+Pillow allows one image is refused unread; validation decodes every image once, as loading will.
 """
 
 from __future__ import annotations
@@ -64,6 +65,69 @@ def _size_text(n: float) -> str:
     return f"{n:.1f} TiB"  # pragma: no cover
 
 
+def _pixel_limit() -> int:
+    """Pillow's own ceiling for one image (about 89 million pixels): past it an image is refused
+    from its header, before a byte of it is decoded (a small file can claim a huge picture)."""
+    from PIL import Image
+
+    return int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+
+
+def _unreadable(f: Path, exc: BaseException) -> PresetError:
+    return PresetError(f"{f}: not a readable image ({type(exc).__name__}: {exc})")
+
+
+# What Pillow raises for a file it cannot read: broken headers (SyntaxError, ValueError,
+# struct errors, EOFError), truncated data (OSError), a size claim past its limit.
+def _image_errors() -> tuple[type[BaseException], ...]:
+    import struct
+
+    from PIL import Image
+
+    return (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
+
+
+def _header_size(f: Path) -> tuple[int, int]:
+    """An image's width and height from its header, refused when it claims more pixels than one
+    image may have."""
+    import warnings
+
+    from PIL import Image
+
+    hint = "a damaged or hostile file, or a picture to shrink before training"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below
+            with Image.open(f) as im:  # reads the header only
+                size = im.size
+    except Image.DecompressionBombError as exc:
+        said = str(exc).rstrip(".")
+        raise PresetError(f"{f}: its header claims more pixels than one image may have ({said}); {hint}") from None
+    except _image_errors() as exc:
+        raise _unreadable(f, exc) from None
+    if size[0] * size[1] > _pixel_limit():
+        raise PresetError(
+            f"{f}: its header claims {size[0]}x{size[1]}, more pixels than one image may have "
+            f"({_pixel_limit():,}); {hint}"
+        )
+    return size
+
+
+def decode_image(f: Path, raw: bytes, mode: str, size: tuple[int, int]) -> np.ndarray:
+    """One image as training will hold it (`mode` "L" or "RGB", resized to `size` = (w, h)),
+    the one way validation and loading both open a file."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(raw)) as im:
+            im = im.convert(mode)
+            if im.size != size:
+                im = im.resize(size, Image.Resampling.BILINEAR)
+            return np.asarray(im)
+    except _image_errors() as exc:
+        raise _unreadable(f, exc) from None
+
+
 def _class_dirs(folder: Path) -> list[str]:
     return sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
 
@@ -73,8 +137,6 @@ def _images(folder: Path) -> list[Path]:
 
 
 def _scan(cfg: DataConfig) -> _Layout:
-    from PIL import Image
-
     root = existing(cfg.path, "path", folder=True)
     split = (root / "train").is_dir()
     train_dir = root / "train" if split else root
@@ -101,22 +163,18 @@ def _scan(cfg: DataConfig) -> _Layout:
             raise PresetError(f"{test_dir}: no images in its class folders")
 
     channels = 1 if cfg.grayscale else 3
+    sizes: dict[tuple[int, int], Path] = {}
+    for f, _ in train + (test or []):
+        sizes.setdefault(_header_size(f), f)
+        if len(sizes) > 1 and cfg.image_size is None:
+            (a, fa), (b, fb) = sizes.items()
+            raise PresetError(
+                f"{root}: images differ in size ({fa} is {a[0]}x{a[1]}, {fb} is {b[0]}x{b[1]}): "
+                "set data.image_size to resize them"
+            )
     if cfg.image_size is not None:
         h, w = (cfg.image_size, cfg.image_size) if isinstance(cfg.image_size, int) else cfg.image_size
     else:
-        sizes: dict[tuple[int, int], Path] = {}
-        for f, _ in train + (test or []):
-            try:
-                with Image.open(f) as im:  # reads the header only
-                    sizes.setdefault(im.size, f)
-            except OSError as exc:
-                raise PresetError(f"{f}: not a readable image ({exc})") from None
-            if len(sizes) > 1:
-                (a, fa), (b, fb) = sizes.items()
-                raise PresetError(
-                    f"{root}: images differ in size ({fa} is {a[0]}x{a[1]}, {fb} is {b[0]}x{b[1]}): "
-                    "set data.image_size to resize them"
-                )
         (w, h), _ = next(iter(sizes.items()))
     layout = _Layout(root, classes, train, test, (channels, h, w))
     _check_memory(cfg, layout)
@@ -136,8 +194,13 @@ def _check_memory(cfg: DataConfig, layout: _Layout) -> None:
 
 
 def describe_imagefolder(cfg: DataConfig) -> DatasetInfo:
-    """The facts validation needs, from the folder names and image headers: nothing decoded."""
+    """The facts validation needs, from the folder names and image headers; then every image is
+    decoded as loading will decode it, one at a time and kept nowhere, so that a truncated or
+    damaged file is a preset error before any run directory exists."""
     layout = _scan(cfg)
+    c, h, w = layout.shape
+    for f, _ in layout.train + (layout.test or []):
+        decode_image(f, f.read_bytes(), "L" if c == 1 else "RGB", (w, h))
     n_test = len(layout.test or [])
     return DatasetInfo(
         name=cfg.dataset,
@@ -151,8 +214,6 @@ def describe_imagefolder(cfg: DataConfig) -> DatasetInfo:
 
 
 def read_imagefolder(cfg: DataConfig) -> ArrayData:
-    from PIL import Image
-
     layout = _scan(cfg)
     c, h, w = layout.shape
     mode = "L" if c == 1 else "RGB"
@@ -164,14 +225,7 @@ def read_imagefolder(cfg: DataConfig) -> ArrayData:
             raw = f.read_bytes()
             records.append({"name": f.relative_to(layout.root).as_posix(), "size": len(raw),
                             "sha256": hashlib.sha256(raw).hexdigest()})
-            try:
-                with Image.open(io.BytesIO(raw)) as im:
-                    im = im.convert(mode)
-                    if im.size != (w, h):
-                        im = im.resize((w, h), Image.Resampling.BILINEAR)
-                    pixels[i] = np.asarray(im).reshape(h, w, c)
-            except OSError as exc:
-                raise PresetError(f"{f}: not a readable image ({exc})") from None
+            pixels[i] = decode_image(f, raw, mode, (w, h)).reshape(h, w, c)
         x = pixels.transpose(0, 3, 1, 2).astype(np.float32) / 255.0  # N x C x H x W in [0, 1]
         return x, np.asarray([k for _, k in samples], dtype=np.int64)
 

@@ -16,10 +16,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from optlab.preset.names import PRESET_NAME_RULE, preset_name_error
+from optlab.preset.names import MAX_NAME_LENGTH, PRESET_NAME_RULE, preset_name_error
 from optlab.registry import Kind
 from optlab.spec import (
     LOSSES,
+    SEED_MAX,
     DataConfig,
     EarlyStopping,
     ModelConfig,
@@ -43,7 +44,7 @@ class TrainFields(Strict):
     epochs: int | None = Field(None, ge=1, description="Number of epochs")
     batch_size: int | None = Field(None, ge=1, description="Training batch size")
     loss: str | None = Field(None, description="Loss: " + ", ".join(LOSSES))
-    seed: int | None = Field(None, ge=0, description="Seed of weights, data order and dropout")
+    seed: int | None = Field(None, ge=0, le=SEED_MAX, description="Seed of weights, data order and dropout")
     shuffle: bool | None = Field(
         None, description="Shuffle the training data every epoch (default); false keeps the dataset's order"
     )
@@ -67,7 +68,7 @@ class TrainFields(Strict):
     )
     eval_batch_size: int | None = Field(None, ge=1, description="Batch size for evaluation")
     compile: bool | None = Field(None, description="torch.compile the model (off by default)")
-    seeds: list[Annotated[int, Field(ge=0)]] | None = Field(
+    seeds: list[Annotated[int, Field(ge=0, le=SEED_MAX)]] | None = Field(
         None, description="Repeat each run once per seed (not with seed in the same table); runs are named NAME@sSEED"
     )
     optimizer: OptimizerConfig | None = None
@@ -130,6 +131,8 @@ class RunConfig(TrainFields):
         allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.+")
         if not set(v) <= allowed or v.startswith("."):
             raise ValueError(f"run name {v!r} may hold only letters, digits and - _ . +")
+        if len(v) > MAX_NAME_LENGTH:  # it names a folder: runs/NAME (with @sSEED after it)
+            raise ValueError(f"run name of {len(v)} characters: at most {MAX_NAME_LENGTH}, it names a folder")
         return v
 
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optlab.runs.aggregate import LOWER_IS_BETTER, primary_metric, rank_groups
 from optlab.runs.axes import wants_log
-from optlab.runs.files import atomic_write_text
 from optlab.runs.formatting import target_of
 from optlab.runs.palette import hex_color, run_color
 from optlab.runs.series import VAL_LABELS, X_LABELS, ChartData, group_bands
@@ -188,12 +186,4 @@ def render_charts(doc: dict[str, Any], events: Iterable[Event], axis: str = DEFA
     target = target_of(doc)
     if target:
         charts["time_to_target.svg"] = time_to_target_figure(data, target)
-    return charts
-
-
-def write_charts(root: Path, doc: dict[str, Any], events: Iterable[Event], axis: str = DEFAULT_AXIS) -> dict[str, str]:
-    """Write RUN_DIR/charts/*.svg (atomically, each) and return them by file name."""
-    charts = render_charts(doc, events, axis)
-    for name, text in charts.items():
-        atomic_write_text(root / CHART_DIR / name, text)
     return charts

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from optlab.runs.charts import CHART_DIR, DEFAULT_AXIS, write_charts
+from optlab.runs.charts import CHART_DIR, DEFAULT_AXIS, render_charts
 from optlab.runs.files import atomic_write_text
 from optlab.runs.html import to_html
 from optlab.runs.reports import to_csv, to_markdown
@@ -16,18 +16,29 @@ from optlab.runs.store import read_events
 REPORT_HTML = "report.html"
 
 
-def write_reports(root: Path, results: dict[str, Any], charts: bool = True, axis: str = DEFAULT_AXIS) -> None:
-    """report.md and metrics.csv; with `charts`, charts/*.svg (from events.jsonl's per-step
-    series, on the x `axis`: step, epoch, samples or time) and the self-contained report.html,
-    and report.md embeds the charts."""
+def render_reports(root: Path, results: dict[str, Any], charts: bool = True, axis: str = DEFAULT_AXIS) -> dict[str, str]:
+    """The report files' texts by path relative to `root`, written nowhere: report.md and
+    metrics.csv; with `charts`, charts/*.svg (from events.jsonl's per-step series, on the x
+    `axis`: step, epoch, samples or time) and the self-contained report.html, and report.md
+    embeds the charts."""
+    files: dict[str, str] = {}
     names: list[str] = []
     if charts:
         events = read_events(root).events if (root / "events.jsonl").is_file() else []
-        svgs = write_charts(root, results, events, axis)
+        svgs = render_charts(results, events, axis)
         names = list(svgs)
-        atomic_write_text(root / REPORT_HTML, to_html(results, svgs))
-    atomic_write_text(root / "report.md", to_markdown(results, names))
-    atomic_write_text(root / "metrics.csv", to_csv(results))
+        files.update({f"{CHART_DIR}/{name}": text for name, text in svgs.items()})
+        files[REPORT_HTML] = to_html(results, svgs)
+    files["report.md"] = to_markdown(results, names)
+    files["metrics.csv"] = to_csv(results)
+    return files
 
 
-__all__ = ["CHART_DIR", "REPORT_HTML", "write_reports"]
+def write_reports(root: Path, results: dict[str, Any], charts: bool = True, axis: str = DEFAULT_AXIS) -> None:
+    """Render every report file first, then write each atomically: a document that cannot be
+    rendered leaves the directory as it was."""
+    for name, text in render_reports(root, results, charts, axis).items():
+        atomic_write_text(root / name, text)
+
+
+__all__ = ["CHART_DIR", "REPORT_HTML", "render_reports", "write_reports"]

@@ -312,6 +312,13 @@ def to_json(results: dict[str, Any]) -> str:
 def read_run_dir(root: Path) -> tuple[dict[str, Any], list[int]]:
     """The results of a run directory, replayed from events.jsonl when it holds events (else
     results.json). Returns the document and the numbers of corrupt event lines skipped."""
+    results, bad_lines, _ = read_run_dir_from(root)
+    return results, bad_lines
+
+
+def read_run_dir_from(root: Path) -> tuple[dict[str, Any], list[int], str]:
+    """`read_run_dir` and where the document came from: "events" (optlab's own record, which
+    may be written back as results.json) or "results.json" (read as it is, never rewritten)."""
     if not root.is_dir():
         raise RunDirError(f"{root}: not a run directory (no such directory)")
     if (root / "events.jsonl").is_file():
@@ -321,9 +328,9 @@ def read_run_dir(root: Path) -> tuple[dict[str, Any], list[int]]:
             started = next((e for e in log.events if isinstance(e, ExperimentStarted)), None)
             if started is not None and started.time:  # the replay's own clock is not the run's
                 doc["started_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started.time))
-            return _finite(doc), log.bad_lines
+            return _finite(doc), log.bad_lines, "events"
     if (root / "results.json").is_file():
-        return load_results(root), []
+        return load_results(root), [], "results.json"
     raise RunDirError(f"{root}: not a run directory (no events.jsonl or results.json)")
 
 

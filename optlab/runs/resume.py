@@ -17,7 +17,7 @@ from typing import Any
 from optlab import __version__
 from optlab.errors import PresetError, RunDirError
 from optlab.preset.loader import LoadedPreset, load_preset
-from optlab.runs.owner import OWNER_FILE, read_owner
+from optlab.runs.owner import read_owner, second_writer_message
 from optlab.runs.results import replay
 from optlab.runs.store import code_fingerprint, read_events
 from optlab.spec import ResolvedRun, provenance
@@ -186,13 +186,8 @@ def _refuse_a_second_writer(root: Path) -> None:
     """Two processes appending to one run directory would interleave their records; --force
     does not override this (there is nothing to force: wait or stop the other one)."""
     owner = read_owner(root)
-    if owner is None or owner.alive is False:
-        return
-    where = "still training into it" if owner.alive else "training into it from another machine"
-    raise RunDirError(
-        f"{root}: a process is {where} ({owner.describe()}); stop it first (Ctrl-C there, or "
-        f"`optlab view {root}`, q, s), or, if that process is not optlab, delete {root / OWNER_FILE}"
-    )
+    if owner is not None and owner.alive is not False:
+        raise RunDirError(second_writer_message(root, owner))
 
 
 def plan_resume(root: Path, device: str, force: bool = False) -> ResumePlan:

@@ -29,7 +29,7 @@ import numpy as np
 from optlab.errors import RunDirError, StorageError
 from optlab.preset.names import preset_name_error, safe_name
 from optlab.runs.files import atomic_write_bytes, atomic_write_json, atomic_write_text
-from optlab.runs.owner import claim, release
+from optlab.runs.owner import OWNER_FILE, claim, release
 from optlab.runs.results import ResultsBuilder
 from optlab.training.events import (
     EpochEnded,
@@ -88,18 +88,25 @@ def default_run_dir(preset_name: str, base: Path = Path("runs")) -> Path:
 
 
 def prepare_run_dir(path: Path, allow_existing: bool = False) -> Path:
-    """Create the directory and prove it is writable before any training starts."""
+    """Create the directory, prove it is writable and claim it for this process (owner.json),
+    before any training starts. The claim is the one atomic step: of two commands given the
+    same new --out at the same moment, one gets the directory and the other a RunDirError."""
     if path.exists() and not path.is_dir():
         raise RunDirError(f"{path}: exists and is not a directory; --out must name a new or empty directory")
     try:
         if path.exists() and not allow_existing and any(path.iterdir()):
             raise RunDirError(f"{path}: output directory exists and is not empty; choose another --out")
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".optlab-write-test"
+        probe = path / f".optlab-write-test-{os.getpid()}"  # racing commands must not share it
         probe.write_bytes(b"x" * 4096)
         probe.unlink()
+        claim(path)
     except OSError as exc:
         raise RunDirError(f"{path}: output directory is not writable ({exc.strerror or exc})") from None
+    if not allow_existing and any(p.name != OWNER_FILE and not p.name.startswith(".") for p in path.iterdir()):
+        # Another writer came between our look and our claim and is gone already: not ours.
+        release(path)
+        raise RunDirError(f"{path}: output directory exists and is not empty; choose another --out")
     return path
 
 
@@ -308,10 +315,36 @@ def read_events(root: Path) -> EventLog:
 
 
 def load_results(root: Path) -> dict[str, Any]:
+    """results.json as optlab wrote it; any other JSON (a file someone put there) is refused
+    with what was expected, so no reader meets a shape it cannot handle."""
     path = root / "results.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RunDirError(f"{root}: not a run directory (no results.json)") from None
     except (OSError, ValueError) as exc:
         raise RunDirError(f"{path}: cannot read ({exc})") from None
+    problem = results_shape_error(doc)
+    if problem:
+        raise RunDirError(f"{path}: not a results document written by optlab ({problem})")
+    return doc
+
+
+def results_shape_error(doc: Any) -> str | None:
+    """What makes `doc` other than an optlab results document, or None."""
+    if not isinstance(doc, dict):
+        return f"expected a JSON object, found {type(doc).__name__}"
+    if not isinstance(doc.get("results_version"), int):
+        return "no results_version"
+    for key, kind in (("runs", list), ("preset", dict), ("dataset", dict)):
+        if not isinstance(doc.get(key), kind):
+            return f"'{key}' is missing or not a {'list' if kind is list else 'table'}"
+    for i, run in enumerate(doc["runs"]):
+        if not isinstance(run, dict) or not isinstance(run.get("name"), str):
+            return f"runs[{i}] is not a run with a name"
+        for key, kind in (("history", list), ("notes", list), ("config", dict)):
+            if key in run and not isinstance(run[key], kind):
+                return f"runs[{i}].{key} is not a {'list' if kind is list else 'table'}"
+        if run.get("test") is not None and not isinstance(run["test"], dict):
+            return f"runs[{i}].test is not a table"
+    return None

@@ -167,13 +167,13 @@ class Runner:
         self._first_wave = 0  # how many runs must be up before any advances (pace "even")
         self._last_up = time.monotonic()  # when a run last came up
         self._checkpoints = False
-        self._interrupted = False
+        self._interrupted: type[KeyboardInterrupt] | None = None
 
-    def interrupt(self) -> None:
+    def interrupt(self, raise_as: type[KeyboardInterrupt] = KeyboardInterrupt) -> None:
         """Stop every run at the next safe point, each with a state to resume from, then raise
-        KeyboardInterrupt from `run` (a signal handler's way to interrupt: a KeyboardInterrupt
-        raised mid-step would leave no state that resumes exactly)."""
-        self._interrupted = True
+        `raise_as` from `run` (a signal handler's way to interrupt: a KeyboardInterrupt raised
+        mid-step would leave no state that resumes exactly)."""
+        self._interrupted = raise_as
 
     # ------------------------------------------------------------------ sinks
 
@@ -247,9 +247,9 @@ class Runner:
     def _drive(self) -> None:
         runs = self._runs.values()
         while any(r.state != "ended" for r in runs):
-            if self._interrupted:
+            if self._interrupted is not None:
                 self._wind_down()
-                raise KeyboardInterrupt
+                raise self._interrupted()
             self.control.poll()
             for run in runs:
                 if run.state != "active":

@@ -31,9 +31,11 @@ def receive(conn: Connection) -> Any:
 
 def serve(conn: Connection, visible_devices: str, device: str, label: str, threads: int, plugins: list[str]) -> None:
     """Answer the driver's requests until it says exit or goes away."""
-    # Ctrl-C in the terminal reaches the whole process group: the driver handles it and stops
-    # the runs in order, so the workers must not die of it on their own.
+    # Ctrl-C in the terminal, and a scheduler's SIGTERM, reach the whole process group: the
+    # driver handles them and stops the runs in order, so the workers must not die of them on
+    # their own (a worker whose driver is gone leaves at its next request).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.environ["CUDA_VISIBLE_DEVICES"] = visible_devices
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch

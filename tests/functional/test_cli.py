@@ -332,6 +332,22 @@ def test_report_writes_back_a_missing_or_corrupt_results_json(
     assert not list(run_dir.glob(".*.tmp"))
 
 
+def test_report_without_events_reads_results_json_and_never_rewrites_it(
+    tmp_path: Path, quickstart: tuple[Path, Any]
+) -> None:
+    src, _ = quickstart
+    run_dir = tmp_path / "copy"
+    shutil.copytree(src, run_dir)
+    (run_dir / "events.jsonl").unlink()
+    (run_dir / "report.md").unlink()
+    written = (run_dir / "results.json").read_bytes()
+    result = invoke("report", str(run_dir), "--format", "json", "--no-charts")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == json.loads(written)
+    assert (run_dir / "results.json").read_bytes() == written
+    assert (run_dir / "report.md").is_file()
+
+
 def test_report_of_a_non_run_dir(tmp_path: Path) -> None:
     result = invoke("report", str(tmp_path))
     assert result.exit_code == 2

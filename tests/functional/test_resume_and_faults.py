@@ -183,6 +183,38 @@ def test_disk_full_mid_run_stops_with_the_reason_and_keeps_what_was_written(
     assert all(len(r["history"]) >= 1 for r in results["runs"])
     assert torch.load(root / "runs" / "sgd" / "checkpoint-last.pt", weights_only=True)["epoch"] == 1
     assert read_events(root).bad_lines == []
+    assert not (root / "owner.json").exists()
+
+    monkeypatch.undo()  # space again: the stopped runs go on from their last checkpoints
+    resumed = invoke("resume", str(root), "--quiet", "--device", "cpu", "--format", "json")
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming sgd (from epoch 1)" in resumed.output
+    assert {r["status"] for r in json.loads((root / "results.json").read_text())["runs"]} == {"finished"}
+
+
+def test_resume_closes_an_experiment_whose_end_a_full_disk_kept_from_the_record(tmp_path: Path) -> None:
+    preset = tmp_path / "small.toml"
+    preset.write_text(SMALL)
+    root = tmp_path / "out"
+    done = invoke("compare", str(preset), "--out", str(root), "--quiet", "--device", "cpu")
+    assert done.exit_code == 0, done.output
+    # What a disk that filled after the last run's end leaves: no experiment_ended, results.json
+    # still `running`, the dead process's owner record.
+    events = root / "events.jsonl"
+    events.write_text("".join(line for line in events.read_text().splitlines(True) if "experiment_ended" not in line))
+    stale = json.loads((root / "results.json").read_text())
+    (root / "results.json").write_text(json.dumps({**stale, "status": "running"}))
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (root / "owner.json").write_text(json.dumps({"pid": int(ended.stdout), "host": os.uname().nodename}))
+
+    resumed = invoke("resume", str(root), "--quiet", "--device", "cpu", "--format", "json")
+    assert resumed.exit_code == 0, resumed.output
+    assert "nothing to resume" in resumed.output
+    results = json.loads((root / "results.json").read_text())
+    assert results["status"] == "finished"
+    assert [r["status"] for r in results["runs"]] == ["finished", "finished"]
+    assert read_events(root).events[-1].kind == "experiment_ended"
+    assert not (root / "owner.json").exists()
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs a non-root POSIX user")
@@ -282,6 +314,42 @@ def test_ctrl_c_stops_with_130_and_keeps_whole_files(tmp_path: Path, presses: in
     if presses == 1:
         assert {r["status"] for r in results["runs"]} == {"stopped"}
         assert f"optlab resume {root}" in " ".join(stderr.split())
+
+
+def test_sigterm_stops_like_ctrl_c_and_resume_finishes_the_runs(tmp_path: Path) -> None:
+    """A cluster scheduler preempts with SIGTERM: the runs stop as with Ctrl-C, the directory
+    is closed (no owner left, results.json not `running`) and `resume` trains the rest."""
+    preset = tmp_path / "killable.toml"
+    preset.write_text(KILLABLE.replace("epochs = 20", "epochs = 6"))
+    root = tmp_path / "preempted"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "optlab", "compare", str(preset), "--out", str(root), "--quiet", "--device", "cpu",
+         "--checkpoint-every", "1"],
+        cwd=tmp_path,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (root / "runs" / "adam" / "checkpoint-last.pt").is_file():
+        assert child.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    child.send_signal(signal.SIGTERM)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    assert "terminated (SIGTERM)" in stderr and f"optlab resume {root}" in " ".join(stderr.split())
+    results = json.loads((root / "results.json").read_text())
+    assert results["status"] == "interrupted"
+    assert {r["status"] for r in results["runs"]} == {"stopped"}
+    assert not (root / "owner.json").exists()
+    assert read_events(root).bad_lines == []
+
+    resumed = optlab("resume", str(root), "--quiet", "--device", "cpu", "--format", "json", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming momentum (from epoch" in resumed.stderr
+    assert [r["status"] for r in json.loads(resumed.stdout)["runs"]] == ["finished", "finished"]
 
 
 def test_output_directory_that_cannot_be_created_is_refused_before_training(tmp_path: Path) -> None:

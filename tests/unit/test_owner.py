@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,3 +73,55 @@ def test_view_knows_whether_a_headless_compare_still_trains(tmp_path: Path) -> N
     record = {"pid": int(ended.stdout), "host": socket.gethostname(), "started_at": "?"}
     (run_dir / OWNER_FILE).write_text(json.dumps(record))
     assert child_alive(run_dir) is False  # killed: the view says training is not running
+
+
+def _claim_at_once(path: str, ready: Any, done: Any, answers: Any) -> None:
+    from optlab.errors import RunDirError
+    from optlab.runs.store import prepare_run_dir
+
+    ready.wait()
+    try:
+        prepare_run_dir(Path(path))
+        answers.put("claimed")
+    except RunDirError as exc:
+        answers.put(str(exc))
+    done.wait()  # the winner stays alive until every loser has looked
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_of_processes_claiming_one_run_directory_at_once_exactly_one_wins(tmp_path: Path, existing: bool) -> None:
+    context = multiprocessing.get_context("fork")
+    target = tmp_path / "runs" / "shared"
+    if existing:
+        target.mkdir(parents=True)  # an empty --out that exists
+    n = 6
+    ready, done, answers = context.Barrier(n), context.Barrier(n), context.Queue()
+    procs = [context.Process(target=_claim_at_once, args=(str(target), ready, done, answers)) for _ in range(n)]
+    for proc in procs:
+        proc.start()
+    got = [answers.get(timeout=60) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=60)
+    assert got.count("claimed") == 1, got
+    for refusal in (g for g in got if g != "claimed"):
+        assert str(target) in refusal
+        assert "still training into it" in refusal or "not empty" in refusal
+    assert [p.name for p in target.iterdir()] == [OWNER_FILE]  # no probe or temporary file left
+
+
+def test_a_dead_writers_record_is_taken_over_and_a_live_ones_is_refused(tmp_path: Path) -> None:
+    from optlab.errors import RunDirError
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / OWNER_FILE).write_text(json.dumps({"pid": int(ended.stdout), "host": socket.gethostname()}))
+    claim(tmp_path)
+    owner = read_owner(tmp_path)
+    assert owner is not None and owner.pid == os.getpid()
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as live:
+        try:
+            (tmp_path / OWNER_FILE).write_text(json.dumps({"pid": live.pid, "host": socket.gethostname()}))
+            with pytest.raises(RunDirError, match=rf"still training into it \(pid {live.pid} "):
+                claim(tmp_path)
+        finally:
+            live.kill()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [OWNER_FILE]
