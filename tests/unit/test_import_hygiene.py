@@ -77,6 +77,11 @@ def test_preset_loading_does_not_import_torch_until_checks() -> None:
     assert "torch" not in loaded
 
 
+def test_the_control_file_and_its_control_do_not_import_torch() -> None:
+    """The TUI writes control.json with the run store's functions and must stay torch-free."""
+    assert "torch" not in _loaded_after("import optlab.runs.control, optlab.training.control")
+
+
 def test_registry_names_and_schema_validation_do_not_import_torch() -> None:
     code = (
         "from optlab import registry\n"
