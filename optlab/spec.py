@@ -45,6 +45,7 @@ AUX_DEFAULTS: dict[str, Any] = {
     "aux_weight_decay": 0.0,
     "aux_head": True,  # the output layer goes to the auxiliary AdamW (false: to the matrix optimizer)
 }
+AUX_OPTIMIZER = "adamw"  # the registry entry that trains what a matrix-only optimizer cannot
 # Integer scheduler arguments torch divides by or counts with: the smallest value that works.
 # Checked here because torch reports a 0 as "integer modulo by zero" or not at all.
 SCHEDULER_MIN_INTS: dict[str, dict[str, int]] = {

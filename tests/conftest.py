@@ -18,6 +18,8 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("OPTLAB_PRESETS", str(home / "presets"))
     monkeypatch.setenv("OPTLAB_DATA_DIR", str(home / "data"))
+    # Passed run checks are kept in the user's cache; tests that want it point it elsewhere.
+    monkeypatch.setenv("OPTLAB_CHECK_CACHE", "off")
 
 
 @pytest.fixture

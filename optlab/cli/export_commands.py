@@ -11,10 +11,6 @@ from optlab.cli.common import stderr_console, user_errors
 export_app = typer.Typer(help="Export a run directory to other tools.", no_args_is_help=True)
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(export_app, name="export")
-
-
 @export_app.command("tensorboard")
 def tensorboard(
     run_dir: Path = typer.Argument(..., help="A run directory written by `optlab compare`."),

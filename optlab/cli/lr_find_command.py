@@ -103,108 +103,110 @@ def _write_preset(path: Path, ref: str, overrides: list[str], runs: list[dict[st
     write_new_preset(path, preset_with_lrs(raw, {r["name"]: r["optimizer"] for r in runs}, readings))
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("lr-find")
-    def lr_find(
-        preset: str = typer.Argument(
-            "quickstart", help="Preset name, path to a preset TOML file, or http(s) URL.", autocompletion=complete_preset
-        ),
-        runs: list[str] | None = typer.Option(None, "--run", "-r", help="Test only this run (repeatable)."),
-        start: float = typer.Option(1e-7, "--start", help="First learning rate."),
-        end: float = typer.Option(10.0, "--end", help="Last learning rate."),
-        steps: int = typer.Option(100, "--steps", help="Steps (points) from --start to --end, at least 10."),
-        seeds: int | None = typer.Option(None, "--seeds", min=1, help="Repeat every test over seeds 0..N-1."),
-        loss: str = typer.Option("train", "--loss", help="train (the batch's loss) or val (the validation loss)."),
-        stop_factor: float = typer.Option(
-            4.0, "--stop-factor", help="Stop when the smoothed loss exceeds this many times its best (0: never)."
-        ),
-        out: Path | None = typer.Option(None, "--out", "-o", help="Run directory (default: runs/DATE-PRESET-lrfind)."),
-        fmt: LrFormat = typer.Option(LrFormat.table, "--format", "-f", help="What to print on stdout."),
-        write_preset: Path | None = typer.Option(
-            None, "--write-preset", help="Write a copy of the preset with the suggested learning rates (never overwrites)."
-        ),
-        overrides: list[str] | None = typer.Option(
-            None, "--set", "-s", metavar="KEY=VALUE", help="Override a preset field, e.g. train.batch_size=32 (repeatable).",
-            autocompletion=complete_set,
-        ),
-        device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda or cuda:N."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
-        yes: bool = typer.Option(False, "--yes", "-y", help="Run a preset from a URL without asking."),
-        plugins: PluginsOption = None,
-    ) -> None:
-        """Find each run's learning rate with an LR range test (the curve, a suggestion and how sure it is)."""
-        from optlab.cli.preset_commands import confirm_remote
-        from optlab.data.datasets import load_dataset
-        from optlab.preset.loader import load_preset
-        from optlab.runs.files import atomic_write_text
-        from optlab.runs.lr_find_report import (
-            LR_FIND_PARTIAL,
-            document,
-            to_json,
-            to_markdown,
-            write_lr_find,
-            write_lr_find_partial,
-        )
-        from optlab.runs.owner import release
-        from optlab.runs.store import default_run_dir, prepare_run_dir
-        from optlab.training.lr_find import RangeTestSettings, check_optimizer
-        from optlab.training.runner import resolve_device
+app = typer.Typer()  # `lr-find`, added to the `optlab` command as it is
 
-        with user_errors():
-            load_plugins(plugins)
-            if loss not in ("train", "val"):
-                raise OptlabError(f"--loss {loss!r}: expected train or val")
-            settings = RangeTestSettings(start=start, end=end, steps=steps, loss=loss, stop_factor=stop_factor)  # type: ignore[arg-type]
-            settings.check()
-            if write_preset is not None and write_preset.exists():
-                raise OptlabError(f"--write-preset {write_preset}: the file exists; choose a new name")
-            loaded: LoadedPreset = load_preset(preset, overrides or [], seeds=seeds)
-            confirm_remote(loaded, yes)
-            device = resolve_device(check_device(device))
-            groups = select_groups(loaded.resolved_runs(device), runs or [])
-            for members in groups.values():
-                check_optimizer(members[0])  # refuse before any data is loaded or directory made
-            root = out if out is not None else default_run_dir(f"{loaded.preset.name}-lrfind")
-            created = [p for p in (root, *root.parents) if not p.exists()]
-            prepare_run_dir(root)
-            try:
-                data = load_dataset(loaded.preset.data, device)
 
-                def so_far(entries: list[dict[str, Any]]) -> None:
-                    partial = document(loaded.preset.name, device, settings_dict(settings), entries)
-                    write_lr_find_partial(root, partial, len(groups))
+@app.command("lr-find")
+def lr_find(
+    preset: str = typer.Argument(
+        "quickstart", help="Preset name, path to a preset TOML file, or http(s) URL.", autocompletion=complete_preset
+    ),
+    runs: list[str] | None = typer.Option(None, "--run", "-r", help="Test only this run (repeatable)."),
+    start: float = typer.Option(1e-7, "--start", help="First learning rate."),
+    end: float = typer.Option(10.0, "--end", help="Last learning rate."),
+    steps: int = typer.Option(100, "--steps", help="Steps (points) from --start to --end, at least 10."),
+    seeds: int | None = typer.Option(None, "--seeds", min=1, help="Repeat every test over seeds 0..N-1."),
+    loss: str = typer.Option("train", "--loss", help="train (the batch's loss) or val (the validation loss)."),
+    stop_factor: float = typer.Option(
+        4.0, "--stop-factor", help="Stop when the smoothed loss exceeds this many times its best (0: never)."
+    ),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Run directory (default: runs/DATE-PRESET-lrfind)."),
+    fmt: LrFormat = typer.Option(LrFormat.table, "--format", "-f", help="What to print on stdout."),
+    write_preset: Path | None = typer.Option(
+        None, "--write-preset", help="Write a copy of the preset with the suggested learning rates (never overwrites)."
+    ),
+    overrides: list[str] | None = typer.Option(
+        None, "--set", "-s", metavar="KEY=VALUE", help="Override a preset field, e.g. train.batch_size=32 (repeatable).",
+        autocompletion=complete_set,
+    ),
+    device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda or cuda:N."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Run a preset from a URL without asking."),
+    plugins: PluginsOption = None,
+) -> None:
+    """Find each run's learning rate with an LR range test (the curve, a suggestion and how sure it is)."""
+    from optlab.cli.preset_commands import confirm_remote
+    from optlab.data.datasets import load_dataset
+    from optlab.preset.loader import load_preset
+    from optlab.runs.files import atomic_write_text
+    from optlab.runs.lr_find_report import (
+        LR_FIND_PARTIAL,
+        document,
+        to_json,
+        to_markdown,
+        write_lr_find,
+        write_lr_find_partial,
+    )
+    from optlab.runs.owner import release
+    from optlab.runs.store import default_run_dir, prepare_run_dir
+    from optlab.training.lr_find import RangeTestSettings, check_optimizer
+    from optlab.training.runner import resolve_device
 
-                entries = test_groups(groups, data, device, settings, quiet, so_far)
-                doc = document(loaded.preset.name, device, settings_dict(settings), entries)
-                atomic_write_text(root / "preset.toml", preset_toml(loaded.preset))
-                write_lr_find(root, doc)
-                release(root)
-            except BaseException:
-                release(root)
+    with user_errors():
+        load_plugins(plugins)
+        if loss not in ("train", "val"):
+            raise OptlabError(f"--loss {loss!r}: expected train or val")
+        settings = RangeTestSettings(start=start, end=end, steps=steps, loss=loss, stop_factor=stop_factor)  # type: ignore[arg-type]
+        settings.check()
+        if write_preset is not None and write_preset.exists():
+            raise OptlabError(f"--write-preset {write_preset}: the file exists; choose a new name")
+        loaded: LoadedPreset = load_preset(preset, overrides or [], seeds=seeds)
+        confirm_remote(loaded, yes)
+        device = resolve_device(check_device(device))
+        groups = select_groups(loaded.resolved_runs(device), runs or [])
+        for members in groups.values():
+            check_optimizer(members[0])  # refuse before any data is loaded or directory made
+        root = out if out is not None else default_run_dir(f"{loaded.preset.name}-lrfind")
+        created = [p for p in (root, *root.parents) if not p.exists()]
+        prepare_run_dir(root)
+        try:
+            data = load_dataset(loaded.preset.data, device)
+
+            def so_far(entries: list[dict[str, Any]]) -> None:
+                partial = document(loaded.preset.name, device, settings_dict(settings), entries)
+                write_lr_find_partial(root, partial, len(groups))
+
+            entries = test_groups(groups, data, device, settings, quiet, so_far)
+            doc = document(loaded.preset.name, device, settings_dict(settings), entries)
+            atomic_write_text(root / "preset.toml", preset_toml(loaded.preset))
+            write_lr_find(root, doc)
+            release(root)
+        except BaseException:
+            release(root)
+            with contextlib.suppress(OSError):
+                (root / LR_FIND_PARTIAL).unlink(missing_ok=True)
+            for path in created:  # nothing half-made: what this command created goes
                 with contextlib.suppress(OSError):
-                    (root / LR_FIND_PARTIAL).unlink(missing_ok=True)
-                for path in created:  # nothing half-made: what this command created goes
-                    with contextlib.suppress(OSError):
-                        (path / "preset.toml").unlink(missing_ok=True)
-                        path.rmdir()
-                raise
-            if write_preset is not None:
-                _write_preset(write_preset, preset, overrides or [], entries)
-
-        if fmt is LrFormat.json:
-            sys.stdout.write(to_json(doc))
-        elif fmt is LrFormat.markdown:
-            sys.stdout.write(to_markdown(doc))
-        else:
-            from rich.console import Console
-
-            from optlab.cli.lr_find_view import print_lr_find
-
-            print_lr_find(Console(), doc)
-        console = stderr_console()
-        console.print(f"lr-find results in [bold]{root}[/]")
+                    (path / "preset.toml").unlink(missing_ok=True)
+                    path.rmdir()
+            raise
         if write_preset is not None:
-            console.print(f"preset with the suggested learning rates: [bold]{write_preset}[/]")
+            _write_preset(write_preset, preset, overrides or [], entries)
+
+    if fmt is LrFormat.json:
+        sys.stdout.write(to_json(doc))
+    elif fmt is LrFormat.markdown:
+        sys.stdout.write(to_markdown(doc))
+    else:
+        from rich.console import Console
+
+        from optlab.cli.lr_find_view import print_lr_find
+
+        print_lr_find(Console(), doc)
+    console = stderr_console()
+    console.print(f"lr-find results in [bold]{root}[/]")
+    if write_preset is not None:
+        console.print(f"preset with the suggested learning rates: [bold]{write_preset}[/]")
 
 
 def settings_dict(settings: RangeTestSettings) -> dict[str, Any]:

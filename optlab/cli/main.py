@@ -17,6 +17,14 @@ from typing import Any
 import typer
 
 from optlab import __version__
+from optlab.cli import (
+    export_commands,
+    lr_find_command,
+    plugin_commands,
+    preset_commands,
+    run_commands,
+    tui_commands,
+)
 from optlab.cli.backend import (
     ADDRESS,
     BACKEND,
@@ -55,10 +63,6 @@ app = typer.Typer(
     add_completion=True,
     pretty_exceptions_show_locals=False,
 )
-presets_app = typer.Typer(
-    help="List, show, validate presets and print their JSON Schema.", no_args_is_help=True
-)
-app.add_typer(presets_app, name="presets")
 
 
 def _version(value: bool) -> None:
@@ -373,16 +377,11 @@ def run() -> None:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-from optlab.cli.export_commands import register as _register_export_commands  # noqa: E402
-from optlab.cli.lr_find_command import register as _register_lr_find  # noqa: E402
-from optlab.cli.plugin_commands import register as _register_plugin_commands  # noqa: E402
-from optlab.cli.preset_commands import register as _register_preset_commands  # noqa: E402
-from optlab.cli.run_commands import register as _register_run_commands  # noqa: E402
-from optlab.cli.tui_commands import register as _register_tui  # noqa: E402
-
-_register_preset_commands(presets_app)
-_register_run_commands(app)
-_register_tui(app)
-_register_plugin_commands(app)
-_register_export_commands(app)
-_register_lr_find(app)
+# After `compare` and `resume`, in the order `optlab --help` lists them: the unnamed ones add
+# their commands to `optlab` itself.
+app.add_typer(run_commands.app)
+app.add_typer(tui_commands.app)
+app.add_typer(plugin_commands.app)
+app.add_typer(lr_find_command.app)
+app.add_typer(preset_commands.app, name="presets")
+app.add_typer(export_commands.export_app, name="export")

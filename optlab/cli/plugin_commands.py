@@ -33,6 +33,10 @@ def plugins_document(reg: Registry) -> dict[str, object]:
     }
 
 
+app = typer.Typer()  # `plugins`, added to the `optlab` command as it is
+
+
+@app.command("plugins")
 def plugins(
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="table or json."),
     refs: PluginsOption = None,
@@ -63,6 +67,3 @@ def plugins(
     found = ", ".join(ep.name for ep in entry_point_plugins()) or "none"
     console.print(f"entry points ({ENTRY_POINT_GROUP}): {found}")
 
-
-def register(app: typer.Typer) -> None:
-    app.command("plugins")(plugins)

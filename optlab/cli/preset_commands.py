@@ -1,7 +1,7 @@
 """`optlab presets ...` (list, show, validate, schema, new, export), and the confirmation
 `compare` asks before running a preset fetched from a URL.
 
-`optlab.cli.main` adds these commands to its `presets` group with one call to `register`.
+`optlab.cli.main` adds this module's `app` to its command line as the `presets` group.
 """
 
 from __future__ import annotations
@@ -134,146 +134,151 @@ def confirm_remote(loaded: Any, yes: bool) -> None:
 # ---------------------------------------------------------------- commands
 
 
-def register(presets_app: typer.Typer) -> None:
-    """Add `list`, `show`, `validate`, `schema`, `new` and `export` to `optlab presets`."""
+app = typer.Typer(help="List, show, validate presets and print their JSON Schema.", no_args_is_help=True)
 
-    @presets_app.command("list")
-    def presets_list() -> None:
-        """Every preset found: project (./presets), user, bundled. The first of a name wins."""
-        from rich.console import Console
-        from rich.table import Table
-        from rich.text import Text
 
-        from optlab.console.tables import print_table
-        from optlab.errors import PresetError
-        from optlab.preset.loader import preset_sources, read_toml
+@app.command("list")
+def presets_list() -> None:
+    """Every preset found: project (./presets), user, bundled. The first of a name wins."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
 
-        table = Table(header_style="bold")
-        for column in ("name", "source", "description"):
-            table.add_column(column, no_wrap=column != "description")
-        winners: dict[str, str] = {}
-        seen_files: set[Path] = set()
-        for source in preset_sources():
-            real = source.path.resolve()
-            if real in seen_files:  # the same file reached twice (e.g. ./presets in a checkout)
-                continue
-            seen_files.add(real)
-            try:
-                raw = read_toml(source.path)
-                description = Text(first_sentence(str(raw.get("description", ""))))
-            except PresetError as exc:
-                description = Text.assemble(("unreadable: ", "red"), str(exc))
-            origin = Text(source.origin)
-            if source.name in winners:
-                origin = Text(f"{source.origin} (shadowed by {winners[source.name]})", style="dim")
-            else:
-                winners[source.name] = source.origin
-            table.add_row(Text(source.name), origin, description)
-        if not winners:
-            stderr_console().print("no presets found")
-            return
-        print_table(Console(), table)
+    from optlab.console.tables import print_table
+    from optlab.errors import PresetError
+    from optlab.preset.loader import preset_sources, read_toml
 
-    @presets_app.command("show")
-    def presets_show(
-        name: str = typer.Argument(..., help="Preset name, path or http(s) URL."),
-        resolved: bool = typer.Option(
-            False, "--resolved", "-r", help="Print it resolved: extends followed, --set applied, defaults filled in."
-        ),
-        overrides: list[str] | None = typer.Option(
-            None, "--set", "-s", metavar="KEY=VALUE", help="Override a field (with --resolved)."
-        ),
-    ) -> None:
-        """Print a preset's TOML (stdout) and which file or URL it came from (stderr)."""
-        from optlab.preset.fetch import fetch_text, is_url
-        from optlab.preset.loader import find_preset, load_preset, preset_sources
-
-        with user_errors():
-            if resolved or overrides:
-                loaded = load_preset(name, overrides or [])
-                sys.stderr.write(f"optlab: {loaded.origin} resolved, {len(loaded.resolved_runs())} run(s)\n")
-                sys.stdout.write(preset_toml(loaded.preset))
-                return
-            if is_url(name):
-                text = fetch_text(name)
-                sys.stderr.write(f"optlab: {name} [url]\n")
-                sys.stdout.write(text if text.endswith("\n") else text + "\n")
-                return
-            path = find_preset(name)
-            try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise OptlabError(f"{path}: cannot read ({exc})") from None
-        origin = next((s.origin for s in preset_sources() if s.path == path), "file")
-        real = path.resolve()
-        others = [str(s.path) for s in preset_sources() if s.name == path.stem and s.path.resolve() != real]
-        note = f" (shadows {', '.join(others)})" if others and origin != "file" else ""
-        sys.stderr.write(f"optlab: {path} [{origin}]{note}\n")
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
-
-    @presets_app.command("validate")
-    def presets_validate(
-        files: list[str] = typer.Argument(..., help="Preset files (or names) to check.", autocompletion=complete_preset),
-        plugins: PluginsOption = None,
-    ) -> None:
-        """Check each preset fully (schema, run resolution, optimizer arguments)."""
-        from optlab.preset.loader import load_preset
-
-        with user_errors():
-            load_plugins(plugins)
-        failed = 0
-        for file in files:
-            try:
-                loaded = load_preset(file)
-            except OptlabError as exc:
-                failed += 1
-                sys.stderr.write(f"error: {exc}\n")
-                continue
-            written, trained = len(loaded.preset.runs), len(loaded.resolved_runs())
-            expanded = f", {trained} after sweeps and seeds" if trained != written else ""
-            sys.stdout.write(f"ok: {file} ({written} runs{expanded})\n")
-            for note in loaded.notes:  # optional runs left out, sweeps of multiplier learning rates
-                sys.stderr.write(f"note: {note}\n")
-        if failed:
-            raise typer.Exit(2)
-
-    @presets_app.command("schema")
-    def presets_schema(plugins: PluginsOption = None) -> None:
-        """Print the JSON Schema of a preset file (with the names the registries know here)."""
-        from optlab.preset.schema import json_schema
-
-        with user_errors():
-            load_plugins(plugins)
-        sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
-
-    @presets_app.command("new")
-    def presets_new(
-        name: str = typer.Argument(..., help="Name of the new preset (letters, digits, - _ . +)."),
-        source: str | None = typer.Option(None, "--from", help="Start from this preset (name, path or URL)."),
-        output: Path | None = typer.Option(
-            None, "--output", "-o", help="File to write (default: ./presets/NAME.toml)."
-        ),
-    ) -> None:
-        """Write a new preset file to start from; never overwrites a file."""
-        with user_errors():
-            problem = preset_name_error(name)  # the rule the preset file's `name` must follow
-            if problem:
-                raise OptlabError(f"preset name {name!r}: {problem}")
-            path = output if output is not None else Path("presets") / f"{name}.toml"
-            _write_new(path, new_preset_text(name, source))
-        sys.stderr.write(f"optlab: wrote {path}; run it with: optlab compare {path}\n")
-
-    @presets_app.command("export")
-    def presets_export(
-        run_dir: Path = typer.Argument(..., help="A run directory written by `optlab compare`."),
-        output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default: stdout)."),
-    ) -> None:
-        """Print (or write) the exact preset that produced a run directory, seeds and versions included."""
-        with user_errors():
-            text = export_text(run_dir)  # optlab.preset.export: the TUI's save key shares it
-            if output is not None:
-                _write_new(output, text)
-        if output is None:
-            sys.stdout.write(text)
+    table = Table(header_style="bold")
+    for column in ("name", "source", "description"):
+        table.add_column(column, no_wrap=column != "description")
+    winners: dict[str, str] = {}
+    seen_files: set[Path] = set()
+    for source in preset_sources():
+        real = source.path.resolve()
+        if real in seen_files:  # the same file reached twice (e.g. ./presets in a checkout)
+            continue
+        seen_files.add(real)
+        try:
+            raw = read_toml(source.path)
+            description = Text(first_sentence(str(raw.get("description", ""))))
+        except PresetError as exc:
+            description = Text.assemble(("unreadable: ", "red"), str(exc))
+        origin = Text(source.origin)
+        if source.name in winners:
+            origin = Text(f"{source.origin} (shadowed by {winners[source.name]})", style="dim")
         else:
-            sys.stderr.write(f"optlab: wrote {output}; reproduce with: optlab compare {output}\n")
+            winners[source.name] = source.origin
+        table.add_row(Text(source.name), origin, description)
+    if not winners:
+        stderr_console().print("no presets found")
+        return
+    print_table(Console(), table)
+
+
+@app.command("show")
+def presets_show(
+    name: str = typer.Argument(..., help="Preset name, path or http(s) URL."),
+    resolved: bool = typer.Option(
+        False, "--resolved", "-r", help="Print it resolved: extends followed, --set applied, defaults filled in."
+    ),
+    overrides: list[str] | None = typer.Option(
+        None, "--set", "-s", metavar="KEY=VALUE", help="Override a field (with --resolved)."
+    ),
+) -> None:
+    """Print a preset's TOML (stdout) and which file or URL it came from (stderr)."""
+    from optlab.preset.fetch import fetch_text, is_url
+    from optlab.preset.loader import find_preset, load_preset, preset_sources
+
+    with user_errors():
+        if resolved or overrides:
+            loaded = load_preset(name, overrides or [])
+            sys.stderr.write(f"optlab: {loaded.origin} resolved, {len(loaded.resolved_runs())} run(s)\n")
+            sys.stdout.write(preset_toml(loaded.preset))
+            return
+        if is_url(name):
+            text = fetch_text(name)
+            sys.stderr.write(f"optlab: {name} [url]\n")
+            sys.stdout.write(text if text.endswith("\n") else text + "\n")
+            return
+        path = find_preset(name)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise OptlabError(f"{path}: cannot read ({exc})") from None
+    origin = next((s.origin for s in preset_sources() if s.path == path), "file")
+    real = path.resolve()
+    others = [str(s.path) for s in preset_sources() if s.name == path.stem and s.path.resolve() != real]
+    note = f" (shadows {', '.join(others)})" if others and origin != "file" else ""
+    sys.stderr.write(f"optlab: {path} [{origin}]{note}\n")
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+@app.command("validate")
+def presets_validate(
+    files: list[str] = typer.Argument(..., help="Preset files (or names) to check.", autocompletion=complete_preset),
+    plugins: PluginsOption = None,
+) -> None:
+    """Check each preset fully (schema, run resolution, optimizer arguments)."""
+    from optlab.preset.loader import load_preset
+
+    with user_errors():
+        load_plugins(plugins)
+    failed = 0
+    for file in files:
+        try:
+            loaded = load_preset(file)
+        except OptlabError as exc:
+            failed += 1
+            sys.stderr.write(f"error: {exc}\n")
+            continue
+        written, trained = len(loaded.preset.runs), len(loaded.resolved_runs())
+        expanded = f", {trained} after sweeps and seeds" if trained != written else ""
+        sys.stdout.write(f"ok: {file} ({written} runs{expanded})\n")
+        for note in loaded.notes:  # optional runs left out, sweeps of multiplier learning rates
+            sys.stderr.write(f"note: {note}\n")
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command("schema")
+def presets_schema(plugins: PluginsOption = None) -> None:
+    """Print the JSON Schema of a preset file (with the names the registries know here)."""
+    from optlab.preset.schema import json_schema
+
+    with user_errors():
+        load_plugins(plugins)
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+
+
+@app.command("new")
+def presets_new(
+    name: str = typer.Argument(..., help="Name of the new preset (letters, digits, - _ . +)."),
+    source: str | None = typer.Option(None, "--from", help="Start from this preset (name, path or URL)."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="File to write (default: ./presets/NAME.toml)."
+    ),
+) -> None:
+    """Write a new preset file to start from; never overwrites a file."""
+    with user_errors():
+        problem = preset_name_error(name)  # the rule the preset file's `name` must follow
+        if problem:
+            raise OptlabError(f"preset name {name!r}: {problem}")
+        path = output if output is not None else Path("presets") / f"{name}.toml"
+        _write_new(path, new_preset_text(name, source))
+    sys.stderr.write(f"optlab: wrote {path}; run it with: optlab compare {path}\n")
+
+
+@app.command("export")
+def presets_export(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `optlab compare`."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default: stdout)."),
+) -> None:
+    """Print (or write) the exact preset that produced a run directory, seeds and versions included."""
+    with user_errors():
+        text = export_text(run_dir)  # optlab.preset.export: the TUI's save key shares it
+        if output is not None:
+            _write_new(output, text)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        sys.stderr.write(f"optlab: wrote {output}; reproduce with: optlab compare {output}\n")

@@ -32,103 +32,104 @@ def _lr_find_row(path: Path) -> tuple[Text, Text, str]:
     return Text(str(doc.get("preset", "-"))), Text(f"lr-find: {suggested} of {len(runs)} suggested"), "-"
 
 
-def register(app: typer.Typer) -> None:
-    """Add `runs` and `report` to the `optlab` command."""
+app = typer.Typer()  # `runs` and `report`, added to the `optlab` command as they are
 
-    @app.command("runs")
-    def runs_list(
-        directory: Path = typer.Option(Path("runs"), "--dir", help="Folder holding run directories."),
-    ) -> None:
-        """List run directories, newest first."""
-        import time as _time
-        from collections import Counter
 
-        from rich.console import Console
-        from rich.table import Table
-        from rich.text import Text
+@app.command("runs")
+def runs_list(
+    directory: Path = typer.Option(Path("runs"), "--dir", help="Folder holding run directories."),
+) -> None:
+    """List run directories, newest first."""
+    import time as _time
+    from collections import Counter
 
-        from optlab.console.tables import print_table
-        from optlab.runs.palette import STATUS_STYLES
-        from optlab.runs.reports import best_result, read_run_dir
-        from optlab.runs.store import load_results
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
 
-        dirs = (
-            [p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")]
-            if directory.is_dir()
-            else []
-        )
-        if not dirs:
-            stderr_console().print(f"no run directories in {directory}")
-            return
-        entries = []
-        for path in dirs:
-            started, row = path.stat().st_mtime, None
-            with contextlib.suppress(Exception):  # a broken directory is listed as unreadable
-                if (path / "lr_find.json").is_file() and not (path / "events.jsonl").exists():
-                    row = _lr_find_row(path)
-                    entries.append((started, path, row))
-                    continue
-                results = load_results(path) if (path / "results.json").is_file() else read_run_dir(path)[0]
-                counts = Counter(str(r.get("status")) for r in results.get("runs") or [])
-                statuses = Text(", ").join(
-                    Text(f"{n} {s}", style=STATUS_STYLES.get(s, "")) for s, n in counts.items()
-                )
-                if "running" in counts:
-                    statuses.append(_liveness(path))
-                row = (Text(str(results.get("preset", {}).get("name", "-"))), statuses, best_result(results))
-                started = _time.mktime(_time.strptime(str(results["started_at"])[:19], "%Y-%m-%dT%H:%M:%S"))
-            entries.append((started, path, row))
-        table = Table(header_style="bold")
-        for column in ("path", "preset", "date", "runs", "best"):
-            table.add_column(column, no_wrap=column != "runs")
-        for started, path, row in sorted(entries, key=lambda e: e[0], reverse=True):
-            date = _time.strftime("%Y-%m-%d %H:%M", _time.localtime(started))
-            preset, statuses, best = row or ("-", Text("unreadable", style="red"), "-")
-            table.add_row(Text(str(path)), preset, date, statuses, best)
-        print_table(Console(), table)
+    from optlab.console.tables import print_table
+    from optlab.runs.palette import STATUS_STYLES
+    from optlab.runs.reports import best_result, read_run_dir
+    from optlab.runs.store import load_results
 
-    @app.command()
-    def report(
-        run_dir: Path = typer.Argument(..., help="A run directory written by `optlab compare`."),
-        fmt: Format = typer.Option(
-            Format.table, "--format", "-f", help="What to print on stdout (html: the path of report.html)."
-        ),
-        no_charts: bool = typer.Option(False, "--no-charts", help="Skip charts/*.svg and report.html."),
-        x_axis: ChartAxis = typer.Option(
-            ChartAxis.samples, "--x-axis", help="The charts' x axis (samples seen compares batch sizes fairly)."
-        ),
-    ) -> None:
-        """Rebuild a run directory's results.json, report.md, metrics.csv, charts/*.svg and
-        report.html (and its table) from events.jsonl."""
-        from optlab.runs.files import atomic_write_text
-        from optlab.runs.publish import render_reports
-        from optlab.runs.reports import read_run_dir_from
-        from optlab.runs.store import write_results_json
+    dirs = (
+        [p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        if directory.is_dir()
+        else []
+    )
+    if not dirs:
+        stderr_console().print(f"no run directories in {directory}")
+        return
+    entries = []
+    for path in dirs:
+        started, row = path.stat().st_mtime, None
+        with contextlib.suppress(Exception):  # a broken directory is listed as unreadable
+            if (path / "lr_find.json").is_file() and not (path / "events.jsonl").exists():
+                row = _lr_find_row(path)
+                entries.append((started, path, row))
+                continue
+            results = load_results(path) if (path / "results.json").is_file() else read_run_dir(path)[0]
+            counts = Counter(str(r.get("status")) for r in results.get("runs") or [])
+            statuses = Text(", ").join(
+                Text(f"{n} {s}", style=STATUS_STYLES.get(s, "")) for s, n in counts.items()
+            )
+            if "running" in counts:
+                statuses.append(_liveness(path))
+            row = (Text(str(results.get("preset", {}).get("name", "-"))), statuses, best_result(results))
+            started = _time.mktime(_time.strptime(str(results["started_at"])[:19], "%Y-%m-%dT%H:%M:%S"))
+        entries.append((started, path, row))
+    table = Table(header_style="bold")
+    for column in ("path", "preset", "date", "runs", "best"):
+        table.add_column(column, no_wrap=column != "runs")
+    for started, path, row in sorted(entries, key=lambda e: e[0], reverse=True):
+        date = _time.strftime("%Y-%m-%d %H:%M", _time.localtime(started))
+        preset, statuses, best = row or ("-", Text("unreadable", style="red"), "-")
+        table.add_row(Text(str(path)), preset, date, statuses, best)
+    print_table(Console(), table)
 
-        with user_errors():
-            check_html_format(fmt, no_charts)
-            results, bad_lines, source = read_run_dir_from(run_dir)
-            if bad_lines:
-                stderr_console().print(f"[yellow]skipped {len(bad_lines)} corrupt line(s) of events.jsonl[/]")
-            try:
-                files = render_reports(run_dir, results, charts=not no_charts, axis=x_axis.value)
-            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-                if source == "events":
-                    raise  # optlab's own record: a bug of ours, worth its traceback
-                # A results.json of the right outline but foreign contents: refused before
-                # anything is written.
-                raise OptlabError(
-                    f"{run_dir / 'results.json'}: not a results document optlab can report "
-                    f"({type(exc).__name__}: {exc})"
-                ) from None
-            try:
-                if source == "events":
-                    # Replayed from the events, so a missing or corrupt results.json is whole
-                    # again (atomically: a live writer's own rewrite never meets half a file).
-                    # A results.json without events is someone's file: read, never rewritten.
-                    write_results_json(run_dir, results)
-                for name, text in files.items():
-                    atomic_write_text(run_dir / name, text)
-            except OSError as exc:
-                raise OptlabError(f"{run_dir}: cannot write the reports ({exc.strerror or exc})") from None
-            emit(results, fmt, run_dir)
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `optlab compare`."),
+    fmt: Format = typer.Option(
+        Format.table, "--format", "-f", help="What to print on stdout (html: the path of report.html)."
+    ),
+    no_charts: bool = typer.Option(False, "--no-charts", help="Skip charts/*.svg and report.html."),
+    x_axis: ChartAxis = typer.Option(
+        ChartAxis.samples, "--x-axis", help="The charts' x axis (samples seen compares batch sizes fairly)."
+    ),
+) -> None:
+    """Rebuild a run directory's results.json, report.md, metrics.csv, charts/*.svg and
+    report.html (and its table) from events.jsonl."""
+    from optlab.runs.files import atomic_write_text
+    from optlab.runs.publish import render_reports
+    from optlab.runs.reports import read_run_dir_from
+    from optlab.runs.store import write_results_json
+
+    with user_errors():
+        check_html_format(fmt, no_charts)
+        results, bad_lines, source = read_run_dir_from(run_dir)
+        if bad_lines:
+            stderr_console().print(f"[yellow]skipped {len(bad_lines)} corrupt line(s) of events.jsonl[/]")
+        try:
+            files = render_reports(run_dir, results, charts=not no_charts, axis=x_axis.value)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            if source == "events":
+                raise  # optlab's own record: a bug of ours, worth its traceback
+            # A results.json of the right outline but foreign contents: refused before
+            # anything is written.
+            raise OptlabError(
+                f"{run_dir / 'results.json'}: not a results document optlab can report "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+        try:
+            if source == "events":
+                # Replayed from the events, so a missing or corrupt results.json is whole
+                # again (atomically: a live writer's own rewrite never meets half a file).
+                # A results.json without events is someone's file: read, never rewritten.
+                write_results_json(run_dir, results)
+            for name, text in files.items():
+                atomic_write_text(run_dir / name, text)
+        except OSError as exc:
+            raise OptlabError(f"{run_dir}: cannot write the reports ({exc.strerror or exc})") from None
+        emit(results, fmt, run_dir)

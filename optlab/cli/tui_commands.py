@@ -59,6 +59,10 @@ def _launcher() -> Callable[..., int]:
     return launch
 
 
+app = typer.Typer()  # `tui` and `view`, added to the `optlab` command as they are
+
+
+@app.command("tui")
 def tui(
     preset: str = typer.Argument(
         "quickstart", help="Preset name, path to a preset TOML file, or http(s) URL.", autocompletion=complete_preset
@@ -153,6 +157,7 @@ def _confirmed_remote(url: str, overrides: list[str], yes: bool, seeds: int | No
     return Path(name), loaded.preset.name
 
 
+@app.command("view")
 def view(
     run_dir: Path = typer.Argument(
         ..., help="A run directory (finished, or still training).", autocompletion=complete_run_dir
@@ -166,9 +171,3 @@ def view(
     except OptlabError as exc:
         raise _error(str(exc), exc.exit_code) from None
     raise typer.Exit(_launcher()(view=run_dir))
-
-
-def register(app: typer.Typer) -> None:
-    """Add `tui` and `view` to the `optlab` command line."""
-    app.command("tui")(tui)
-    app.command("view")(view)

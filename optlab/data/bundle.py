@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from optlab.data.catalog import DatasetInfo, Task, split_sizes
+from optlab.data.split import train_test_split
 from optlab.errors import PresetError
 from optlab.spec import DataConfig
 
@@ -116,17 +117,13 @@ def carve(indices: np.ndarray, n_take: int, labels: np.ndarray | None, seed: int
     data's own); taking nothing returns `indices` as they are."""
     if n_take <= 0:
         return indices, indices[:0]
-    from sklearn.model_selection import train_test_split
-
     seed %= 2**32
     if labels is not None:
         try:
-            rest, taken = train_test_split(indices, test_size=n_take, random_state=seed, stratify=labels)
-            return np.sort(rest), np.sort(taken)
+            return train_test_split(indices, n_take, seed, stratify=labels)
         except ValueError:  # too few samples per class for a stratified split
             pass
-    rest, taken = train_test_split(indices, test_size=n_take, random_state=seed)
-    return np.sort(rest), np.sort(taken)
+    return train_test_split(indices, n_take, seed)
 
 
 def split_pool(cfg: DataConfig, y_pool: np.ndarray, n_val: int, stratify: bool) -> tuple[np.ndarray, np.ndarray]:

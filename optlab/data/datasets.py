@@ -12,7 +12,9 @@ arrays, checked by `optlab.data.plugins`). The last two share `bundle_from_array
 from __future__ import annotations
 
 import contextlib
+import gzip
 import importlib
+import importlib.util
 import os
 import pickle
 import socket
@@ -114,14 +116,43 @@ def describe_loaded(cfg: DataConfig) -> DatasetInfo:
 # ---------------------------------------------------------------------------------------------- sklearn
 
 
+def sklearn_data_file(name: str) -> Path | None:
+    """One of scikit-learn's bundled data files, found without importing scikit-learn (which
+    costs about half a bare `import torch`); None where this scikit-learn keeps it elsewhere."""
+    try:
+        spec = importlib.util.find_spec("sklearn")
+    except (ImportError, ValueError):
+        return None
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(location) / "datasets" / "data" / name
+        if path.is_file():
+            return path
+    return None
+
+
+def read_digits() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """`sklearn.datasets.load_digits()`'s data, target and target names: its file, read as it
+    reads it (64 pixel columns, then the digit)."""
+    path = sklearn_data_file("digits.csv.gz")
+    if path is None:
+        from sklearn import datasets as skd
+
+        raw = skd.load_digits()
+        return np.asarray(raw.data), np.asarray(raw.target), [str(c) for c in raw.target_names]
+    with gzip.open(path, mode="rt", encoding="utf-8") as fh:
+        data = np.loadtxt(fh, delimiter=",")
+    return data[:, :-1], data[:, -1].astype(int, copy=False), [str(c) for c in range(10)]
+
+
 def _load_sklearn(cfg: DataConfig, info: DatasetInfo) -> DatasetBundle:
+    if info.name == "digits":
+        data, target, class_names = read_digits()
+        x = np.asarray(data, dtype=np.float32).reshape(-1, *info.input_shape) / 16.0
+        arrays = ArrayData(x_train=x, y_train=target, task=info.task, class_names=class_names)
+        return bundle_from_arrays(cfg, arrays, info)
     from sklearn import datasets as skd
 
-    if info.name == "digits":
-        raw = skd.load_digits()
-        x = np.asarray(raw.data, dtype=np.float32).reshape(-1, *info.input_shape) / 16.0
-        class_names = [str(c) for c in raw.target_names]
-    elif info.name == "breast-cancer":
+    if info.name == "breast-cancer":
         raw = skd.load_breast_cancer()
         x = np.asarray(raw.data, dtype=np.float32)
         class_names = [str(c) for c in raw.target_names]

@@ -2,7 +2,8 @@
 
 Precision, recall, F1 and specificity are derived from the confusion matrix with numpy and match
 scikit-learn's ``precision_recall_fscore_support(..., zero_division=0)`` exactly. ROC-AUC always comes
-from probabilities via :func:`sklearn.metrics.roc_auc_score`, never from argmax labels. A multiclass
+from probabilities as :func:`sklearn.metrics.roc_auc_score` computes it (``optlab.metrics.sk_parity``,
+numpy alone: importing scikit-learn would cost every run's process seconds), never from argmax labels. A multiclass
 confusion matrix is never unpacked as if it were binary. Every returned value is a plain Python
 ``int``/``float``/``str``/``list``/``None`` so the dicts are JSON-serialisable; NaN never appears.
 """
@@ -12,7 +13,14 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score, roc_auc_score
+
+from optlab.metrics.sk_parity import (
+    binary_roc_auc,
+    mean_absolute_error,
+    mean_squared_error,
+    ovr_macro_roc_auc,
+    r2_score,
+)
 
 __all__ = ["classification_metrics", "predicted_labels", "regression_metrics"]
 
@@ -69,12 +77,7 @@ def _roc_auc(y_true: np.ndarray, p: np.ndarray, n_classes: int) -> tuple[float |
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if n_classes == 2:
-                auc = roc_auc_score(y_true, p)
-            else:
-                auc = roc_auc_score(
-                    y_true, p, multi_class="ovr", average="macro", labels=list(range(n_classes))
-                )
+            auc = binary_roc_auc(y_true, p) if n_classes == 2 else ovr_macro_roc_auc(y_true, p)
     except ValueError as exc:
         return None, f"ROC-AUC undefined: {exc}"
     auc = float(auc)

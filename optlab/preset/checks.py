@@ -8,11 +8,14 @@ pydantic-only preset schema) stays cheap.
 
 from __future__ import annotations
 
+from optlab import registry
 from optlab.data.catalog import describe_dataset, split_sizes
 from optlab.errors import PresetError
+from optlab.preset.check_cache import cached_check, check_key
 from optlab.preset.schema import Preset
-from optlab.registry import PluginError
-from optlab.spec import DataConfig, ResolvedRun
+from optlab.registry import Kind, PluginError
+from optlab.spec import AUX_OPTIMIZER, DataConfig, ResolvedRun
+from optlab.training.loss_rules import loss_task_error, n_outputs
 
 
 def data_error(data: DataConfig) -> str | None:
@@ -20,8 +23,6 @@ def data_error(data: DataConfig) -> str | None:
     loader's unknown option or bad arrays), or None. Reading it here, once, makes a bad file
     an error of validation, before any run directory is written; describe_dataset keeps what
     it learnt, so the runs' checks do not read it again."""
-    from optlab import registry
-
     entry = registry.get("dataset", data.dataset)
     if not entry.extra.get("catalog") and not entry.extra.get("file"):
         from optlab.data.plugins import options_error
@@ -69,8 +70,6 @@ def _data_error(run: ResolvedRun) -> str | None:
 
 def check_run(run: ResolvedRun) -> str | None:
     """The first problem with `run`, or None when it can be trained."""
-    from optlab.training.losses import loss_task_error
-
     info = describe_dataset(run.data)
     problem = loss_task_error(run.loss, info.task, info.name)
     if problem:
@@ -92,17 +91,41 @@ def check_run(run: ResolvedRun) -> str | None:
     if problem:
         return problem
 
-    # The rest needs torch.
+    outputs = n_outputs(info.task, info.n_classes, run.loss)
+    return cached_check(_torch_check_key(run, info.input_shape, outputs),
+                        lambda: _torch_error(run, info.input_shape, outputs))
+
+
+def _torch_check_key(run: ResolvedRun, input_shape: tuple[int, ...], outputs: int) -> str | None:
+    """What `_torch_error`'s verdict depends on besides code: the entries and these fields."""
+    entries: list[tuple[Kind, str]] = [
+        ("model", run.model.name), ("optimizer", run.optimizer.name), ("scheduler", run.scheduler.name)
+    ]
+    entry = registry.registry().find("optimizer", run.optimizer.name)
+    if entry is not None and entry.has("matrix_only"):
+        entries.append(("optimizer", AUX_OPTIMIZER))
+    facts = {
+        "model": run.model.model_dump(mode="json"),
+        "input_shape": list(input_shape),
+        "outputs": outputs,
+        "optimizer": run.optimizer.model_dump(mode="json"),
+        "scheduler": run.scheduler.model_dump(mode="json"),
+        "epochs": run.epochs,
+    }
+    return check_key(entries, facts)
+
+
+def _torch_error(run: ResolvedRun, input_shape: tuple[int, ...], outputs: int) -> str | None:
+    """The checks that need torch: the model builds for the data, the optimizer takes a trial
+    step, the schedule runs."""
     from optlab.models.registry import model_fit_error
-    from optlab.training.losses import n_outputs
     from optlab.training.optim import optimizer_kwargs_error
     from optlab.training.schedulers import scheduler_kwargs_error
 
-    outputs = n_outputs(info.task, info.n_classes, run.loss)
     return (
-        model_fit_error(run.model, info.input_shape, outputs)
+        model_fit_error(run.model, input_shape, outputs)
         or optimizer_kwargs_error(run.optimizer)
-        or _matrix_error(run, info.input_shape, outputs)
+        or _matrix_error(run, input_shape, outputs)
         or scheduler_kwargs_error(run.scheduler, run.epochs, run.optimizer)
     )
 
@@ -111,7 +134,6 @@ def _matrix_error(run: ResolvedRun, input_shape: tuple[int, ...], outputs: int) 
     """A matrix-only optimizer (Muon) needs a hidden weight matrix in the run's own model."""
     import torch
 
-    from optlab import registry
     from optlab.models.registry import build_model
     from optlab.training.optim import matrix_fit_error
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from optlab.runs.files import atomic_write_json
-from optlab.training.runner import Control
+from optlab.training.control import Control
 
 CONTROL_FILE = "control.json"
 POLL_EVERY_S = 0.1

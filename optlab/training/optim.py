@@ -20,7 +20,7 @@ from torch.optim import Optimizer
 
 from optlab import registry
 from optlab.errors import OptlabError
-from optlab.spec import AUX_DEFAULTS, OptimizerConfig
+from optlab.spec import AUX_DEFAULTS, AUX_OPTIMIZER, OptimizerConfig
 from optlab.training.param_groups import (
     CompositeOptimizer,
     NamedParam,
@@ -31,7 +31,6 @@ from optlab.training.param_groups import (
 
 # Chosen by optlab per device (or meaningless for training), never by a preset.
 IMPLEMENTATION_KNOBS = frozenset({"self", "params", "lr", "foreach", "fused", "capturable", "differentiable"})
-AUX_OPTIMIZER = "adamw"  # what trains the parameters a matrix-only optimizer cannot take
 
 
 class OptimizerUnavailable(OptlabError):

@@ -11,7 +11,6 @@ worker go as fast as it can.
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import torch
 
 from optlab.errors import StorageError
 from optlab.training.checkpoint_policy import CheckpointPolicy
+from optlab.training.control import Control
 from optlab.training.events import (
     EpochEnded,
     Event,
@@ -50,42 +50,6 @@ WIND_DOWN_S = 10.0
 @runtime_checkable
 class Sink(Protocol):
     def handle(self, event: Event) -> None: ...
-
-
-class Control:
-    """Thread-safe requests from a front end, honoured between chunks (never mid-step)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._paused = False
-        self._stop: set[str] = set()
-        self._stop_all = False
-
-    def pause(self) -> None:
-        with self._lock:
-            self._paused = True
-
-    def resume(self) -> None:
-        with self._lock:
-            self._paused = False
-
-    def stop(self, run: str | None = None) -> None:
-        with self._lock:
-            if run is None:
-                self._stop_all = True
-            else:
-                self._stop.add(run)
-
-    def poll(self) -> None:
-        """Hook for controls that live elsewhere (e.g. a file in the run directory)."""
-
-    @property
-    def paused(self) -> bool:
-        return self._paused
-
-    def should_stop(self, run: str) -> bool:
-        with self._lock:
-            return self._stop_all or run in self._stop
 
 
 def resolve_device(device: str) -> str:

@@ -7,7 +7,6 @@ in training cannot take the UI down and a dropped SSH connection leaves it runni
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -16,42 +15,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from optlab import registry
 from optlab.errors import RunDirError
-from optlab.runs.files import atomic_write_json
+from optlab.runs.control import read_control as read_control  # the one control-file format, shared
+from optlab.runs.control import write_control
 from optlab.runs.store import parse_event_line
 from optlab.training.events import ExperimentEnded, ExperimentStarted
 
-# Same file and format as `optlab.runs.control` (which imports the training runner, and so
-# torch; the TUI process stays free of it). tests/tui/test_tui_parts.py checks both agree.
-CONTROL_FILE = "control.json"
 # On a machine this small the UI's redraws take a visible share of a core: training that uses
 # every core then loses more to the UI than the 5% issue 11 allows, so the child leaves one.
 SMALL_MACHINE_CORES = 4
-
-
-def read_control(root: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads((root / CONTROL_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
-
-
-def write_control(
-    root: Path, paused: bool | None = None, stop: str | None = None, stop_all: bool | None = None
-) -> None:
-    """Read-modify-write control.json atomically, exactly like `optlab.runs.control.write_control`."""
-    doc = read_control(root)
-    if paused is not None:
-        doc["paused"] = paused
-    if stop is not None:
-        doc["stop"] = sorted(set(doc.get("stop", [])) | {stop})
-    if stop_all is not None:
-        doc["stop_all"] = stop_all
-    atomic_write_json(root / CONTROL_FILE, doc)
 
 
 def log_path(run_dir: Path) -> Path:

@@ -103,8 +103,11 @@ def test_event_tail_holds_back_a_partial_line(tmp_path: Path) -> None:
 
 
 def test_control_file_is_the_one_the_runner_reads(tmp_path: Path) -> None:
+    from optlab.runs import control as core
     from optlab.runs.control import FileControl
     from optlab.runs.control import read_control as core_read
+
+    assert write_control is core.write_control and read_control is core.read_control  # one copy
 
     control = FileControl(tmp_path)
     write_control(tmp_path, paused=True)

@@ -99,3 +99,22 @@ def test_tui_cost_bench_runs_a_b_a_and_writes_every_ratio(tmp_path: Path) -> Non
         assert round_[key] > 0 and round_[f"{key}_noise_floor"] > 0
         assert doc[key]["min"] == doc[key]["median"] == round_[key]
         assert doc[key]["pass_every_round"] == (round_[key] >= 0.95)
+
+
+@pytest.mark.timeout(240)
+def test_startup_bench_measures_every_command_against_the_bare_torch_import(tmp_path: Path) -> None:
+    """One round of benchmarks/startup.py: every command timed and its ratio printed, not how
+    fast any was."""
+    out = tmp_path / "startup.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "startup.py"), "--repeats", "1", "--json", str(out)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=220,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert doc["repeats"] == 1 and doc["median_s"]["torch"] > 0
+    for name in ("help", "validate", "validate_cold", "compare_1_epoch", "compare_1_epoch_1_thread"):
+        assert doc["ratios"][f"{name}_vs_torch"] > 0, name
+        assert f"{name} " in proc.stdout
+    assert {t["name"] for t in doc["targets"]} == {"validate_vs_torch", "compare_1_epoch_vs_torch"}
+    assert "Targets" in proc.stdout and "x torch" in proc.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,12 +36,13 @@ CORE_MODULES = [
 FRONT_END = ("textual", "rich", "typer")
 
 
-def _loaded_after(code: str) -> set[str]:
+def _loaded_after(code: str, env: dict[str, str] | None = None) -> set[str]:
     out = subprocess.run(
         [sys.executable, "-c", code + "\nimport sys; print('\\n'.join(sys.modules))"],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     ).stdout
     return {line.split(".")[0] for line in out.splitlines()}
 
@@ -75,6 +77,11 @@ def test_preset_loading_does_not_import_torch_until_checks() -> None:
     assert "torch" not in loaded
 
 
+def test_the_control_file_and_its_control_do_not_import_torch() -> None:
+    """The TUI writes control.json with the run store's functions and must stay torch-free."""
+    assert "torch" not in _loaded_after("import optlab.runs.control, optlab.training.control")
+
+
 def test_registry_names_and_schema_validation_do_not_import_torch() -> None:
     code = (
         "from optlab import registry\n"
@@ -92,3 +99,33 @@ def test_the_import_layers_hold() -> None:
     result = subprocess.run([str(lint)], capture_output=True, text=True, cwd=Path(__file__).parents[2])
     assert result.returncode == 0, result.stdout[-3000:]
     assert "0 broken" in result.stdout
+
+
+CLI_VALIDATE = (
+    "import sys\nsys.argv = ['optlab', 'presets', 'validate', 'quickstart']\nfrom optlab.cli.main import run\n"
+    "try:\n    run()\nexcept SystemExit:\n    pass\n"
+)
+
+
+def test_presets_validate_imports_torch_only_to_check_what_it_has_not_checked_before(tmp_path: Path) -> None:
+    """The torch-backed checks of a run that passed them are kept (optlab.preset.check_cache):
+    validating the preset again answers without importing torch."""
+    env = {**os.environ, "OPTLAB_CHECK_CACHE": str(tmp_path / "checks")}
+    assert "torch" in _loaded_after(CLI_VALIDATE, env)  # the first time, the checks need torch
+    assert "torch" not in _loaded_after(CLI_VALIDATE, env)
+
+
+def test_training_digits_and_its_test_metrics_import_neither_sklearn_nor_scipy() -> None:
+    """digits' file, the seeded stratified split and the test metrics (ROC-AUC included) are
+    computed with numpy as scikit-learn computes them: a compare pays no scikit-learn import."""
+    code = (
+        "import numpy as np\nfrom optlab.data.datasets import load_dataset\nfrom optlab.spec import DataConfig\n"
+        "from optlab.metrics import classification_metrics, regression_metrics\n"
+        "data = load_dataset(DataConfig(dataset='digits', val_fraction=0.2))\n"
+        "p = np.full((len(data.y_test), 10), 0.1)\n"
+        "classification_metrics(data.y_test.numpy(), p, 10)\n"
+        "regression_metrics(np.arange(5.0), np.arange(5.0) + 1)"
+    )
+    loaded = _loaded_after(code)
+    assert "torch" in loaded and "numpy" in loaded
+    assert not loaded & {"sklearn", "scipy"}
