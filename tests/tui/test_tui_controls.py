@@ -84,8 +84,10 @@ async def _pause_stop_and_keys(tmp_path: Path) -> None:
         builds, since = loss.canvas.builds, time.monotonic()
         await wait_for_the_end(pilot, app, screen, "the end of training")
         assert loss.canvas.builds > builds and loss.error == ""
-        rate = (loss.canvas.builds - builds) / (time.monotonic() - since)
-        assert rate <= 1 / CHART_EVERY_S + 1, f"{rate:.1f} chart builds per second"
+        # At most one build per CHART_EVERY_S, plus the first new point's and the end's (a rate
+        # over a short remainder of training would count those two against a second or so).
+        elapsed, built = time.monotonic() - since, loss.canvas.builds - builds
+        assert built <= elapsed / CHART_EVERY_S + 2, f"{built} chart builds in {elapsed:.1f} s"
         await pilot.press("q")
 
     results = json.loads((run_dir / "results.json").read_text())
