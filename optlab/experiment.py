@@ -28,6 +28,7 @@ from optlab.spec import ResolvedRun
 from optlab.training.checkpoint_policy import CheckpointPolicy
 from optlab.training.events import ExperimentEnded, RunEnded
 from optlab.training.runner import Control, Runner, resolve_device
+from optlab.training.threads import use_threads
 
 if TYPE_CHECKING:
     from optlab.runs.resume import ResumePlan
@@ -115,10 +116,7 @@ def make_executor(backend: BackendOptions, data: DatasetBundle, device: str) -> 
         return RayExecutor(data, backend.address, backend.gpus_per_run, backend.cpus_per_run, backend.threads, plugins)
     from optlab.training.executor import LocalExecutor
 
-    if backend.threads:
-        import torch
-
-        torch.set_num_threads(backend.threads)
+    use_threads(backend.threads)
     return LocalExecutor(data, device)
 
 

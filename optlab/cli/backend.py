@@ -37,7 +37,10 @@ DEVICES = typer.Option(
     None, "--devices", metavar="LIST",
     help="processes: one worker per entry, e.g. cuda:0,cuda:1, cuda (every GPU) or cpu,cpu.",
 )
-THREADS = typer.Option(None, "--threads", min=1, help="Torch threads per worker (default: cores / workers).")
+THREADS = typer.Option(
+    None, "--threads", min=1,
+    help="Torch threads per training process (default 1: part of a run's numbers; resume keeps the recorded count).",
+)
 PACE = typer.Option(
     Pace.even, "--pace", help="even: runs stay at about the same share of their work; free: each as fast as it can."
 )

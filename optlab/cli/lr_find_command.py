@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from optlab.cli.backend import THREADS
 from optlab.cli.common import (
     PluginsOption,
     check_device,
@@ -133,6 +134,7 @@ def lr_find(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Run a preset from a URL without asking."),
     plugins: PluginsOption = None,
+    threads: int | None = THREADS,
 ) -> None:
     """Find each run's learning rate with an LR range test (the curve, a suggestion and how sure it is)."""
     from optlab.cli.preset_commands import confirm_remote
@@ -151,6 +153,7 @@ def lr_find(
     from optlab.runs.store import default_run_dir, prepare_run_dir
     from optlab.training.lr_find import RangeTestSettings, check_optimizer
     from optlab.training.runner import resolve_device
+    from optlab.training.threads import use_threads
 
     with user_errors():
         load_plugins(plugins)
@@ -163,6 +166,7 @@ def lr_find(
         loaded: LoadedPreset = load_preset(preset, overrides or [], seeds=seeds)
         confirm_remote(loaded, yes)
         device = resolve_device(check_device(device))
+        use_threads(threads)  # the same default as compare's: a range test's floats follow it too
         groups = select_groups(loaded.resolved_runs(device), runs or [])
         for members in groups.values():
             check_optimizer(members[0])  # refuse before any data is loaded or directory made

@@ -7,6 +7,7 @@ Heavy modules (torch, the engine) are imported inside the commands that need the
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -323,6 +324,7 @@ def resume(
     from optlab.experiment import placement_devices
     from optlab.runs.owner import claim, release
     from optlab.runs.resume import plan_resume
+    from optlab.training.threads import DEFAULT_THREADS
 
     _stop_on_sigterm()
     with user_errors():
@@ -347,6 +349,11 @@ def resume(
             for name in pending
         )
         sys.stderr.write(f"optlab: resuming {resumed}\n")
+        # The runs go on with the threads they trained with, unless --threads says otherwise.
+        if where.threads is None and plan.recorded_threads() is not None:
+            where = dataclasses.replace(where, threads=plan.recorded_threads())
+        for note in plan.environment_notes(where.threads or DEFAULT_THREADS):
+            sys.stderr.write(f"optlab: note: {note}\n")
         claim(run_dir)  # one atomic step: of two resumes started together, one trains
         try:
             data = load_dataset(plan.loaded.preset.data, data_device)

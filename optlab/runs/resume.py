@@ -71,6 +71,31 @@ class ResumePlan:
     states: dict[str, dict[str, Any]] = field(default_factory=dict)  # resumed from a checkpoint
     fresh: list[str] = field(default_factory=list)  # no checkpoint yet: start again
     recorded_dataset: dict[str, Any] = field(default_factory=dict)  # ExperimentStarted's facts
+    # Per run to resume: the numerical environment it last trained in (threads, torch version)
+    environments: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def recorded_threads(self) -> int | None:
+        """The torch threads the runs to resume trained with (the most common, if they differ),
+        or None where no run recorded them (directories from before they were recorded)."""
+        counts: dict[int, int] = {}
+        for env in self.environments.values():
+            if isinstance(env.get("threads"), int):
+                counts[env["threads"]] = counts.get(env["threads"], 0) + 1
+        return max(counts, key=lambda t: counts[t]) if counts else None
+
+    def environment_notes(self, threads: int) -> list[str]:
+        """One line per run whose recorded environment differs from the one it resumes in:
+        its numbers will then differ from an uninterrupted run's in the last digits."""
+        from optlab.training.threads import environment_changes, numerical_environment
+
+        now = {**numerical_environment(), "threads": threads}
+        notes = []
+        for name, env in self.environments.items():
+            changes = environment_changes(env, now)
+            if changes:
+                notes.append(f"{name} resumes with {', '.join(changes)}: its numbers will differ from an "
+                             "uninterrupted run's in the last digits")
+        return notes
 
     def check_data(self, facts: dict[str, Any], force: bool) -> None:
         """Refuse (unless `force`) to continue on data files that changed since the runs began:
@@ -207,12 +232,15 @@ def plan_resume(root: Path, device: str, force: bool = False) -> ResumePlan:
         raise PresetError(f"{exc}\n{root} was trained with plugins: pass them again ({hint})") from None
     specs = loaded.resolved_runs(device)
     plan = ResumePlan(loaded, specs, recorded_dataset=results.get("dataset") or {})
+    placements = {run["name"]: run.get("placement") or {} for run in results["runs"]}
     problems: list[str] = []
     misfits: list[str] = []
     for spec in specs:
         if status.get(spec.name) in ENDED_FOR_GOOD:
             plan.done.append(spec.name)
             continue
+        recorded = {k: placements.get(spec.name, {}).get(k) for k in ("threads", "torch", "deterministic")}
+        plan.environments[spec.name] = {k: v for k, v in recorded.items() if v is not None}
         checkpoint = root / "runs" / spec.name / "checkpoint-last.pt"
         if not checkpoint.is_file():
             plan.fresh.append(spec.name)

@@ -3,8 +3,8 @@
     DIR/preset.toml          the resolved preset that produced it
     DIR/events.jsonl         append-only events, one JSON object per line
     DIR/owner.json           the process training into DIR, while it does (runs/owner.py)
-    DIR/results.json         a view of events.jsonl: rewritten atomically at run ends, at the end,
-                             and at most every RESULTS_EVERY_S while runs train (never per epoch)
+    DIR/results.json         a view of events.jsonl: rewritten atomically at the end, and at most
+                             every RESULTS_EVERY_S while runs train (never per epoch)
     DIR/report.md, metrics.csv
     DIR/runs/NAME/predictions.npz, checkpoint-last.pt, checkpoint-best.pt, log.txt
 
@@ -166,7 +166,10 @@ class RunStore:
             if final or now - self._last_fsync > FSYNC_EVERY_S:
                 os.fsync(self._events.fileno())
                 self._last_fsync = now
-        if final or (milestone and now >= self._results_due):
+        # results.json is a view of this log (report and resume rebuild it from the events):
+        # rewritten when due, and always at the experiment's end. Not at every run end: runs
+        # paced together end together, and each rewrite holds every run's whole history.
+        if isinstance(event, ExperimentEnded) or (milestone and now >= self._results_due):
             self.write_results()
         if isinstance(event, RunEnded) and event.detail:
             atomic_write_text(self.run_dir(event.run) / "log.txt", event.detail)

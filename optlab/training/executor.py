@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from optlab.training.events import EpochEnded, Event, RunEnded
+from optlab.training.threads import numerical_environment
 
 if TYPE_CHECKING:
     from optlab.data.datasets import DatasetBundle
@@ -142,6 +143,19 @@ def cpu_state(value: Any) -> Any:
     return value
 
 
+def copied(value: Any) -> Any:
+    """A checkpoint whose tensors are copies (a state held while training goes on)."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return {k: copied(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(copied(v) for v in value)
+    return value
+
+
 class TrainerHost:
     """The trainers of one process and the requests they answer; the local executor and every
     worker process use it, so all backends compute the same things the same way."""
@@ -170,7 +184,8 @@ class TrainerHost:
         self.trainers[spec.name] = trainer
         self.saved[spec.name] = _Saved(trainer.elapsed_s, trainer.epoch)
         started = trainer.started_event()
-        started.placement = dict(self.where)
+        # Where it trains, and what else decides its floats (threads, torch version).
+        started.placement = {**self.where, **numerical_environment()}
         return Reply("started", spec.name, [started.to_dict()])
 
     def advance(self, run: str, checkpoints: CheckpointPolicy | None, budget_s: float = 0.0) -> Reply:
@@ -206,8 +221,9 @@ class TrainerHost:
                 reply.best = saved.best
             self.saved[trainer.spec.name] = _Saved(trainer.elapsed_s, trainer.epoch)
         elif epoch.improved:
-            # A copy: the live tensors go on training (a packed state is one already).
-            saved.best = PackedState.pack(trainer.state_dict())
+            # A copy: the live tensors go on training.
+            state = trainer.state_dict()
+            saved.best = PackedState.pack(state) if self.copy_state else copied(state)
 
     def _state(self, trainer: Trainer) -> State:
         state = trainer.state_dict()

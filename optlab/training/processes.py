@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from optlab.errors import OptlabError
 from optlab.training.executor import Reply
+from optlab.training.threads import DEFAULT_THREADS
 from optlab.training.worker import receive, send, serve
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ class ProcessExecutor:
             raise ValueError("the processes backend needs at least one device")
         self.devices = devices
         self.device_label = ",".join(devices)
-        self.threads = threads or max(1, cores() // len(devices))
+        self.threads = threads or DEFAULT_THREADS  # a run's floats depend on it: optlab.training.threads
         self.plugins = list(plugins or [])
         self._context = multiprocessing.get_context("spawn")  # never fork a process that may hold CUDA
         self._workers: dict[str, _Worker] = {}

@@ -32,6 +32,7 @@ from optlab.training.optim import build_optimizer
 from optlab.training.rng import RunRandomState, generators
 from optlab.training.schedulers import LRSchedule
 from optlab.training.steps import Stepper
+from optlab.training.threads import numerical_environment
 
 REPORTS_PER_EPOCH = 10
 # A report is a host sync, an event for every front end to parse, and the runner's unit of
@@ -405,6 +406,7 @@ class Trainer:
             "epoch_correct": int(self.correct.item()) if self.mid_epoch else 0,
             "epoch_start_elapsed": self._epoch_start_elapsed if self.mid_epoch else self.elapsed_s,
             "mid_epoch": self.mid_epoch,
+            "environment": json.dumps(numerical_environment(), sort_keys=True),  # what resume compares
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -23,10 +23,6 @@ from optlab.runs.control import write_control
 from optlab.runs.store import parse_event_line
 from optlab.training.events import ExperimentEnded, ExperimentStarted
 
-# On a machine this small the UI's redraws take a visible share of a core: training that uses
-# every core then loses more to the UI than the 5% issue 11 allows, so the child leaves one.
-SMALL_MACHINE_CORES = 4
-
 
 def log_path(run_dir: Path) -> Path:
     """Where the child's stdout and stderr go: next to the run directory, which `optlab
@@ -69,33 +65,6 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _option(args: Sequence[str], flag: str) -> str | None:
-    for i, arg in enumerate(args):
-        if arg == flag and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith(flag + "="):
-            return arg.split("=", 1)[1]
-    return None
-
-
-def threads_beside_ui(backend_args: Sequence[str], cores: int) -> int | None:
-    """Torch threads (per worker) for a training child that leaves the UI one core on a small
-    machine, or None to keep the child's own default: on more than SMALL_MACHINE_CORES cores,
-    when --threads was given, for ray (an actor's threads follow --cpus-per-run) and for
-    processes without a countable CPU device list (GPU workers are not bound by host cores)."""
-    if cores > SMALL_MACHINE_CORES or _option(backend_args, "--threads") is not None:
-        return None
-    backend = _option(backend_args, "--backend") or "local"
-    if backend == "local":
-        return max(1, cores - 1)
-    if backend == "processes":
-        devices = _option(backend_args, "--devices")
-        if devices is None or any(not d.strip().startswith("cpu") for d in devices.split(",")):
-            return None
-        return max(1, (cores - 1) // len(devices.split(",")))
-    return None
-
-
 def compare_command(
     preset: str,
     run_dir: Path,
@@ -103,15 +72,12 @@ def compare_command(
     overrides: Sequence[str],
     seeds: int | None = None,
     backend_args: Sequence[str] = (),
-    cores: int | None = None,
 ) -> list[str]:
     """The training child's command line; `backend_args` are the `--backend` options, passed
-    through as given (the child checks them before it writes anything). `cores`: this
-    machine's (default: the ones this process may run on), for the UI's share."""
+    through as given (the child checks them before it writes anything). Its threads are
+    compare's own default unless --threads is among them: the same preset gives the same
+    numbers whichever front end trains it (optlab.training.threads)."""
     cmd = [sys.executable, "-m", "optlab", "compare", preset, "--out", str(run_dir), "--quiet", *backend_args]
-    threads = threads_beside_ui(backend_args, available_cores() if cores is None else cores)
-    if threads is not None:
-        cmd += ["--threads", str(threads)]
     cmd += ["--format", "json", "--device", device]
     for item in overrides:
         cmd += ["--set", item]

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from optlab.cli.main import app
 from optlab.runs.control import write_control
 from optlab.runs.store import read_events
-from optlab.training.events import RunEnded
+from optlab.training.events import RunEnded, RunStarted
 
 # Long enough (in epochs) that the test can pause it mid-way on any machine, small enough
 # per epoch to stay quick. Dropout and a scheduler make the resumed RNG and LR state matter.
@@ -449,3 +449,28 @@ def test_resume_refuses_data_files_that_changed_unless_forced(tmp_path: Path) ->
     assert "the dataset's files changed since the runs started" in refused.output
     assert "(points.csv: size or sha256 differ" in refused.output and "--force" in refused.output
     assert invoke("resume", str(run), "--quiet", "--force").exit_code == 0
+
+
+def test_resume_trains_with_the_recorded_threads_and_says_when_told_otherwise(tmp_path: Path) -> None:
+    """The thread count is part of a run: a plain resume goes on with the count each run
+    recorded; another count is allowed, with one line saying the numbers will differ."""
+    (tmp_path / "small.toml").write_text(SMALL)
+    try:
+        trained = invoke("compare", str(tmp_path / "small.toml"), "--out", str(tmp_path / "run"), "--quiet",
+                         "--threads", "2", "--device", "cpu")
+        assert trained.exit_code == 0, trained.output
+        plain = killed_copy(tmp_path / "run", tmp_path / "plain")
+        result = invoke("resume", str(plain), "--quiet", "--device", "cpu")
+        assert result.exit_code == 0, result.output
+        assert "note:" not in result.stderr
+        resumed = [e for e in read_events(plain).events if isinstance(e, RunStarted) and e.resumed_step]
+        assert resumed and {e.placement["threads"] for e in resumed} == {2}
+
+        told = killed_copy(tmp_path / "run", tmp_path / "told")
+        result = invoke("resume", str(told), "--quiet", "--device", "cpu", "--threads", "1")
+        assert result.exit_code == 0, result.output
+        for run in ("sgd", "adam"):
+            assert (f"optlab: note: {run} resumes with torch threads 1 (recorded: 2): its numbers will differ"
+                    in result.stderr)
+    finally:
+        torch.set_num_threads(1)

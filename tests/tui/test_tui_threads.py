@@ -1,9 +1,12 @@
-"""The TUI's training child leaves the UI a core on a small machine (no terminal needed)."""
+"""The thread count is part of a run: the TUI's training child trains with compare's own default
+(no --threads of its own), so a preset gives the same numbers from either front end, each run
+records its threads, and resume goes on with the recorded count (no terminal needed)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,31 +19,40 @@ def _threads(cmd: list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("backend_args", "cores", "expected"),
+    ("backend_args", "expected"),
     [
-        ((), 2, ["1"]),
-        ((), 4, ["3"]),
-        ((), 8, []),  # a big machine: the child's own default
-        (("--backend", "local", "--pace", "even"), 3, ["2"]),
-        (("--backend", "local", "--threads", "2"), 2, ["2"]),  # --threads says otherwise: kept, not doubled
-        (("--backend", "processes", "--devices", "cpu,cpu"), 4, ["1"]),
-        (("--backend", "processes", "--devices", "cpu"), 4, ["3"]),
-        (("--backend", "processes", "--devices", "cuda:0,cuda:1"), 4, []),
-        (("--backend", "processes"), 2, []),
-        (("--backend", "ray", "--cpus-per-run", "1"), 2, []),
+        ((), []),
+        (("--backend", "local", "--pace", "even"), []),
+        (("--backend", "local", "--threads", "2"), ["2"]),  # --threads says otherwise: passed as given
+        (("--backend", "processes", "--devices", "cpu,cpu"), []),
+        (("--backend", "ray", "--cpus-per-run", "1"), []),
     ],
 )
-def test_child_threads_leave_the_ui_a_core(backend_args: tuple[str, ...], cores: int, expected: list[str]) -> None:
-    cmd = compare_command("p.toml", Path("out"), "cpu", [], backend_args=backend_args, cores=cores)
+def test_the_child_adds_no_threads_of_its_own(backend_args: tuple[str, ...], expected: list[str]) -> None:
+    cmd = compare_command("p.toml", Path("out"), "cpu", [], backend_args=backend_args)
     assert _threads(cmd) == expected
 
 
-def test_the_built_command_trains(tmp_path: Path, tiny: Path) -> None:
-    """The child accepts the threads it is given: the command as the TUI builds it runs."""
-    out = tmp_path / "run"
-    cmd = compare_command(str(tiny), out, "cpu", ["train.epochs=1", "data.train_limit=200"], cores=2)
-    assert _threads(cmd) == ["1"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    results = json.loads((out / "results.json").read_text())
-    assert {run["status"] for run in results["runs"]} == {"finished"}
+def _numbers(results_path: Path) -> dict[str, tuple[object, ...]]:
+    results = json.loads(results_path.read_text())
+    return {
+        run["name"]: ([{k: v for k, v in h.items() if k != "epoch_s"} for h in run["history"]], run["test"])
+        for run in results["runs"]
+    }
+
+
+def test_the_tuis_child_and_compare_give_the_same_numbers_and_record_their_threads(
+    tmp_path: Path, tiny: Path
+) -> None:
+    overrides = ["train.epochs=2", "data.train_limit=200"]
+    tui_out, compare_out = tmp_path / "tui", tmp_path / "compare"
+    child = subprocess.run(compare_command(str(tiny), tui_out, "cpu", overrides), capture_output=True, text=True,
+                           timeout=180)
+    assert child.returncode == 0, child.stderr
+    sets = [arg for item in overrides for arg in ("--set", item)]
+    plain = subprocess.run([sys.executable, "-m", "optlab", "compare", str(tiny), "--out", str(compare_out), "-q",
+                            "--device", "cpu", *sets], capture_output=True, text=True, timeout=180)
+    assert plain.returncode == 0, plain.stderr
+    assert _numbers(tui_out / "results.json") == _numbers(compare_out / "results.json")
+    for run in json.loads((tui_out / "results.json").read_text())["runs"]:
+        assert run["placement"]["threads"] == 1 and run["placement"]["torch"]
