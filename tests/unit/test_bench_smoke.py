@@ -118,3 +118,36 @@ def test_startup_bench_measures_every_command_against_the_bare_torch_import(tmp_
         assert f"{name} " in proc.stdout
     assert {t["name"] for t in doc["targets"]} == {"validate_vs_torch", "compare_1_epoch_vs_torch"}
     assert "Targets" in proc.stdout and "x torch" in proc.stdout
+
+
+@pytest.mark.timeout(300)
+def test_driver_cost_bench_reports_the_drivers_share_and_the_two_worker_ratio(tmp_path: Path) -> None:
+    """benchmarks/driver_cost.py on a few epochs: the driver's share of training under both
+    checkpoint policies and the processes/local ratio are measured and printed (not judged)."""
+    out = tmp_path / "driver.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "driver_cost.py"), "--epochs", "2", "--json", str(out)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=280,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    for key in ("h_default", "h_every_epoch"):
+        assert doc[key]["training_s"] > 0 and doc[key]["driver_s"] > 0, key
+        assert doc[key]["driver_share"] == pytest.approx(doc[key]["driver_s"] / doc[key]["training_s"])
+    assert len(doc["i"]["local_s"]) == len(doc["i"]["processes_s"]) == 2 and doc["i"]["processes_over_local"] > 0
+    assert proc.stdout.count("(h) driver on local") == 2 and "(i) whole command" in proc.stdout
+
+
+@pytest.mark.timeout(240)
+def test_threads_bench_compares_all_cores_with_one_thread(tmp_path: Path) -> None:
+    out = tmp_path / "threads.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "threads.py"), "--rounds", "1", "--seconds", "0.2",
+         "--json", str(out)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=220,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert [(c["model"].split()[0], c["load"]) for c in doc["cases"]] == [
+        ("digits", "as it is"), ("digits", "busy"), ("tutorial", "as it is"), ("tutorial", "busy")]
+    assert all(c["all_over_one"] > 0 and c["one_thread_samples_per_s"] > 0 for c in doc["cases"])
