@@ -85,7 +85,7 @@ def whole_command(epochs: int, folder: Path, backend: list[str]) -> float:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=1, help="A B B A rounds of (i)")
+    parser.add_argument("--rounds", type=int, default=1, help="A B B A rounds of (i); 0 skips (i)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     report: dict[str, Any] = {"epochs": args.epochs}
@@ -99,17 +99,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for contender in ("local", "processes", "processes", "local"):
                 backend = ["--backend", "processes", "--devices", "cpu,cpu"] if contender == "processes" else []
                 (procs if contender == "processes" else local).append(whole_command(args.epochs, folder, backend))
-        pairs = [(local[i], procs[i]) for i in range(len(local))]
-        report["i"] = {"local_s": local, "processes_s": procs,
-                       "processes_over_local": statistics.median(a / b for a, b in pairs)}
+        if args.rounds:
+            pairs = [(local[i], procs[i]) for i in range(len(local))]
+            report["i"] = {"local_s": local, "processes_s": procs,
+                           "processes_over_local": statistics.median(a / b for a, b in pairs)}
     for key, label in (("h_default", "default checkpoints (every 10 s)"), ("h_every_epoch", "a checkpoint every epoch")):
         h = report[key]
         print(f"(h) driver on local, {label}: {h['driver_s']:.2f} s beside {h['training_s']:.2f} s of training "
               f"= {100 * h['driver_share']:.1f}% (target < 5%)")
-    i = report["i"]
-    print(f"(i) whole command, processes cpu,cpu vs local: {i['processes_over_local']:.2f}x "
-          f"(local {statistics.median(i['local_s']):.1f} s, processes {statistics.median(i['processes_s']):.1f} s; "
-          "target >= 1.5x)")
+    i = report.get("i")
+    if i is not None:
+            print(f"(i) whole command, processes cpu,cpu vs local: {i['processes_over_local']:.2f}x "
+              f"(local {statistics.median(i['local_s']):.1f} s, processes {statistics.median(i['processes_s']):.1f} s; "
+              "target >= 1.5x)")
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2))
     return report
