@@ -175,6 +175,9 @@ def combine(experiments: Sequence[Experiment | str | Path], force: bool = False)
     return Experiment(ResultsDocument.parse(doc, "combined results"), None, doc)
 
 
+from optlab.api.lr_find import LrFindResult, lr_find  # noqa: E402 - it uses the helpers above
+
 __all__ = [
-    "Experiment", "History", "OptlabError", "ResultsDocument", "Run", "TableRow", "combine", "compare", "load",
+    "Experiment", "History", "LrFindResult", "OptlabError", "ResultsDocument", "Run", "TableRow", "combine", "compare",
+    "load", "lr_find",
 ]

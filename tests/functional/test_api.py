@@ -123,3 +123,13 @@ def test_optlab_report_compares_run_directories(runs: dict[str, Experiment], tmp
     assert forced.exit_code == 0 and "NOT comparable (kept with --force): dataset n_train 300 vs 200" in forced.output
     assert CliRunner().invoke(app, ["report", a, b]).exit_code == 2  # several need --out
     assert {k: _tree(e.path) for k, e in runs.items()} == before  # type: ignore[arg-type]
+
+
+def test_lr_find_reads_a_learning_rate_as_optlab_lr_find_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch.set_num_threads(1)
+    result = optlab.lr_find("quickstart", set=TINY, runs=["adam"], steps=20, out=tmp_path / "lr")
+    assert list(result.suggestions) == ["adam"] and result.runs[0].points and result.runs[0].points[0].lr > 0
+    assert {"lr_find.json", "lr_find.md", "preset.toml"} <= {p.name for p in (tmp_path / "lr").iterdir()}
+    with pytest.raises(optlab.OptlabError, match=r"^--run 'nope': no such run in the preset; runs: sgd, "):
+        optlab.lr_find("quickstart", runs=["nope"], out=tmp_path / "lr2")
+    assert capsys.readouterr() == ("", "")
