@@ -4,7 +4,6 @@ Heavy modules are imported inside the command, as in `compare`."""
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -17,7 +16,6 @@ from optlab.cli.common import (
     PluginsOption,
     check_device,
     load_plugins,
-    preset_toml,
     stderr_console,
     user_errors,
 )
@@ -25,72 +23,14 @@ from optlab.cli.completion import complete_preset, complete_set
 from optlab.errors import OptlabError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
 
-    from optlab.data.datasets import DatasetBundle
     from optlab.preset.loader import LoadedPreset
-    from optlab.spec import ResolvedRun
-    from optlab.training.lr_find import RangeTestSettings
 
 
 class LrFormat(StrEnum):
     table = "table"
     json = "json"
     markdown = "markdown"
-
-
-def select_groups(specs: list[ResolvedRun], wanted: list[str]) -> dict[str, list[ResolvedRun]]:
-    """The runs to test, by configuration (a group's seeds are read together), in preset order."""
-    groups: dict[str, list[ResolvedRun]] = {}
-    for spec in specs:
-        groups.setdefault(spec.group or spec.name, []).append(spec)
-    if not wanted:
-        return groups
-    names = {s.name: g for g, members in groups.items() for s in members}
-    unknown = [w for w in wanted if w not in groups and w not in names]
-    if unknown:
-        raise OptlabError(
-            f"--run {unknown[0]!r}: no such run in the preset; runs: {', '.join(groups)}"
-        )
-    chosen: dict[str, list[ResolvedRun]] = {}
-    for group, members in groups.items():
-        if group in wanted:
-            chosen[group] = members
-        elif picked := [s for s in members if s.name in wanted]:
-            chosen[group] = picked
-    return chosen
-
-
-def test_groups(
-    groups: dict[str, list[ResolvedRun]],
-    data: DatasetBundle,
-    device: str,
-    settings: RangeTestSettings,
-    quiet: bool,
-    on_entry: Callable[[list[dict[str, Any]]], None] | None = None,
-) -> list[dict[str, Any]]:
-    """Every group's curves and combined reading, as lr_find.json's run entries; `on_entry` is
-    told the entries so far after each group."""
-    from optlab.runs.lr_find_report import run_entry
-    from optlab.training.lr_find import run_range_test
-    from optlab.training.lr_suggest import combine, suggest
-
-    entries = []
-    for n, (group, members) in enumerate(groups.items(), start=1):
-        readings, seeds = [], []
-        for spec in members:
-            if not quiet:
-                sys.stderr.write(f"optlab: lr-find {spec.name} ({n}/{len(groups)})\n")
-            curve = run_range_test(spec, data, device, settings)
-            reading = suggest(curve.lrs, curve.losses)
-            reading.notes = curve.notes + reading.notes
-            readings.append(reading)
-            seeds.append({**curve.to_dict(), **reading.to_dict()})
-        combined = combine(readings).to_dict()
-        entries.append(run_entry(group, members[0].optimizer.model_dump(mode="json"), combined, seeds))
-        if on_entry is not None:
-            on_entry(entries)
-    return entries
 
 
 def _write_preset(path: Path, ref: str, overrides: list[str], runs: list[dict[str, Any]]) -> None:
@@ -138,18 +78,9 @@ def lr_find(
 ) -> None:
     """Find each run's learning rate with an LR range test (the curve, a suggestion and how sure it is)."""
     from optlab.cli.preset_commands import confirm_remote
-    from optlab.data.datasets import load_dataset
     from optlab.preset.loader import load_preset
-    from optlab.runs.files import atomic_write_text
-    from optlab.runs.lr_find_report import (
-        LR_FIND_PARTIAL,
-        document,
-        to_json,
-        to_markdown,
-        write_lr_find,
-        write_lr_find_partial,
-    )
-    from optlab.runs.owner import release
+    from optlab.runs.lr_find_report import to_json, to_markdown
+    from optlab.runs.lr_find_run import lr_find_into, select_groups
     from optlab.runs.store import default_run_dir, prepare_run_dir
     from optlab.training.lr_find import RangeTestSettings, check_optimizer
     from optlab.training.runner import resolve_device
@@ -173,27 +104,8 @@ def lr_find(
         root = out if out is not None else default_run_dir(f"{loaded.preset.name}-lrfind")
         created = [p for p in (root, *root.parents) if not p.exists()]
         prepare_run_dir(root)
-        try:
-            data = load_dataset(loaded.preset.data, device)
-
-            def so_far(entries: list[dict[str, Any]]) -> None:
-                partial = document(loaded.preset.name, device, settings_dict(settings), entries)
-                write_lr_find_partial(root, partial, len(groups))
-
-            entries = test_groups(groups, data, device, settings, quiet, so_far)
-            doc = document(loaded.preset.name, device, settings_dict(settings), entries)
-            atomic_write_text(root / "preset.toml", preset_toml(loaded.preset))
-            write_lr_find(root, doc)
-            release(root)
-        except BaseException:
-            release(root)
-            with contextlib.suppress(OSError):
-                (root / LR_FIND_PARTIAL).unlink(missing_ok=True)
-            for path in created:  # nothing half-made: what this command created goes
-                with contextlib.suppress(OSError):
-                    (path / "preset.toml").unlink(missing_ok=True)
-                    path.rmdir()
-            raise
+        doc = lr_find_into(root, loaded, groups, device, settings, quiet, created)
+        entries = doc["runs"]
         if write_preset is not None:
             _write_preset(write_preset, preset, overrides or [], entries)
 
@@ -212,8 +124,3 @@ def lr_find(
     if write_preset is not None:
         console.print(f"preset with the suggested learning rates: [bold]{write_preset}[/]")
 
-
-def settings_dict(settings: RangeTestSettings) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(settings)

@@ -23,6 +23,7 @@ from optlab.cli import (
     lr_find_command,
     plugin_commands,
     preset_commands,
+    results_commands,
     run_commands,
     tui_commands,
 )
@@ -392,3 +393,4 @@ app.add_typer(plugin_commands.app)
 app.add_typer(lr_find_command.app)
 app.add_typer(preset_commands.app, name="presets")
 app.add_typer(export_commands.export_app, name="export")
+app.add_typer(results_commands.app, name="results")

@@ -90,7 +90,9 @@ def runs_list(
 
 @app.command()
 def report(
-    run_dir: Path = typer.Argument(..., help="A run directory written by `optlab compare`."),
+    run_dirs: list[Path] = typer.Argument(
+        ..., help="A run directory written by `optlab compare`; several, with --out, to compare them."
+    ),
     fmt: Format = typer.Option(
         Format.table, "--format", "-f", help="What to print on stdout (html: the path of report.html)."
     ),
@@ -98,38 +100,66 @@ def report(
     x_axis: ChartAxis = typer.Option(
         ChartAxis.samples, "--x-axis", help="The charts' x axis (samples seen compares batch sizes fairly)."
     ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Several run directories: the new directory of their comparison."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Several run directories: compare them even where their fingerprints differ (marked)."
+    ),
 ) -> None:
     """Rebuild a run directory's results.json, report.md, metrics.csv, charts/*.svg and
-    report.html (and its table) from events.jsonl."""
+    report.html (and its table) from events.jsonl; or, given several and --out, compare the
+    experiments they hold in one new report (refused where they are not comparable)."""
+    with user_errors():
+        check_html_format(fmt, no_charts)
+        if len(run_dirs) > 1 or out is not None:
+            _report_combined(run_dirs, out, force, fmt, no_charts, x_axis)
+        else:
+            _report_one(run_dirs[0], fmt, no_charts, x_axis)
+
+
+def _report_combined(
+    run_dirs: list[Path], out: Path | None, force: bool, fmt: Format, no_charts: bool, x_axis: ChartAxis
+) -> None:
+    from optlab.runs.publish import read_sources, write_combined
+
+    if out is None:
+        raise OptlabError("comparing several run directories writes a new one: give it with --out DIR")
+    if len(run_dirs) < 2:
+        raise OptlabError("--out compares several run directories: name at least two")
+    results = write_combined(out, read_sources(run_dirs), force=force, charts=not no_charts, axis=x_axis.value)
+    emit(results, fmt, out)
+    stderr_console().print(f"comparison in [bold]{out}[/]")
+
+
+def _report_one(run_dir: Path, fmt: Format, no_charts: bool, x_axis: ChartAxis) -> None:
     from optlab.runs.files import atomic_write_text
     from optlab.runs.publish import render_reports
     from optlab.runs.reports import read_run_dir_from
     from optlab.runs.store import write_results_json
 
-    with user_errors():
-        check_html_format(fmt, no_charts)
-        results, bad_lines, source = read_run_dir_from(run_dir)
-        if bad_lines:
-            stderr_console().print(f"[yellow]skipped {len(bad_lines)} corrupt line(s) of events.jsonl[/]")
-        try:
-            files = render_reports(run_dir, results, charts=not no_charts, axis=x_axis.value)
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-            if source == "events":
-                raise  # optlab's own record: a bug of ours, worth its traceback
-            # A results.json of the right outline but foreign contents: refused before
-            # anything is written.
-            raise OptlabError(
-                f"{run_dir / 'results.json'}: not a results document optlab can report "
-                f"({type(exc).__name__}: {exc})"
-            ) from None
-        try:
-            if source == "events":
-                # Replayed from the events, so a missing or corrupt results.json is whole
-                # again (atomically: a live writer's own rewrite never meets half a file).
-                # A results.json without events is someone's file: read, never rewritten.
-                write_results_json(run_dir, results)
-            for name, text in files.items():
-                atomic_write_text(run_dir / name, text)
-        except OSError as exc:
-            raise OptlabError(f"{run_dir}: cannot write the reports ({exc.strerror or exc})") from None
-        emit(results, fmt, run_dir)
+    results, bad_lines, source = read_run_dir_from(run_dir)
+    if bad_lines:
+        stderr_console().print(f"[yellow]skipped {len(bad_lines)} corrupt line(s) of events.jsonl[/]")
+    try:
+        files = render_reports(run_dir, results, charts=not no_charts, axis=x_axis.value)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        if source == "events":
+            raise  # optlab's own record: a bug of ours, worth its traceback
+        # A results.json of the right outline but foreign contents: refused before
+        # anything is written.
+        raise OptlabError(
+            f"{run_dir / 'results.json'}: not a results document optlab can report "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+    try:
+        if source == "events":
+            # Replayed from the events, so a missing or corrupt results.json is whole
+            # again (atomically: a live writer's own rewrite never meets half a file).
+            # A results.json without events is someone's file: read, never rewritten.
+            write_results_json(run_dir, results)
+        for name, text in files.items():
+            atomic_write_text(run_dir / name, text)
+    except OSError as exc:
+        raise OptlabError(f"{run_dir}: cannot write the reports ({exc.strerror or exc})") from None
+    emit(results, fmt, run_dir)

@@ -21,6 +21,7 @@ from optlab.runs.aggregate import (
     rank_groups,
     ranked_groups,
 )
+from optlab.runs.combine import combined_notes
 from optlab.runs.formatting import TARGET_COLUMNS, format_cell, format_duration, header, target_of, task_of
 from optlab.runs.grouping import Grouping
 from optlab.runs.palette import STATUS_HEX, hex_color, run_color
@@ -132,6 +133,7 @@ def _header(results: dict[str, Any], fairness: str) -> list[str]:
         ("Started", _e(results.get("started_at") or "unknown")),
         ("Versions", _e(f"optlab {results.get('optlab_version', '?')}, torch {results.get('torch_version', '?')}")),
     ]
+    facts += [("Runs", _e(note)) for note in combined_notes(results)]
     if fairness:
         facts.append(("Fairness", fairness + ' <a href="#fingerprints">(fingerprints)</a>'))
     facts += [("Warning", _e(warning)) for warning in comparison_warnings(results)]
@@ -327,6 +329,27 @@ def _run_details(results: dict[str, Any], colors: dict[str, str]) -> list[str]:
             parts += ["<h3>Confusion matrix (test)</h3>", _heat(matrix, [str(n) for n in names])]
         out.append("<details>" + "".join(parts) + "</details>")
     return out
+
+
+TABLE_SELECTORS = ("table", "th", "td", ".swatch", ".status", ".note", ".scroll")
+
+
+def _scoped(rule: str) -> str:
+    selectors, _, body = rule.partition("{")
+    return ", ".join(f".optlab {s.strip()}" for s in selectors.split(",")) + " {" + body
+
+
+def table_html(results: dict[str, Any]) -> str:
+    """The report's ranking table (and the notes on where combined runs come from) as an HTML
+    fragment with its own styles scoped to it: how a notebook shows an experiment."""
+    colors = _colors(results)
+    # Scoped to the fragment: the notebook's own page keeps its styles.
+    css = "".join(_scoped(line) for line in CSS.splitlines() if line.startswith(TABLE_SELECTORS))
+    title = _e((results.get("preset") or {}).get("name", "unnamed"))
+    status = _status(str(results.get("status", "unknown")))
+    notes = "".join(f'<p class="note">{_e(note)}</p>' for note in combined_notes(results))
+    body = "".join(_ranking(results, colors)).replace("<h2>Ranking</h2>", "", 1)
+    return f'<div class="optlab"><style>{css}</style><p><strong>{title}</strong> ({status})</p>{notes}{body}</div>'
 
 
 def to_html(results: dict[str, Any], charts: dict[str, str]) -> str:

@@ -7,11 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from optlab.errors import RunDirError
 from optlab.runs.charts import CHART_DIR, DEFAULT_AXIS, render_charts
+from optlab.runs.combine import SourceDoc, combine
 from optlab.runs.files import atomic_write_text
 from optlab.runs.html import to_html
+from optlab.runs.owner import release
 from optlab.runs.reports import to_csv, to_markdown
-from optlab.runs.store import read_events
+from optlab.runs.store import prepare_run_dir, read_events, write_results_json
 
 REPORT_HTML = "report.html"
 
@@ -41,4 +44,35 @@ def write_reports(root: Path, results: dict[str, Any], charts: bool = True, axis
         atomic_write_text(root / name, text)
 
 
-__all__ = ["CHART_DIR", "REPORT_HTML", "render_reports", "write_reports"]
+__all__ = ["CHART_DIR", "REPORT_HTML", "read_sources", "render_reports", "write_combined", "write_reports"]
+
+
+def read_sources(paths: list[Path]) -> list[SourceDoc]:
+    """The results of each run directory, read (replayed from events.jsonl where it has one)
+    and never written."""
+    from optlab.runs.reports import read_run_dir_from
+
+    return [SourceDoc(path, read_run_dir_from(path)[0]) for path in paths]
+
+
+def write_combined(
+    out: Path, sources: list[SourceDoc], force: bool = False, charts: bool = True, axis: str = DEFAULT_AXIS
+) -> dict[str, Any]:
+    """The comparison of several run directories into the new (or empty) directory `out`:
+    results.json (with its `combined` section) and the reports; the sources are only read.
+    NotComparable, before anything is written, where their fingerprints differ (unless `force`)."""
+    doc = combine(sources, force)
+    resolved = {s.path.resolve() for s in sources}
+    if out.resolve() in resolved:
+        raise RunDirError(f"{out}: is one of the run directories compared; --out must name a new directory")
+    files = render_reports(out, doc, charts, axis)
+    prepare_run_dir(out)
+    try:
+        write_results_json(out, doc)
+        for name, text in files.items():
+            atomic_write_text(out / name, text)
+    except OSError as exc:
+        raise RunDirError(f"{out}: cannot write the reports ({exc.strerror or exc})") from None
+    finally:
+        release(out)
+    return doc

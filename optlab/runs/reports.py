@@ -18,6 +18,7 @@ from typing import Any
 
 from optlab.errors import RunDirError
 from optlab.runs.aggregate import group_of, seed_of
+from optlab.runs.combine import combined_notes
 from optlab.runs.formatting import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
@@ -240,6 +241,7 @@ def to_markdown(results: dict[str, Any], charts: Sequence[str] = ()) -> str:
     out.append(f"- **Experiment:** {status}" + (f", {format_duration(wall)}" if wall else ""))
     if results.get("started_at"):
         out.append(f"- **Started:** {results['started_at']} (optlab {results.get('optlab_version', '?')})")
+    out += [f"- **Runs:** {note}" for note in combined_notes(results)]
     if charts:
         for name in charts:
             out += ["", f"![{Path(name).stem.replace('_', ' ')}](charts/{name})"]

@@ -201,10 +201,10 @@ def test_short_budget_and_short_ladder_say_why_they_ended(tmp_path: Path) -> Non
 def test_runs_tested_so_far_are_written_as_they_are_done_and_go_with_the_end(tmp_path: Path) -> None:
     """A live view (the TUI) draws each run's curve once it is tested: lr_find.partial.json
     holds the runs so far while the test goes on, and is gone once lr_find.json is written."""
-    from optlab.cli.lr_find_command import select_groups, settings_dict, test_groups
     from optlab.data.datasets import load_dataset
     from optlab.preset.loader import load_preset
     from optlab.runs.lr_find_report import LR_FIND_PARTIAL, document, write_lr_find, write_lr_find_partial
+    from optlab.runs.lr_find_run import select_groups, settings_dict, test_groups
     from optlab.training.lr_find import RangeTestSettings
 
     loaded = load_preset("quickstart", ["data.train_limit=300"])
