@@ -245,20 +245,18 @@ class Trainer:
         self.schedule.after_epoch(val.loss if val else None)
         improved = self.best.update(self.epoch, val, self.model)
         self._tick()
-        record = {
-            "epoch": self.epoch,
-            "train_loss": train_loss,
-            "train_accuracy": train_acc,
-            "val_loss": val.loss if val else None,
-            "val_accuracy": val.accuracy if val else None,
-            "val_rmse": val.rmse if val else None,
-            "lr": self.lr_used,  # what the epoch's last batch trained with, not the next epoch's rate
-            "epoch_s": self.elapsed_s - self._epoch_start_elapsed,
-        }
         events: list[Event] = [
             EpochEnded(
                 run=spec.name, step=self.step, samples_seen=self.samples_seen,
-                elapsed_s=self.elapsed_s, improved=improved, **record,
+                elapsed_s=self.elapsed_s, improved=improved,
+                epoch=self.epoch,
+                train_loss=train_loss,
+                train_accuracy=train_acc,
+                val_loss=val.loss if val else None,
+                val_accuracy=val.accuracy if val else None,
+                val_rmse=val.rmse if val else None,
+                lr=self.lr_used,  # what the epoch's last batch trained with, not the next epoch's rate
+                epoch_s=self.elapsed_s - self._epoch_start_elapsed,
             )
         ]
         if self.best.should_stop():
