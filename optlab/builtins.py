@@ -124,5 +124,5 @@ def register(registry: Registrar) -> None:
     for name in CATALOG_DATASETS:
         registry.builtin("dataset", name, "optlab.data.datasets:load_catalog_dataset", {"catalog": True})
     for name, facts in FILE_DATASETS.items():
-        extra = {"file": True, **{k: v for k, v in facts.items() if k != "reader"}}
-        registry.builtin("dataset", name, str(facts["reader"]), extra)
+        file_extra = {"file": True, **{k: v for k, v in facts.items() if k != "reader"}}
+        registry.builtin("dataset", name, str(facts["reader"]), file_extra)

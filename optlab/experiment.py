@@ -237,11 +237,12 @@ def close_ended(root: Path, charts: bool = True) -> dict[str, Any]:
     experiment's), the end is written now, with results.json and the reports, so the directory
     no longer reads as `running`. The caller has claimed `root`."""
     events = read_events(root).events
-    ended = bool(events) and isinstance(events[-1], ExperimentEnded)
-    if ended:
+    last = events[-1] if events else None
+    ended = isinstance(last, ExperimentEnded)
+    if isinstance(last, ExperimentEnded):
         with contextlib.suppress(RunDirError):
             results = load_results(root)
-            if results.get("status") == events[-1].status:
+            if results.get("status") == last.status:
                 return results
     store = RunStore(root, resume=True)
     try:

@@ -135,6 +135,12 @@ def names_text(kind: Kind) -> str:
     return ", ".join(registry.names(kind, autoload=False))
 
 
+def _file_fields(extra: dict[str, object]) -> tuple[str, ...]:
+    """The data fields a dataset entry reads (its `fields` extra: a file reader's, a plugin's)."""
+    fields = extra.get("fields", ())
+    return tuple(str(f) for f in fields) if isinstance(fields, list | tuple | set | frozenset) else ()
+
+
 class DataConfig(Strict):
     dataset: str = Field("digits", description="Dataset name: " + names_text("dataset"))
     root: str | None = Field(
@@ -213,13 +219,13 @@ class DataConfig(Strict):
         entry = registry.registry().find("dataset", self.dataset)
         if entry is None:  # the name's own error says so
             return self
-        own = entry.extra.get("fields", ())
+        own = _file_fields(entry.extra)
         defaults = type(self).model_fields
         for name in FILE_FIELDS:
             if getattr(self, name) != defaults[name].get_default(call_default_factory=True) and name not in own:
                 readers = [
                     e.name for e in registry.registry().entries("dataset", autoload=False)
-                    if name in e.extra.get("fields", ())
+                    if name in _file_fields(e.extra)
                 ]
                 raise ValueError(f"{name} is only for dataset {' or '.join(map(repr, readers))}, not {self.dataset!r}")
         if "path" in own and not self.path:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -29,39 +29,6 @@ class Pace(StrEnum):
     free = "free"
 
 
-BACKEND = typer.Option(
-    Backend.local, "--backend",
-    help="Where runs train: local (interleaved in this process), processes (--devices) or ray (each run an actor).",
-)
-DEVICES = typer.Option(
-    None, "--devices", metavar="LIST",
-    help="processes: one worker per entry, e.g. cuda:0,cuda:1, cuda (every GPU) or cpu,cpu.",
-)
-THREADS = typer.Option(
-    None, "--threads", min=1,
-    help="Torch threads per training process (default 1: part of a run's numbers; resume keeps the recorded count).",
-)
-PACE = typer.Option(
-    Pace.even, "--pace", help="even: runs stay at about the same share of their work; free: each as fast as it can."
-)
-ADDRESS = typer.Option(
-    None, "--address", metavar="ADDR",
-    help="ray: join this cluster (HOST:PORT, or auto: RAY_ADDRESS or this machine's); default: a local Ray.",
-)
-GPUS_PER_RUN = typer.Option(
-    None, "--gpus-per-run", min=0.0, help="ray: GPUs per run, fractions allowed (default: 1 where there are GPUs)."
-)
-CPUS_PER_RUN = typer.Option(None, "--cpus-per-run", min=0.01, help="ray: CPUs per run (default 1).")
-CHECKPOINT_EVERY = typer.Option(
-    None, "--checkpoint-every", metavar="INTERVAL",
-    help="When each run saves its checkpoint: seconds of its training (10s, 2m) or epochs (1, 5); "
-    "always at its end and when interrupted. Default 10s.",
-)
-MAX_RESTARTS = typer.Option(
-    2, "--max-restarts", min=0, help="Restarts of a run whose worker died, from its last checkpoint."
-)
-
-
 @dataclass(frozen=True)
 class Where:
     """The options as given on the command line."""
@@ -75,6 +42,51 @@ class Where:
     gpus_per_run: float | None = None
     cpus_per_run: float | None = None
     checkpoint_every: str | None = None
+
+
+PANEL = "Where runs train"  # one section of --help for these options, on every command
+
+# Each option once: `compare`, `resume` and `tui` take these aliases, with the defaults of
+# `Where` (DEFAULT), so a help text or a default cannot drift between the commands.
+BackendOption = Annotated[Backend, typer.Option(
+    "--backend", rich_help_panel=PANEL,
+    help="Where runs train: local (interleaved in this process), processes (--devices) or ray (each run an actor).",
+)]
+DevicesOption = Annotated[str | None, typer.Option(
+    "--devices", metavar="LIST", rich_help_panel=PANEL,
+    help="processes: one worker per entry, e.g. cuda:0,cuda:1, cuda (every GPU) or cpu,cpu.",
+)]
+ThreadsOption = Annotated[int | None, typer.Option(
+    "--threads", min=1, rich_help_panel=PANEL,
+    help="Torch threads per training process (default 1: part of a run's numbers; resume keeps the recorded count).",
+)]
+PaceOption = Annotated[Pace, typer.Option(
+    "--pace", rich_help_panel=PANEL,
+    help="even: runs stay at about the same share of their work; free: each as fast as it can.",
+)]
+AddressOption = Annotated[str | None, typer.Option(
+    "--address", metavar="ADDR", rich_help_panel=PANEL,
+    help="ray: join this cluster (HOST:PORT, or auto: RAY_ADDRESS or this machine's); default: a local Ray.",
+)]
+GpusPerRunOption = Annotated[float | None, typer.Option(
+    "--gpus-per-run", min=0.0, rich_help_panel=PANEL,
+    help="ray: GPUs per run, fractions allowed (default: 1 where there are GPUs).",
+)]
+CpusPerRunOption = Annotated[float | None, typer.Option(
+    "--cpus-per-run", min=0.01, rich_help_panel=PANEL, help="ray: CPUs per run (default 1).",
+)]
+CheckpointEveryOption = Annotated[str | None, typer.Option(
+    "--checkpoint-every", metavar="INTERVAL", rich_help_panel=PANEL,
+    help="When each run saves its checkpoint: seconds of its training (10s, 2m) or epochs (1, 5); "
+    "always at its end and when interrupted. Default 10s.",
+)]
+MaxRestartsOption = Annotated[int, typer.Option(
+    "--max-restarts", min=0, rich_help_panel=PANEL,
+    help="Restarts of a run whose worker died, from its last checkpoint.",
+)]
+
+
+DEFAULT = Where()  # the defaults every command's signature takes
 
 
 def backend_options(where: Where, connect: bool = True) -> BackendOptions:
@@ -103,8 +115,9 @@ def backend_options(where: Where, connect: bool = True) -> BackendOptions:
     from optlab.training.checkpoint_policy import DEFAULT_EVERY, parse_checkpoint_every
 
     options = BackendOptions(
-        where.backend.value, parsed, where.threads, where.pace.value, where.max_restarts,
-        where.address, where.gpus_per_run, where.cpus_per_run or 1.0,
+        name=where.backend.value, devices=parsed, threads=where.threads, pace=where.pace.value,
+        max_restarts=where.max_restarts, address=where.address, gpus_per_run=where.gpus_per_run,
+        cpus_per_run=where.cpus_per_run or 1.0,
         checkpoints=parse_checkpoint_every(where.checkpoint_every or DEFAULT_EVERY),
     )
     return check_backend(options) if connect else options

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from optlab.cli.backend import THREADS
+from optlab.cli.backend import DEFAULT, ThreadsOption
 from optlab.cli.common import (
     PluginsOption,
     check_device,
@@ -74,7 +74,7 @@ def lr_find(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Run a preset from a URL without asking."),
     plugins: PluginsOption = None,
-    threads: int | None = THREADS,
+    threads: ThreadsOption = DEFAULT.threads,
 ) -> None:
     """Find each run's learning rate with an LR range test (the curve, a suggestion and how sure it is)."""
     from optlab.cli.preset_commands import confirm_remote

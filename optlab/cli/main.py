@@ -28,17 +28,16 @@ from optlab.cli import (
     tui_commands,
 )
 from optlab.cli.backend import (
-    ADDRESS,
-    BACKEND,
-    CHECKPOINT_EVERY,
-    CPUS_PER_RUN,
-    DEVICES,
-    GPUS_PER_RUN,
-    MAX_RESTARTS,
-    PACE,
-    THREADS,
-    Backend,
-    Pace,
+    DEFAULT,
+    AddressOption,
+    BackendOption,
+    CheckpointEveryOption,
+    CpusPerRunOption,
+    DevicesOption,
+    GpusPerRunOption,
+    MaxRestartsOption,
+    PaceOption,
+    ThreadsOption,
     Where,
     backend_options,
 )
@@ -195,15 +194,15 @@ def compare(
     yes: bool = typer.Option(False, "--yes", "-y", help="Run a preset from a URL without asking."),
     plugins: PluginsOption = None,
     no_charts: bool = typer.Option(False, "--no-charts", help="Skip charts/*.svg and report.html."),
-    backend: Backend = BACKEND,
-    devices: str | None = DEVICES,
-    threads: int | None = THREADS,
-    pace: Pace = PACE,
-    max_restarts: int = MAX_RESTARTS,
-    address: str | None = ADDRESS,
-    gpus_per_run: float | None = GPUS_PER_RUN,
-    cpus_per_run: float | None = CPUS_PER_RUN,
-    checkpoint_every: str | None = CHECKPOINT_EVERY,
+    backend: BackendOption = DEFAULT.backend,
+    devices: DevicesOption = DEFAULT.devices,
+    threads: ThreadsOption = DEFAULT.threads,
+    pace: PaceOption = DEFAULT.pace,
+    max_restarts: MaxRestartsOption = DEFAULT.max_restarts,
+    address: AddressOption = DEFAULT.address,
+    gpus_per_run: GpusPerRunOption = DEFAULT.gpus_per_run,
+    cpus_per_run: CpusPerRunOption = DEFAULT.cpus_per_run,
+    checkpoint_every: CheckpointEveryOption = DEFAULT.checkpoint_every,
 ) -> None:
     """Train every run of a preset side by side and print the comparison."""
     from optlab.cli.preset_commands import confirm_remote
@@ -219,7 +218,10 @@ def compare(
             sys.stderr.write(f"optlab: note: {note}\n")
         confirm_remote(loaded, yes)
         device = check_device(device)
-        where = backend_options(Where(backend, devices, threads, pace, max_restarts, address, gpus_per_run, cpus_per_run, checkpoint_every))
+        where = backend_options(Where(
+            backend=backend, devices=devices, threads=threads, pace=pace, max_restarts=max_restarts,
+            address=address, gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run, checkpoint_every=checkpoint_every,
+        ))
         root = out if out is not None else default_run_dir(loaded.preset.name)
         created = _missing_dirs(root)
         prepare_run_dir(root)
@@ -310,15 +312,15 @@ def resume(
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="What to print on stdout at the end."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     plugins: PluginsOption = None,
-    backend: Backend = BACKEND,
-    devices: str | None = DEVICES,
-    threads: int | None = THREADS,
-    pace: Pace = PACE,
-    max_restarts: int = MAX_RESTARTS,
-    address: str | None = ADDRESS,
-    gpus_per_run: float | None = GPUS_PER_RUN,
-    cpus_per_run: float | None = CPUS_PER_RUN,
-    checkpoint_every: str | None = CHECKPOINT_EVERY,
+    backend: BackendOption = DEFAULT.backend,
+    devices: DevicesOption = DEFAULT.devices,
+    threads: ThreadsOption = DEFAULT.threads,
+    pace: PaceOption = DEFAULT.pace,
+    max_restarts: MaxRestartsOption = DEFAULT.max_restarts,
+    address: AddressOption = DEFAULT.address,
+    gpus_per_run: GpusPerRunOption = DEFAULT.gpus_per_run,
+    cpus_per_run: CpusPerRunOption = DEFAULT.cpus_per_run,
+    checkpoint_every: CheckpointEveryOption = DEFAULT.checkpoint_every,
 ) -> None:
     """Continue every unfinished run of a run directory from its last checkpoint."""
     from optlab.data.datasets import load_dataset
@@ -330,7 +332,10 @@ def resume(
     _stop_on_sigterm()
     with user_errors():
         load_plugins(plugins)
-        where = backend_options(Where(backend, devices, threads, pace, max_restarts, address, gpus_per_run, cpus_per_run, checkpoint_every))
+        where = backend_options(Where(
+            backend=backend, devices=devices, threads=threads, pace=pace, max_restarts=max_restarts,
+            address=address, gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run, checkpoint_every=checkpoint_every,
+        ))
         device, data_device = placement_devices(check_device(device), where)
         plan = plan_resume(run_dir, device, force=force)
         pending = [s.name for s in plan.specs if s.name not in plan.done]

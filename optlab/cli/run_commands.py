@@ -60,7 +60,7 @@ def runs_list(
     if not dirs:
         stderr_console().print(f"no run directories in {directory}")
         return
-    entries = []
+    entries: list[tuple[float, Path, tuple[Text, Text, str] | None]] = []  # row None: unreadable
     for path in dirs:
         started, row = path.stat().st_mtime, None
         with contextlib.suppress(Exception):  # a broken directory is listed as unreadable

@@ -15,17 +15,16 @@ from pathlib import Path
 import typer
 
 from optlab.cli.backend import (
-    ADDRESS,
-    BACKEND,
-    CHECKPOINT_EVERY,
-    CPUS_PER_RUN,
-    DEVICES,
-    GPUS_PER_RUN,
-    MAX_RESTARTS,
-    PACE,
-    THREADS,
-    Backend,
-    Pace,
+    DEFAULT,
+    AddressOption,
+    BackendOption,
+    CheckpointEveryOption,
+    CpusPerRunOption,
+    DevicesOption,
+    GpusPerRunOption,
+    MaxRestartsOption,
+    PaceOption,
+    ThreadsOption,
     Where,
     backend_options,
     forwarded,
@@ -76,15 +75,15 @@ def tui(
     seeds: int | None = typer.Option(None, "--seeds", min=1, help="Repeat every run over seeds 0..N-1."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Run a preset from a URL without asking."),
     plugins: PluginsOption = None,
-    backend: Backend = BACKEND,
-    devices: str | None = DEVICES,
-    threads: int | None = THREADS,
-    pace: Pace = PACE,
-    max_restarts: int = MAX_RESTARTS,
-    address: str | None = ADDRESS,
-    gpus_per_run: float | None = GPUS_PER_RUN,
-    cpus_per_run: float | None = CPUS_PER_RUN,
-    checkpoint_every: str | None = CHECKPOINT_EVERY,
+    backend: BackendOption = DEFAULT.backend,
+    devices: DevicesOption = DEFAULT.devices,
+    threads: ThreadsOption = DEFAULT.threads,
+    pace: PaceOption = DEFAULT.pace,
+    max_restarts: MaxRestartsOption = DEFAULT.max_restarts,
+    address: AddressOption = DEFAULT.address,
+    gpus_per_run: GpusPerRunOption = DEFAULT.gpus_per_run,
+    cpus_per_run: CpusPerRunOption = DEFAULT.cpus_per_run,
+    checkpoint_every: CheckpointEveryOption = DEFAULT.checkpoint_every,
 ) -> None:
     """Train a preset's runs side by side with live charts (training outlives the terminal)."""
     from optlab.preset.fetch import is_url
@@ -93,6 +92,10 @@ def tui(
     from optlab.tui.process import TrainingProcess
 
     launch = _launcher()
+    where = Where(
+        backend=backend, devices=devices, threads=threads, pace=pace, max_restarts=max_restarts,
+        address=address, gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run, checkpoint_every=checkpoint_every,
+    )
     fetched: Path | None = None
     try:
         load_plugins(plugins)  # the training child is given the same ones (TrainingProcess)
@@ -109,7 +112,6 @@ def tui(
 
             check_device(device)
         if "cuda" not in (devices or ""):  # likewise: CUDA and the Ray cluster are checked in the child
-            where = Where(backend, devices, threads, pace, max_restarts, address, gpus_per_run, cpus_per_run, checkpoint_every)
             backend_options(where, connect=False)
     except OptlabError as exc:
         if fetched is not None:
@@ -120,7 +122,7 @@ def tui(
     # the training child, while we wait. The TUI process itself never imports torch, so it
     # opens and quits fast and stays small next to the training.
     run_dir = out if out is not None else default_run_dir(name)
-    backend_args = forwarded(Where(backend, devices, threads, pace, max_restarts, address, gpus_per_run, cpus_per_run, checkpoint_every))
+    backend_args = forwarded(where)
     process = TrainingProcess(str(path), run_dir, device, overrides or [], seeds, backend_args)
     sys.stderr.write(f"optlab: checking {path} and starting training...\n")
     process.start()

@@ -57,7 +57,8 @@ class DatasetBundle:
             if dev.type == "cuda" and t.device.type == "cpu":
                 t = t.pin_memory()
             moved[name] = t.to(dev, non_blocking=True)
-        return dataclasses.replace(self, **moved)
+        # Every name in _TENSORS is a tensor field; the checker cannot see which keys `moved` has.
+        return dataclasses.replace(self, **moved)  # type: ignore[arg-type]
 
     def facts(self) -> dict[str, Any]:
         facts = {
@@ -170,7 +171,6 @@ def bundle_from_arrays(cfg: DataConfig, data: ArrayData, info: DatasetInfo | Non
     Tabular features are standardised per feature, images with one scalar mean and std."""
     x, y = data.x_train, data.y_train
     classify = data.task != "regression"
-    has_test = data.x_test is not None
     n_test_given = len(data.x_test) if data.x_test is not None else 0
     if info is None:
         info = DatasetInfo(
@@ -183,7 +183,7 @@ def bundle_from_arrays(cfg: DataConfig, data: ArrayData, info: DatasetInfo | Non
             offline=True,
         )
     _, n_val, n_test = check_sizes(cfg, info, len(x) + n_test_given, n_test_given)
-    if has_test:
+    if data.x_test is not None:
         pool, test = np.arange(len(x)), np.arange(n_test_given)
         x_test, y_test = data.x_test, data.y_test
     else:

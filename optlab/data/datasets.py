@@ -21,8 +21,9 @@ import socket
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 import numpy as np
@@ -77,9 +78,11 @@ def load_dataset(cfg: DataConfig, device: str = "cpu") -> DatasetBundle:
     """Load, split and normalise `cfg.dataset`. Same cfg, same tensors and split_fingerprint."""
     entry = registry.get("dataset", cfg.dataset)
     if entry.extra.get("catalog"):
-        bundle = entry.factory()(cfg)
+        catalog_loader = cast("Callable[[DataConfig], DatasetBundle]", entry.factory())
+        bundle = catalog_loader(cfg)
     elif entry.extra.get("file"):
-        bundle = bundle_from_arrays(cfg, entry.factory()(cfg))
+        file_reader = cast("Callable[[DataConfig], ArrayData]", entry.factory())
+        bundle = bundle_from_arrays(cfg, file_reader(cfg))
     else:
         bundle = bundle_from_arrays(cfg, arrays_from_loader(entry, cfg.options))
     return bundle if torch.device(device).type == "cpu" else bundle.to(device)
@@ -206,13 +209,15 @@ def _reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
     return bool(result and result[0])
 
 
-def _download_urls(cls: type) -> list[str]:
+# `cls`: a torchvision dataset class, whose download attributes differ from class to class
+# (mirrors, url, filename, resources): the checker cannot know which one it is.
+def _download_urls(cls: Any) -> list[str]:
     if hasattr(cls, "mirrors"):
         return list(cls.mirrors)
     return [cls.url]
 
 
-def _archives_present(name: str, root: Path, cls: type) -> bool:
+def _archives_present(name: str, root: Path, cls: Any) -> bool:
     """The compressed downloads are already there (torchvision then only extracts them)."""
     if name == "cifar10":
         return (root / cls.filename).is_file()

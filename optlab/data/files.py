@@ -112,7 +112,7 @@ def encode_targets(
     numbers = [[_number(str(v)) if not isinstance(v, int | float) else float(v) for v in part] for part in values]
     text_at = next(((t, i) for t in (0, 1) for i, v in enumerate(numbers[t]) if v is None), None)
     if text_at is None:
-        bad = next(((t, i) for t in (0, 1) for i, v in enumerate(numbers[t]) if not math.isfinite(v)), None)
+        bad = next(((t, i) for t in (0, 1) for i, v in enumerate(numbers[t]) if v is not None and not math.isfinite(v)), None)
         if bad is not None:
             raise PresetError(f"{where(bool(bad[0]), bad[1])}: target {values[bad[0]][bad[1]]!r} is not a finite number")
     if task == "auto":
@@ -120,7 +120,7 @@ def encode_targets(
             task = "classification"
         else:
             distinct = set(numbers[0])
-            integer_like = all(v == round(v) for v in distinct)
+            integer_like = all(v is not None and v == round(v) for v in distinct)  # no None: text_at is None
             task = "classification" if integer_like and len(distinct) <= MAX_AUTO_CLASSES else "regression"
     if task == "regression":
         if text_at is not None:

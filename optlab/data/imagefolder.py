@@ -119,8 +119,8 @@ def decode_image(f: Path, raw: bytes, mode: str, size: tuple[int, int]) -> np.nd
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(raw)) as im:
-            im = im.convert(mode)
+        with Image.open(io.BytesIO(raw)) as opened:
+            im = opened.convert(mode)
             if im.size != size:
                 im = im.resize(size, Image.Resampling.BILINEAR)
             return np.asarray(im)
@@ -184,7 +184,8 @@ def _scan(cfg: DataConfig) -> _Layout:
 def _check_memory(cfg: DataConfig, layout: _Layout) -> None:
     c, h, w = layout.shape
     need = layout.n_images * c * h * w * 4
-    limit = cfg.max_memory if cfg.max_memory is not None else default_max_memory()
+    # Validation parsed a "2GiB" into bytes: a str is no longer possible here.
+    limit = cfg.max_memory if isinstance(cfg.max_memory, int) else default_max_memory()
     if limit is not None and need > limit:
         said = "data.max_memory" if cfg.max_memory is not None else "a quarter of the RAM (data.max_memory's default)"
         raise PresetError(

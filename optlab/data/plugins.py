@@ -80,8 +80,8 @@ def arrays_from_mapping(result: object, who: str) -> ArrayData:
     if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
         raise PluginError(f"{who}: class_names must be a list of strings")
 
-    xs = {k: _samples(arrays[k], k, who) for k in ("x_train", "x_test") if k in arrays}
-    ys = {k: _labels(arrays[k], k, who) for k in ("y_train", "y_test") if k in arrays}
+    xs: dict[str, np.ndarray] = {k: _samples(arrays[k], k, who) for k in ("x_train", "x_test") if k in arrays}
+    ys: dict[str, np.ndarray] = {k: _labels(arrays[k], k, who) for k in ("y_train", "y_test") if k in arrays}
     for x_key, y_key in (("x_train", "y_train"), ("x_test", "y_test")):
         if x_key in xs and len(xs[x_key]) != len(ys[y_key]):
             raise PluginError(f"{who}: {x_key} has {len(xs[x_key])} samples, {y_key} {len(ys[y_key])}")

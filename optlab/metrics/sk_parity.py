@@ -9,9 +9,12 @@ one-vs-rest macro average, `r2_score`'s finite forms), so the numbers stay sciki
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-_trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 names it trapz
+# numpy < 2 names it trapz (looked up by name: each numpy's stubs know only one of the two)
+_trapezoid: Callable[..., float] = getattr(np, "trapezoid", None) or getattr(np, "trapz")  # noqa: B009
 
 
 def binary_roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
@@ -62,8 +65,8 @@ def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     yt, yp = _columns(y_true), _columns(y_pred)
     if yt.shape[0] < 2:
         return float("nan")
-    numerator = np.sum((yt - yp) ** 2, axis=0, dtype=np.float64)
-    denominator = np.sum((yt - np.average(yt, axis=0)) ** 2, axis=0, dtype=np.float64)
+    numerator = np.asarray(np.sum((yt - yp) ** 2, axis=0, dtype=np.float64))
+    denominator = np.asarray(np.sum((yt - np.average(yt, axis=0)) ** 2, axis=0, dtype=np.float64))
     scores = np.ones(yt.shape[1])
     valid = (denominator != 0) & (numerator != 0)
     scores[valid] = 1 - numerator[valid] / denominator[valid]

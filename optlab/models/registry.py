@@ -201,7 +201,7 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) 
     return model
 
 
-INITS: dict[str, Callable[[nn.Parameter], object]] = {
+INITS: dict[str, Callable[[torch.Tensor], object]] = {
     "xavier_normal": nn.init.xavier_normal_,
     "xavier_uniform": nn.init.xavier_uniform_,
     "kaiming_normal": lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu"),

@@ -15,6 +15,7 @@ from optlab.errors import PresetError
 
 if TYPE_CHECKING:
     from optlab.preset.schema import Preset
+    from optlab.registry import Kind
 
 
 def _unavailable(raw: dict[str, Any], run: dict[str, Any]) -> str | None:
@@ -28,7 +29,7 @@ def _unavailable(raw: dict[str, Any], run: dict[str, Any]) -> str | None:
         return table.get(key) if isinstance(table, dict) else None
 
     train = raw.get("train")
-    wanted = (
+    wanted: tuple[tuple[Kind, object], ...] = (
         ("optimizer", name_in(run.get("optimizer"), "name") or name_in(name_in(train, "optimizer"), "name") or "sgd"),
         ("model", name_in(run.get("model"), "name") or name_in(raw.get("model"), "name") or "mlp"),
         ("dataset", name_in(raw.get("data"), "dataset") or "digits"),
@@ -37,7 +38,7 @@ def _unavailable(raw: dict[str, Any], run: dict[str, Any]) -> str | None:
         if not isinstance(name, str):
             return None  # not a name at all: validation says what is wrong with it
         if registry.registry().find(kind, name) is None:
-            return registry.registry().unknown_message(kind, name)  # type: ignore[arg-type]
+            return registry.registry().unknown_message(kind, name)
         if kind == "optimizer":
             try:
                 factory(name)

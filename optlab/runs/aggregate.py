@@ -217,7 +217,7 @@ def aggregate_group(name: str, runs: Sequence[dict[str, Any]], task: str) -> dic
     for run in runs:
         statuses[str(run.get("status"))] = statuses.get(str(run.get("status")), 0) + 1
     counted = [r for r in runs if r.get("status") in COUNTED_STATUSES]
-    ttt = [r.get("time_to_target") for r in runs if r.get("time_to_target")]
+    ttt = [t for r in runs if (t := r.get("time_to_target"))]
     hit = [t for t in ttt if t.get("reached")]
     return {
         "group": name,

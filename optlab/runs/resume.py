@@ -162,8 +162,8 @@ def _shape_changes(expected: dict[str, Any], saved: dict[str, Any]) -> list[str]
     """`name: [16, 64] saved, [32, 64] now` for each tensor whose shape differs (or that only
     one side has), at most three of them."""
     def shape(tensors: dict[str, Any], key: str) -> str:
-        value = tensors.get(key)
-        return str(list(value.shape)) if hasattr(value, "shape") else "none"
+        size = getattr(tensors.get(key), "shape", None)
+        return str(list(size)) if size is not None else "none"
 
     keys = sorted(k for k in expected.keys() | saved.keys() if shape(expected, k) != shape(saved, k))
     changes = [f"{k}: {shape(saved, k)} saved, {shape(expected, k)} now" for k in keys[:3]]

@@ -311,7 +311,7 @@ def run_series(data: ChartData, axis: str, smoothing: float, highlight: str | No
 
 def _by_step(data: ChartData, name: str, xy: tuple[list[float], list[float]]) -> Columns:
     """A per-interval series (training loss, learning rate) keyed by step."""
-    return list(data.run_series(name).columns["step"]), xy[0], xy[1]
+    return [int(s) for s in data.run_series(name).columns["step"]], xy[0], xy[1]
 
 
 def _by_epoch(data: ChartData, name: str, axis: str, metric: str) -> Columns:

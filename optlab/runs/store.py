@@ -183,7 +183,8 @@ class RunStore:
 
     def predictions(self, run: str, arrays: dict[str, np.ndarray]) -> None:
         buf = io.BytesIO()
-        np.savez(buf, **arrays)
+        # numpy's stub reads **arrays as possibly its allow_pickle flag; every value is an array.
+        np.savez(buf, **arrays)  # type: ignore[arg-type]
         with self._writing():
             atomic_write_bytes(self.run_dir(run) / "predictions.npz", buf.getvalue())
 

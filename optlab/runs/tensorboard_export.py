@@ -100,8 +100,10 @@ def _write_run(writer_class: type[SummaryWriter], folder: Path, run: dict[str, A
             writer.add_scalar(tag, value, last_step, walltime=end)
         # The HParams summaries in this run's own folder (see the module's docstring).
         experiment, session_start, session_end = hparams(hyperparameters(run.get("config") or {}), metrics)
+        file_writer = writer.file_writer
+        assert file_writer is not None  # SummaryWriter's constructor made it; only close() clears it
         for summary in (experiment, session_start, session_end):
-            writer.file_writer.add_summary(summary, walltime=start)
+            file_writer.add_summary(summary, walltime=start)
     finally:
         writer.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,7 @@ def evaluate(
     task: str,
     loss_name: str,
     batch_size: int,
-    autocast: Callable[[], object],
+    autocast: Callable[[], AbstractContextManager[object]],
     keep_output: bool = False,
     target_std: float = 1.0,
 ) -> EvalResult | None:
@@ -68,7 +69,7 @@ def evaluate(
 
 
 def recompute_batchnorm(
-    model: nn.Module, batches: Iterable[torch.Tensor], autocast: Callable[[], object]
+    model: nn.Module, batches: Iterable[torch.Tensor], autocast: Callable[[], AbstractContextManager[object]]
 ) -> None:
     """Reset every batch-norm layer's running statistics and recompute them over `batches`
     with the current weights, as an equal-weight average (momentum None), leaving every other

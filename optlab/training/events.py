@@ -7,7 +7,6 @@ sinks rebuilds any view.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -117,9 +116,16 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 
-@functools.cache
+_FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {}
+
+
 def _field_names(cls: type[Event]) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))
+    """Each event class's field names, looked up once (functools.cache would want a hashable
+    argument, which a dataclass with eq=True does not promise its type checker)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:

@@ -175,8 +175,9 @@ class TrainerHost:
 
         try:
             trainer = Trainer(spec, self.data, self.device)
-            if state is not None:
-                trainer.load_state_dict(unpack_state(state))
+            saved = unpack_state(state)
+            if saved is not None:
+                trainer.load_state_dict(saved)
         except Exception as exc:  # a run that cannot be built, or resumed, fails alone
             ended = RunEnded(run=spec.name, status="failed", reason=f"{type(exc).__name__}: {exc}",
                              detail=traceback.format_exc())
@@ -273,7 +274,7 @@ class LocalExecutor:
 
     backend = "local"
     can_lose_workers = False
-    capacity = None
+    capacity: int | None = None
 
     def __init__(self, data: DatasetBundle, device: str) -> None:
         self.device_label = device

@@ -25,7 +25,7 @@ from optlab.registry import plugin_fingerprint
 from optlab.spec import ResolvedRun, SchedulerConfig, provenance
 from optlab.training.divergence import describe, exceeds, first_non_finite
 from optlab.training.lr_suggest import debiased_ema, points_per_decade, smoothing_beta
-from optlab.training.trainer import Trainer, epoch_permutation
+from optlab.training.trainer import Trainer
 
 LossKind = Literal["train", "val"]
 StopReason = Literal["diverged", "end_lr", "data_exhausted"]
@@ -131,17 +131,17 @@ def _val_loss(trainer: Trainer, out: torch.Tensor) -> None:
     """The mean validation loss written into the 0-d tensor `out` (on the device, no sync), at
     the weights the run would be evaluated at (a schedule-free optimizer's eval() point)."""
     data, spec = trainer.data, trainer.spec
-    trainer._optimizer_mode(training=False)
+    trainer.optimizer_mode(training=False)
     trainer.model.eval()
     total = torch.zeros((), device=data.x_val.device, dtype=torch.float64)
     with torch.inference_mode():
         for start in range(0, data.x_val.shape[0], spec.eval_batch_size):
             xb = data.x_val[start : start + spec.eval_batch_size]
             yb = data.y_val[start : start + spec.eval_batch_size]
-            with trainer._autocast():
+            with trainer.autocast():
                 total += trainer.loss_fn(trainer.forward(xb).float(), yb).double() * xb.shape[0]
     trainer.model.train()
-    trainer._optimizer_mode(training=True)
+    trainer.optimizer_mode(training=True)
     out.copy_(total / data.x_val.shape[0])
 
 
@@ -169,16 +169,16 @@ def _climb(trainer: Trainer, settings: RangeTestSettings, notes: list[str]) -> R
     base = groups[0]["lr"]
     scales = [g["lr"] / base for g in groups]  # groups keep their lr ratios (e.g. a head at 10x)
     buffer = torch.zeros(CHUNK, device=trainer.device)
-    x, y, bs = trainer.data.x_train, trainer.data.y_train, spec.batch_size
+    # The run's own batches in the run's own order, epoch after epoch, as `advance` slices them.
+    batches = (batch for epoch in range(1, spec.epochs + 1) for batch in trainer.batches(epoch))
     lrs: list[float] = []
     losses: list[float] = []
     stopped: StopReason | None = None
     detail = ""
     avg, best = 0.0, float("inf")
-    perm: torch.Tensor | None = None
     trainer.random.apply()  # dropout draws as in the run itself (CPU, and CUDA on a GPU)
     trainer.model.train()
-    trainer._optimizer_mode(training=True)  # schedule-free: train() before training steps
+    trainer.optimizer_mode(training=True)  # schedule-free: train() before training steps
     step = 0
     while stopped is None:
         n = min(CHUNK, len(ladder) - step, budget - step)
@@ -186,16 +186,10 @@ def _climb(trainer: Trainer, settings: RangeTestSettings, notes: list[str]) -> R
             stopped = "end_lr" if step >= len(ladder) else "data_exhausted"
             break
         for i in range(n):
-            s = step + i
-            epoch, in_epoch = divmod(s, trainer.steps_per_epoch)
-            if in_epoch == 0 or perm is None:
-                perm = epoch_permutation(spec.seed, epoch + 1, trainer.n_train, spec.shuffle).to(trainer.device)
-            end = trainer.n_train if in_epoch == trainer.steps_per_epoch - 1 else (in_epoch + 1) * bs
-            idx = perm[in_epoch * bs : end]
-            xb, yb = x.index_select(0, idx), y.index_select(0, idx)
+            xb, yb = next(batches)  # n never passes the budget: the run's batches last
             for group, scale in zip(groups, scales, strict=True):
-                group["lr"] = ladder[s] * scale
-            loss, _ = trainer.stepper.step(xb, yb)  # the trainer's own step: clipping, L1, AMP, groups
+                group["lr"] = ladder[step + i] * scale
+            loss, _ = trainer.train_step(xb, yb)  # the trainer's own step: clipping, L1, AMP, groups
             if settings.loss == "val":
                 _val_loss(trainer, buffer[i])
             else:

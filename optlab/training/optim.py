@@ -132,7 +132,7 @@ def trial_step(cfg: OptimizerConfig) -> None:
             return loss
 
         if entry.has("needs_closure"):
-            opt.step(closure)
+            opt.step(closure)  # type: ignore[arg-type]  # torch types a closure as returning float; LBFGS and kin take the loss tensor
         else:
             closure()
             opt.step()

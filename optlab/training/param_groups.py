@@ -101,19 +101,20 @@ class CompositeOptimizer(Optimizer):
         self.defaults = dict(optimizers[0].defaults)
         self._step_supports_amp_scaling = False
 
-    @property  # type: ignore[override]
-    def param_groups(self) -> list[dict[str, Any]]:
+    # Read-only views of the sub-optimizers' own groups and states, where torch has attributes.
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:  # type: ignore[override]
         return [group for opt in self.optimizers for group in opt.param_groups]
 
-    @property  # type: ignore[override]
-    def state(self) -> dict[torch.Tensor, Any]:
+    @property
+    def state(self) -> dict[torch.Tensor, Any]:  # type: ignore[override]
         return {p: s for opt in self.optimizers for p, s in opt.state.items()}
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{name}={type(opt).__name__}" for name, opt in zip(self.names, self.optimizers, strict=True))
         return f"CompositeOptimizer({parts})"
 
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One step of every sub-optimizer; a closure is evaluated once, for all of them."""
         loss = None
         if closure is not None:
@@ -129,18 +130,20 @@ class CompositeOptimizer(Optimizer):
 
     def train(self) -> None:
         for opt in self.optimizers:
-            if callable(getattr(opt, "train", None)):
-                opt.train()
+            train = getattr(opt, "train", None)  # schedule-free ones have it; torch's do not
+            if callable(train):
+                train()
 
     def eval(self) -> None:
         for opt in self.optimizers:
-            if callable(getattr(opt, "eval", None)):
-                opt.eval()
+            evaluate = getattr(opt, "eval", None)
+            if callable(evaluate):
+                evaluate()
 
-    def state_dict(self) -> StateDict:  # type: ignore[override]
+    def state_dict(self) -> StateDict:
         return {"composite": list(self.names), "optimizers": [opt.state_dict() for opt in self.optimizers]}
 
-    def load_state_dict(self, state_dict: StateDict) -> None:  # type: ignore[override]
+    def load_state_dict(self, state_dict: StateDict) -> None:
         saved = state_dict.get("composite") if isinstance(state_dict, dict) else None
         if saved != self.names:
             raise ValueError(f"optimizer state is for the optimizers {saved}, not {self.names}")

@@ -106,7 +106,7 @@ class _Worker:
 class ProcessExecutor:
     backend = "processes"
     can_lose_workers = True
-    capacity = None  # every run has a worker to train on from the start
+    capacity: int | None = None  # every run has a worker to train on from the start
     # Two requests in flight per worker while intervals are short (see optlab.training.pipelining):
     # the worker trains the next interval while the driver reads the last.
     depth = 2

@@ -166,6 +166,7 @@ class RayExecutor:
     # Two intervals in flight per run while they are short (see optlab.training.pipelining): the
     # actor trains the next while the driver reads the last, which hides the round trip.
     depth = 2
+    capacity: int | None  # how many runs the cluster fits at once (the first wave)
 
     def __init__(
         self,

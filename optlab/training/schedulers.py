@@ -232,7 +232,8 @@ def _dry_run_error(cfg: SchedulerConfig, epochs: int, optimizer: OptimizerConfig
                     if not math.isfinite(lr) or lr < 0:
                         when = f"epoch {epoch + 1}" + (f", batch {step + 1}" if schedule.per_batch else "")
                         return f"scheduler {cfg.name!r} drives the learning rate to {lr:g} ({when})"
-                    opt.step(lambda: torch.zeros(()))  # a closure, for optimizers that need one
+                    # A closure, for optimizers that need one (torch types it as returning float).
+                    opt.step(lambda: torch.zeros(()))  # type: ignore[arg-type,return-value]
                     schedule.after_batch()
                 schedule.after_epoch(1.0)
         except (ValueError, TypeError, KeyError, ZeroDivisionError, OverflowError, RuntimeError) as exc:

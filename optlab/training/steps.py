@@ -88,5 +88,5 @@ class Stepper:
                 first.append((loss.detach(), out.detach()))
             return loss
 
-        self.optimizer.step(closure)
+        self.optimizer.step(closure)  # type: ignore[arg-type]  # torch types a closure as returning float; LBFGS and kin take the loss tensor
         return first[0]

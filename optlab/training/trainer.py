@@ -8,59 +8,33 @@ a permutation, losses written into a device buffer and read once per reporting i
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import math
 import time
-import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
-from optlab import __version__, registry
+from optlab import __version__
 from optlab.data.datasets import DatasetBundle
-from optlab.models.registry import apply_init, build_model, count_parameters
+from optlab.models.registry import count_parameters
 from optlab.registry import plugin_fingerprint
 from optlab.spec import ResolvedRun, provenance
 from optlab.training.divergence import describe, exceeds, first_non_finite
 from optlab.training.early_stopping import BestTracker
 from optlab.training.evaluation import evaluate, recompute_batchnorm, test_report
 from optlab.training.events import EpochEnded, Event, Progress, RunEnded, RunStarted
-from optlab.training.losses import build_loss, n_outputs, predictions
-from optlab.training.optim import build_optimizer
-from optlab.training.rng import RunRandomState, generators
-from optlab.training.schedulers import LRSchedule
-from optlab.training.steps import Stepper
+from optlab.training.losses import predictions
+from optlab.training.run_parts import StepPlan, build_run_parts, epoch_permutation, fingerprint_tensors
 from optlab.training.threads import numerical_environment
 
-REPORTS_PER_EPOCH = 10
-# A report is a host sync, an event for every front end to parse, and the runner's unit of
-# interleaving: on a small dataset (18 steps an epoch for digits) ten a epoch would mean one
-# per step, which costs the engine its "no per-step sync" and a live UI a flood of events.
-MIN_STEPS_PER_REPORT = 4
 # Batches a schedule-free run's batch-norm statistics are recomputed over before evaluating
 # (facebookresearch/schedule_free's README uses 50).
 BATCHNORM_RECOMPUTE_BATCHES = 50
-CREATE_GRAPH_WARNING = r"Using backward\(\) with create_graph=True"
 
-
-def epoch_permutation(seed: int, epoch: int, n: int, shuffle: bool = True) -> torch.Tensor:
-    """The data order of one epoch depends only on (seed, epoch): every run with the same
-    seed sees the same order whatever its batch size, and a resumed run needs no state.
-    Without shuffling it is the dataset's own order, every epoch (the PyTorch tutorial's
-    DataLoader does not shuffle)."""
-    if not shuffle:
-        return torch.arange(n)
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=gen)
-
-
-def fingerprint_tensors(tensors: list[torch.Tensor]) -> str:
-    digest = hashlib.sha256()
-    for t in tensors:
-        digest.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
+# Re-exported: the trainer's module is where callers have always found them.
+__all__ = ["Trainer", "epoch_permutation", "fingerprint_tensors"]
 
 
 class Trainer:
@@ -69,63 +43,26 @@ class Trainer:
         self.data = data
         self.device = torch.device(device)
         self.task = data.info.task
-        self.n_train = data.x_train.shape[0]
-        bs = spec.batch_size
-        # A lone last sample would break batch norm: it joins the previous batch instead.
-        self.steps_per_epoch = max(1, self.n_train // bs if self.n_train % bs == 1 else math.ceil(self.n_train / bs))
-        self.total_steps = self.steps_per_epoch * spec.epochs
-        self.log_every = spec.log_every or min(
-            self.steps_per_epoch, max(MIN_STEPS_PER_REPORT, self.steps_per_epoch // REPORTS_PER_EPOCH)
-        )
-        self.notes: list[str] = []
+        self.plan = StepPlan.of(spec, data.x_train.shape[0])
+        self.n_train = self.plan.n_train
+        self.steps_per_epoch = self.plan.steps_per_epoch
+        self.total_steps = self.plan.total_steps
+        self.log_every = self.plan.log_every
         self.provenance = provenance(spec)
         self.plugin_fingerprint = plugin_fingerprint(self.provenance)
 
-        torch.manual_seed(spec.seed)
-        model = build_model(spec.model, data.info.input_shape, n_outputs(self.task, data.info.n_classes, spec.loss))
-        apply_init(model, spec.model.init)
-        self.init_fingerprint = fingerprint_tensors(list(model.parameters()))
-        # Dropout draws from this run's own generator states (CPU, and its CUDA device's), so
-        # interleaving runs in one process (or resuming) never changes what a run sees.
-        self.random = RunRandomState(generators(self.device))
-        self.model = model.to(self.device)
-        if self.device.type == "cuda" and spec.model.name in ("lenet", "cnn"):
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.forward = self.model
-        if spec.compile:
-            self.forward = torch.compile(self.model)
-        self.loss_fn = build_loss(spec.loss, self.task, spec.label_smoothing)
-        self.optimizer = build_optimizer(self.model, spec.optimizer, self.device.type)
-        self.schedule = LRSchedule(self.optimizer, spec.scheduler, spec.epochs, self.steps_per_epoch)
-        entry = registry.get("optimizer", spec.optimizer.name)
-        # Schedule-free optimizers train at one point and evaluate at another (their average):
-        # optimizer.train() before training steps, eval() before anything that reads the weights.
-        self.train_eval = entry.has("train_eval")
-        self._evaluating = False  # a train_eval optimizer is in eval() (set by _optimizer_mode)
-        self.needs_closure = entry.has("needs_closure")
-        self.create_graph = entry.has("create_graph")  # Hessian estimates from the gradients' graph
-        if self.create_graph:
-            # torch warns of the parameter <-> gradient cycle; zero_grad(set_to_none=True) at
-            # every step breaks it.
-            warnings.filterwarnings("ignore", message=CREATE_GRAPH_WARNING, category=UserWarning)
-        if entry.has("lr_is_multiplier"):
-            self.notes.append(f"lr is a multiplier of the optimizer's own estimate ({spec.optimizer.name})")
+        parts = build_run_parts(spec, data, self.device, self.plan)
+        self.model, self.forward, self.loss_fn = parts.model, parts.forward, parts.loss_fn
+        self.optimizer, self.schedule, self.scaler = parts.optimizer, parts.schedule, parts.scaler
+        self.stepper, self.random, self.amp_dtype = parts.stepper, parts.random, parts.amp_dtype
+        self.init_fingerprint, self.data_fingerprint = parts.init_fingerprint, parts.data_fingerprint
+        self.notes = parts.notes
+        self._autocast = parts.autocast
+        caps = parts.capabilities
+        self.train_eval, self.needs_closure, self.create_graph = caps.train_eval, caps.needs_closure, caps.create_graph
+        self._evaluating = False  # a train_eval optimizer is in eval() (set by optimizer_mode)
         self.lr_used = self.schedule.lr()  # the rate of the last batch trained (events record it)
-        self.amp_dtype = self._amp_dtype()
-        fp16 = self.amp_dtype is torch.float16
-        if fp16 and self.needs_closure:
-            self.notes.append("fp16 loss scaling is off: GradScaler cannot step an optimizer that needs a closure")
-        self.scaler = torch.amp.GradScaler("cuda", enabled=fp16 and not self.needs_closure)
-        self.stepper = Stepper(spec, self.model, self.forward, self.loss_fn, self.optimizer, self.scaler,
-                               self._autocast, needs_closure=self.needs_closure, create_graph=self.create_graph)
         self.best = BestTracker(spec.early_stopping, self.task)
-
-        first_order = epoch_permutation(spec.seed, 1, self.n_train, spec.shuffle)
-        order_and_shape = [first_order, torch.tensor(data.x_train.shape)]
-        if data.files:  # a file dataset: the bytes it was read from, so one changed byte shows
-            files = hashlib.sha256("".join(f"{f['name']}:{f['sha256']}\n" for f in data.files).encode())
-            order_and_shape.append(torch.tensor(list(files.digest()), dtype=torch.uint8))
-        self.data_fingerprint = fingerprint_tensors(order_and_shape)
         self.loss_buffer = torch.zeros(self.log_every, device=self.device)
         self.correct = torch.zeros((), dtype=torch.int64, device=self.device)
 
@@ -134,7 +71,7 @@ class Trainer:
         self.samples_seen = 0
         self.elapsed_s = 0.0
         self._since: float | None = None  # while an interval trains: when elapsed_s was last brought up to date
-        self._perm: torch.Tensor | None = None
+        self._perm: torch.Tensor | None = None  # the current epoch's order, on the device
         self._epoch_loss_sum = 0.0
         self._epoch_start_elapsed = 0.0
         # The loss of the first step (the initial weights): what `diverge_factor` multiplies.
@@ -142,22 +79,37 @@ class Trainer:
         self.ended: RunEnded | None = None
         self.predictions: dict[str, np.ndarray] | None = None
 
-    # ------------------------------------------------------------------ helpers
+    # ------------------------------------------------------------------ public steps
+    # What another loop over the same run (the range test, a fused engine) drives, so that it
+    # slices, steps and switches modes exactly as `advance` does.
 
-    def _amp_dtype(self) -> torch.dtype | None:
-        if self.spec.amp == "off":
-            return None
-        if self.device.type != "cuda":
-            self.notes.append(f"amp = {self.spec.amp!r} is off: mixed precision needs CUDA, this run is on CPU")
-            return None
-        return torch.bfloat16 if self.spec.amp == "bf16" else torch.float16
+    def autocast(self) -> contextlib.AbstractContextManager[object]:
+        """Mixed precision as the run asks for it (a no-op context when it is off)."""
+        return self._autocast()
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+    def epoch_order(self, epoch: int) -> torch.Tensor:
+        """Epoch `epoch`'s (from 1) order of the training set, on the device."""
+        return epoch_permutation(self.spec.seed, epoch, self.n_train, self.spec.shuffle).to(self.device)
 
-    def _optimizer_mode(self, training: bool) -> None:
+    def batch(self, order: torch.Tensor, step_in_epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The inputs and targets of step `step_in_epoch` (from 0) of the epoch with `order`."""
+        start, end = self.plan.bounds(step_in_epoch)
+        idx = order[start:end]
+        return self.data.x_train.index_select(0, idx), self.data.y_train.index_select(0, idx)
+
+    def batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Every batch of epoch `epoch` (from 1), in order."""
+        order = self.epoch_order(epoch)
+        for s in range(self.steps_per_epoch):
+            yield self.batch(order, s)
+
+    def train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on a batch (clipping, L1, mixed precision, a closure where the
+        optimizer needs one): the batch's loss and output, both still on the device. The
+        learning-rate schedule is the caller's: `advance` steps it, the range test sets rates."""
+        return self.stepper.step(xb, yb)
+
+    def optimizer_mode(self, training: bool) -> None:
         """train()/eval() of a schedule-free optimizer. Switching to eval also recomputes the
         batch-norm statistics for the evaluated weights (schedule-free's own advice), over the
         first batches of the last epoch's order; once per switch, not per evaluation."""
@@ -225,24 +177,20 @@ class Trainer:
             self._since = now
 
     def _advance(self) -> list[Event]:
-        spec, bs = self.spec, self.spec.batch_size
+        spec = self.spec
         step_in_epoch = self.step - self.epoch * self.steps_per_epoch
         if step_in_epoch == 0 or self._perm is None:
-            self._perm = epoch_permutation(spec.seed, self.epoch + 1, self.n_train, spec.shuffle).to(self.device)
+            self._perm = self.epoch_order(self.epoch + 1)
             if step_in_epoch == 0:
                 self._epoch_loss_sum, self._epoch_start_elapsed = 0.0, self.elapsed_s
                 self.correct.zero_()
         n_steps = min(self.log_every, self.steps_per_epoch - step_in_epoch)
-        x, y = self.data.x_train, self.data.y_train
         sizes = []
         self.model.train()
-        self._optimizer_mode(training=True)
+        self.optimizer_mode(training=True)
         for i in range(n_steps):
-            s = step_in_epoch + i
-            end = self.n_train if s == self.steps_per_epoch - 1 else (s + 1) * bs
-            idx = self._perm[s * bs : end]
-            xb, yb = x.index_select(0, idx), y.index_select(0, idx)
-            loss, out = self.stepper.step(xb, yb)
+            xb, yb = self.batch(self._perm, step_in_epoch + i)
+            loss, out = self.train_step(xb, yb)
             # The rate this batch trained with, before the schedule moves it (a Python float: no sync).
             self.lr_used = self.schedule.lr()
             self.schedule.after_batch()
@@ -289,7 +237,7 @@ class Trainer:
         self.epoch += 1
         train_loss = self._epoch_loss_sum / self.n_train
         train_acc = None if self.task == "regression" else self.correct.item() / self.n_train
-        self._optimizer_mode(training=False)
+        self.optimizer_mode(training=False)
         val = evaluate(
             self.model, self.data.x_val, self.data.y_val, self.loss_fn, self.task, spec.loss,
             spec.eval_batch_size, self._autocast, target_std=self.data.target_std,
@@ -297,20 +245,18 @@ class Trainer:
         self.schedule.after_epoch(val.loss if val else None)
         improved = self.best.update(self.epoch, val, self.model)
         self._tick()
-        record = {
-            "epoch": self.epoch,
-            "train_loss": train_loss,
-            "train_accuracy": train_acc,
-            "val_loss": val.loss if val else None,
-            "val_accuracy": val.accuracy if val else None,
-            "val_rmse": val.rmse if val else None,
-            "lr": self.lr_used,  # what the epoch's last batch trained with, not the next epoch's rate
-            "epoch_s": self.elapsed_s - self._epoch_start_elapsed,
-        }
         events: list[Event] = [
             EpochEnded(
                 run=spec.name, step=self.step, samples_seen=self.samples_seen,
-                elapsed_s=self.elapsed_s, improved=improved, **record,
+                elapsed_s=self.elapsed_s, improved=improved,
+                epoch=self.epoch,
+                train_loss=train_loss,
+                train_accuracy=train_acc,
+                val_loss=val.loss if val else None,
+                val_accuracy=val.accuracy if val else None,
+                val_rmse=val.rmse if val else None,
+                lr=self.lr_used,  # what the epoch's last batch trained with, not the next epoch's rate
+                epoch_s=self.elapsed_s - self._epoch_start_elapsed,
             )
         ]
         if self.best.should_stop():
@@ -335,7 +281,7 @@ class Trainer:
         wall_time_s = self.elapsed_s
         test = None
         if status != "diverged" and evaluate_test:
-            self._optimizer_mode(training=False)
+            self.optimizer_mode(training=False)
             if status in ("finished", "early_stopped", "stopped"):
                 self.best.restore(self.model)
             result = evaluate(
@@ -382,7 +328,7 @@ class Trainer:
         eval() first (at epoch ends only: `can_checkpoint_now`): the saved weights are the ones
         it evaluates, and the next training interval switches back, resumed or not."""
         if not self.mid_epoch:
-            self._optimizer_mode(training=False)
+            self.optimizer_mode(training=False)
         return {
             "run": self.spec.name,
             "optlab_version": __version__,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
 from optlab.runs.grouping import Grouping
@@ -96,14 +97,14 @@ class TableViews:
         if self.view == GROUPS:
             group = self.seeds.selected()
             return None if group is None else self.grouping.first_run(group)
-        return self.table.selected()  # type: ignore[attr-defined, no-any-return]
+        return self.table.selected()  # type: ignore[attr-defined]
 
     def open_group(self, group: str) -> None:
         """Enter on a configuration: its seeds, in the final table (in the runs table while training)."""
         first = self.grouping.first_run(group)
         self.set(FINAL if self.finished else RUNS)
         table = self.table
-        rows = [str(table.coordinate_to_cell_key((i, 0)).row_key.value) for i in range(table.row_count)]
+        rows = [str(table.coordinate_to_cell_key(Coordinate(i, 0)).row_key.value) for i in range(table.row_count)]
         if first in rows:
             table.move_cursor(row=rows.index(first))
 

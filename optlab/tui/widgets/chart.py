@@ -224,9 +224,9 @@ class Chart(Vertical):
         ordered = sorted(traces, key=lambda item: (item[0].color != FADED, not item[0].band))
         top, clipped = None, 0
         if not self._log_y and values:  # a log axis shows every decade: nothing is cut off there
-            ys = np.concatenate(values)
-            top = outlier_cap(ys) if self.clip_outliers else None
-            clipped = 0 if top is None else int((ys > top).sum())
+            every_y = np.concatenate(values)
+            top = outlier_cap(every_y) if self.clip_outliers else None
+            clipped = 0 if top is None else int((every_y > top).sum())
         text = render([t for _, t in ordered], width, height, log_y=self._log_y, x_label=self._x_label, y_top=top)
         if (hidden, clipped) != (self.hidden_points, self.clipped_points):
             self.hidden_points, self.clipped_points = hidden, clipped
