@@ -142,8 +142,8 @@ def combine(sources: Sequence[SourceDoc], force: bool = False) -> dict[str, Any]
     statuses = {str(s.results.get("status")) for s in sources}
     walls = [s.results.get("wall_time_s") for s in sources]
     preset = dict(first.get("preset") or {})
-    preset["name"] = " + ".join(d["preset"] or d["label"] for d in described)
-    preset["description"] = "Combined from " + ", ".join(d["path"] for d in described)
+    preset["name"] = " + ".join(str(d["preset"] or d["label"]) for d in described)
+    preset["description"] = "Combined from " + ", ".join(str(d["path"]) for d in described)
     doc = {
         **first,
         "status": "finished" if statuses == {"finished"} else "running" if "running" in statuses else "interrupted",
