@@ -25,6 +25,7 @@ from optlab.cli import (
     preset_commands,
     run_commands,
     tui_commands,
+    tune_command,
 )
 from optlab.cli.backend import (
     ADDRESS,
@@ -390,5 +391,6 @@ app.add_typer(run_commands.app)
 app.add_typer(tui_commands.app)
 app.add_typer(plugin_commands.app)
 app.add_typer(lr_find_command.app)
+app.add_typer(tune_command.app)
 app.add_typer(preset_commands.app, name="presets")
 app.add_typer(export_commands.export_app, name="export")
