@@ -122,3 +122,19 @@ def test_bad_input_is_one_line_and_nothing_is_written(
     assert code == 2, output
     assert expected in output and len(output.strip().splitlines()) == 1, output
     assert not (tmp_path / "out").exists()
+
+
+def test_tune_without_the_extra_names_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # Optuna made unimportable, as where the `tune` extra is not installed.
+    code = "import sys; sys.modules['optuna'] = None; from optlab.cli.main import run; run()"
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-c", code, "tune", "quickstart", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "optlab: error: optlab tune needs Optuna, which is not installed: pip install 'optlab[tune]'"
+    ]
+    assert not out.exists()
