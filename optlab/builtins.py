@@ -28,6 +28,29 @@ TORCH_OPTIMIZERS = {
     "radam": "RAdam",
 }
 
+# `optlab tune`'s default search spaces, declared by the entries (docs/tune.md gives the
+# sources: AlgoPerf's baselines, Crowded Valley, DeepOBS). The learning rate is log-uniform
+# over `around` decades either side of the run's own lr; momentum and beta1 are drawn as
+# 1 - x log-uniformly; weight decay log-uniformly (decoupled decay, AdamW's, is scaled by the
+# lr, hence larger values).
+_LR = {"around": 1.5}
+_MOMENTUM = {"low": 0.0, "high": 0.99, "one_minus": True}
+_BETA1 = {"low": 0.5, "high": 0.99, "one_minus": True}
+_L2 = {"low": 1e-6, "high": 1e-2, "log": True}
+_DECOUPLED = {"low": 1e-5, "high": 1e-1, "log": True}
+_ADAM_LIKE = {"lr": _LR, "beta1": _BETA1, "weight_decay": _L2}
+SEARCH_SPACES: dict[str, dict[str, dict[str, object]]] = {
+    "sgd": {"lr": _LR, "momentum": _MOMENTUM, "weight_decay": _L2},
+    "adam": _ADAM_LIKE,
+    "nadam": _ADAM_LIKE,
+    "radam": _ADAM_LIKE,
+    "adamax": _ADAM_LIKE,
+    "adamw": {"lr": _LR, "beta1": _BETA1, "weight_decay": _DECOUPLED},
+    "rmsprop": {"lr": _LR, "weight_decay": _L2},
+    "adagrad": {"lr": _LR, "weight_decay": _L2},
+    "adadelta": {"lr": _LR, "weight_decay": _L2},
+}
+
 # Optimizers with capabilities, or that only recent torch releases have:
 # name -> (torch.optim class, the torch release that added it, capabilities).
 TORCH_OPTIMIZERS_SPECIAL: dict[str, tuple[str, str, dict[str, bool]]] = {
@@ -104,7 +127,7 @@ def pytorch_optimizer_source() -> Source:
 
 def register(registry: Registrar) -> None:
     for name, cls in TORCH_OPTIMIZERS.items():
-        registry.optimizer(name, f"torch.optim:{cls}")
+        registry.optimizer(name, f"torch.optim:{cls}", search=SEARCH_SPACES.get(name))
     for name, (cls, since, caps) in TORCH_OPTIMIZERS_SPECIAL.items():
         registry.builtin("optimizer", name, f"torch.optim:{cls}", {"needs": f"torch >= {since}"} if since else {}, **caps)
     if optimizers_extra_installed():

@@ -257,9 +257,12 @@ class Registrar:
         capabilities = frozenset(k for k, on in caps.items() if on)
         self._registry.add(Entry(kind, name, target, capabilities, self.source, dict(extra or {})))
 
-    def optimizer(self, name: str, factory: Callable[..., object] | str, **capabilities: bool) -> None:
-        """`factory(params, lr=..., **kwargs)` -> a torch Optimizer (an Optimizer subclass is one)."""
-        self._add("optimizer", name, factory, capabilities)
+    def optimizer(self, name: str, factory: Callable[..., object] | str, *,
+                  search: dict[str, dict[str, object]] | None = None, **capabilities: bool) -> None:
+        """`factory(params, lr=..., **kwargs)` -> a torch Optimizer (an Optimizer subclass is one).
+        `search`: `optlab tune`'s default space (name -> range, as a preset's `search` writes
+        it; `lr = {"around": D}`: D decades either side of the run's lr); without one, lr only."""
+        self._add("optimizer", name, factory, capabilities, {"search": search} if search else None)
 
     def scheduler(self, name: str, factory: Callable[..., object] | str, **capabilities: bool) -> None:
         """`factory(optimizer, **kwargs)` -> a torch LR scheduler."""

@@ -26,6 +26,7 @@ from optlab.cli import (
     results_commands,
     run_commands,
     tui_commands,
+    tune_command,
 )
 from optlab.cli.backend import (
     DEFAULT,
@@ -396,6 +397,7 @@ app.add_typer(run_commands.app)
 app.add_typer(tui_commands.app)
 app.add_typer(plugin_commands.app)
 app.add_typer(lr_find_command.app)
+app.add_typer(tune_command.app)
 app.add_typer(preset_commands.app, name="presets")
 app.add_typer(export_commands.export_app, name="export")
 app.add_typer(results_commands.app, name="results")

@@ -155,7 +155,7 @@ def train_fields(preset: Preset, run: RunConfig) -> dict[str, Any]:
     [train]. No validation against torch here (see `resolve_run`)."""
     train = preset.train.model_dump(exclude_none=True)
     train.pop("seeds", None)  # expand() has already turned seeds into one run per seed
-    own = run.model_dump(exclude_none=True, exclude_unset=True, exclude={"name", "model", "seeds", "optional"})
+    own = run.model_dump(exclude_none=True, exclude_unset=True, exclude={"name", "model", "seeds", "optional", "search"})
     for key in ("optimizer", "scheduler"):
         if key in own and key in train and own[key].get("name", train[key]["name"]) != train[key]["name"]:
             train.pop(key)

@@ -17,6 +17,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from optlab.preset.names import MAX_NAME_LENGTH, PRESET_NAME_RULE, preset_name_error
+from optlab.preset.search import TuneConfig, check_space
 from optlab.registry import Kind
 from optlab.spec import (
     LOSSES,
@@ -124,6 +125,11 @@ class RunConfig(TrainFields):
         description="Leave this run out, with a note, when its optimizer, model or dataset is not available "
         "here (e.g. an optional extra is not installed) instead of refusing the preset",
     )
+    search: dict[str, Any] | None = Field(
+        None, description="optlab tune: this run's search space (default: its optimizer's), name -> range or values"
+    )
+
+    _check_search = field_validator("search")(lambda v: v if v is None else check_space(v))
 
     @field_validator("name")
     @classmethod
@@ -187,6 +193,7 @@ class Preset(Strict):
         DEFAULT_MAX_RUNS, ge=1, description="Refuse a preset that expands (sweep x seeds) to more runs"
     )
     target: Target | None = Field(None, description="Report when each run first reaches this value")
+    tune: TuneConfig | None = Field(None, description="optlab tune: budget, sampler, pruner, objective, final seeds")
 
     @field_validator("name")
     @classmethod

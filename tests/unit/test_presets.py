@@ -233,7 +233,7 @@ def test_extends_on_the_command_line_is_refused_not_ignored(value: str) -> None:
 def test_json_schema_comes_from_the_models() -> None:
     schema = Preset.model_json_schema()
     assert set(schema["properties"]) == {
-        "name", "description", "extends", "data", "model", "train", "runs", "sweep", "max_runs", "target",
+        "name", "description", "extends", "data", "model", "train", "runs", "sweep", "max_runs", "target", "tune",
     }
     assert "runs" in schema["required"]
 

@@ -1,0 +1,1 @@
+"""`optlab tune`: every configuration tuned with the same budget, on Optuna (docs/tune.md)."""

@@ -1,0 +1,271 @@
+"""The tuning service: every candidate (a run of the preset) gets the same number of trials,
+trained by the ordinary driver and executors into one run directory, then its best trial is
+retrained over the final seeds.
+
+Optuna's ask-and-tell: per wave, each candidate's study is asked for up to `parallel` trials;
+each trial becomes a `ResolvedRun` (the candidate's spec with the drawn values, named
+`CANDIDATE#N`), the wave trains side by side through a `Runner`, and every trial is told its
+objective: the best validation value of its epochs. A pruned trial (the same pruner for every
+candidate, over epochs) is stopped by the driver and told PRUNED; a diverged or failed one is
+told the worst value and kept. Each counts toward the budget.
+
+The run directory has one writer: this process, through one `RunStore` (events of every wave
+appended) and the Optuna storage (`study.db`, SQLite, unless --storage names another).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from optlab.data.datasets import DatasetBundle
+from optlab.errors import StorageError
+from optlab.experiment import BackendOptions, _interrupts_wind_down, make_executor
+from optlab.preset.loader import LoadedPreset
+from optlab.preset.search import TuneConfig
+from optlab.runs.owner import release
+from optlab.runs.store import RunStore, load_results
+from optlab.spec import ResolvedRun
+from optlab.training.control import Control
+from optlab.training.events import EpochEnded, Event, ExperimentEnded, ExperimentStarted, RunEnded
+from optlab.training.runner import Runner
+from optlab.tuning.space import Space, natural_params, trial_spec
+from optlab.tuning.study import (
+    create_study,
+    make_pruner,
+    make_sampler,
+    planned_points,
+    qmc_points,
+    require_optuna,
+)
+
+STUDY_FILE = "study.db"
+COMPLETED = ("finished", "early_stopped")
+
+
+@dataclass
+class Trial:
+    """One trial as the budget table and reports see it."""
+
+    number: int
+    run: str
+    params: dict[str, Any]  # the optimizer's values (momentum, not one_minus_momentum)
+    status: str = "running"  # complete | pruned | diverged | failed | interrupted
+    value: float | None = None
+    curve: list[float] = field(default_factory=list)  # the objective at each epoch
+    epochs: int = 0
+    steps: int = 0
+    wall_time_s: float = 0.0
+
+
+@dataclass
+class Candidate:
+    name: str
+    spec: ResolvedRun
+    space: Space
+    study: Any = None
+    trials: list[Trial] = field(default_factory=list)
+    pending: dict[str, tuple[Any, Trial]] = field(default_factory=dict)  # run name -> (optuna trial, record)
+    finals: list[str] = field(default_factory=list)
+
+    def best(self, higher: bool) -> Trial | None:
+        scored = [t for t in self.trials if t.status == "complete" and t.value is not None]
+        if not scored:
+            return None
+        return max(scored, key=lambda t: (t.value if higher else -t.value, -t.number))  # type: ignore[operator]
+
+
+@dataclass
+class TuneOutcome:
+    candidates: list[Candidate]
+    settings: TuneConfig
+    storage: str
+    results: dict[str, Any] = field(default_factory=dict)
+    interrupted: bool = False
+    wall_time_s: float = 0.0
+
+
+class _Appending:
+    """The run store across waves: one ExperimentStarted (the first wave's) and no
+    ExperimentEnded (the service writes the one end), so the record reads as one experiment."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.store, self.started = store, False
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, ExperimentEnded) or (isinstance(event, ExperimentStarted) and self.started):
+            return
+        self.started = self.started or isinstance(event, ExperimentStarted)
+        self.store.handle(event)
+
+    def predictions(self, run: str, arrays: dict[str, Any]) -> None:
+        self.store.predictions(run, arrays)
+
+    def checkpoint(self, run: str, state: dict[str, Any], best: bool) -> None:
+        self.store.checkpoint(run, state, best)
+
+    def best_checkpoint(self, run: str, state: dict[str, Any]) -> None:
+        self.store.best_checkpoint(run, state)
+
+
+class _Watch:
+    """Reads each trial's epochs: the objective's curve, reported to Optuna for pruning; a trial
+    the pruner stops is asked to stop through the driver's control."""
+
+    def __init__(self, candidates: list[Candidate], objective: str, pruning: bool, control: Control) -> None:
+        self.by_run = {run: (c, t) for c in candidates for run, t in c.pending.items()}
+        self.objective, self.pruning, self.control = objective, pruning, control
+        self.pruned: set[str] = set()
+
+    def handle(self, event: Event) -> None:
+        hit = self.by_run.get(event.run)
+        if hit is None:
+            return
+        trial, record = hit[1]
+        if isinstance(event, EpochEnded):
+            value = getattr(event, self.objective)
+            if value is None or value != value:
+                return
+            record.curve.append(float(value))
+            if self.pruning and event.run not in self.pruned:
+                trial.report(float(value), event.epoch)
+                if trial.should_prune():
+                    self.pruned.add(event.run)
+                    self.control.stop(event.run)
+        elif isinstance(event, RunEnded):
+            record.epochs, record.steps, record.wall_time_s = event.epochs_completed, event.step, event.wall_time_s
+
+
+def worst(objective: str) -> float:
+    return 0.0 if objective == "val_accuracy" else float("inf")
+
+
+def tune_into(
+    root: Path,
+    loaded: LoadedPreset,
+    candidates: list[Candidate],
+    data: DatasetBundle,
+    device: str,
+    settings: TuneConfig,
+    *,
+    storage: str | None = None,
+    backend: BackendOptions | None = None,
+    sinks: Iterable[Any] = (),
+    on_wave: Callable[[list[Candidate]], None] = lambda _: None,
+) -> TuneOutcome:
+    """Tune every candidate into `root` (claimed by the caller) and retrain the best trials;
+    results.json, tune.json and the reports are written at the end, whatever happened."""
+    from optlab.tuning.report import write_tune_files
+
+    optuna = require_optuna()
+    backend = backend or BackendOptions()
+    storage = storage or f"sqlite:///{(root / STUDY_FILE).resolve()}"
+    higher = settings.objective == "val_accuracy"
+    for c in candidates:
+        attrs = {"candidate": c.name, "space": [p.describe() for p in c.space.params], "space_origin": c.space.origin,
+                 "budget": settings.budget, "sampler": settings.sampler, "pruner": settings.pruner,
+                 "objective": settings.objective, "seed": settings.seed}
+        name = c.name if storage.endswith(STUDY_FILE) else f"{root.name}:{c.name}"
+        c.study = create_study(storage, name, "maximize" if higher else "minimize",
+                               make_sampler(settings.sampler, settings.seed, c.space, settings.budget),
+                               make_pruner(settings.pruner, settings.budget), attrs)
+    keys = sorted({p.key for c in candidates for p in c.space.params}, key=lambda k: (k != "lr", k))
+    points = qmc_points(settings.budget, len(keys), settings.seed)
+    plans = {c.name: planned_points(c.space, settings.sampler, settings.budget, settings.seed, keys, points)
+             for c in candidates}
+    outcome = TuneOutcome(candidates, settings, storage)
+    store = RunStore(root)
+    appending = _Appending(store)
+    preset = loaded.preset.model_dump(mode="json")
+    t0 = time.perf_counter()
+
+    def train(specs: list[ResolvedRun], watch: _Watch | None, control: Control) -> None:
+        extra = [watch] if watch is not None else []
+        runner = Runner(specs, data, device, [appending, *extra, *sinks], control, preset=preset,
+                        executor=make_executor(backend, data, device), pace=backend.pace,
+                        max_restarts=backend.max_restarts, checkpoints=backend.checkpoints)
+        with _interrupts_wind_down(runner):
+            runner.run()
+
+    try:
+        while any(len(c.trials) < settings.budget for c in candidates):
+            specs = []
+            for c in candidates:
+                for _ in range(min(settings.parallel, settings.budget - len(c.trials))):
+                    n = len(c.trials)
+                    plan = plans[c.name]
+                    if plan is not None:
+                        c.study.enqueue_trial(plan[n])
+                    trial = c.study.ask(c.space.distributions())
+                    record = Trial(n, f"{c.name}#{n}", natural_params(c.space, trial.params))
+                    c.trials.append(record)
+                    c.pending[record.run] = (trial, record)
+                    specs.append(trial_spec(c.spec, c.space, trial.params, record.run, record.run))
+            control = Control()
+            watch = _Watch(candidates, settings.objective, settings.pruner != "off", control)
+            try:
+                train(specs, watch, control)
+            finally:
+                _tell(optuna, candidates, watch, store.results, settings.objective, higher)
+            on_wave(candidates)
+        finals = []
+        for c in candidates:
+            best = c.best(higher)
+            if best is None:
+                continue
+            trial = c.study.trials[best.number]
+            for i in range(settings.final_seeds):
+                seed = c.spec.seed + 1 + i  # seeds apart from the one the trials were selected on
+                c.finals.append(f"{c.name}@s{seed}")
+                finals.append(trial_spec(c.spec, c.space, trial.params, c.finals[-1], c.name, seed=seed))
+        if finals:
+            train(finals, None, Control())
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+    finally:
+        outcome.wall_time_s = time.perf_counter() - t0
+        try:
+            status = "interrupted" if outcome.interrupted else "finished"
+            store.handle(ExperimentEnded(run="", status=status, wall_time_s=outcome.wall_time_s))
+            store.close()
+            outcome.results = load_results(root)
+            write_tune_files(root, outcome)
+        except (StorageError, OSError) as exc:
+            raise StorageError(f"{root}: cannot write ({exc})") from None
+        finally:
+            release(root)
+    return outcome
+
+
+def _tell(optuna: Any, candidates: list[Candidate], watch: _Watch, results: dict[str, Any], objective: str,
+          higher: bool) -> None:
+    """Tell every trial of the wave its outcome; a trial whose run did not end (an interrupt)
+    is told FAIL and marked interrupted."""
+    status_of = {r["name"]: r.get("status") for r in results.get("runs") or []}
+    state = optuna.trial.TrialState
+    for c in candidates:
+        for run, (trial, record) in c.pending.items():
+            status = status_of.get(run)
+            attrs = {"run": run, "status": status, "epochs": record.epochs, "steps": record.steps,
+                     "wall_time_s": record.wall_time_s}
+            for key, value in attrs.items():
+                trial.set_user_attr(key, value)
+            if run in watch.pruned and status == "stopped":
+                record.status = "pruned"
+                record.value = record.curve[-1] if record.curve else None
+                c.study.tell(trial, state=state.PRUNED)
+            elif status in COMPLETED and record.curve:
+                record.status = "complete"
+                record.value = max(record.curve) if higher else min(record.curve)
+                c.study.tell(trial, record.value)
+            elif status in ("diverged", "failed", "lost") or (status in COMPLETED and not record.curve):
+                # Counted at the worst value and kept: dropping them would flatter fragile optimizers.
+                record.status, record.value = "diverged" if status == "diverged" else "failed", worst(objective)
+                c.study.tell(trial, record.value)
+            else:
+                record.status = "interrupted"
+                c.study.tell(trial, state=state.FAIL)
+        c.pending.clear()
