@@ -33,12 +33,12 @@ TORCH_OPTIMIZERS = {
 # over `around` decades either side of the run's own lr; momentum and beta1 are drawn as
 # 1 - x log-uniformly; weight decay log-uniformly (decoupled decay, AdamW's, is scaled by the
 # lr, hence larger values).
-_LR = {"around": 1.5}
-_MOMENTUM = {"low": 0.0, "high": 0.99, "one_minus": True}
-_BETA1 = {"low": 0.5, "high": 0.99, "one_minus": True}
-_L2 = {"low": 1e-6, "high": 1e-2, "log": True}
-_DECOUPLED = {"low": 1e-5, "high": 1e-1, "log": True}
-_ADAM_LIKE = {"lr": _LR, "beta1": _BETA1, "weight_decay": _L2}
+_LR: dict[str, object] = {"around": 1.5}
+_MOMENTUM: dict[str, object] = {"low": 0.0, "high": 0.99, "one_minus": True}
+_BETA1: dict[str, object] = {"low": 0.5, "high": 0.99, "one_minus": True}
+_L2: dict[str, object] = {"low": 1e-6, "high": 1e-2, "log": True}
+_DECOUPLED: dict[str, object] = {"low": 1e-5, "high": 1e-1, "log": True}
+_ADAM_LIKE: dict[str, dict[str, object]] = {"lr": _LR, "beta1": _BETA1, "weight_decay": _L2}
 SEARCH_SPACES: dict[str, dict[str, dict[str, object]]] = {
     "sgd": {"lr": _LR, "momentum": _MOMENTUM, "weight_decay": _L2},
     "adam": _ADAM_LIKE,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from optlab.cli.backend import THREADS
+from optlab.cli.backend import ThreadsOption
 from optlab.cli.common import (
     PluginsOption,
     check_device,
@@ -54,7 +54,7 @@ def _task(loaded: LoadedPreset) -> str:
     from optlab.data.datasets import describe_loaded
 
     try:
-        return str(describe_loaded(loaded.preset.data).get("task", ""))
+        return describe_loaded(loaded.preset.data).task
     except Exception:  # the dataset's own error comes with the training that needs it
         return ""
 
@@ -111,7 +111,7 @@ def tune(
     overrides: list[str] | None = typer.Option(None, "--set", "-s", metavar="KEY=VALUE", help="Override a preset field.",
                                                autocompletion=complete_set),
     plugins: PluginsOption = None,
-    threads: int | None = THREADS,
+    threads: ThreadsOption = None,
     device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda or cuda:N."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Run directory (default: runs/DATE-PRESET-tune)."),
     write_preset: Path | None = typer.Option(None, "--write-preset", help="Also write a compare preset at the tuned values (never overwriting)."),

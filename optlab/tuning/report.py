@@ -59,7 +59,7 @@ def summary(outcome: TuneOutcome) -> dict[str, Any]:
     doc = outcome.results
     final_doc = {**doc, "runs": [r for r in doc.get("runs") or [] if r.get("name") in finals]}
     final_doc["aggregates"] = aggregate(final_doc)
-    candidates = []
+    candidates: list[dict[str, Any]] = []
     for c in outcome.candidates:
         best = c.best(higher)
         edges = []
@@ -86,8 +86,8 @@ def summary(outcome: TuneOutcome) -> dict[str, Any]:
     finite = [t["value"] for c in candidates for t in c["trials"]
               if isinstance(t["value"], int | float) and math.isfinite(t["value"])]
     fallback = (min(finite) if higher else max(finite)) if finite else 0.0
-    for c in candidates:
-        c["expected_best"] = expected_best(_scores(c["trials"], fallback), higher)
+    for row in candidates:
+        row["expected_best"] = expected_best(_scores(row["trials"], fallback), higher)
     return {
         "settings": settings.model_dump(), "storage": outcome.storage, "interrupted": outcome.interrupted,
         "wall_time_s": round(outcome.wall_time_s, 3), "candidates": candidates,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from optlab import registry
 from optlab.errors import PresetError
@@ -120,7 +120,7 @@ def space_for(spec: ResolvedRun, search: dict[str, Any] | None, origin: str) -> 
     if search is not None:
         source, note, table = "preset", "", dict(search)
     elif isinstance(entry.extra.get("search"), dict):
-        source, note, table = "optimizer", "", dict(entry.extra["search"])  # type: ignore[arg-type]
+        source, note, table = "optimizer", "", dict(cast("dict[str, object]", entry.extra["search"]))
     else:
         source, table = "lr only", {"lr": {"around": LR_ONLY_DECADES}}
         note = f"optimizer {name!r} declares no search space: tuning its lr only"
