@@ -16,7 +16,7 @@ def stack_error(model: nn.Module) -> str | None:
     if not isinstance(model, nn.Sequential):
         return f"model is a {type(model).__name__}, not a sequence of layers"
     for layer in model:
-        if isinstance(layer, nn.Linear | nn.Flatten | ELEMENTWISE):
+        if isinstance(layer, (nn.Linear, nn.Flatten, *ELEMENTWISE)):
             continue
         return f"its {type(layer).__name__} layer has no stacked form"
     if not any(isinstance(layer, nn.Linear) for layer in model):
