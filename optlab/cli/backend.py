@@ -29,6 +29,11 @@ class Pace(StrEnum):
     free = "free"
 
 
+class Fuse(StrEnum):
+    off = "off"
+    auto = "auto"
+
+
 BACKEND = typer.Option(
     Backend.local, "--backend",
     help="Where runs train: local (interleaved in this process), processes (--devices) or ray (each run an actor).",
@@ -57,6 +62,11 @@ CHECKPOINT_EVERY = typer.Option(
     help="When each run saves its checkpoint: seconds of its training (10s, 2m) or epochs (1, 5); "
     "always at its end and when interrupted. Default 10s.",
 )
+FUSE = typer.Option(
+    Fuse.off, "--fuse",
+    help="auto: runs of the same shape, data order and length train as one stacked model (local backend; "
+    "the others train unfused, with a note saying why); off: every run on its own.",
+)
 MAX_RESTARTS = typer.Option(
     2, "--max-restarts", min=0, help="Restarts of a run whose worker died, from its last checkpoint."
 )
@@ -75,6 +85,7 @@ class Where:
     gpus_per_run: float | None = None
     cpus_per_run: float | None = None
     checkpoint_every: str | None = None
+    fuse: Fuse = Fuse.off
 
 
 def backend_options(where: Where, connect: bool = True) -> BackendOptions:
@@ -100,12 +111,15 @@ def backend_options(where: Where, connect: bool = True) -> BackendOptions:
         from optlab.training.ray_executor import require_ray
 
         require_ray()
+    if where.fuse is not Fuse.off and where.backend is not Backend.local:
+        raise OptlabError(f"--fuse {where.fuse.value}: only the local backend fuses runs; drop --backend "
+                          f"{where.backend.value} or use --fuse off")
     from optlab.training.checkpoint_policy import DEFAULT_EVERY, parse_checkpoint_every
 
     options = BackendOptions(
         where.backend.value, parsed, where.threads, where.pace.value, where.max_restarts,
         where.address, where.gpus_per_run, where.cpus_per_run or 1.0,
-        checkpoints=parse_checkpoint_every(where.checkpoint_every or DEFAULT_EVERY),
+        checkpoints=parse_checkpoint_every(where.checkpoint_every or DEFAULT_EVERY), fuse=where.fuse.value,
     )
     return check_backend(options) if connect else options
 
@@ -113,6 +127,8 @@ def backend_options(where: Where, connect: bool = True) -> BackendOptions:
 def forwarded(where: Where) -> list[str]:
     """The same options as arguments of `optlab compare` (the TUI's training child)."""
     args = ["--backend", where.backend.value, "--pace", where.pace.value, "--max-restarts", str(where.max_restarts)]
+    if where.fuse is not Fuse.off:
+        args += ["--fuse", where.fuse.value]
     for flag, value in (("--devices", where.devices), ("--threads", where.threads), ("--address", where.address),
                         ("--gpus-per-run", where.gpus_per_run), ("--cpus-per-run", where.cpus_per_run),
                         ("--checkpoint-every", where.checkpoint_every)):

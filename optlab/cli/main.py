@@ -32,11 +32,13 @@ from optlab.cli.backend import (
     CHECKPOINT_EVERY,
     CPUS_PER_RUN,
     DEVICES,
+    FUSE,
     GPUS_PER_RUN,
     MAX_RESTARTS,
     PACE,
     THREADS,
     Backend,
+    Fuse,
     Pace,
     Where,
     backend_options,
@@ -203,6 +205,7 @@ def compare(
     gpus_per_run: float | None = GPUS_PER_RUN,
     cpus_per_run: float | None = CPUS_PER_RUN,
     checkpoint_every: str | None = CHECKPOINT_EVERY,
+    fuse: Fuse = FUSE,
 ) -> None:
     """Train every run of a preset side by side and print the comparison."""
     from optlab.cli.preset_commands import confirm_remote
@@ -218,7 +221,7 @@ def compare(
             sys.stderr.write(f"optlab: note: {note}\n")
         confirm_remote(loaded, yes)
         device = check_device(device)
-        where = backend_options(Where(backend, devices, threads, pace, max_restarts, address, gpus_per_run, cpus_per_run, checkpoint_every))
+        where = backend_options(Where(backend, devices, threads, pace, max_restarts, address, gpus_per_run, cpus_per_run, checkpoint_every, fuse))
         root = out if out is not None else default_run_dir(loaded.preset.name)
         created = _missing_dirs(root)
         prepare_run_dir(root)
