@@ -56,9 +56,11 @@ name = "adadelta"
 optimizer = { name = "adadelta", lr = 1.0 }
 """
 
-# Measured (one thread, digits, two epochs): weights within 2e-5 relative, losses within 1e-5.
+# Measured (one thread, digits): after one epoch on the full training set the final weights
+# differ by at most 7e-7 of the largest weight (docs/benchmarks.md), here (two epochs of 400
+# samples) by under 1e-6; losses agree to about 1e-6 relative.
 LOSS_RTOL = 1e-4
-WEIGHT_RTOL, WEIGHT_ATOL = 1e-3, 1e-5
+WEIGHT_SHARE = 5e-6  # max |w_fused - w| / max |w|, per tensor
 
 
 class Collect:
@@ -154,11 +156,11 @@ def test_checkpoints_are_an_unfused_runs_and_close_to_it(both: tuple[Collect, Co
         a, b = plain.states[name], fused.states[name]
         assert a.keys() == b.keys()
         for key, value in a["model"].items():
-            torch.testing.assert_close(b["model"][key], value, rtol=WEIGHT_RTOL, atol=WEIGHT_ATOL)
+            assert ((b["model"][key] - value).abs().max() / value.abs().max()).item() <= WEIGHT_SHARE, (name, key)
         sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
         assert sa.keys() == sb.keys()
         for index, entry in sa.items():
             assert entry.keys() == sb[index].keys()
             for key, value in entry.items():
-                torch.testing.assert_close(sb[index][key].float(), value.float(), rtol=1e-3, atol=WEIGHT_ATOL)
+                torch.testing.assert_close(sb[index][key].float(), value.float(), rtol=1e-3, atol=1e-5)
         assert a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]

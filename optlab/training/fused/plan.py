@@ -16,6 +16,10 @@ from optlab import registry
 from optlab.spec import ResolvedRun
 
 FUSE_MODES = ("off", "auto")
+# Wider hidden layers train slower fused than unfused on CPU (benchmarks/fused.py (c): the
+# 784-512-512-10 tutorial MLP at 0.32x, against 2-2.5x for 64-128-10): a measured rule until a
+# probe decides per machine.
+MAX_FUSED_WIDTH = 256
 
 
 @dataclass
@@ -36,6 +40,8 @@ def fusion_error(spec: ResolvedRun) -> str | None:
     model = registry.registry().find("model", spec.model.name)
     if model is None or not model.has("fuses"):
         return f"model {spec.model.name!r} has no stacked form (fused: {_fusing('model')})"
+    if max(spec.model.hidden or [0]) > MAX_FUSED_WIDTH:
+        return f"hidden layers wider than {MAX_FUSED_WIDTH} train faster unfused (benchmarks/fused.py)"
     if spec.model.dropout > 0:
         return "dropout is not fused (each run would need its own masks)"
     if spec.model.batchnorm:
