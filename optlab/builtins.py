@@ -92,6 +92,10 @@ TORCH_SCHEDULERS = {
 }
 
 MODELS = ("mlp", "lenet", "cnn")
+# What `--fuse auto` can train as one stacked model (optlab/training/fused/): the models with a
+# stacked forward and the optimizers with a vectorized update.
+FUSED_MODELS = ("mlp",)
+FUSED_OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 # The datasets of optlab.data.catalog, loaded by optlab.data.datasets.
 CATALOG_DATASETS = ("digits", "breast-cancer", "diabetes", "mnist", "fashion-mnist", "cifar10")
 # Datasets read from the user's files: reader(cfg) -> optlab.data.bundle.ArrayData, the [data]
@@ -127,7 +131,7 @@ def pytorch_optimizer_source() -> Source:
 
 def register(registry: Registrar) -> None:
     for name, cls in TORCH_OPTIMIZERS.items():
-        registry.optimizer(name, f"torch.optim:{cls}", search=SEARCH_SPACES.get(name))
+        registry.optimizer(name, f"torch.optim:{cls}", search=SEARCH_SPACES.get(name), fuses=name in FUSED_OPTIMIZERS)
     for name, (cls, since, caps) in TORCH_OPTIMIZERS_SPECIAL.items():
         registry.builtin("optimizer", name, f"torch.optim:{cls}", {"needs": f"torch >= {since}"} if since else {}, **caps)
     if optimizers_extra_installed():
@@ -143,7 +147,7 @@ def register(registry: Registrar) -> None:
     for name, (cls, per_batch) in TORCH_SCHEDULERS.items():
         registry.scheduler(name, f"torch.optim.lr_scheduler:{cls}", per_batch=per_batch)
     for name in MODELS:
-        registry.model(name, f"optlab.models.registry:{name}")
+        registry.model(name, f"optlab.models.registry:{name}", fuses=name in FUSED_MODELS)
     for name in CATALOG_DATASETS:
         registry.builtin("dataset", name, "optlab.data.datasets:load_catalog_dataset", {"catalog": True})
     for name, facts in FILE_DATASETS.items():

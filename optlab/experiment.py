@@ -52,6 +52,7 @@ class BackendOptions:
     gpus_per_run: float | None = None
     cpus_per_run: float = 1.0
     checkpoints: CheckpointPolicy = CheckpointPolicy()
+    fuse: str = "off"  # auto: fusion groups train as one stacked model (optlab/training/fused/)
 
 
 def check_backend(backend: BackendOptions) -> BackendOptions:
@@ -103,7 +104,9 @@ def loaded_plugins() -> list[str]:
     return [source.path or ref for ref, source in registry().plugins]
 
 
-def make_executor(backend: BackendOptions, data: DatasetBundle, device: str) -> Executor:
+def make_executor(
+    backend: BackendOptions, data: DatasetBundle, device: str, specs: list[ResolvedRun] | None = None
+) -> Executor:
     if backend.name == "processes":
         from optlab.training.processes import ProcessExecutor, default_devices
 
@@ -117,6 +120,10 @@ def make_executor(backend: BackendOptions, data: DatasetBundle, device: str) -> 
     from optlab.training.executor import LocalExecutor
 
     use_threads(backend.threads)
+    if backend.fuse == "auto" and specs:
+        from optlab.training.fused.host import FusedLocalExecutor
+
+        return FusedLocalExecutor(data, device, specs)
     return LocalExecutor(data, device)
 
 
@@ -160,7 +167,7 @@ def run_experiment(
     specs, data, device = prepare(loaded, device, backend)
     runner = Runner(
         specs, data, device, sinks, control, preset=loaded.preset.model_dump(mode="json"),
-        executor=make_executor(backend, data, device), pace=backend.pace, max_restarts=backend.max_restarts,
+        executor=make_executor(backend, data, device, specs), pace=backend.pace, max_restarts=backend.max_restarts,
     )
     return runner.run()
 
@@ -199,7 +206,7 @@ def train_into(
         preset=loaded.preset.model_dump(mode="json"),
         resume=plan.states if plan is not None else None,
         finished=plan.done if plan is not None else (),
-        executor=make_executor(backend, data, device),
+        executor=make_executor(backend, data, device, specs),
         pace=backend.pace,
         max_restarts=backend.max_restarts,
         checkpoints=backend.checkpoints,

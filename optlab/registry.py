@@ -44,9 +44,10 @@ CAPABILITIES: dict[Kind, frozenset[str]] = {
     # train_eval: schedule-free style optimizer.train()/eval(); needs_closure: step(closure);
     # lr_is_multiplier: Prodigy/D-Adaptation; matrix_only: Muon (2-D weights only, AdamW for
     # the rest); create_graph: backward(create_graph=True) (Hessian-based, e.g. SophiaH).
-    "optimizer": frozenset({"train_eval", "needs_closure", "lr_is_multiplier", "matrix_only", "create_graph"}),
+    # fuses: optimizer with a vectorized update, model with a stacked form (--fuse auto).
+    "optimizer": frozenset({"train_eval", "needs_closure", "lr_is_multiplier", "matrix_only", "create_graph", "fuses"}),
     "scheduler": frozenset({"per_batch"}),
-    "model": frozenset(),
+    "model": frozenset({"fuses"}),
     "dataset": frozenset(),
 }
 

@@ -29,6 +29,11 @@ class Pace(StrEnum):
     free = "free"
 
 
+class Fuse(StrEnum):
+    off = "off"
+    auto = "auto"
+
+
 @dataclass(frozen=True)
 class Where:
     """The options as given on the command line."""
@@ -42,6 +47,7 @@ class Where:
     gpus_per_run: float | None = None
     cpus_per_run: float | None = None
     checkpoint_every: str | None = None
+    fuse: Fuse = Fuse.off
 
 
 PANEL = "Where runs train"  # one section of --help for these options, on every command
@@ -80,6 +86,11 @@ CheckpointEveryOption = Annotated[str | None, typer.Option(
     help="When each run saves its checkpoint: seconds of its training (10s, 2m) or epochs (1, 5); "
     "always at its end and when interrupted. Default 10s.",
 )]
+FuseOption = Annotated[Fuse, typer.Option(
+    "--fuse", rich_help_panel=PANEL,
+    help="auto: runs of the same shape, data order and length train as one stacked model (local backend; "
+    "the others train unfused, with a note saying why); off: every run on its own.",
+)]
 MaxRestartsOption = Annotated[int, typer.Option(
     "--max-restarts", min=0, rich_help_panel=PANEL,
     help="Restarts of a run whose worker died, from its last checkpoint.",
@@ -112,13 +123,16 @@ def backend_options(where: Where, connect: bool = True) -> BackendOptions:
         from optlab.training.ray_executor import require_ray
 
         require_ray()
+    if where.fuse is not Fuse.off and where.backend is not Backend.local:
+        raise OptlabError(f"--fuse {where.fuse.value}: only the local backend fuses runs; drop --backend "
+                          f"{where.backend.value} or use --fuse off")
     from optlab.training.checkpoint_policy import DEFAULT_EVERY, parse_checkpoint_every
 
     options = BackendOptions(
         name=where.backend.value, devices=parsed, threads=where.threads, pace=where.pace.value,
         max_restarts=where.max_restarts, address=where.address, gpus_per_run=where.gpus_per_run,
         cpus_per_run=where.cpus_per_run or 1.0,
-        checkpoints=parse_checkpoint_every(where.checkpoint_every or DEFAULT_EVERY),
+        checkpoints=parse_checkpoint_every(where.checkpoint_every or DEFAULT_EVERY), fuse=where.fuse.value,
     )
     return check_backend(options) if connect else options
 
@@ -126,6 +140,8 @@ def backend_options(where: Where, connect: bool = True) -> BackendOptions:
 def forwarded(where: Where) -> list[str]:
     """The same options as arguments of `optlab compare` (the TUI's training child)."""
     args = ["--backend", where.backend.value, "--pace", where.pace.value, "--max-restarts", str(where.max_restarts)]
+    if where.fuse is not Fuse.off:
+        args += ["--fuse", where.fuse.value]
     for flag, value in (("--devices", where.devices), ("--threads", where.threads), ("--address", where.address),
                         ("--gpus-per-run", where.gpus_per_run), ("--cpus-per-run", where.cpus_per_run),
                         ("--checkpoint-every", where.checkpoint_every)):

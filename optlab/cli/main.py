@@ -35,6 +35,7 @@ from optlab.cli.backend import (
     CheckpointEveryOption,
     CpusPerRunOption,
     DevicesOption,
+    FuseOption,
     GpusPerRunOption,
     MaxRestartsOption,
     PaceOption,
@@ -204,6 +205,7 @@ def compare(
     gpus_per_run: GpusPerRunOption = DEFAULT.gpus_per_run,
     cpus_per_run: CpusPerRunOption = DEFAULT.cpus_per_run,
     checkpoint_every: CheckpointEveryOption = DEFAULT.checkpoint_every,
+    fuse: FuseOption = DEFAULT.fuse,
 ) -> None:
     """Train every run of a preset side by side and print the comparison."""
     from optlab.cli.preset_commands import confirm_remote
@@ -222,6 +224,7 @@ def compare(
         where = backend_options(Where(
             backend=backend, devices=devices, threads=threads, pace=pace, max_restarts=max_restarts,
             address=address, gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run, checkpoint_every=checkpoint_every,
+            fuse=fuse,
         ))
         root = out if out is not None else default_run_dir(loaded.preset.name)
         created = _missing_dirs(root)

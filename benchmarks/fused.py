@@ -1,0 +1,143 @@
+"""Fused training (issue 19) against optlab's own unfused local engine, in one run:
+
+    python benchmarks/fused.py [--quick] [--epochs 10] [--rounds 2] [--json FILE]
+
+(a) 8 digits MLPs (64-128-10, batch 64) with different optimizers and learning rates
+    (sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad, adam at another lr): target >= 4x;
+(b) 16 digits MLPs, SGD with momentum at 16 learning rates: target >= 6x;
+(c) 4 tutorial-sized MLPs (784-512-512-10, batch 64) on synthetic 784-feature data: never slower;
+(d) peak RSS of a process training 1, 8 and 16 fused digits runs for one epoch.
+
+Samples/s is every run's training samples over the wall time of `Runner.run` with no sinks,
+one torch thread, rounds alternating unfused/fused, best round of each kept. The machine may
+be shared: compare ratios from one run, not absolute numbers across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).parents[1]
+
+OPTIMIZERS = [
+    '{ name = "sgd", lr = 0.05 }',
+    '{ name = "sgd", lr = 0.05, momentum = 0.9 }',
+    '{ name = "sgd", lr = 0.05, momentum = 0.9, nesterov = true }',
+    '{ name = "adam", lr = 1e-3 }',
+    '{ name = "adamw", lr = 1e-3, weight_decay = 1e-2 }',
+    '{ name = "rmsprop", lr = 1e-3 }',
+    '{ name = "adagrad", lr = 0.05 }',
+    '{ name = "adam", lr = 3e-3 }',
+]
+
+
+def preset(dataset: str, hidden: list[int], epochs: int, optimizers: list[str], limit: int | None) -> str:
+    data = f'dataset = "{dataset}"' if not dataset.endswith(".npz") else f'dataset = "npz"\npath = "{dataset}"'
+    head = f"""name = "fused-bench"
+[data]
+{data}
+{f"train_limit = {limit}" if limit else ""}
+[model]
+name = "mlp"
+hidden = {hidden}
+[train]
+epochs = {epochs}
+batch_size = 64
+seed = 0
+"""
+    runs = "".join(f'[[runs]]\nname = "r{i}"\noptimizer = {opt}\n' for i, opt in enumerate(optimizers))
+    return head + runs
+
+
+def train(text: str, fuse: bool) -> float:
+    """Samples per second of every run together."""
+    from optlab.data.datasets import load_dataset
+    from optlab.preset.loader import load_preset_text
+    from optlab.training.executor import LocalExecutor
+    from optlab.training.fused.host import FusedLocalExecutor
+    from optlab.training.runner import Runner
+
+    loaded = load_preset_text(text)
+    specs = loaded.resolved_runs("cpu")
+    data = load_dataset(loaded.preset.data, "cpu")
+    executor = FusedLocalExecutor(data, "cpu", specs) if fuse else LocalExecutor(data, "cpu")
+    t0 = time.perf_counter()
+    ended = Runner(specs, data, "cpu", [], executor=executor).run()
+    wall = time.perf_counter() - t0
+    assert all(e.status == "finished" for e in ended.values()), {k: e.reason for k, e in ended.items()}
+    return len(specs) * specs[0].epochs * data.x_train.shape[0] / wall
+
+
+def compare(text: str, rounds: int) -> dict[str, float]:
+    best = {"unfused": 0.0, "fused": 0.0}
+    for _ in range(rounds):
+        for mode in ("unfused", "fused"):
+            best[mode] = max(best[mode], train(text, mode == "fused"))
+    return {"unfused_samples_per_s": best["unfused"], "fused_samples_per_s": best["fused"],
+            "ratio": best["fused"] / best["unfused"]}
+
+
+def synthetic_npz(folder: Path, n: int) -> str:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    path = folder / "tutorial.npz"
+    x = rng.standard_normal((n, 784)).astype("float32")
+    y = (x[:, :10].argmax(1)).astype("int64")
+    np.savez(path, x=x, y=y)
+    return str(path)
+
+
+def rss_mb(k: int, epochs: int) -> float:
+    """Peak RSS of a fresh process training k fused runs."""
+    code = (
+        "import sys, resource; sys.path.insert(0, {repo!r}); sys.path.insert(0, {bench!r}); import fused; "
+        "fused.train(fused.preset('digits', [128], {epochs}, fused.OPTIMIZERS[3:4] * {k}, None), True); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    ).format(repo=str(REPO), bench=str(REPO / "benchmarks"), epochs=epochs, k=k)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[-1]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that it runs, not speed")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO))
+    from optlab.training.threads import use_threads
+
+    use_threads(1)
+    epochs, rounds, limit = (1, 1, 200) if args.quick else (args.epochs, args.rounds, None)
+    doc: dict[str, Any] = {"mode": "quick" if args.quick else "full", "threads": 1}
+    doc["a_8_optimizers"] = compare(preset("digits", [128], epochs, OPTIMIZERS, limit), rounds)
+    sgd = [f'{{ name = "sgd", lr = {0.005 * (i + 1):g}, momentum = 0.9 }}' for i in range(16)]
+    doc["b_16_sgd_lrs"] = compare(preset("digits", [128], epochs, sgd, limit), rounds)
+    with tempfile.TemporaryDirectory() as tmp:
+        npz = synthetic_npz(Path(tmp), 256 if args.quick else 4096)
+        tutorial = [f'{{ name = "adam", lr = {lr} }}' for lr in (1e-4, 3e-4, 1e-3, 3e-3)]
+        doc["c_tutorial_mlp"] = compare(preset(npz, [512, 512], 1 if args.quick else 2, tutorial, None), rounds)
+    doc["d_rss_mb"] = {str(k): rss_mb(k, 1) for k in ((1, 2) if args.quick else (1, 8, 16))}
+    doc["self_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for key in ("a_8_optimizers", "b_16_sgd_lrs", "c_tutorial_mlp"):
+        r = doc[key]
+        print(f"{key}: fused {r['fused_samples_per_s']:,.0f} samples/s vs unfused {r['unfused_samples_per_s']:,.0f}"
+              f" -> {r['ratio']:.2f}x")
+    sizes = "/".join(doc["d_rss_mb"])
+    print(f"peak RSS (MB) of {sizes} fused runs: " + " / ".join(f"{v:.0f}" for v in doc["d_rss_mb"].values()))
+    if args.json:
+        args.json.write_text(json.dumps(doc, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""A fusion group: K runs' trainers, trained one reporting interval at a time as one stack.
+
+Each member is a real `Trainer`, built exactly as an unfused run's (same initial weights, init
+and data fingerprints, notes, schedule, early stopping); the group replaces only its steps. A
+member's parameters are views into the stacked ones, so its evaluation, best-epoch copy, test
+report and checkpoint read its own weights through its own module. Per run after each interval:
+the same bookkeeping and events as `Trainer._advance` (divergence, epoch ends, early stopping);
+a run that ends leaves the group (its weights get their own storage again) and the others go on.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from itertools import groupby
+
+import torch
+import torch.nn.functional as F
+
+from optlab.training.divergence import describe, exceeds, first_non_finite
+from optlab.training.events import Event, Progress
+from optlab.training.fused.stacked import StackedMLP
+from optlab.training.fused.vector_optim import VectorUpdate, family, hypers_for
+from optlab.training.losses import predictions
+from optlab.training.trainer import Trainer, epoch_permutation
+
+FAMILY_ORDER = {"sgd": 0, "adam": 1, "rmsprop": 2, "adagrad": 3}
+
+
+class FusedGroup:
+    def __init__(self, name: str, trainers: list[Trainer]) -> None:
+        families = [family(t.optimizer) for t in trainers]
+        if None in families:
+            raise ValueError("every member needs an optimizer with a vectorized update")
+        # Members of one optimizer family sit side by side: one update per family, over a slice.
+        order = sorted(range(len(trainers)), key=lambda i: FAMILY_ORDER[families[i]])  # type: ignore[index]
+        self.name = name
+        self.trainers = [trainers[i] for i in order]
+        self.k = len(trainers)
+        lead = self.trainers[0]
+        self.device = lead.device
+        model_params = [list(t.model.parameters()) for t in self.trainers]
+        hypers = [hypers_for(t.optimizer) for t in self.trainers]
+        self.stack = StackedMLP([t.model for t in self.trainers])
+        self.updates: list[VectorUpdate] = []
+        start = 0
+        for fam, members in groupby(family(t.optimizer) for t in self.trainers):
+            stop = start + len(list(members))
+            per_param = [[hypers[i][id(model_params[i][j])] for i in range(start, stop)]
+                         for j in range(len(self.stack.params))]
+            self.updates.append(VectorUpdate(fam, self.stack.params, slice(start, stop), per_param))  # type: ignore[arg-type]
+            start = stop
+        self._model_params = model_params
+        self.l1 = torch.tensor([t.spec.l1 for t in self.trainers], device=self.device)
+        self.l1_params = [p for p in self.stack.params if p.dim() > 2] if any(t.spec.l1 for t in self.trainers) else []
+        self.loss_buffer = torch.zeros(lead.log_every, self.k, device=self.device)
+        self.correct = torch.zeros(self.k, dtype=torch.int64, device=self.device)
+        for k, t in enumerate(self.trainers):
+            t.correct = self.correct[k]  # its epoch's count, read by its own epoch end and state
+            # Its torch optimizer only holds the schedule's rates and is never stepped: tell the
+            # torch scheduler a step happened (it warns otherwise).
+            t.optimizer._opt_called = True  # type: ignore[attr-defined]
+        self._perm: torch.Tensor | None = None
+        self._lrs: list[float] = []
+        self._lr_tensor = torch.zeros(self.k, dtype=torch.float64, device=self.device)
+        self.pending: dict[str, list[Event]] = {t.spec.name: [] for t in self.trainers}
+
+    @property
+    def live(self) -> list[int]:
+        return [k for k, t in enumerate(self.trainers) if t.ended is None]
+
+    def _lr(self) -> torch.Tensor:
+        """This step's rates (a run that ended trains its abandoned slice at lr 0)."""
+        lrs = [t.schedule.lr() if t.ended is None else 0.0 for t in self.trainers]
+        if lrs != self._lrs:
+            self._lrs = lrs
+            self._lr_tensor = torch.tensor(lrs, dtype=torch.float64, device=self.device)
+        return self._lr_tensor
+
+    def _losses(self, out: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        """Each run's mean loss over the batch, [K]: summed, each run's gradient is its own."""
+        spec = self.trainers[0].spec
+        k, b = out.shape[:2]
+        if spec.loss == "cross_entropy":
+            per_sample = F.cross_entropy(out.reshape(k * b, -1).float(), yb.repeat(k),
+                                         label_smoothing=spec.label_smoothing, reduction="none")
+            losses = per_sample.view(k, b).mean(1)
+        else:
+            losses = torch.stack([t.loss_fn(out[i].float(), yb) for i, t in enumerate(self.trainers)])
+        if self.l1_params:
+            losses = losses + self.l1 * sum(p.abs().flatten(1).sum(1) for p in self.l1_params)
+        return losses
+
+    def train_interval(self) -> None:
+        """One reporting interval (never past an epoch's end) for every live member; their
+        events wait in `pending` for the driver to ask for them."""
+        live = self.live
+        if not live:
+            return
+        lead = self.trainers[live[0]]
+        spec, bs, n_train = lead.spec, lead.spec.batch_size, lead.n_train
+        t0 = time.perf_counter()
+        step_in_epoch = lead.step - lead.epoch * lead.steps_per_epoch
+        if step_in_epoch == 0 or self._perm is None:
+            self._perm = epoch_permutation(spec.seed, lead.epoch + 1, n_train, spec.shuffle).to(self.device)
+            if step_in_epoch == 0:
+                for k in live:
+                    t = self.trainers[k]
+                    t._epoch_loss_sum, t._epoch_start_elapsed = 0.0, t.elapsed_s
+                self.correct.zero_()
+        n_steps = min(lead.log_every, lead.steps_per_epoch - step_in_epoch)
+        x, y = lead.data.x_train, lead.data.y_train
+        sizes: list[int] = []
+        try:
+            for i in range(n_steps):
+                s = step_in_epoch + i
+                end = n_train if s == lead.steps_per_epoch - 1 else (s + 1) * bs
+                idx = self._perm[s * bs : end]
+                xb, yb = x.index_select(0, idx), y.index_select(0, idx)
+                with lead.autocast():
+                    out = self.stack.forward(xb)
+                    losses = self._losses(out, yb)
+                self.stack.zero_grad()
+                losses.sum().backward()
+                lr = self._lr()
+                for update in self.updates:
+                    update.step(lr[update.runs])
+                for k in live:
+                    t = self.trainers[k]
+                    t.stepper.grad_evals += 1
+                    t.lr_used = t.schedule.lr()  # the rate this batch trained with
+                    t.schedule.after_batch()
+                self.loss_buffer[i] = losses.detach()
+                if lead.task != "regression":
+                    flat = out.detach().reshape(self.k * xb.shape[0], -1)
+                    hits = predictions(flat, lead.task, spec.loss).view(self.k, -1) == yb
+                    self.correct += hits.sum(1)
+                sizes.append(xb.shape[0])
+            rows = self.loss_buffer[:n_steps].tolist()  # the one host sync of this interval
+        except Exception as exc:  # the stack failed: every live member fails with it
+            detail = traceback.format_exc()
+            for k in live:
+                self._leave(k, [self.trainers[k].fail(exc, detail)])
+            return
+        trained_s = time.perf_counter() - t0
+        for k in live:
+            self._report(k, [row[k] for row in rows], sizes, trained_s)
+        if any(self.trainers[k].epoch * self.trainers[k].steps_per_epoch == self.trainers[k].step for k in live):
+            for k in live:
+                self.sync_state(self.trainers[k])
+
+    def _report(self, k: int, losses: list[float], sizes: list[int], trained_s: float) -> None:
+        """Trainer._advance's bookkeeping for one member: its interval, as its own events."""
+        t = self.trainers[k]
+        spec, n_steps = t.spec, len(losses)
+        # Every member trained for the whole interval: the group's time is each run's time.
+        t.elapsed_s += trained_s
+        t._since = time.perf_counter()
+        try:
+            bad = first_non_finite(losses)
+            if bad is not None:
+                t.step += bad + 1
+                events: list[Event] = [t.end("diverged", f"non-finite loss ({losses[bad]}) at step {t.step}")]
+            else:
+                if t.reference_loss is None:
+                    t.reference_loss = losses[0]
+                t.step += n_steps
+                t.samples_seen += sum(sizes)
+                t._epoch_loss_sum += sum(v * n for v, n in zip(losses, sizes, strict=True))
+                smoothed = sum(losses) / n_steps
+                t._tick()
+                events = [Progress(
+                    run=spec.name, step=t.step, epoch=t.epoch + 1, samples_seen=t.samples_seen,
+                    train_loss=smoothed, lr=t.lr_used, elapsed_s=t.elapsed_s,
+                    samples_per_s=t.samples_seen / max(t.elapsed_s, 1e-9), grad_evals=t.grad_evals,
+                )]
+                if exceeds(smoothed, t.reference_loss, spec.diverge_factor):
+                    reason = describe(smoothed, t.reference_loss, spec.diverge_factor, "the first step's loss")
+                    events.append(t.end("diverged", f"{reason} at step {t.step}"))
+                elif t.step % t.steps_per_epoch == 0:
+                    events.extend(t._end_epoch())
+        except Exception as exc:
+            events = [t.fail(exc, traceback.format_exc())]
+        finally:
+            t._tick()
+            t._since = None
+        self._leave(k, events) if t.ended is not None else self.pending[spec.name].extend(events)
+
+    def _leave(self, k: int, events: list[Event]) -> None:
+        t = self.trainers[k]
+        self.pending[t.spec.name].extend(events)
+        self.leave(t)
+
+    def leave(self, trainer: Trainer) -> None:
+        """An ended run leaves: its weights (best restored, if any) get storage of their own."""
+        self.stack.detach(trainer.model)
+
+    def sync_state(self, trainer: Trainer) -> None:
+        """Write the member's optimizer state into its own torch optimizer, in torch's format,
+        so its checkpoint is an unfused run's and resumes unfused."""
+        k = self.trainers.index(trainer)
+        for update in self.updates:
+            if update.runs.start <= k < update.runs.stop:
+                for j, param in enumerate(self._model_params[k]):
+                    state = update.torch_state(j, k - update.runs.start)
+                    if state:  # torch keeps no entry for a parameter without state (plain SGD)
+                        trainer.optimizer.state[param] = state

@@ -1,0 +1,90 @@
+"""The fused local executor: the same requests as `LocalExecutor`, answered for a fusion group
+by training all its members at once. The driver and the run store see ordinary runs.
+
+A request to advance a member trains the group's next interval only when that member has no
+events waiting; the others' events wait until the driver asks for them (it asks for the run
+furthest behind, so every member is asked once per interval).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from optlab.training.events import EpochEnded
+from optlab.training.executor import LocalExecutor, Reply, State, TrainerHost, placement
+from optlab.training.fused.group import FusedGroup
+from optlab.training.fused.plan import plan
+
+if TYPE_CHECKING:
+    from optlab.data.datasets import DatasetBundle
+    from optlab.spec import ResolvedRun
+    from optlab.training.checkpoint_policy import CheckpointPolicy
+
+
+class FusedHost(TrainerHost):
+    def __init__(self, data: DatasetBundle, device: str, where: dict[str, Any], specs: list[ResolvedRun]) -> None:
+        super().__init__(data, device, where)
+        self.plan = plan(specs)
+        self.member: dict[str, str] = {}  # run -> its fusion group's id
+        self.groups: dict[str, FusedGroup] = {}
+
+    def start(self, spec: ResolvedRun, state: State | None) -> Reply:
+        reply = super().start(spec, state)
+        started = reply.events[0]
+        if started["type"] != "run_started":
+            return reply
+        fused = self.plan.groups.get(spec.name)
+        if fused is not None and state is None and fused[0] not in self.groups:
+            self.member[spec.name] = fused[0]
+            started["placement"]["fused"] = {"group": fused[0], "size": fused[1]}
+        else:
+            reason = self.plan.reasons.get(spec.name) or "a resumed run trains on its own"
+            started["notes"] = [*started["notes"], f"not fused: {reason}"]
+        return reply
+
+    def _group(self, run: str) -> FusedGroup | None:
+        gid = self.member.get(run)
+        if gid is None:
+            return None
+        group = self.groups.get(gid)
+        if group is None:
+            members = [t for name, t in self.trainers.items() if self.member.get(name) == gid and t.ended is None]
+            group = self.groups[gid] = FusedGroup(gid, members)
+        return group
+
+    def advance(self, run: str, checkpoints: CheckpointPolicy | None, budget_s: float = 0.0) -> Reply:
+        group = self._group(run)
+        if group is None:
+            return super().advance(run, checkpoints, budget_s)
+        trainer = self.trainers[run]
+        if not group.pending[run] and trainer.ended is None:
+            group.train_interval()
+        events = group.pending[run]
+        group.pending[run] = []
+        reply = Reply("advanced", run, [e.to_dict() for e in events], None, self._predictions(trainer))
+        ended_epoch = next((e for e in reversed(events) if isinstance(e, EpochEnded)), None)
+        if checkpoints is not None and ended_epoch is not None:
+            self._checkpoint(trainer, checkpoints, ended_epoch, reply)
+        return reply
+
+    def stop(self, run: str, reason: str, evaluate_test: bool = True, checkpoint: bool = False) -> Reply:
+        group = self._group(run)
+        if group is None:
+            return super().stop(run, reason, evaluate_test, checkpoint)
+        waiting = group.pending[run]
+        group.pending[run] = []
+        trainer = self.trainers[run]
+        if trainer.ended is None:
+            group.sync_state(trainer)
+        reply = super().stop(run, reason, evaluate_test, checkpoint)
+        group.leave(trainer)
+        reply.events = [e.to_dict() for e in waiting] + reply.events
+        return reply
+
+
+class FusedLocalExecutor(LocalExecutor):
+    """`LocalExecutor` whose fusion groups train as one stacked model (`--fuse auto`)."""
+
+    def __init__(self, data: DatasetBundle, device: str, specs: list[ResolvedRun]) -> None:
+        super().__init__(data, device)
+        self.host = FusedHost(data, device, placement("local", device), specs)

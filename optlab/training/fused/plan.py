@@ -1,0 +1,88 @@
+"""Which runs of an experiment train fused, and why the others do not (torch-free).
+
+Runs form one fusion group when they share everything that decides the forward pass and the
+data they see: model configuration, dataset, batch size, seed and shuffling (so the same order
+of batches: `epoch_permutation`), epochs, loss, label smoothing, AMP, reporting interval and
+device. What may differ inside a group: optimizer and its hyperparameters (among those with a
+vectorized update), learning-rate schedule, L1, early stopping, divergence factor.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from optlab import registry
+from optlab.spec import ResolvedRun
+
+FUSE_MODES = ("off", "auto")
+# Wider hidden layers train slower fused than unfused on CPU (benchmarks/fused.py (c): the
+# 784-512-512-10 tutorial MLP at 0.32x, against 2-2.5x for 64-128-10): a measured rule until a
+# probe decides per machine.
+MAX_FUSED_WIDTH = 256
+
+
+@dataclass
+class FusionPlan:
+    groups: dict[str, tuple[str, int]] = field(default_factory=dict)  # run -> (group id, size)
+    reasons: dict[str, str] = field(default_factory=dict)  # run -> why it trains on its own
+
+
+def _fusing(kind: str) -> str:
+    return ", ".join(e.name for e in registry.registry().entries(kind) if e.has("fuses")) or "none"  # type: ignore[arg-type]
+
+
+def fusion_error(spec: ResolvedRun) -> str | None:
+    """Why `spec` cannot train in a fusion group, or None."""
+    optimizer = registry.registry().find("optimizer", spec.optimizer.name)
+    if optimizer is None or not optimizer.has("fuses"):
+        return f"optimizer {spec.optimizer.name!r} has no vectorized update (fused: {_fusing('optimizer')})"
+    model = registry.registry().find("model", spec.model.name)
+    if model is None or not model.has("fuses"):
+        return f"model {spec.model.name!r} has no stacked form (fused: {_fusing('model')})"
+    if max(spec.model.hidden or [0]) > MAX_FUSED_WIDTH:
+        return f"hidden layers wider than {MAX_FUSED_WIDTH} train faster unfused (benchmarks/fused.py)"
+    if spec.model.dropout > 0:
+        return "dropout is not fused (each run would need its own masks)"
+    if spec.model.batchnorm:
+        return "batch norm is not fused"
+    if spec.compile:
+        return "compile = true is not fused"
+    if spec.clip_grad_norm or spec.clip_grad_value:
+        return "gradient clipping is not fused"
+    if spec.amp == "fp16" and spec.device.startswith("cuda"):
+        return "fp16 loss scaling is not fused"
+    if spec.scheduler.kwargs.get("cycle_momentum"):
+        return "a schedule that cycles momentum is not fused"
+    return None
+
+
+def fusion_key(spec: ResolvedRun) -> str:
+    """Runs with equal keys see the same batches through the same architecture."""
+    return json.dumps({
+        "model": spec.model_key(), "data": spec.data.model_dump_json(), "batch_size": spec.batch_size,
+        "seed": spec.seed, "shuffle": spec.shuffle, "epochs": spec.epochs, "loss": spec.loss,
+        "label_smoothing": spec.label_smoothing, "amp": spec.amp, "log_every": spec.log_every,
+        "device": spec.device,
+    }, sort_keys=True)
+
+
+def plan(specs: list[ResolvedRun]) -> FusionPlan:
+    result = FusionPlan()
+    by_key: dict[str, list[str]] = {}
+    for spec in specs:
+        problem = fusion_error(spec)
+        if problem:
+            result.reasons[spec.name] = problem
+        else:
+            by_key.setdefault(fusion_key(spec), []).append(spec.name)
+    for names in by_key.values():
+        if len(names) < 2:
+            result.reasons[names[0]] = (
+                "no other run shares its model, data, batch size, seed, epochs, loss and reporting interval"
+            )
+            continue
+        group = f"fuse-{len({g for g, _ in result.groups.values()}) + 1}"
+        for name in names:
+            result.groups[name] = (group, len(names))
+    return result

@@ -1,0 +1,68 @@
+"""`optlab compare --fuse auto`: fused runs record their group, the rest say why not; a fuse
+mode with a backend that cannot fuse is one line and exit 2, before anything is written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from optlab.cli.main import app
+
+PRESET = """
+name = "fuse"
+[data]
+dataset = "digits"
+train_limit = 300
+[model]
+name = "mlp"
+hidden = [16]
+[train]
+epochs = 1
+batch_size = 32
+seed = 1
+[[runs]]
+name = "sgd"
+optimizer = { name = "sgd", lr = 0.05, momentum = 0.9 }
+[[runs]]
+name = "adam"
+optimizer = { name = "adam", lr = 1e-3 }
+[[runs]]
+name = "big-batch"
+batch_size = 64
+optimizer = { name = "adam", lr = 1e-3 }
+"""
+
+
+def _started(root: Path) -> dict[str, dict]:
+    lines = (root / "events.jsonl").read_text().splitlines()
+    return {e["run"]: e for e in map(json.loads, lines) if e["type"] == "run_started"}
+
+
+def test_compare_fuse_auto_records_groups_and_notes(tmp_path: Path) -> None:
+    (tmp_path / "p.toml").write_text(PRESET)
+    for mode in ("auto", "off"):
+        out = tmp_path / mode
+        result = CliRunner().invoke(app, ["compare", str(tmp_path / "p.toml"), "--out", str(out), "-q",
+                                          "--fuse", mode])
+        assert result.exit_code == 0, result.output
+    fused, plain = _started(tmp_path / "auto"), _started(tmp_path / "off")
+    assert fused["sgd"]["placement"]["fused"] == fused["adam"]["placement"]["fused"] == {"group": "fuse-1", "size": 2}
+    assert "fused" not in fused["big-batch"]["placement"]
+    assert any(n.startswith("not fused: no other run shares") for n in fused["big-batch"]["notes"])
+    assert all("fused" not in e["placement"] and not any("fused" in n for n in e["notes"]) for e in plain.values())
+    results = json.loads((tmp_path / "auto" / "results.json").read_text())
+    assert sorted((r["name"], r["status"]) for r in results["runs"]) == [
+        ("adam", "finished"), ("big-batch", "finished"), ("sgd", "finished")]
+
+
+def test_fuse_with_another_backend_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "p.toml").write_text(PRESET)
+    out = tmp_path / "out" / "run"
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "p.toml"), "--out", str(out), "-q",
+                                      "--fuse", "auto", "--backend", "processes"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == "optlab: error: --fuse auto: only the local backend fuses runs; drop --backend processes " \
+        "or use --fuse off\n"
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,27 @@
+"""benchmarks/fused.py runs end to end in --quick mode and prints every ratio (no timing
+assertions: speed is what the benchmark reports)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).parents[2]
+
+
+@pytest.mark.timeout(240)
+def test_quick_fused_bench_prints_its_ratios(tmp_path: Path) -> None:
+    out = tmp_path / "fused.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "fused.py"), "--quick", "--json", str(out)],
+        capture_output=True, text=True, cwd=REPO, timeout=230,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    for key in ("a_8_optimizers", "b_16_sgd_lrs", "c_tutorial_mlp"):
+        assert doc[key]["ratio"] > 0 and f"{key}: fused " in proc.stdout
+    assert set(doc["d_rss_mb"]) == {"1", "2"} and "peak RSS (MB) of 1/2 fused runs" in proc.stdout
