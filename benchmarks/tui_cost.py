@@ -5,9 +5,9 @@
 
 A: `optlab compare PRESET -q` (headless). B: `optlab tui PRESET` in a real terminal, a tmux pane
 of the given size (TERM=xterm-256color), watched to the end, then `q`. The TUI's training child
-takes torch threads = cores - 1 on a small machine; A gets the same `--threads`, so the ratio is
-what the UI costs (`--as-users-run`: A keeps compare's default threads instead, which on a
-shared 2-core VM swings more than anything the UI does). Each B is set against the mean of the two A's around it, which cancels a
+trains with compare's own threads (one per training process unless the options say otherwise),
+so A and B train alike and the ratio is what the UI costs. Each B is set against the mean of
+the two A's around it, which cancels a
 machine that drifts slowly (on a shared VM the same headless run moved 25% in a minute); the
 ratio of those two A's is the round's noise floor, reported beside it. Throughput two ways:
 
@@ -76,19 +76,10 @@ def watched(preset: str, out: Path, extra: list[str], size: tuple[int, int], wor
     return throughput(out)
 
 
-def headless_options(extra: list[str], as_users_run: bool) -> list[str]:
-    """A's options: the TUI child's threads unless asked to run compare as users do."""
-    from optlab.tui.process import available_cores, threads_beside_ui
-
-    threads = None if as_users_run else threads_beside_ui(extra, available_cores())
-    return [*extra, "--threads", str(threads)] if threads else list(extra)
-
-
-def measure(preset: str, rounds: int, size: tuple[int, int], extra: list[str],
-            as_users_run: bool = False) -> dict[str, Any]:
+def measure(preset: str, rounds: int, size: tuple[int, int], extra: list[str]) -> dict[str, Any]:
     if shutil.which("tmux") is None:
         return {"skipped": "tmux is not installed"}
-    a_extra = headless_options(extra, as_users_run)
+    a_extra = list(extra)  # the TUI's child trains with the same options: compare's defaults
     doc: dict[str, Any] = {"preset": preset, "size": f"{size[0]}x{size[1]}", "tui_options": extra,
                            "headless_options": a_extra, "nproc": os.cpu_count(),
                            "load_average_start": os.getloadavg(), "rounds": []}
@@ -119,12 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--size", default="120x40", help="the pane, COLUMNSxLINES")
     parser.add_argument("--json", help="write the results here")
-    parser.add_argument("--as-users-run", action="store_true", help="A at compare's default threads")
     parser.add_argument("extra", nargs=argparse.REMAINDER, help="after --: options for both compare and tui")
     args = parser.parse_args(argv)
     extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
     width, height = (int(v) for v in args.size.lower().split("x"))
-    doc = measure(args.preset, args.rounds, (width, height), extra, args.as_users_run)
+    doc = measure(args.preset, args.rounds, (width, height), extra)
     text = json.dumps(doc, indent=2)
     if args.json:
         Path(args.json).write_text(text + "\n", encoding="utf-8")

@@ -91,7 +91,7 @@ def test_tui_cost_bench_runs_a_b_a_and_writes_every_ratio(tmp_path: Path) -> Non
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads(out.read_text())
-    assert doc["size"] == "100x30" and "--threads" in doc["headless_options"]
+    assert doc["size"] == "100x30" and doc["headless_options"] == doc["tui_options"] == []
     (round_,) = doc["rounds"]
     for side in ("headless_before", "tui", "headless_after"):
         assert round_[side]["mean_run_samples_per_s"] > 0 and round_[side]["wall_s"] > 0, side
