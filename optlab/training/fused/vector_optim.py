@@ -39,7 +39,8 @@ class VectorUpdate:
         self.n = runs.stop - runs.start
         self.steps = 0
         self.state: list[dict[str, torch.Tensor]] = [{} for _ in params]
-        self._cache: dict[tuple[int, str], torch.Tensor] = {}
+        self._cache: dict[tuple[int, str, torch.dtype | None], torch.Tensor] = {}
+        self._uniform: dict[tuple[int, str], bool | None] = {}
         for j, p in enumerate(params):
             if any(h.get("maximize") for h in hypers[j]):
                 self.state[j]["sign"] = self._tensor(j, [-1.0 if h.get("maximize") else 1.0 for h in hypers[j]])
@@ -52,18 +53,28 @@ class VectorUpdate:
 
     def h(self, j: int, key: str, dtype: torch.dtype | None = None) -> torch.Tensor:
         """Hyperparameter `key` of parameter j, one value per run, shaped to broadcast."""
-        cached = self._cache.get((j, key + str(dtype)))
+        cached = self._cache.get((j, key, dtype))
         if cached is None:
             values = [float(_scalar(h[key], key)) for h in self.hypers[j]]
-            cached = self._cache[(j, key + str(dtype))] = self._tensor(j, values, dtype)
+            cached = self._cache[(j, key, dtype)] = self._tensor(j, values, dtype)
         return cached
+
+    def same(self, j: int, key: str) -> bool | None:
+        """Whether hyperparameter `key` is set (nonzero, or true) for every run of the slice
+        (True), for none (False), or for some (None). Where every run agrees, an update skips
+        the `torch.where` between the two branches: fewer kernels a step, the same numbers."""
+        known = self._uniform.get((j, key), ...)
+        if known is ...:
+            values = {bool(_scalar(h[key], key)) for h in self.hypers[j]}
+            known = self._uniform[(j, key)] = values.pop() if len(values) == 1 else None
+        return known
 
     def one_minus(self, j: int, key: str) -> torch.Tensor:
         """1 - hyperparameter, computed in float64 as torch does from Python floats (1 - 0.999
         in float32 loses digits)."""
-        cached = self._cache.get((j, "1-" + key))
+        cached = self._cache.get((j, "1-" + key, None))
         if cached is None:
-            cached = self._cache[(j, "1-" + key)] = (1 - self.h(j, key, torch.float64)).to(self.params[j].dtype)
+            cached = self._cache[(j, "1-" + key, None)] = (1 - self.h(j, key, torch.float64)).to(self.params[j].dtype)
         return cached
 
     def flags(self, j: int, key: str) -> torch.Tensor:
@@ -97,28 +108,50 @@ class VectorUpdate:
             getattr(self, f"_{self.name}")(j, p, g, lr, shape)
 
     def _weight_decay(self, j: int, p: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        if self.same(j, "weight_decay") is False:
+            return g  # g + 0 * p, without the two kernels
         return g + self.h(j, "weight_decay") * p
 
     def _sgd(self, j: int, p: torch.Tensor, g: torch.Tensor, lr: torch.Tensor, shape: tuple[int, ...]) -> None:
         g = self._weight_decay(j, p, g)
+        step = lr.to(p.dtype).view(shape)
+        if self.same(j, "momentum") is False:  # plain SGD for every run: torch keeps no buffer either
+            p.sub_(step * g)
+            return
         momentum = self.h(j, "momentum")
         buf = self.state[j]["momentum_buffer"]
         if self.steps == 1:
             buf.copy_(g)  # torch's first step: the buffer is the gradient, undampened
         else:
             # A run without momentum keeps no buffer in torch: its buffer here is its gradient.
-            dampening = torch.where(momentum == 0, 0.0, self.h(j, "dampening"))
-            buf.mul_(momentum).add_(g * (1 - dampening))
-        direction = torch.where(self.flags(j, "nesterov"), g + momentum * buf, buf)
-        p.sub_(lr.to(p.dtype).view(shape) * direction)
+            undamped = self._cache.get((j, "1-dampening", None))
+            if undamped is None:
+                dampening = torch.where(momentum == 0, 0.0, self.h(j, "dampening"))
+                undamped = self._cache[(j, "1-dampening", None)] = 1 - dampening
+            buf.mul_(momentum).add_(g * undamped)
+        nesterov = self.same(j, "nesterov")
+        if nesterov is False:
+            direction = buf
+        elif nesterov:
+            direction = g + momentum * buf
+        else:
+            direction = torch.where(self.flags(j, "nesterov"), g + momentum * buf, buf)
+        p.sub_(step * direction)
 
     def _adam(self, j: int, p: torch.Tensor, g: torch.Tensor, lr: torch.Tensor, shape: tuple[int, ...]) -> None:
         s = self.state[j]
-        wd = self.h(j, "weight_decay")
-        decoupled = self.flags(j, "decoupled_weight_decay")
-        shrink = (1 - lr.view(shape) * self.h(j, "weight_decay", torch.float64)).to(p.dtype)
-        p.mul_(torch.where(decoupled, shrink, 1.0))
-        g = torch.where(decoupled, g, g + wd * p)
+        if self.same(j, "weight_decay") is not False:  # (no decay: p * 1 and g + 0 * p change nothing)
+            wd = self.h(j, "weight_decay")
+            decoupled = self.same(j, "decoupled_weight_decay")
+            shrink = (1 - lr.view(shape) * self.h(j, "weight_decay", torch.float64)).to(p.dtype)
+            if decoupled:
+                p.mul_(shrink)
+            elif decoupled is False:
+                g = g + wd * p
+            else:
+                flags = self.flags(j, "decoupled_weight_decay")
+                p.mul_(torch.where(flags, shrink, 1.0))
+                g = torch.where(flags, g, g + wd * p)
         beta2 = self.h(j, "beta2")
         s["exp_avg"].lerp_(g, self.one_minus(j, "beta1"))
         s["exp_avg_sq"].mul_(beta2).addcmul_(g, g * self.one_minus(j, "beta2"))
@@ -129,7 +162,8 @@ class VectorUpdate:
         second = s["exp_avg_sq"]
         if "max_exp_avg_sq" in s:
             torch.maximum(s["max_exp_avg_sq"], second, out=s["max_exp_avg_sq"])
-            second = torch.where(self.flags(j, "amsgrad"), s["max_exp_avg_sq"], second)
+            amsgrad = self.same(j, "amsgrad")
+            second = s["max_exp_avg_sq"] if amsgrad else torch.where(self.flags(j, "amsgrad"), s["max_exp_avg_sq"], second)
         denom = (second.sqrt() / bc2_sqrt).add_(self.h(j, "eps"))
         p.sub_(step_size * (s["exp_avg"] / denom))
 
