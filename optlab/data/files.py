@@ -105,10 +105,19 @@ def encode_targets(
     """Class indices (or values) for the targets, the task, and the class names.
 
     `auto`: numbers that are all integers with at most 100 distinct values, or any text, are
-    classification (binary when there are two classes), other numbers regression. Classes are
+    classification (binary when there are two classes), other numbers regression; numbers mixed
+    with text are refused (a stray 'NA'), as is an empty target under any task. Classes are
     the distinct training values in sorted order; their names are the values as text.
     `where(is_test, i)` names the i-th value's place (file, row, column) for messages."""
     values = [list(train), list(test) if test is not None else []]
+    # A missing target is never a value: taken as one, it turns a regression into text classes
+    # (every number a class name) or adds a class '' to a classification, without a word.
+    empty = next(((t, i) for t in (0, 1) for i, v in enumerate(values[t]) if isinstance(v, str) and not v.strip()), None)
+    if empty is not None:
+        raise PresetError(
+            f"{where(bool(empty[0]), empty[1])}: the target is empty (missing targets are not supported: "
+            "fill it in or drop the row)"
+        )
     numbers = [[_number(str(v)) if not isinstance(v, int | float) else float(v) for v in part] for part in values]
     text_at = next(((t, i) for t in (0, 1) for i, v in enumerate(numbers[t]) if v is None), None)
     if text_at is None:
@@ -116,6 +125,15 @@ def encode_targets(
         if bad is not None:
             raise PresetError(f"{where(bool(bad[0]), bad[1])}: target {values[bad[0]][bad[1]]!r} is not a finite number")
     if task == "auto":
+        numeric_at = next(((t, i) for t in (0, 1) for i, v in enumerate(numbers[t]) if v is not None), None)
+        if text_at is not None and numeric_at is not None:
+            # Numbers with a stray word ('NA', '?', 'missing'): a missing value far more often
+            # than a class, and guessing would make every number a class name.
+            t, i = text_at
+            raise PresetError(
+                f"{where(bool(t), i)}: target {values[t][i]!r} is text among numbers (a missing value?): "
+                "fill it in or drop the row, or set data.task = 'multiclass' to take every value as a class name"
+            )
         if text_at is not None:
             task = "classification"
         else:

@@ -109,6 +109,11 @@ def test_csv_columns_target_features_and_a_test_file(tmp_path: Path) -> None:
         ("a,b,y\n1,2,0\n1,2\n", {}, r"bad\.csv: row 3 has 2 cells, the header has 3 columns"),
         ("a,a,y\n1,2,0\n", {}, r"duplicate column 'a'"),
         ("a,b,y\n1,2,0\n1,2,0\n", {}, r"the target has a single value"),
+        # A missing target would make a regression's numbers text classes, or add a class ''.
+        ("a,y\n1,0.5\n2,\n3,1.25\n", {}, r"bad\.csv: row 3, column 'y': the target is empty \(missing targets"),
+        ("a,y\n1,cat\n2, \n3,dog\n", {}, r"bad\.csv: row 3, column 'y': the target is empty"),
+        ("a,y\n1,cat\n2,dog\n3,\n", {"task": "multiclass"}, r"row 4, column 'y': the target is empty"),
+        ("a,y\n1,0.5\n2,1.5\n3,NA\n", {}, r"row 4, column 'y': target 'NA' is text among numbers \(a missing"),
     ],
 )
 def test_bad_csv_files_are_clear_errors(tmp_path: Path, content: str, kw: dict, message: str) -> None:
@@ -116,6 +121,21 @@ def test_bad_csv_files_are_clear_errors(tmp_path: Path, content: str, kw: dict, 
     path.write_text(content)
     with pytest.raises(PresetError, match=message):
         load_dataset(csv_cfg(path, **kw))
+
+
+def test_missing_targets_in_a_test_file_or_an_npz_and_a_word_taken_as_a_class(tmp_path: Path) -> None:
+    train = write_csv(tmp_path / "train.csv", n=30)
+    test = tmp_path / "test.csv"
+    test.write_text("id,a,b,label\n0,1,1,0\n1,1,1,\n")
+    with pytest.raises(PresetError, match=r"test\.csv: row 3, column 'label': the target is empty"):
+        load_dataset(csv_cfg(train, test_path=str(test)))
+    npz = tmp_path / "t.npz"
+    np.savez(npz, x=np.zeros((4, 2)), y=np.array(["a", "b", "", "a"]))
+    with pytest.raises(PresetError, match=r"t\.npz: y\[2\]: the target is empty"):
+        load_dataset(DataConfig(dataset="npz", path=str(npz)))
+    words = tmp_path / "words.csv"  # told the values are classes, 'NA' is one of them
+    words.write_text("a,y\n" + "".join(f"{i},{('1', '2', 'NA')[i % 3]}\n" for i in range(30)))
+    assert describe_dataset(csv_cfg(words, task="multiclass")).n_classes == 3
 
 
 def test_a_test_file_with_an_unknown_class_is_refused(tmp_path: Path) -> None:
@@ -366,7 +386,8 @@ def test_compare_trains_a_csv_next_to_its_preset_from_anywhere(tmp_path: Path, m
 @pytest.mark.parametrize(
     ("content", "expected"),
     [("a,y\n1,0\nfoo,1\n", "bad.csv: row 3, column 'a': not a number ('foo')"),
-     ("a,y\n1,0\n2,nan\n", "bad.csv: row 3, column 'y': target 'nan' is not a finite number")],
+     ("a,y\n1,0\n2,nan\n", "bad.csv: row 3, column 'y': target 'nan' is not a finite number"),
+     ("a,y\n1,0.5\n2,\n3,1.5\n", "bad.csv: row 3, column 'y': the target is empty")],
 )
 def test_compare_with_a_bad_csv_exits_2_with_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str, expected: str
