@@ -16,7 +16,7 @@ import numpy as np
 from optlab.data.bundle import ArrayData
 from optlab.data.catalog import Task
 from optlab.errors import PresetError
-from optlab.registry import PluginError, signature_params
+from optlab.registry import PluginError, exit_message, signature_params
 
 if TYPE_CHECKING:
     from optlab.registry import Entry
@@ -47,6 +47,8 @@ def arrays_from_loader(entry: Entry, options: Mapping[str, Any]) -> ArrayData:
         result = entry.factory()(**options)
     except (PresetError, PluginError):
         raise
+    except SystemExit as exc:
+        raise PluginError(exit_message(who, exc, "in its loader")) from None
     except Exception as exc:  # the plugin's own failure: say whose, keep the traceback out
         raise PluginError(f"{who}: the loader failed ({type(exc).__name__}: {exc})") from None
     return arrays_from_mapping(result, who)

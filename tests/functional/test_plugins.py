@@ -96,11 +96,53 @@ def test_without_the_plugin_the_name_is_unknown_and_says_how_to_get_it(plugged: 
 def test_a_bad_plugin_is_one_clear_line(tmp_path: Path) -> None:
     (tmp_path / "broken.py").write_text("raise RuntimeError('boom')\n")
     (tmp_path / "noregister.py").write_text("x = 1\n")
+    (tmp_path / "quits.py").write_text("import sys\nsys.exit(0)\n")  # once: exit 0, nothing said
+    (tmp_path / "quits_late.py").write_text("def register(registry):\n    raise SystemExit\n")
     for file, words in (("broken.py", "cannot be imported (RuntimeError: boom)"),
                         ("noregister.py", "has no function register(registry)"),
+                        ("quits.py", "--plugin quits.py: called sys.exit(0) while it was imported"),
+                        ("quits_late.py", "--plugin quits_late.py: called sys.exit() in register()"),
                         ("missing.py", "--plugin missing.py: no such file")):
         result = optlab("compare", "quickstart", "--plugin", file, cwd=tmp_path)
         assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr, file
+        assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "runs").exists(), file
+
+
+EXITING = """
+import sys
+
+def loader():
+    sys.exit(0)
+
+def model(input_shape, n_outputs):
+    sys.exit("bye")
+
+def register(registry):
+    registry.dataset("quitting-data", loader)
+    registry.model("quitting-model", model)
+"""
+
+
+def test_a_plugin_exiting_from_its_loader_or_model_is_one_line_naming_it(
+    fresh_registry: registry.Registry, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from optlab.cli.main import app
+
+    (tmp_path / "quitting.py").write_text(EXITING)
+    (tmp_path / "data.toml").write_text('[data]\ndataset = "quitting-data"\n[[runs]]\nname = "a"\n')
+    (tmp_path / "model.toml").write_text('[data]\ndataset = "digits"\n[model]\nname = "quitting-model"\n'
+                                         '[[runs]]\nname = "a"\n')
+    plugin = str(tmp_path / "quitting.py")
+    for preset, words in (("data.toml", "called sys.exit(0) in its loader"),
+                          ("model.toml", "model 'quitting-model' (" + plugin)):
+        out = tmp_path / f"run-{preset}"
+        result = CliRunner().invoke(app, ["compare", str(tmp_path / preset), "--plugin", plugin, "--out", str(out)])
+        assert result.exit_code == 2, (preset, result.output)
+        assert words in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
+        assert "Traceback" not in result.output and not out.exists()
+    assert "called sys.exit('bye') when built" in result.stderr
 
 
 def test_plugin_keyword_arguments_are_checked_against_its_signature(
