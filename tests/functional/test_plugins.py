@@ -117,9 +117,17 @@ def loader():
 def model(input_shape, n_outputs):
     sys.exit("bye")
 
+def optimizer(params, lr=0.1):
+    sys.exit(3)
+
+def scheduler(optimizer, **kwargs):
+    sys.exit(0)
+
 def register(registry):
     registry.dataset("quitting-data", loader)
     registry.model("quitting-model", model)
+    registry.optimizer("quitting-opt", optimizer)
+    registry.scheduler("quitting-sched", scheduler)
 """
 
 
@@ -132,10 +140,14 @@ def test_a_plugin_exiting_from_its_loader_or_model_is_one_line_naming_it(
 
     (tmp_path / "quitting.py").write_text(EXITING)
     (tmp_path / "data.toml").write_text('[data]\ndataset = "quitting-data"\n[[runs]]\nname = "a"\n')
-    (tmp_path / "model.toml").write_text('[data]\ndataset = "digits"\n[model]\nname = "quitting-model"\n'
-                                         '[[runs]]\nname = "a"\n')
+    digits = '[data]\ndataset = "digits"\n[[runs]]\nname = "a"\n'
+    (tmp_path / "model.toml").write_text(digits + '[runs.model]\nname = "quitting-model"\n')
+    (tmp_path / "opt.toml").write_text(digits + '[runs.optimizer]\nname = "quitting-opt"\n')
+    (tmp_path / "sched.toml").write_text(digits + '[runs.scheduler]\nname = "quitting-sched"\n')
     plugin = str(tmp_path / "quitting.py")
     for preset, words in (("data.toml", "called sys.exit(0) in its loader"),
+                          ("opt.toml", "optimizer 'quitting-opt' (" + plugin),
+                          ("sched.toml", "scheduler 'quitting-sched' (" + plugin),
                           ("model.toml", "model 'quitting-model' (" + plugin)):
         out = tmp_path / f"run-{preset}"
         result = CliRunner().invoke(app, ["compare", str(tmp_path / preset), "--plugin", plugin, "--out", str(out)])
@@ -143,6 +155,30 @@ def test_a_plugin_exiting_from_its_loader_or_model_is_one_line_naming_it(
         assert words in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
         assert "Traceback" not in result.output and not out.exists()
     assert "called sys.exit('bye') when built" in result.stderr
+
+
+def test_a_plugin_exiting_mid_training_fails_its_run_only(fresh_registry: registry.Registry, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from optlab.cli.main import app
+
+    (tmp_path / "late.py").write_text(
+        "import sys, torch\n"
+        "class Late(torch.optim.SGD):\n"
+        "    def step(self, closure=None):\n"
+        "        if self.param_groups[0]['params'][0].numel() >= 1000:  # the run's model, not validation's\n"
+        "            sys.exit(0)\n"
+        "        return super().step(closure)\n"
+        "def register(registry):\n"
+        "    registry.optimizer('late', Late)\n"
+    )
+    (tmp_path / "p.toml").write_text(PRESET.replace('name = "halfsgd", lr = 0.1, momentum = 0.9', 'name = "late"'))
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "p.toml"), "--plugin", str(tmp_path / "late.py"),
+                                      "--out", str(tmp_path / "run"), "--quiet", "--format", "json"])
+    assert result.exception is None, result.output  # exits as when any run fails
+    runs = {r["name"]: r for r in json.loads((tmp_path / "run" / "results.json").read_text())["runs"]}
+    assert runs["half"]["status"] == "failed" and "SystemExit" in runs["half"]["reason"]
+    assert runs["sgd"]["status"] == "finished"
 
 
 def test_plugin_keyword_arguments_are_checked_against_its_signature(
