@@ -109,6 +109,8 @@ def arrays_from_mapping(result: object, who: str) -> ArrayData:
 def _samples(x: np.ndarray, key: str, who: str) -> np.ndarray:
     if x.ndim not in (2, 3, 4) or len(x) == 0:
         raise PluginError(f"{who}: {key} has shape {x.shape}; expected N x features, N x H x W or N x C x H x W")
+    if 0 in x.shape[1:]:
+        raise PluginError(f"{who}: {key} has shape {x.shape}: no features (every sample is empty)")
     # uint8 pixels to [0, 1], as torchvision's ToTensor and the npz reader do
     out = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
     if not np.isfinite(out).all():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +139,23 @@ def test_missing_targets_in_a_test_file_or_an_npz_and_a_word_taken_as_a_class(tm
     assert describe_dataset(csv_cfg(words, task="multiclass")).n_classes == 3
 
 
+@pytest.mark.parametrize(("sep", "shown", "setting"), [(";", "';'", '";"'), ("\t", "tab", '"\\t"'), ("|", "'|'", '"|"')])
+def test_a_csv_with_another_delimiter_says_which_setting_reads_it(
+    tmp_path: Path, sep: str, shown: str, setting: str
+) -> None:
+    path = tmp_path / "eu.csv"
+    path.write_text("".join(sep.join(row) + "\n" for row in [["a", "b", "y"]] + [[f"{i}", "1", f"{i % 2}"] for i in range(20)]))
+    with pytest.raises(PresetError, match=rf"eu\.csv: the header is one column .*looks {shown}-delimited: "
+                       rf"set data\.delimiter = {re.escape(setting)}$"):
+        load_dataset(csv_cfg(path))
+    b = load_dataset(csv_cfg(path, delimiter=sep, val_fraction=0.0))  # the setting reads it
+    assert b.info.input_shape == (2,) and b.info.task == "binary" and len(b.x_train) == 16
+    with pytest.raises(ValidationError, match=r"unknown delimiter ' '; allowed: ',', ';', '\\t', '\|'"):
+        csv_cfg(path, delimiter=" ")
+    with pytest.raises(ValidationError, match="delimiter is only for dataset 'csv'"):
+        DataConfig(dataset="npz", path=str(path), delimiter=";")
+
+
 def test_a_test_file_with_an_unknown_class_is_refused(tmp_path: Path) -> None:
     train = write_csv(tmp_path / "train.csv", n=30)
     test = tmp_path / "test.csv"
@@ -239,6 +257,8 @@ def test_npz_with_and_without_a_test_split(tmp_path: Path) -> None:
         ({"x_train": np.zeros((4, 2)), "y_train": np.arange(4) % 2, "x_test": np.zeros((2, 3)),
           "y_test": np.zeros(2)}, r"x_test's samples have shape \(3,\), x_train's \(2,\)"),
         ({"x": np.array([[1.0, np.nan]] * 4), "y": np.arange(4) % 2}, r"x\[0, 1\] is nan"),
+        ({"x": np.zeros((4, 0)), "y": np.arange(4) % 2}, r"x has shape \(4, 0\): no features"),
+        ({"x_train": np.zeros((4, 3, 0)), "y_train": np.arange(4) % 2}, r"x_train has shape \(4, 3, 0\): no features"),
     ],
 )
 def test_bad_npz_files_are_clear_errors(tmp_path: Path, arrays: dict, message: str) -> None:
@@ -250,8 +270,9 @@ def test_bad_npz_files_are_clear_errors(tmp_path: Path, arrays: dict, message: s
 
 def test_a_file_that_is_not_an_npz_archive(tmp_path: Path) -> None:
     (tmp_path / "a.npz").write_bytes(b"not a zip")
-    with pytest.raises(PresetError, match=r"a\.npz: not a readable \.npz file"):
+    with pytest.raises(PresetError, match=r"a\.npz: not an \.npz archive \(expected a zip file") as caught:
         load_dataset(DataConfig(dataset="npz", path=str(tmp_path / "a.npz")))
+    assert "pickle" not in str(caught.value)  # numpy's advice about allow_pickle misleads here
     np.save(tmp_path / "one.npy", np.zeros((3, 2)))
     with pytest.raises(PresetError, match=r"a single array \(\.npy\)"):
         load_dataset(DataConfig(dataset="npz", path=str(tmp_path / "one.npy")))
