@@ -197,7 +197,8 @@ def scheduler_kwargs_error(
     if cfg.warmup_epochs >= epochs:
         return (
             f"warmup_epochs = {cfg.warmup_epochs:g} leaves no epochs for the scheduler "
-            f"(the run has {epochs} epochs); use fewer warm-up epochs"
+            f"(the run has {epochs} epochs): set scheduler.warmup_epochs below {epochs}, "
+            f"or train.epochs to at least {math.floor(cfg.warmup_epochs) + 1}"
         )
     return _dry_run_error(cfg, epochs, optimizer)
 
