@@ -51,11 +51,13 @@ def format_duration(seconds: float) -> str:
 
 
 def format_rate(value: float) -> str:
-    if value >= 1e6:
+    """One form at every size: 950, 5.7k, 14.3k, 1.2M (never 5,700 beside 14.3k). The
+    thresholds are where rounding would reach the next unit (999.6 is 1.0k, not 1,000)."""
+    if value >= 999_950:
         return f"{value / 1e6:.1f}M"
-    if value >= 1e4:
+    if value >= 999.5:
         return f"{value / 1e3:.1f}k"
-    return f"{value:,.0f}"
+    return f"{value:.0f}"
 
 
 def format_value(column: str, value: Any) -> str:
