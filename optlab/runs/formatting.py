@@ -50,6 +50,12 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h {rest // 60:02d}m"
 
 
+def dataset_title(dataset: dict[str, Any]) -> str:
+    """A dataset's name for titles: a file dataset's stem (`houses` for houses.csv, recorded as
+    `title`) rather than its reader's name (`csv`), which would title every CSV experiment alike."""
+    return str(dataset.get("title") or dataset.get("name", "?"))
+
+
 def format_rate(value: float) -> str:
     """One form at every size: 950, 5.7k, 14.3k, 1.2M (never 5,700 beside 14.3k). The
     thresholds are where rounding would reach the next unit (999.6 is 1.0k, not 1,000)."""

@@ -402,6 +402,11 @@ def test_compare_trains_a_csv_next_to_its_preset_from_anywhere(tmp_path: Path, m
     assert doc["dataset"]["files"][0]["sha256"] == hashlib.sha256((project / "data.csv").read_bytes()).hexdigest()
     spec = load_preset(str(elsewhere / "out" / "preset.toml")).preset.data
     assert spec.path == str((project / "data.csv").resolve())  # stored absolute: resume works from anywhere
+    # Titled by the file's stem, not "csv" like every CSV experiment; the reader stays named.
+    assert (doc["dataset"]["name"], doc["dataset"]["title"]) == ("csv", "data")
+    assert "data (csv, multiclass, 3 classes)" in (elsewhere / "out" / "report.md").read_text()
+    table = CliRunner().invoke(app, ["report", str(elsewhere / "out")], env={"COLUMNS": "160"})
+    assert table.exit_code == 0 and "p: data on cpu" in table.stdout, table.output
 
 
 @pytest.mark.parametrize(
