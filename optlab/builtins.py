@@ -104,7 +104,7 @@ CATALOG_DATASETS = ("digits", "breast-cancer", "diabetes", "mnist", "fashion-mni
 FILE_DATASETS: dict[str, dict[str, object]] = {
     "csv": {
         "reader": "optlab.data.files:read_csv",
-        "fields": ("path", "test_path", "target", "features", "drop", "task"),
+        "fields": ("path", "test_path", "target", "features", "drop", "task", "delimiter"),
     },
     "npz": {"reader": "optlab.data.files:read_npz", "fields": ("path", "task")},
     "imagefolder": {

@@ -230,6 +230,8 @@ class Registry:
             loaded = load()
         except OptlabError:
             raise
+        except SystemExit as exc:
+            raise PluginError(exit_message(label, exc, "while it was imported")) from None
         except Exception as exc:  # a plugin's own bug: say whose, keep the traceback out
             raise PluginError(f"{label}: cannot be imported ({type(exc).__name__}: {exc})") from None
         # An entry point may name the module or its register function; --plugin names a module.
@@ -240,8 +242,18 @@ class Registry:
             register(self.registrar(source))
         except OptlabError:
             raise
+        except SystemExit as exc:
+            raise PluginError(exit_message(label, exc, "in register()")) from None
         except Exception as exc:
             raise PluginError(f"{label}: register() failed ({type(exc).__name__}: {exc})") from None
+
+
+def exit_message(label: str, exc: SystemExit, when: str) -> str:
+    """A plugin's sys.exit() (or exit(), or `raise SystemExit`), caught where optlab calls plugin
+    code: left to propagate it would end optlab with the plugin's code, 0 included, as if the
+    command had succeeded."""
+    code = "" if exc.code is None else repr(exc.code)
+    return f"{label}: called sys.exit({code}) {when}; a plugin must raise an exception instead of exiting"
 
 
 class Registrar:

@@ -30,7 +30,10 @@ LOSSES = ("cross_entropy", "bce_with_logits", "mse", "l1", "smooth_l1")
 EARLY_STOP_METRICS = ("val_loss", "val_accuracy")
 DATA_TASKS = ("auto", "multiclass", "binary", "regression")
 # The fields only some datasets read: a file reader's entry lists its own (extra "fields").
-FILE_FIELDS = ("path", "test_path", "target", "features", "drop", "task", "image_size", "grayscale", "max_memory")
+FILE_FIELDS = (
+    "path", "test_path", "target", "features", "drop", "task", "delimiter", "image_size", "grayscale", "max_memory"
+)
+CSV_DELIMITERS = (",", ";", "\t", "|")
 _MEMORY_UNITS = {
     "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
     "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
@@ -175,6 +178,7 @@ class DataConfig(Strict):
         "auto", description="csv, npz: " + ", ".join(DATA_TASKS) + " (auto: integer-like targets with at most "
         "100 distinct values, or text, are classification)"
     )
+    delimiter: str = Field(",", description="csv: the cell separator: ',', ';', '\\t' (tab) or '|'")
     image_size: int | list[int] | None = Field(
         None, description="imagefolder: resize every image to SIZE x SIZE or [HEIGHT, WIDTH]"
     )
@@ -196,6 +200,13 @@ class DataConfig(Strict):
         sizes = [v] if isinstance(v, int) else v
         if sizes is not None and (len(sizes) != 2 and isinstance(v, list) or any(s < 1 for s in sizes)):
             raise ValueError("image_size must be a size >= 1 or [height, width] of sizes >= 1")
+        return v
+
+    @field_validator("delimiter")
+    @classmethod
+    def _delimiter(cls, v: str) -> str:
+        if v not in CSV_DELIMITERS:
+            raise ValueError(f"unknown delimiter {v!r}; allowed: {', '.join(map(repr, CSV_DELIMITERS))}")
         return v
 
     @field_validator("max_memory")

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from optlab.cli import help_types  # noqa: F401  (flags without `<bool>` in every --help)
 from optlab.cli.completion import complete_plugin
 from optlab.errors import OptlabError
 

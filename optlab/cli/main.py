@@ -84,9 +84,10 @@ def main(
 ) -> None:
     """Without a command, open the interactive lab (TUI)."""
     if ctx.invoked_subcommand is not None:
-        if plugins:
-            print_error("--plugin goes after the command: optlab COMMAND ... --plugin FILE.py")
-            raise typer.Exit(2)
+        # `optlab --plugin F COMMAND` as `optlab COMMAND --plugin F`: every command reads the
+        # process-wide registries, and the TUI passes what they loaded on to its children.
+        with user_errors():
+            load_plugins(plugins)
         return
     try:
         from optlab.tui.app import launch

@@ -13,7 +13,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from optlab.runs.formatting import DROP_ORDER
+from optlab.runs.formatting import DROP_ORDER, dataset_title
 from optlab.runs.palette import STATUS_STYLES, rich_color, run_color
 
 BEST_STYLE = "bold green"
@@ -49,7 +49,7 @@ def results_table(results: dict[str, Any], hide: Collection[str] = ()) -> Table:
     for warning in comparison_warnings(results):
         caption += f"\nwarning: {warning}"
     table = Table(
-        title=f"{preset}: {dataset.get('name', '?')} on {results.get('device') or '?'}",
+        title=f"{preset}: {dataset_title(dataset)} on {results.get('device') or '?'}",
         caption=caption,
         header_style="bold",
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,9 @@ class DatasetBundle:
     split_fingerprint: str = ""
     split_indices: dict[str, np.ndarray] = field(default_factory=dict)
     files: list[dict[str, Any]] = field(default_factory=list)
+    # What to call a dataset read from the user's file or folder: its stem ("houses" for
+    # houses.csv), since the reader's name ("csv") says nothing. Display only: not fingerprinted.
+    title: str = ""
 
     _TENSORS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 
@@ -73,6 +77,8 @@ class DatasetBundle:
         }
         if self.files:
             facts["files"] = [dict(f) for f in self.files]
+        if self.title:
+            facts["title"] = self.title
         return facts
 
 
@@ -224,4 +230,5 @@ def bundle_from_arrays(cfg: DataConfig, data: ArrayData, info: DatasetInfo | Non
         split_fingerprint=fingerprint(info.name, splits, data.files),
         split_indices=splits,
         files=list(data.files),
+        title=Path(cfg.path).stem if cfg.path and data.files else "",
     )

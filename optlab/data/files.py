@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import math
 import os
 import zipfile
@@ -22,7 +23,7 @@ import numpy as np
 from optlab.data.bundle import ArrayData
 from optlab.data.catalog import Task
 from optlab.errors import PresetError
-from optlab.spec import DataConfig
+from optlab.spec import CSV_DELIMITERS, DataConfig
 
 MAX_AUTO_CLASSES = 100
 NPZ_KEYS = (("x_train", "y_train", "x_test", "y_test"), ("x", "y"))
@@ -105,10 +106,19 @@ def encode_targets(
     """Class indices (or values) for the targets, the task, and the class names.
 
     `auto`: numbers that are all integers with at most 100 distinct values, or any text, are
-    classification (binary when there are two classes), other numbers regression. Classes are
+    classification (binary when there are two classes), other numbers regression; numbers mixed
+    with text are refused (a stray 'NA'), as is an empty target under any task. Classes are
     the distinct training values in sorted order; their names are the values as text.
     `where(is_test, i)` names the i-th value's place (file, row, column) for messages."""
     values = [list(train), list(test) if test is not None else []]
+    # A missing target is never a value: taken as one, it turns a regression into text classes
+    # (every number a class name) or adds a class '' to a classification, without a word.
+    empty = next(((t, i) for t in (0, 1) for i, v in enumerate(values[t]) if isinstance(v, str) and not v.strip()), None)
+    if empty is not None:
+        raise PresetError(
+            f"{where(bool(empty[0]), empty[1])}: the target is empty (missing targets are not supported: "
+            "fill it in or drop the row)"
+        )
     numbers = [[_number(str(v)) if not isinstance(v, int | float) else float(v) for v in part] for part in values]
     text_at = next(((t, i) for t in (0, 1) for i, v in enumerate(numbers[t]) if v is None), None)
     if text_at is None:
@@ -116,6 +126,15 @@ def encode_targets(
         if bad is not None:
             raise PresetError(f"{where(bool(bad[0]), bad[1])}: target {values[bad[0]][bad[1]]!r} is not a finite number")
     if task == "auto":
+        numeric_at = next(((t, i) for t in (0, 1) for i, v in enumerate(numbers[t]) if v is not None), None)
+        if text_at is not None and numeric_at is not None:
+            # Numbers with a stray word ('NA', '?', 'missing'): a missing value far more often
+            # than a class, and guessing would make every number a class name.
+            t, i = text_at
+            raise PresetError(
+                f"{where(bool(t), i)}: target {values[t][i]!r} is text among numbers (a missing value?): "
+                "fill it in or drop the row, or set data.task = 'multiclass' to take every value as a class name"
+            )
         if text_at is not None:
             task = "classification"
         else:
@@ -153,11 +172,11 @@ def encode_targets(
 class _Table:
     """A CSV file's header and data rows, with each row's line number for messages."""
 
-    def __init__(self, path: Path, label: str) -> None:
+    def __init__(self, path: Path, label: str, delimiter: str = ",") -> None:
         self.path, self.label = path, label
         try:
             with open(path, encoding="utf-8-sig", newline="") as f:
-                reader = csv.reader(f)
+                reader = csv.reader(f, delimiter=delimiter)
                 rows = [(reader.line_num, row) for row in reader if any(c.strip() for c in row)]
         except UnicodeDecodeError:
             raise PresetError(f"{label}: not a UTF-8 text file") from None
@@ -166,6 +185,7 @@ class _Table:
         if not rows:
             raise PresetError(f"{label}: empty file (expected a header row, then one row per sample)")
         self.header = [c.strip() for c in rows[0][1]]
+        _refuse_another_delimiter(self.header, delimiter, label)
         self.rows = rows[1:]
         if not self.rows:
             raise PresetError(f"{label}: no data rows after the header")
@@ -209,10 +229,25 @@ class _Table:
         return lambda i: f"{self.label}: row {self.rows[i][0]}, column {name!r}"
 
 
+def _refuse_another_delimiter(header: list[str], delimiter: str, label: str) -> None:
+    """A header read as one column that holds another separator (a ';' file from a European
+    spreadsheet, a tab-separated export) would otherwise end as 'no feature columns' or a
+    target named 'a;b;y': say what the file looks like and which setting reads it."""
+    if len(header) != 1:
+        return
+    for other in CSV_DELIMITERS:
+        if other != delimiter and other in header[0]:
+            shown = "tab" if other == "\t" else repr(other)
+            raise PresetError(
+                f"{label}: the header is one column {header[0]!r}: looks {shown}-delimited: "
+                f"set data.delimiter = {json.dumps(other)}"
+            )
+
+
 def read_csv(cfg: DataConfig) -> ArrayData:
     """`[data] dataset = "csv"`: a header row, one row per sample, numeric feature cells."""
     path = existing(cfg.path, "path")
-    train = _Table(path, str(path))
+    train = _Table(path, str(path), cfg.delimiter)
     target = cfg.target or train.header[-1]
     train.column(target)
     for name in cfg.drop or []:
@@ -220,7 +255,7 @@ def read_csv(cfg: DataConfig) -> ArrayData:
     features = cfg.features or [c for c in train.header if c != target and c not in (cfg.drop or [])]
     if not features:
         raise PresetError(f"{path}: no feature columns left besides the target {target!r}")
-    test = _Table(existing(cfg.test_path, "test_path"), str(cfg.test_path)) if cfg.test_path else None
+    test = _Table(existing(cfg.test_path, "test_path"), str(cfg.test_path), cfg.delimiter) if cfg.test_path else None
     x_train = train.features(features)
     x_test = test.features(features) if test else None
     t_col = train.column(target)
@@ -239,6 +274,10 @@ def read_npz(cfg: DataConfig) -> ArrayData:
     """`[data] dataset = "npz"`: arrays x_train, y_train (optionally x_test, y_test), or x, y;
     read with allow_pickle=False, so a file holding Python objects is refused, never run."""
     path = existing(cfg.path, "path")
+    if not zipfile.is_zipfile(path) and not _is_npy(path):
+        # numpy would try to unpickle it and answer with advice about allow_pickle, which
+        # misleads: the file is simply not what np.savez writes.
+        raise PresetError(f"{path}: not an .npz archive (expected a zip file written by np.savez(path, x=..., y=...))")
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
@@ -278,6 +317,11 @@ def read_npz(cfg: DataConfig) -> ArrayData:
     return ArrayData(x_train, y_tr, task, class_names, x_test, y_te, [file_record(path)])
 
 
+def _is_npy(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(6) == b"\x93NUMPY"
+
+
 def _npz_array(archive: Any, key: str, path: Path) -> np.ndarray:
     try:
         return np.asarray(archive[key])
@@ -297,6 +341,8 @@ def _features(x: np.ndarray, key: str, path: Path) -> np.ndarray:
         raise PresetError(
             f"{path}: {key} has shape {x.shape}; expected N x features, N x H x W or N x C x H x W with N >= 1"
         )
+    if 0 in x.shape[1:]:  # N x 0 would train a model on nothing (the bias alone)
+        raise PresetError(f"{path}: {key} has shape {x.shape}: no features (every sample is empty)")
     out = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
     if not np.isfinite(out).all():
         first = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])

@@ -16,7 +16,7 @@ import numpy as np
 from optlab.data.bundle import ArrayData
 from optlab.data.catalog import Task
 from optlab.errors import PresetError
-from optlab.registry import PluginError, signature_params
+from optlab.registry import PluginError, exit_message, signature_params
 
 if TYPE_CHECKING:
     from optlab.registry import Entry
@@ -47,6 +47,8 @@ def arrays_from_loader(entry: Entry, options: Mapping[str, Any]) -> ArrayData:
         result = entry.factory()(**options)
     except (PresetError, PluginError):
         raise
+    except SystemExit as exc:
+        raise PluginError(exit_message(who, exc, "in its loader")) from None
     except Exception as exc:  # the plugin's own failure: say whose, keep the traceback out
         raise PluginError(f"{who}: the loader failed ({type(exc).__name__}: {exc})") from None
     return arrays_from_mapping(result, who)
@@ -107,6 +109,8 @@ def arrays_from_mapping(result: object, who: str) -> ArrayData:
 def _samples(x: np.ndarray, key: str, who: str) -> np.ndarray:
     if x.ndim not in (2, 3, 4) or len(x) == 0:
         raise PluginError(f"{who}: {key} has shape {x.shape}; expected N x features, N x H x W or N x C x H x W")
+    if 0 in x.shape[1:]:
+        raise PluginError(f"{who}: {key} has shape {x.shape}: no features (every sample is empty)")
     # uint8 pixels to [0, 1], as torchvision's ToTensor and the npz reader do
     out = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
     if not np.isfinite(out).all():

@@ -89,6 +89,9 @@ def _plugin_fit_error(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs:
         with torch.no_grad():
             model = build_model(cfg, input_shape, n_outputs).eval()
             out = model(torch.zeros(2, *input_shape))
+    except SystemExit as exc:
+        entry = registry.get("model", cfg.name)
+        return registry.exit_message(f"model {cfg.name!r} ({entry.source.describe()})", exc, "when built")
     except Exception as exc:  # a plugin's model may fail in any way: report it, do not crash
         return f"model {cfg.name!r} does not fit input {_shape_text(input_shape)}: {type(exc).__name__}: {exc}"
     if not isinstance(out, torch.Tensor) or out.shape[0] != 2 or math.prod(out.shape[1:]) != n_outputs:

@@ -26,6 +26,7 @@ from optlab.preset.fetch import fetch_text, is_url, url_stem
 from optlab.preset.names import safe_name
 from optlab.preset.optional import drop_unavailable_runs, multiplier_sweep_notes
 from optlab.preset.overrides import apply_overrides, drop_other_seed
+from optlab.preset.schedule_notes import schedule_notes
 from optlab.preset.schema import TRAIN_DEFAULTS, Preset, RunConfig
 from optlab.preset.validation_errors import format_validation_error
 from optlab.spec import ModelConfig, ResolvedRun
@@ -212,9 +213,11 @@ class LoadedPreset:
 
     @property
     def notes(self) -> list[str]:
-        """What the front end should tell before training: optional runs left out, and sweeps
-        whose learning rates are multipliers (Prodigy-style optimizers)."""
-        return [*self.left_out, *multiplier_sweep_notes(self.preset, self.origin)]
+        """What the front end should tell before training: optional runs left out, sweeps
+        whose learning rates are multipliers (Prodigy-style optimizers), and schedulers the
+        runs are too short for."""
+        runs = [(v.group, train_fields(self.preset, v.run)) for v in expand(self.preset, self.origin)]
+        return [*self.left_out, *multiplier_sweep_notes(self.preset, self.origin), *schedule_notes(runs, self.origin)]
 
     def resolved_runs(self, device: str = "cpu") -> list[ResolvedRun]:
         """Every run to train: each `[[runs]]` entry over its sweep and seeds, in preset order."""

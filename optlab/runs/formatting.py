@@ -50,12 +50,20 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h {rest // 60:02d}m"
 
 
+def dataset_title(dataset: dict[str, Any]) -> str:
+    """A dataset's name for titles: a file dataset's stem (`houses` for houses.csv, recorded as
+    `title`) rather than its reader's name (`csv`), which would title every CSV experiment alike."""
+    return str(dataset.get("title") or dataset.get("name", "?"))
+
+
 def format_rate(value: float) -> str:
-    if value >= 1e6:
+    """One form at every size: 950, 5.7k, 14.3k, 1.2M (never 5,700 beside 14.3k). The
+    thresholds are where rounding would reach the next unit (999.6 is 1.0k, not 1,000)."""
+    if value >= 999_950:
         return f"{value / 1e6:.1f}M"
-    if value >= 1e4:
+    if value >= 999.5:
         return f"{value / 1e3:.1f}k"
-    return f"{value:,.0f}"
+    return f"{value:.0f}"
 
 
 def format_value(column: str, value: Any) -> str:

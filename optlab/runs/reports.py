@@ -23,6 +23,7 @@ from optlab.runs.formatting import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
     TARGET_COLUMNS,
+    dataset_title,
     format_cell,
     format_duration,
     header,
@@ -205,7 +206,8 @@ def comparison_warnings(results: dict[str, Any]) -> list[str]:
 def dataset_summary(dataset: dict[str, Any]) -> str:
     if not dataset:
         return "unknown"
-    text = f"{dataset.get('name', '?')} ({dataset.get('task', '?')}"
+    reader = f"{dataset.get('name', '?')}, " if dataset.get("title") else ""  # houses (csv, regression)
+    text = f"{dataset_title(dataset)} ({reader}{dataset.get('task', '?')}"
     if dataset.get("n_classes"):
         text += f", {dataset['n_classes']} classes"
     text += ")"

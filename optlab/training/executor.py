@@ -178,7 +178,7 @@ class TrainerHost:
             saved = unpack_state(state)
             if saved is not None:
                 trainer.load_state_dict(saved)
-        except Exception as exc:  # a run that cannot be built, or resumed, fails alone
+        except (Exception, SystemExit) as exc:  # a run that cannot be built or resumed (or exits) fails alone
             ended = RunEnded(run=spec.name, status="failed", reason=f"{type(exc).__name__}: {exc}",
                              detail=traceback.format_exc())
             return Reply("started", spec.name, [ended.to_dict()])
@@ -199,7 +199,7 @@ class TrainerHost:
         while ended_epoch is None and trainer.ended is None:
             try:
                 new = trainer.advance()
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:  # a plugin's sys.exit() mid-run fails its run, not optlab
                 new = [trainer.fail(exc, traceback.format_exc())]
             events += new
             ended_epoch = next((e for e in new if isinstance(e, EpochEnded)), None)

@@ -107,6 +107,8 @@ def optimizer_kwargs_error(cfg: OptimizerConfig) -> str | None:
         trial_step(cfg)
     except (ValueError, TypeError, RuntimeError, OptlabError) as exc:
         return f"invalid arguments for optimizer {cfg.name!r}: {exc}"
+    except SystemExit as exc:  # a plugin optimizer's sys.exit(): its error, not optlab's exit
+        return registry.exit_message(f"optimizer {cfg.name!r} ({entry.source.describe()})", exc, "when built and stepped")
     return None
 
 

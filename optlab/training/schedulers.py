@@ -197,7 +197,8 @@ def scheduler_kwargs_error(
     if cfg.warmup_epochs >= epochs:
         return (
             f"warmup_epochs = {cfg.warmup_epochs:g} leaves no epochs for the scheduler "
-            f"(the run has {epochs} epochs); use fewer warm-up epochs"
+            f"(the run has {epochs} epochs): set scheduler.warmup_epochs below {epochs}, "
+            f"or train.epochs to at least {math.floor(cfg.warmup_epochs) + 1}"
         )
     return _dry_run_error(cfg, epochs, optimizer)
 
@@ -212,7 +213,7 @@ def _dummy_optimizer(optimizer: OptimizerConfig | None) -> Optimizer:
         params = [torch.zeros(2, 2, requires_grad=True), torch.zeros(2, 2, requires_grad=True), param]
         try:
             return build_optimizer(params, optimizer, "cpu")
-        except (ValueError, TypeError, RuntimeError, KeyError, OptlabError):
+        except (ValueError, TypeError, RuntimeError, KeyError, OptlabError, SystemExit):
             pass  # reported by the optimizer check; judge the scheduler on its own
     return torch.optim.SGD([param], lr=optimizer.lr if optimizer else 0.01)
 
@@ -238,4 +239,10 @@ def _dry_run_error(cfg: SchedulerConfig, epochs: int, optimizer: OptimizerConfig
                 schedule.after_epoch(1.0)
         except (ValueError, TypeError, KeyError, ZeroDivisionError, OverflowError, RuntimeError) as exc:
             return f"invalid arguments for scheduler {cfg.name!r}: {exc}"
+        except SystemExit as exc:  # a plugin's sys.exit(): its error, not optlab's exit
+            entry = registry.get("scheduler", cfg.name)
+            if entry.source.origin == "builtin" and optimizer is not None:  # the optimizer's step, then
+                entry = registry.get("optimizer", optimizer.name)
+            who = f"{entry.kind} {entry.name!r} ({entry.source.describe()})"
+            return registry.exit_message(who, exc, "in a trial schedule")
     return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from optlab.runs.formatting import dataset_title
 from optlab.runs.grouping import BAND_LABELS
 
 
@@ -34,7 +35,7 @@ def header_text(doc: dict[str, Any], label: str, elapsed: float) -> str:
         str(preset.get("name") or label),
         clock(elapsed),
         str(doc.get("device") or "device …"),
-        f"{dataset.get('name', '…')}, {dataset.get('n_train', '?')} train" if dataset else "dataset …",
+        f"{dataset_title(dataset)}, {dataset.get('n_train', '?')} train" if dataset else "dataset …",
         model_text(preset) if preset else "model …",
     ]
     return "optlab │ " + " │ ".join(parts)

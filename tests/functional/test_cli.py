@@ -483,3 +483,23 @@ def test_console_progress_handles_every_event_kind() -> None:
     text = buf.getvalue()
     assert "bb: failed (RuntimeError: boom)" in text
     assert "epoch 2/2" in text and "finished" in text
+
+
+def test_help_shows_no_type_beside_flags() -> None:
+    for args in (["--help"], ["compare", "--help"], ["runs", "--help"]):
+        result = CliRunner().invoke(app, args, env={"COLUMNS": "120"})
+        assert result.exit_code == 0 and "--help" in result.stdout
+        assert "<bool>" not in result.stdout, args
+    assert "<int range>" in invoke("compare", "--help").stdout  # options that take a value keep theirs
+
+
+def test_plugin_before_a_command_loads_for_it(tmp_path: Path, fresh_registry: Any) -> None:
+    (tmp_path / "early.py").write_text(
+        "def tiny(input_shape, n_outputs):\n    raise NotImplementedError\n"
+        "def register(registry):\n    registry.model('early-model', tiny)\n"
+    )
+    result = invoke("--plugin", "early.py", "plugins", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert "early-model" in result.stdout
+    missing = invoke("--plugin", "missing.py", "runs")
+    assert missing.exit_code == 2 and missing.stderr == "optlab: error: --plugin missing.py: no such file\n"

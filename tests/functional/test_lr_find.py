@@ -229,3 +229,27 @@ def test_runs_tested_so_far_are_written_as_they_are_done_and_go_with_the_end(tmp
     assert sorted(p.name for p in (tmp_path / "lf").iterdir()) == [
         "lr_find.csv", "lr_find.json", "lr_find.md", "preset.toml",
     ]
+
+
+@pytest.mark.parametrize(
+    ("names", "reasons_in_table"),
+    [(["sgd", "adam"], True), (["adamw-cosine-warmup-long", "sgd-momentum-nesterov-0.9", "a"], False)],
+)
+def test_the_table_keeps_run_names_whole_at_80_columns(names: list[str], reasons_in_table: bool) -> None:
+    from rich.console import Console
+
+    from optlab.cli.lr_find_view import print_lr_find
+
+    stopped = "the smoothed loss passed 4x its best (diverged)"
+    doc = {"preset": "p", "runs": [
+        {"name": n, "suggestion": 3.2e-3, "range": [1e-4, 1e-2], "min_loss_lr": 1.2e-2, "confidence": "high",
+         "stopped": stopped, "points": [{}] * 87, "detail": "", "notes": []} for n in names]}
+    console = Console(width=80, record=True, force_terminal=False)
+    print_lr_find(console, doc)
+    lines = console.export_text().splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    rows = [line for line in lines if "0.0001 – 0.01" in line]
+    assert [row.split()[0] for row in rows] == names  # each name whole, on its row, with its numbers
+    assert all(row.split()[-1] == "87" for row in rows)
+    below = [line for line in lines if line.startswith(f"{names[0]}: stopped: the smoothed loss")]
+    assert bool(below) is not reasons_in_table

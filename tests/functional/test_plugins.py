@@ -96,11 +96,89 @@ def test_without_the_plugin_the_name_is_unknown_and_says_how_to_get_it(plugged: 
 def test_a_bad_plugin_is_one_clear_line(tmp_path: Path) -> None:
     (tmp_path / "broken.py").write_text("raise RuntimeError('boom')\n")
     (tmp_path / "noregister.py").write_text("x = 1\n")
+    (tmp_path / "quits.py").write_text("import sys\nsys.exit(0)\n")  # once: exit 0, nothing said
+    (tmp_path / "quits_late.py").write_text("def register(registry):\n    raise SystemExit\n")
     for file, words in (("broken.py", "cannot be imported (RuntimeError: boom)"),
                         ("noregister.py", "has no function register(registry)"),
+                        ("quits.py", "--plugin quits.py: called sys.exit(0) while it was imported"),
+                        ("quits_late.py", "--plugin quits_late.py: called sys.exit() in register()"),
                         ("missing.py", "--plugin missing.py: no such file")):
         result = optlab("compare", "quickstart", "--plugin", file, cwd=tmp_path)
         assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr, file
+        assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "runs").exists(), file
+
+
+EXITING = """
+import sys
+
+def loader():
+    sys.exit(0)
+
+def model(input_shape, n_outputs):
+    sys.exit("bye")
+
+def optimizer(params, lr=0.1):
+    sys.exit(3)
+
+def scheduler(optimizer, **kwargs):
+    sys.exit(0)
+
+def register(registry):
+    registry.dataset("quitting-data", loader)
+    registry.model("quitting-model", model)
+    registry.optimizer("quitting-opt", optimizer)
+    registry.scheduler("quitting-sched", scheduler)
+"""
+
+
+def test_a_plugin_exiting_from_its_loader_or_model_is_one_line_naming_it(
+    fresh_registry: registry.Registry, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from optlab.cli.main import app
+
+    (tmp_path / "quitting.py").write_text(EXITING)
+    (tmp_path / "data.toml").write_text('[data]\ndataset = "quitting-data"\n[[runs]]\nname = "a"\n')
+    digits = '[data]\ndataset = "digits"\n[[runs]]\nname = "a"\n'
+    (tmp_path / "model.toml").write_text(digits + '[runs.model]\nname = "quitting-model"\n')
+    (tmp_path / "opt.toml").write_text(digits + '[runs.optimizer]\nname = "quitting-opt"\n')
+    (tmp_path / "sched.toml").write_text(digits + '[runs.scheduler]\nname = "quitting-sched"\n')
+    plugin = str(tmp_path / "quitting.py")
+    for preset, words in (("data.toml", "called sys.exit(0) in its loader"),
+                          ("opt.toml", "optimizer 'quitting-opt' (" + plugin),
+                          ("sched.toml", "scheduler 'quitting-sched' (" + plugin),
+                          ("model.toml", "model 'quitting-model' (" + plugin)):
+        out = tmp_path / f"run-{preset}"
+        result = CliRunner().invoke(app, ["compare", str(tmp_path / preset), "--plugin", plugin, "--out", str(out)])
+        assert result.exit_code == 2, (preset, result.output)
+        assert words in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
+        assert "Traceback" not in result.output and not out.exists()
+    assert "called sys.exit('bye') when built" in result.stderr
+
+
+def test_a_plugin_exiting_mid_training_fails_its_run_only(fresh_registry: registry.Registry, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from optlab.cli.main import app
+
+    (tmp_path / "late.py").write_text(
+        "import sys, torch\n"
+        "class Late(torch.optim.SGD):\n"
+        "    def step(self, closure=None):\n"
+        "        if self.param_groups[0]['params'][0].numel() >= 1000:  # the run's model, not validation's\n"
+        "            sys.exit(0)\n"
+        "        return super().step(closure)\n"
+        "def register(registry):\n"
+        "    registry.optimizer('late', Late)\n"
+    )
+    (tmp_path / "p.toml").write_text(PRESET.replace('name = "halfsgd", lr = 0.1, momentum = 0.9', 'name = "late"'))
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "p.toml"), "--plugin", str(tmp_path / "late.py"),
+                                      "--out", str(tmp_path / "run"), "--quiet", "--format", "json"])
+    assert result.exception is None, result.output  # exits as when any run fails
+    runs = {r["name"]: r for r in json.loads((tmp_path / "run" / "results.json").read_text())["runs"]}
+    assert runs["half"]["status"] == "failed" and "SystemExit" in runs["half"]["reason"]
+    assert runs["sgd"]["status"] == "finished"
 
 
 def test_plugin_keyword_arguments_are_checked_against_its_signature(

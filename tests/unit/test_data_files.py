@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +110,11 @@ def test_csv_columns_target_features_and_a_test_file(tmp_path: Path) -> None:
         ("a,b,y\n1,2,0\n1,2\n", {}, r"bad\.csv: row 3 has 2 cells, the header has 3 columns"),
         ("a,a,y\n1,2,0\n", {}, r"duplicate column 'a'"),
         ("a,b,y\n1,2,0\n1,2,0\n", {}, r"the target has a single value"),
+        # A missing target would make a regression's numbers text classes, or add a class ''.
+        ("a,y\n1,0.5\n2,\n3,1.25\n", {}, r"bad\.csv: row 3, column 'y': the target is empty \(missing targets"),
+        ("a,y\n1,cat\n2, \n3,dog\n", {}, r"bad\.csv: row 3, column 'y': the target is empty"),
+        ("a,y\n1,cat\n2,dog\n3,\n", {"task": "multiclass"}, r"row 4, column 'y': the target is empty"),
+        ("a,y\n1,0.5\n2,1.5\n3,NA\n", {}, r"row 4, column 'y': target 'NA' is text among numbers \(a missing"),
     ],
 )
 def test_bad_csv_files_are_clear_errors(tmp_path: Path, content: str, kw: dict, message: str) -> None:
@@ -116,6 +122,38 @@ def test_bad_csv_files_are_clear_errors(tmp_path: Path, content: str, kw: dict, 
     path.write_text(content)
     with pytest.raises(PresetError, match=message):
         load_dataset(csv_cfg(path, **kw))
+
+
+def test_missing_targets_in_a_test_file_or_an_npz_and_a_word_taken_as_a_class(tmp_path: Path) -> None:
+    train = write_csv(tmp_path / "train.csv", n=30)
+    test = tmp_path / "test.csv"
+    test.write_text("id,a,b,label\n0,1,1,0\n1,1,1,\n")
+    with pytest.raises(PresetError, match=r"test\.csv: row 3, column 'label': the target is empty"):
+        load_dataset(csv_cfg(train, test_path=str(test)))
+    npz = tmp_path / "t.npz"
+    np.savez(npz, x=np.zeros((4, 2)), y=np.array(["a", "b", "", "a"]))
+    with pytest.raises(PresetError, match=r"t\.npz: y\[2\]: the target is empty"):
+        load_dataset(DataConfig(dataset="npz", path=str(npz)))
+    words = tmp_path / "words.csv"  # told the values are classes, 'NA' is one of them
+    words.write_text("a,y\n" + "".join(f"{i},{('1', '2', 'NA')[i % 3]}\n" for i in range(30)))
+    assert describe_dataset(csv_cfg(words, task="multiclass")).n_classes == 3
+
+
+@pytest.mark.parametrize(("sep", "shown", "setting"), [(";", "';'", '";"'), ("\t", "tab", '"\\t"'), ("|", "'|'", '"|"')])
+def test_a_csv_with_another_delimiter_says_which_setting_reads_it(
+    tmp_path: Path, sep: str, shown: str, setting: str
+) -> None:
+    path = tmp_path / "eu.csv"
+    path.write_text("".join(sep.join(row) + "\n" for row in [["a", "b", "y"]] + [[f"{i}", "1", f"{i % 2}"] for i in range(20)]))
+    with pytest.raises(PresetError, match=rf"eu\.csv: the header is one column .*looks {shown}-delimited: "
+                       rf"set data\.delimiter = {re.escape(setting)}$"):
+        load_dataset(csv_cfg(path))
+    b = load_dataset(csv_cfg(path, delimiter=sep, val_fraction=0.0))  # the setting reads it
+    assert b.info.input_shape == (2,) and b.info.task == "binary" and len(b.x_train) == 16
+    with pytest.raises(ValidationError, match=r"unknown delimiter ' '; allowed: ',', ';', '\\t', '\|'"):
+        csv_cfg(path, delimiter=" ")
+    with pytest.raises(ValidationError, match="delimiter is only for dataset 'csv'"):
+        DataConfig(dataset="npz", path=str(path), delimiter=";")
 
 
 def test_a_test_file_with_an_unknown_class_is_refused(tmp_path: Path) -> None:
@@ -219,6 +257,8 @@ def test_npz_with_and_without_a_test_split(tmp_path: Path) -> None:
         ({"x_train": np.zeros((4, 2)), "y_train": np.arange(4) % 2, "x_test": np.zeros((2, 3)),
           "y_test": np.zeros(2)}, r"x_test's samples have shape \(3,\), x_train's \(2,\)"),
         ({"x": np.array([[1.0, np.nan]] * 4), "y": np.arange(4) % 2}, r"x\[0, 1\] is nan"),
+        ({"x": np.zeros((4, 0)), "y": np.arange(4) % 2}, r"x has shape \(4, 0\): no features"),
+        ({"x_train": np.zeros((4, 3, 0)), "y_train": np.arange(4) % 2}, r"x_train has shape \(4, 3, 0\): no features"),
     ],
 )
 def test_bad_npz_files_are_clear_errors(tmp_path: Path, arrays: dict, message: str) -> None:
@@ -230,8 +270,9 @@ def test_bad_npz_files_are_clear_errors(tmp_path: Path, arrays: dict, message: s
 
 def test_a_file_that_is_not_an_npz_archive(tmp_path: Path) -> None:
     (tmp_path / "a.npz").write_bytes(b"not a zip")
-    with pytest.raises(PresetError, match=r"a\.npz: not a readable \.npz file"):
+    with pytest.raises(PresetError, match=r"a\.npz: not an \.npz archive \(expected a zip file") as caught:
         load_dataset(DataConfig(dataset="npz", path=str(tmp_path / "a.npz")))
+    assert "pickle" not in str(caught.value)  # numpy's advice about allow_pickle misleads here
     np.save(tmp_path / "one.npy", np.zeros((3, 2)))
     with pytest.raises(PresetError, match=r"a single array \(\.npy\)"):
         load_dataset(DataConfig(dataset="npz", path=str(tmp_path / "one.npy")))
@@ -361,12 +402,18 @@ def test_compare_trains_a_csv_next_to_its_preset_from_anywhere(tmp_path: Path, m
     assert doc["dataset"]["files"][0]["sha256"] == hashlib.sha256((project / "data.csv").read_bytes()).hexdigest()
     spec = load_preset(str(elsewhere / "out" / "preset.toml")).preset.data
     assert spec.path == str((project / "data.csv").resolve())  # stored absolute: resume works from anywhere
+    # Titled by the file's stem, not "csv" like every CSV experiment; the reader stays named.
+    assert (doc["dataset"]["name"], doc["dataset"]["title"]) == ("csv", "data")
+    assert "data (csv, multiclass, 3 classes)" in (elsewhere / "out" / "report.md").read_text()
+    table = CliRunner().invoke(app, ["report", str(elsewhere / "out")], env={"COLUMNS": "160"})
+    assert table.exit_code == 0 and "p: data on cpu" in table.stdout, table.output
 
 
 @pytest.mark.parametrize(
     ("content", "expected"),
     [("a,y\n1,0\nfoo,1\n", "bad.csv: row 3, column 'a': not a number ('foo')"),
-     ("a,y\n1,0\n2,nan\n", "bad.csv: row 3, column 'y': target 'nan' is not a finite number")],
+     ("a,y\n1,0\n2,nan\n", "bad.csv: row 3, column 'y': target 'nan' is not a finite number"),
+     ("a,y\n1,0.5\n2,\n3,1.5\n", "bad.csv: row 3, column 'y': the target is empty")],
 )
 def test_compare_with_a_bad_csv_exits_2_with_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str, expected: str

@@ -322,7 +322,8 @@ def test_check_run_catches_each_problem() -> None:
             batch_size=64, data="train_limit = 50"
         ),
         "data.val_size = 2000 leaves no training data": dict(data="val_size = 2000"),
-        "leaves no epochs for the scheduler": dict(train='scheduler = {name = "cosine", warmup_epochs = 3}'),
+        "leaves no epochs for the scheduler (the run has 3 epochs): set scheduler.warmup_epochs below 3, "
+        "or train.epochs to at least 4": dict(train='scheduler = {name = "cosine", warmup_epochs = 3}'),
         "needs a classification dataset": dict(
             dataset="diabetes", loss="mse", train='early_stopping = {metric = "val_accuracy"}'
         ),

@@ -152,6 +152,13 @@ def test_best_per_column_regression(regression: dict[str, Any]) -> None:
     assert best_result(regression) == "r2 0.5000 (l1)"
 
 
+def test_rates_have_one_form_at_every_size() -> None:
+    from optlab.runs.formatting import format_rate
+
+    assert [format_rate(v) for v in (0.4, 950, 999.4, 999.6, 5700, 14_300, 999_949, 999_950, 1.25e6)] == [
+        "0", "950", "999", "1.0k", "5.7k", "14.3k", "999.9k", "1.0M", "1.2M"]
+
+
 def test_single_ranked_run_is_not_highlighted(classification: dict[str, Any]) -> None:
     classification["runs"] = classification["runs"][:1]
     assert best_per_column(summary_rows(classification), "multiclass") == {}
@@ -167,7 +174,7 @@ def test_markdown_bolds_best_values_and_describes_runs(classification: dict[str,
     assert header.startswith("| run | status | accuracy")
     assert "**0.9500**" in rows["b"] and "**0.9500**" in rows["e"]  # best accuracy, tied
     assert "**0.2000**" in rows["b"]  # lowest test loss
-    assert "**5,000**" in rows["a"]  # highest samples/s
+    assert "**5.0k**" in rows["a"]  # highest samples/s
     assert "**" not in rows["c"] and "**" not in rows["d"]
     assert "0.9000" in rows["a"] and "**0.9000**" not in rows["a"]
     assert "optimizer sgd(lr=0.05, momentum=0.9), scheduler cosine, batch size 64, epochs 3" in md
