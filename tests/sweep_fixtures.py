@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from optlab.runs.results import ResultsBuilder
+from optlab.runs.results import replay
 from optlab.training.events import (
     EpochEnded,
     Event,
@@ -41,8 +41,10 @@ def accuracy(optimizer: str, lr: float, seed: int = 0, drop: float = 0.08) -> fl
 
 def sweep_events(optimizers: tuple[str, ...] = OPTIMIZERS[:2], lrs: tuple[float, ...] = LRS[:4],
                  seeds: tuple[int, ...] = (0,), epochs: int = 3, diverge_at: float = math.inf,
-                 unfinished: int = 0, extra_sweep: dict[str, list[Any]] | None = None) -> list[Event]:
-    """The event stream of the sweep; the last `unfinished` runs have not ended."""
+                 unfinished: int = 0, extra_sweep: dict[str, list[Any]] | None = None,
+                 intervals: int = 1) -> list[Event]:
+    """The event stream of the sweep; the last `unfinished` runs have not ended; `intervals`
+    progress reports per epoch (optlab writes about ten)."""
     sweep: dict[str, list[Any]] = {"optimizer.lr": list(lrs), **(extra_sweep or {})}
     preset = {"name": "sweep", "sweep": sweep,
               "runs": [{"name": o, "optimizer": {"name": o}} for o in optimizers]}
@@ -63,8 +65,10 @@ def sweep_events(optimizers: tuple[str, ...] = OPTIMIZERS[:2], lrs: tuple[float,
         for epoch in range(1, epochs + 1):
             acc = final - 0.1 * (epochs - epoch)
             loss = 2.0 - acc
-            events.append(Progress(run=name, step=10 * epoch, epoch=epoch, samples_seen=640 * epoch,
-                                   train_loss=loss, lr=lr, elapsed_s=0.1 * epoch))
+            for k in range(intervals, 0, -1):
+                step = 10 * epoch - (k - 1) * 10 // intervals
+                events.append(Progress(run=name, step=step, epoch=epoch, samples_seen=64 * step,
+                                       train_loss=loss + 0.01 * k, lr=lr, elapsed_s=0.01 * step))
             if diverged and epoch == 2:
                 events.append(Progress(run=name, step=10 * epoch + 1, epoch=epoch, train_loss=math.nan, lr=lr))
                 break
@@ -81,10 +85,7 @@ def sweep_events(optimizers: tuple[str, ...] = OPTIMIZERS[:2], lrs: tuple[float,
 
 
 def sweep_doc(**kwargs: Any) -> dict[str, Any]:
-    builder = ResultsBuilder()
-    for event in sweep_events(**kwargs):
-        builder.handle(event)
-    return builder.doc
+    return replay(sweep_events(**kwargs))
 
 
 def write_sweep_dir(directory: Path, **kwargs: Any) -> Path:
@@ -93,8 +94,5 @@ def write_sweep_dir(directory: Path, **kwargs: Any) -> Path:
     events = sweep_events(**kwargs)
     lines = [json.dumps(e.to_dict(), allow_nan=True, default=str) for e in events]
     (directory / "events.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    builder = ResultsBuilder()
-    for event in events:
-        builder.handle(event)
-    (directory / "results.json").write_text(json.dumps(builder.doc, default=str), encoding="utf-8")
+    (directory / "results.json").write_text(json.dumps(replay(events), default=str), encoding="utf-8")
     return directory
