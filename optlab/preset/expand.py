@@ -86,10 +86,16 @@ def _set_path(table: dict[str, Any], path: list[str], value: Any) -> None:
 
 def sweep_grid(preset: Preset) -> list[list[tuple[str, Any, str]]]:
     """Every combination of the sweep: a list of (key, value, name part); [[]] without a sweep."""
-    if not preset.sweep:
+    return sweep_combos(preset.sweep or {})
+
+
+def sweep_combos(sweep: dict[str, list[Any]]) -> list[list[tuple[str, Any, str]]]:
+    """`sweep_grid` of a sweep table as written (also the JSON copy in results.json, which is how
+    `optlab.runs.sweep` tells each run's swept values back from its name)."""
+    if not sweep:
         return [[]]
     axes = []
-    for key, values in preset.sweep.items():
+    for key, values in sweep.items():
         sci = _uses_scientific(values)
         axes.append([(key, v, axis_label(key) + format_value(v, sci)) for v in values])
     return [list(combo) for combo in itertools.product(*axes)]

@@ -17,6 +17,7 @@ from optlab.runs.formatting import target_of
 from optlab.runs.palette import hex_color, run_color
 from optlab.runs.series import VAL_LABELS, X_LABELS, ChartData, group_bands
 from optlab.runs.svg import Area, DotRow, Figure, Line, dot_plot, line_chart
+from optlab.runs.sweep_report import SWEEP_SVG, sweep_svg
 from optlab.training.events import EpochEnded, Progress, RunStarted
 
 if TYPE_CHECKING:
@@ -186,4 +187,7 @@ def render_charts(doc: dict[str, Any], events: Iterable[Event], axis: str = DEFA
     target = target_of(doc)
     if target:
         charts["time_to_target.svg"] = time_to_target_figure(data, target)
+    sweep = sweep_svg(doc)
+    if sweep is not None:  # a sweep's reports lead with it
+        charts = {SWEEP_SVG: sweep, **charts}
     return charts

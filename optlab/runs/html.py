@@ -41,6 +41,7 @@ from optlab.runs.seed_reports import (
     target_cells,
     target_headers,
 )
+from optlab.runs.sweep_report import SWEEP_SVG, sweep_html
 
 CSS = """
 body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; margin: 0; color: #1a1a1a; background: #fafafa; }
@@ -357,7 +358,10 @@ def to_html(results: dict[str, Any], charts: dict[str, str]) -> str:
     colors = _colors(results)
     title = _e(f"optlab report: {(results.get('preset') or {}).get('name', 'unnamed')}")
     claim, fingerprints = _fairness(results, colors)
-    body = [*_header(results, claim), *_charts(charts), *_ranking(results, colors),
+    # A sweep leads with its view (chart and per-group table); the other charts and tables follow.
+    sweep = sweep_html(results, charts.get(SWEEP_SVG))
+    charts = {name: svg for name, svg in charts.items() if name != SWEEP_SVG}
+    body = [*_header(results, claim), *sweep, *_charts(charts), *_ranking(results, colors),
             *_time_to_target(results, colors), *fingerprints, *_run_details(results, colors)]
     page = [
         "<!DOCTYPE html>",

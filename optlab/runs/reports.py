@@ -33,6 +33,7 @@ from optlab.runs.formatting import (
 from optlab.runs.results import replay
 from optlab.runs.seed_reports import aggregate_rows, seeds_markdown
 from optlab.runs.store import _finite, load_results, read_events
+from optlab.runs.sweep_report import SWEEP_SVG, sweep_markdown
 from optlab.training.events import ExperimentStarted
 
 RUN_FACTS = ("test_loss", "best_epoch", "wall_time_s", "samples_per_s")
@@ -244,6 +245,12 @@ def to_markdown(results: dict[str, Any], charts: Sequence[str] = ()) -> str:
     if results.get("started_at"):
         out.append(f"- **Started:** {results['started_at']} (optlab {results.get('optlab_version', '?')})")
     out += [f"- **Runs:** {note}" for note in combined_notes(results)]
+    # A sweep leads with its view: metric against the swept value per group, then the rest.
+    sweep = sweep_markdown(results, SWEEP_SVG in charts)
+    out += sweep
+    charts = [name for name in charts if name != SWEEP_SVG]
+    if sweep:
+        out += ["", "## Every run"]
     if charts:
         for name in charts:
             out += ["", f"![{Path(name).stem.replace('_', ' ')}](charts/{name})"]

@@ -59,6 +59,9 @@ class Figure:
     log_y: bool = False
     note: str = ""  # under the title: what lines and bands are
     clip_outliers: bool = True
+    # The x axis's ticks as (position, label) when the positions are not the values themselves:
+    # log10 of swept learning rates, the index of a swept name.
+    x_ticks: Sequence[tuple[float, str]] = ()
 
 
 def num(value: float) -> str:
@@ -254,8 +257,12 @@ def _axes(sx: _Scale, sy: _Scale, left: float, right: float, top: float, bottom:
         y = float(sy(np.array([tick]))[0])
         out.append(f'<line x1="{left}" y1="{num(y)}" x2="{num(right)}" y2="{num(y)}" stroke="#e5e5e5"/>')
         out.append(_text(left - 6, y + 4, label, 10, "end", ' fill="#333333"'))
-    xticks, xstep = nice_ticks(sx.lo, sx.hi, 8)
-    for tick, label in zip(xticks, tick_labels(xticks, xstep), strict=True):
+    if fig.x_ticks:
+        xticks, xlabels = [t for t, _ in fig.x_ticks], [label for _, label in fig.x_ticks]
+    else:
+        xticks, xstep = nice_ticks(sx.lo, sx.hi, 8)
+        xlabels = tick_labels(xticks, xstep)
+    for tick, label in zip(xticks, xlabels, strict=True):
         x = float(sx(np.array([tick]))[0])
         out.append(f'<line x1="{num(x)}" y1="{num(bottom)}" x2="{num(x)}" y2="{num(bottom + 4)}" stroke="#999999"/>')
         out.append(_text(x, bottom + 16, label, 10, "middle", ' fill="#333333"'))

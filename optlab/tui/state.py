@@ -69,6 +69,13 @@ class ExperimentState(ChartData):
     def apply(self, events: Sequence[Event]) -> set[str]:
         """Fold events in; return the names of the runs that changed ("" for the experiment)."""
         changed: set[str] = set()
+        with self.builder.deferred():  # a batch of events: the aggregates once, at its end
+            self._apply(events, changed)
+        if changed:
+            self.version += 1
+        return changed
+
+    def _apply(self, events: Sequence[Event], changed: set[str]) -> None:
         for event in events:
             self.builder.handle(event)
             self.events_seen += 1
@@ -80,9 +87,6 @@ class ExperimentState(ChartData):
             elif isinstance(event, ExperimentEnded):
                 self.ended = True
                 changed.add("")
-        if changed:
-            self.version += 1
-        return changed
 
     # ------------------------------------------------------------ table facts
 

@@ -30,6 +30,7 @@ from optlab.tui.process import (
 )
 from optlab.tui.screens.details import DetailsScreen
 from optlab.tui.screens.experiment_actions import STOP_TIMEOUT_S, ExperimentActions
+from optlab.tui.screens.sweep import SweepScreen
 from optlab.tui.screens.table_views import TableViews
 from optlab.tui.state import BEST_LABELS, ENDED_STATUSES, ExperimentState, format_eta
 from optlab.tui.widgets.chart import Chart
@@ -61,6 +62,7 @@ class ExperimentScreen(ExperimentActions):
         Binding("w", "save_preset", "save preset"),  # not ctrl+s: many terminals take it for XOFF
         Binding("r", "write_report", "HTML report", show=False),
         Binding("d", "toggle_devices", "devices", show=False),
+        Binding("v", "show_sweep", "sweep"),  # shown only for a sweep (check_action)
     ]
 
     def __init__(self, run_dir: Path, process: TrainingProcess | None = None, preset_label: str = "") -> None:
@@ -171,6 +173,8 @@ class ExperimentScreen(ExperimentActions):
             if events:
                 self.state.apply(events)
                 self.tables_dirty = self.charts_dirty = True
+                if self.state.events_seen == len(events):  # the first: the preset says whether it sweeps
+                    self.refresh_bindings()
                 if self.state.grouping.repeats != self.repeats:  # known once the run names are
                     self.repeats = self.state.grouping.repeats
                     self.refresh_bindings()
@@ -358,7 +362,12 @@ class ExperimentScreen(ExperimentActions):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # The band key means nothing without repeated seeds: hidden, so such a screen is unchanged.
+        if action == "show_sweep":
+            return bool((self.state.doc.get("preset") or {}).get("sweep"))
         return self.repeats if action == "cycle_band" else True
+
+    def action_show_sweep(self) -> None:
+        self.app.push_screen(SweepScreen(self.state, self.tick))
 
     def action_cycle_band(self) -> None:
         self.band_mode = BAND_MODES[(BAND_MODES.index(self.band_mode) + 1) % len(BAND_MODES)]
