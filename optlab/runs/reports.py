@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -32,7 +31,7 @@ from optlab.runs.formatting import (
 )
 from optlab.runs.results import replay
 from optlab.runs.seed_reports import aggregate_rows, seeds_markdown
-from optlab.runs.store import _finite, load_results, read_events
+from optlab.runs.store import _finite, load_results, read_events, results_text
 from optlab.runs.sweep_report import SWEEP_SVG, sweep_markdown
 from optlab.training.events import ExperimentStarted
 
@@ -314,7 +313,7 @@ def to_csv(results: dict[str, Any]) -> str:
 
 def to_json(results: dict[str, Any]) -> str:
     """The results document exactly as results.json holds it (undefined numbers as null)."""
-    return json.dumps(_finite(results), indent=2, allow_nan=False, default=str) + "\n"
+    return results_text(_finite(results))
 
 
 # ---------------------------------------------------------------- run directories on disk
