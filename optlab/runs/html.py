@@ -22,7 +22,15 @@ from optlab.runs.aggregate import (
     ranked_groups,
 )
 from optlab.runs.combine import combined_notes
-from optlab.runs.formatting import TARGET_COLUMNS, format_cell, format_duration, header, target_of, task_of
+from optlab.runs.formatting import (
+    TARGET_COLUMNS,
+    format_cell,
+    format_duration,
+    header,
+    positive_class,
+    target_of,
+    task_of,
+)
 from optlab.runs.grouping import Grouping
 from optlab.runs.notes import note_lines, run_notes
 from optlab.runs.palette import STATUS_HEX, hex_color, run_color
@@ -221,6 +229,9 @@ def _ranking(results: dict[str, Any], colors: dict[str, str]) -> list[str]:
     if best:
         out.append('<p class="note">Best value of each column in bold (diverged and failed runs excluded). '
                    f"Ordered by test {_e(ranking['metric'])}.</p>")
+    positive = positive_class(results)
+    if positive:
+        out.append(f'<p class="note">{_e(positive[0].upper() + positive[1:])}.</p>')
     return out
 
 

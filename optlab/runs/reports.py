@@ -27,6 +27,7 @@ from optlab.runs.formatting import (
     format_cell,
     format_duration,
     header,
+    positive_class,
     target_of,
     task_of,
 )
@@ -265,6 +266,9 @@ def to_markdown(results: dict[str, Any], charts: Sequence[str] = ()) -> str:
         out.append("| " + " | ".join(cells) + " |")
     if best:
         out += ["", "Best value of each column in **bold** (diverged and failed runs excluded)."]
+    positive = positive_class(results)
+    if positive:
+        out += ["", f"{positive[0].upper() + positive[1:]}."]
     for warning in comparison_warnings(results):
         out += ["", f"**Warning:** {warning}."]
     target = target_of(results)

@@ -183,6 +183,7 @@ def test_markdown_bolds_best_values_and_describes_runs(classification: dict[str,
     assert "**failed:** RuntimeError: boom" in md
     assert "## Notes\n\n- **e:** amp is off on CPU\n" in md
     assert "ROC-AUC undefined" in md
+    assert "positive class" not in md.lower()  # multiclass metrics are macro averages, of no one class
 
 
 def test_reports_say_a_note_once_per_configuration_not_once_per_seed(classification: dict[str, Any]) -> None:
