@@ -106,6 +106,7 @@ def compare(
     notebook's interrupt) stops the runs and returns what was done, resumable with
     `optlab resume`. Raises OptlabError where the CLI would exit 2."""
     from optlab.experiment import BACKENDS, BackendOptions, check_backend, prepare, train_into
+    from optlab.runs.command_line import write_overrides
     from optlab.runs.files import atomic_write_text
     from optlab.runs.store import default_run_dir, prepare_run_dir
 
@@ -124,6 +125,7 @@ def compare(
 
         toml = tomli_w.dumps(loaded.preset.model_dump(mode="json", exclude_none=True))
         atomic_write_text(root / "preset.toml", toml)
+        write_overrides(root, _override_list(set), seeds)
         specs, data, device = prepare(loaded, device, where)
     except BaseException:
         _discard(root, created)
@@ -139,11 +141,13 @@ def _discard(root: Path, created: list[Path]) -> None:
     """What `compare` made before training started goes again, as the CLI's does."""
     import contextlib
 
+    from optlab.runs.command_line import OVERRIDES_FILE
     from optlab.runs.owner import release
 
     release(root)
     with contextlib.suppress(OSError):
         (root / "preset.toml").unlink(missing_ok=True)
+        (root / OVERRIDES_FILE).unlink(missing_ok=True)
         for path in created:
             path.rmdir()
 

@@ -121,9 +121,12 @@ def _discard_run_dir(root: Path, created: list[Path]) -> None:
 
     if (root / "events.jsonl").exists() or (root / "results.json").exists():
         return
+    from optlab.runs.command_line import OVERRIDES_FILE
+
     release(root)
     with contextlib.suppress(OSError):
         (root / "preset.toml").unlink(missing_ok=True)
+        (root / OVERRIDES_FILE).unlink(missing_ok=True)
         for d in created:
             d.rmdir()
 
@@ -231,7 +234,8 @@ def compare(
         created = _missing_dirs(root)
         prepare_run_dir(root)
     try:
-        code = _compare_in(root, created, loaded, device, fmt, quiet, where, charts=not no_charts)
+        code = _compare_in(root, created, loaded, device, fmt, quiet, where, charts=not no_charts,
+                           given=(overrides or [], seeds))
     except KeyboardInterrupt as exc:
         code = _interrupted(exc)
     raise typer.Exit(code)
@@ -239,13 +243,16 @@ def compare(
 
 def _compare_in(
     root: Path, created: list[Path], loaded: Any, device: str, fmt: Format, quiet: bool, where: Any,
-    charts: bool = True,
+    charts: bool = True, given: tuple[list[str], int | None] = ([], None),
 ) -> int:
+    """Train into `root`; `given` (the --set items and --seeds) is recorded for `optlab runs`."""
+    from optlab.runs.command_line import write_overrides
     from optlab.runs.files import atomic_write_text
 
     try:
         with user_errors():
             atomic_write_text(root / "preset.toml", preset_toml(loaded.preset))
+            write_overrides(root, *given)
             from optlab.experiment import prepare
 
             specs, data, device = prepare(loaded, device, where)

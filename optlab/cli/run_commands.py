@@ -48,6 +48,7 @@ def runs_list(
     from rich.text import Text
 
     from optlab.console.tables import print_table
+    from optlab.runs.command_line import read_overrides
     from optlab.runs.palette import STATUS_STYLES
     from optlab.runs.reports import best_result, read_run_dir
     from optlab.runs.store import load_results
@@ -79,12 +80,16 @@ def runs_list(
             started = _time.mktime(_time.strptime(str(results["started_at"])[:19], "%Y-%m-%dT%H:%M:%S"))
         entries.append((started, path, row))
     table = Table(header_style="bold")
-    for column in ("path", "preset", "date", "runs", "best"):
-        table.add_column(column, no_wrap=column != "runs")
+    # What --set and --seeds changed: two directories of one preset can differ only there.
+    given = {path: " ".join(read_overrides(path)) for _, path, _ in entries}
+    columns = ("path", "preset", "date", "runs", "best", *(("overrides",) if any(given.values()) else ()))
+    for column in columns:
+        table.add_column(column, no_wrap=column not in ("runs", "overrides"))
     for started, path, row in sorted(entries, key=lambda e: e[0], reverse=True):
         date = _time.strftime("%Y-%m-%d %H:%M", _time.localtime(started))
         preset, statuses, best = row or ("-", Text("unreadable", style="red"), "-")
-        table.add_row(Text(str(path)), preset, date, statuses, best)
+        overrides = [Text(given[path] or "-")] if "overrides" in columns else []
+        table.add_row(Text(str(path)), preset, date, statuses, best, *overrides)
     print_table(Console(), table)
 
 

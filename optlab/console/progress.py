@@ -15,7 +15,9 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from optlab.runs.aggregate import group_of
 from optlab.runs.formatting import format_rate
+from optlab.runs.notes import ALL_RUNS, RunNotes, note_lines
 from optlab.runs.palette import STATUS_STYLES
 from optlab.training.events import (
     EpochEnded,
@@ -80,7 +82,8 @@ class ConsoleProgress:
         self._started: list[str] = []
         self._notes: dict[str, list[str]] = {}
         self._notes_shown = False
-        self._shared: set[str] = set()
+        self._groups: dict[str, str] = {}
+        self._said: set[tuple[str, str]] = set()  # (scope, note) of the lines printed
 
     def _task(self, run: str) -> TaskID:
         if run not in self.tasks:
@@ -100,7 +103,7 @@ class ConsoleProgress:
             for name in event.run_names:
                 self._task(name)
         elif isinstance(event, RunStarted):
-            self._note(event.run, event.notes)
+            self._note(event.run, group_of({"name": event.run, "config": event.spec}), event.notes)
             task = self._task(event.run)
             self.progress.update(task, total=event.total_steps, epochs=event.spec.get("epochs", "?"))
             self.progress.start_task(task)
@@ -130,32 +133,31 @@ class ConsoleProgress:
         elif isinstance(event, ExperimentEnded):
             self._show_notes()
 
-    def _note(self, run: str, notes: list[str]) -> None:
+    def _note(self, run: str, group: str, notes: list[str]) -> None:
         """Keep a starting run's notes until training begins; print them at once after that (a
-        run started late, or again when resumed), unless an "all runs" line already said it."""
+        run started late, or again when resumed), unless an "all runs" or a configuration's line
+        already said it."""
         if run not in self._started:
             self._started.append(run)
+        self._groups[run] = group
         fresh = [n for n in notes if n not in self._notes.get(run, [])]
         self._notes.setdefault(run, []).extend(fresh)
         if self._notes_shown:
             for note in fresh:
-                if note not in self._shared:
+                if (ALL_RUNS, note) not in self._said and (group, note) not in self._said:
                     self._print_note(run, note)
 
     def _show_notes(self) -> None:
-        """Print the kept notes once: a note that every started run has (two runs or more) as
-        one `note: all runs: ...` line, the others as `note: RUN: ...` in run order."""
+        """Print the kept notes once: a note every started run has (two runs or more) as one
+        `note: all runs: ...` line, a note every seed of a configuration has as one
+        `note: adam (3 seeds): ...` line, the others as `note: RUN: ...` in run order."""
         if self._notes_shown:
             return
         self._notes_shown = True
-        every = list(self._notes.get(self._started[0], [])) if len(self._started) > 1 else []
-        self._shared = {n for n in every if all(n in self._notes.get(r, []) for r in self._started)}
-        for note in (n for n in every if n in self._shared):
-            self._print_note("all runs", note)
-        for run in self._started:
-            for note in self._notes.get(run, []):
-                if note not in self._shared:
-                    self._print_note(run, note)
+        runs = [RunNotes(r, self._groups[r], tuple(self._notes.get(r, []))) for r in self._started]
+        for line in note_lines(runs):
+            self._said.add((line.scope, line.note))
+            self._print_note(line.who, line.note)
 
     def _print_note(self, who: str, note: str) -> None:
         self.progress.console.print(Text(f"note: {who}: {note}", style="dim"))

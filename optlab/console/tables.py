@@ -25,7 +25,7 @@ def status_text(status: str) -> Text:
 
 def results_table(results: dict[str, Any], hide: Collection[str] = ()) -> Table:
     """The comparison table: the columns of `summary_rows` (less `hide`), best values highlighted."""
-    from optlab.runs.formatting import format_cell, header, task_of
+    from optlab.runs.formatting import format_cell, header, positive_class, task_of
     from optlab.runs.grouping import Grouping
     from optlab.runs.reports import (
         best_per_column,
@@ -44,6 +44,9 @@ def results_table(results: dict[str, Any], hide: Collection[str] = ()) -> Table:
     caption = dataset_summary(dataset)
     if best:
         caption += f"; best of each column in {BEST_STYLE}"
+    positive = positive_class(results)
+    if positive:
+        caption += f"; {positive}"
     if hide:
         caption += f"; hidden for width: {', '.join(header(c) for c in hide)} (see --format markdown)"
     for warning in comparison_warnings(results):

@@ -35,6 +35,20 @@ def task_of(results: dict[str, Any]) -> str:
     return str((results.get("dataset") or {}).get("task") or "multiclass")
 
 
+def positive_class(results: dict[str, Any]) -> str | None:
+    """For a binary task, which class precision, recall, F1 and specificity are about: label 1
+    (`metrics/scores.py`, as scikit-learn's `pos_label=1`), named, since a dataset's label order
+    is its own (scikit-learn's breast-cancer labels benign 1, malignant 0). None otherwise."""
+    if task_of(results) != "binary":
+        return None
+    names = (results.get("dataset") or {}).get("class_names") or []
+    for run in results.get("runs") or []:  # a document from before datasets kept their names
+        names = names or ((run.get("test") or {}).get("per_class") or {}).get("names") or []
+    name = str(names[1]) if len(names) == 2 and str(names[1]) != "1" else ""
+    label = f"{name} (label 1)" if name else "label 1"
+    return f"positive class (precision, recall, F1, specificity): {label}"
+
+
 def target_of(results: dict[str, Any]) -> dict[str, Any] | None:
     target = (results.get("preset") or {}).get("target")
     return target if isinstance(target, dict) else None

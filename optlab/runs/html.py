@@ -22,8 +22,17 @@ from optlab.runs.aggregate import (
     ranked_groups,
 )
 from optlab.runs.combine import combined_notes
-from optlab.runs.formatting import TARGET_COLUMNS, format_cell, format_duration, header, target_of, task_of
+from optlab.runs.formatting import (
+    TARGET_COLUMNS,
+    format_cell,
+    format_duration,
+    header,
+    positive_class,
+    target_of,
+    task_of,
+)
 from optlab.runs.grouping import Grouping
+from optlab.runs.notes import note_lines, run_notes
 from optlab.runs.palette import STATUS_HEX, hex_color, run_color
 from optlab.runs.reports import (
     best_per_column,
@@ -220,6 +229,9 @@ def _ranking(results: dict[str, Any], colors: dict[str, str]) -> list[str]:
     if best:
         out.append('<p class="note">Best value of each column in bold (diverged and failed runs excluded). '
                    f"Ordered by test {_e(ranking['metric'])}.</p>")
+    positive = positive_class(results)
+    if positive:
+        out.append(f'<p class="note">{_e(positive[0].upper() + positive[1:])}.</p>')
     return out
 
 
@@ -306,6 +318,9 @@ def _per_class(test: dict[str, Any]) -> str:
 
 def _run_details(results: dict[str, Any], colors: dict[str, str]) -> list[str]:
     out = ["<h2>Runs</h2>"]
+    notes = note_lines(run_notes(results))  # once per configuration, not once per seed
+    if notes:
+        out.append("<ul>" + "".join(f"<li>Note, {_e(who)}: {_e(note)}</li>" for who, note, _ in notes) + "</ul>")
     for run in results.get("runs") or []:
         name = str(run.get("name", "?"))
         status = str(run.get("status", "unknown"))
@@ -316,8 +331,6 @@ def _run_details(results: dict[str, Any], colors: dict[str, str]) -> list[str]:
                      + (f", best epoch {_e(run['best_epoch'])}" if run.get("best_epoch") else "") + "</li>")
         if status != "finished":
             items.append(f"<li>{_status(status)}: {_e(run.get('reason') or 'no reason recorded')}</li>")
-        for note in run.get("notes") or []:
-            items.append(f"<li>Note: {_e(note)}</li>")
         test = run.get("test") or {}
         parts = [f"<summary>{_swatch(colors.get(name, '#888'))}{_e(name)} ({_status(status)})</summary>",
                  "<ul>" + "".join(items) + "</ul>"]

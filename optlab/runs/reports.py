@@ -26,9 +26,11 @@ from optlab.runs.formatting import (
     format_cell,
     format_duration,
     header,
+    positive_class,
     target_of,
     task_of,
 )
+from optlab.runs.notes import note_lines, run_notes
 from optlab.runs.results import replay
 from optlab.runs.seed_reports import aggregate_rows, seeds_markdown
 from optlab.runs.store import _finite, load_results, read_events, results_text
@@ -263,12 +265,19 @@ def to_markdown(results: dict[str, Any], charts: Sequence[str] = ()) -> str:
         out.append("| " + " | ".join(cells) + " |")
     if best:
         out += ["", "Best value of each column in **bold** (diverged and failed runs excluded)."]
+    positive = positive_class(results)
+    if positive:
+        out += ["", f"{positive[0].upper() + positive[1:]}."]
     for warning in comparison_warnings(results):
         out += ["", f"**Warning:** {warning}."]
     target = target_of(results)
     if target:
         out += ["", f"Target: {target.get('metric')} = {target.get('value')} (first epoch end that reached it)."]
     out += seeds_markdown(results)
+    # Notes once per configuration, not once per seed under each run (`runs/notes.py`).
+    notes = note_lines(run_notes(results))
+    if notes:
+        out += ["", "## Notes", ""] + [f"- **{who}:** {note}" for who, note, _ in notes]
     out += ["", "## Runs"]
     for run in results.get("runs") or []:
         out += ["", f"### {run.get('name', '?')} ({run.get('status', 'unknown')})", ""]
@@ -281,8 +290,6 @@ def to_markdown(results: dict[str, Any], charts: Sequence[str] = ()) -> str:
                 f"data order `{run.get('data_fingerprint') or '-'}`"
             )
         out.append(f"- Epochs completed: {run.get('epochs_completed', 0)}")
-        for note in run.get("notes") or []:
-            out.append(f"- Note: {note}")
         test = run.get("test") or {}
         if test.get("roc_auc_note"):
             out.append(f"- Note: {test['roc_auc_note']}")

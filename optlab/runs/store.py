@@ -1,6 +1,7 @@
 """The run directory: the single record of an experiment.
 
     DIR/preset.toml          the resolved preset that produced it
+    DIR/overrides.json       the --set and --seeds it was made with, when given (runs/command_line.py)
     DIR/events.jsonl         append-only events, one JSON object per line
     DIR/owner.json           the process training into DIR, while it does (runs/owner.py)
     DIR/results.json         a view of events.jsonl: rewritten atomically at the end, and at most

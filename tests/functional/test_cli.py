@@ -162,6 +162,18 @@ def test_divergent_run_is_a_result(tmp_path: Path) -> None:
 TOML_SYNTAX_ERROR = 'name = "x"\n[train\nepochs = 1\n'
 
 
+def test_binary_results_name_the_positive_class(tmp_path: Path) -> None:
+    """scikit-learn's breast-cancer data labels malignant 0 and benign 1, so the binary precision,
+    recall, F1 and specificity are about benign: every table says so, by name."""
+    result = invoke("compare", "binary-breast-cancer", "--set", "train.epochs=1", "--out", "out")
+    assert result.exit_code == 0, result.output
+    assert json.loads(Path("out/results.json").read_text())["dataset"]["class_names"] == ["malignant", "benign"]
+    said = "positive class (precision, recall, F1, specificity): benign (label 1)"
+    assert said in " ".join(result.stdout.split())  # the caption may wrap
+    assert f"\n\nP{said[1:]}.\n" in Path("out/report.md").read_text()
+    assert f'<p class="note">P{said[1:]}.</p>' in Path("out/report.html").read_text()
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

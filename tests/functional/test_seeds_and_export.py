@@ -109,6 +109,18 @@ def test_export_then_rerun_reproduces_the_same_histories(tmp_path: Path) -> None
     results = json.loads((Path("second") / "results.json").read_text())
     assert results["aggregates"]["groups"][0]["group"] == "sgd"
 
+    # `optlab runs` says what --set and --seeds changed (overrides.json, beside preset.toml, which
+    # the export above re-validated as it stands); a directory made without them says "-".
+    assert json.loads(Path("first/overrides.json").read_text()) == {
+        "set": ["runs.adam.optimizer.lr=0.002"], "seeds": 2}
+    assert not Path("second/overrides.json").exists()
+    listed = invoke("runs", "--dir", ".")
+    assert listed.exit_code == 0, listed.output
+    rows = {cells[0]: cells for cells in ([c.strip() for c in line.strip("│").split("│")]
+                                          for line in listed.stdout.splitlines() if line.startswith("│"))}
+    assert rows["first"][-1] == "--set runs.adam.optimizer.lr=0.002 --seeds 2"
+    assert rows["second"][-1] == "-"
+
     # Printing to stdout works too; an existing file is never overwritten.
     assert invoke("presets", "export", "first").output.startswith("# Exported by")
     refused = invoke("presets", "export", "first", "-o", "exported.toml")

@@ -205,6 +205,39 @@ async def _diverging() -> None:
 # ---------------------------------------------------------------- start screen
 
 
+def test_q_on_an_ended_experiment_opened_from_the_start_screen_goes_back_to_it(tmp_path: Path) -> None:
+    asyncio.run(_back_to_the_start_screen(tmp_path))
+
+
+async def _back_to_the_start_screen(tmp_path: Path) -> None:
+    from tui.helpers import wait_until
+
+    from optlab.tui.app import OptlabApp
+    from optlab.tui.screens.experiment import ExperimentScreen
+    from optlab.tui.screens.start import StartScreen
+
+    ended = tmp_path / "runs" / "20260101-120000-tiny"
+    ended.mkdir(parents=True)
+    events = [{"v": 1, "type": "experiment_started", "run": "", "preset": {"name": "tiny"}, "run_names": ["a"]},
+              {"v": 1, "type": "experiment_ended", "run": "", "status": "finished", "wall_time_s": 1.0}]
+    (ended / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    app = OptlabApp(runs_base=tmp_path / "runs")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        start = app.screen
+        assert isinstance(start, StartScreen)
+        app.open_view(ended)  # as Enter on the recent run does
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ExperimentScreen)
+        await wait_until(pilot, lambda: not screen.live, 5, "the ended experiment read")
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.screen is start and app.return_code is None  # back, not quit
+        await pilot.press("q")  # the start screen's q still quits
+        await wait_until(pilot, lambda: app.return_code is not None, 5, "q on the start screen to quit")
+
+
 def test_start_screen_preselects_quickstart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     asyncio.run(_start_screen(tmp_path, monkeypatch))
 

@@ -51,6 +51,21 @@ def test_notes_only_some_runs_have_are_printed_per_run() -> None:
     assert notes_printed(started({"a": [], "b": []})) == []
 
 
+def test_a_note_every_seed_of_a_configuration_has_is_printed_once_for_it() -> None:
+    fused = "not fused: momentum differs"
+    events = [*started({"adam@s0": [AMP, fused], "adam@s1": [AMP, fused], "adam@s2": [AMP, fused],
+                        "sgd@s0": [AMP], "sgd@s1": [AMP, "only this seed"]}),
+              Progress(run="adam@s0", step=1, epoch=1, train_loss=1.0, samples_per_s=10.0)]
+    assert notes_printed(events) == [f"note: all runs: {AMP}", f"note: adam (3 seeds): {fused}",
+                                     "note: sgd@s1: only this seed"]
+    # The group comes from the run's spec when it has one (a name need not end in @sN).
+    spec = {"epochs": 1, "group": "adam"}
+    events = [ExperimentStarted(run="", run_names=["x", "y", "z"]),
+              RunStarted(run="x", spec=spec, notes=[fused]), RunStarted(run="y", spec=spec, notes=[fused]),
+              RunStarted(run="z", spec={"epochs": 1, "group": "sgd"}), ExperimentEnded(run="")]
+    assert notes_printed(events) == [f"note: adam (2 seeds): {fused}"]
+
+
 def test_notes_come_out_when_training_begins_and_late_runs_still_say_theirs() -> None:
     buf = io.StringIO()
     sink = ConsoleProgress(Console(file=buf, force_terminal=False, width=200))

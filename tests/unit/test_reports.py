@@ -181,8 +181,31 @@ def test_markdown_bolds_best_values_and_describes_runs(classification: dict[str,
     assert "init `abcdef0123456789`" in md
     assert "**diverged:** non-finite loss (nan) at step 5" in md
     assert "**failed:** RuntimeError: boom" in md
-    assert "Note: amp is off on CPU" in md
+    assert "## Notes\n\n- **e:** amp is off on CPU\n" in md
     assert "ROC-AUC undefined" in md
+    assert "positive class" not in md.lower()  # multiclass metrics are macro averages, of no one class
+
+
+def test_reports_say_a_note_once_per_configuration_not_once_per_seed(classification: dict[str, Any]) -> None:
+    from optlab.runs.html import to_html
+
+    fused = "not fused: momentum differs"
+    runs = []
+    for group, notes in (("adam", ["lr is a multiplier", fused]), ("sgd", [fused])):
+        for seed in range(3):
+            config = {"optimizer": {"name": group, "lr": 0.1}, "group": group, "seed": seed}
+            runs.append(_run(f"{group}@s{seed}", "finished", _cls_test(0.9, 0.3), 1.0, 100.0,
+                             config=config, notes=list(notes)))
+    runs[-1]["notes"].append("only this seed")
+    classification["runs"] = runs
+    md = to_markdown(classification)
+    notes = md.split("## Notes\n\n")[1].split("\n\n")[0].splitlines()
+    assert notes == [f"- **all runs:** {fused}", "- **adam (3 seeds):** lr is a multiplier",
+                     "- **sgd@s2:** only this seed"]
+    assert md.count("lr is a multiplier") == 1 and md.count(fused) == 1
+    html = to_html(classification, {})
+    assert html.count("lr is a multiplier") == 1 and html.count("only this seed") == 1
+    assert "<li>Note, adam (3 seeds): lr is a multiplier</li>" in html
 
 
 def test_csv_matches_summary_rows(classification: dict[str, Any]) -> None:

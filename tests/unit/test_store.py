@@ -117,3 +117,15 @@ def test_run_dir_list_reads_first_and_last_events_tolerantly(tmp_path: Path) -> 
     found = {info.path.name: info for info in recent_run_dirs(tmp_path)}
     assert (found["one"].preset, found["one"].status, found["one"].runs) == ("p", "interrupted", 2)
     assert found["two"].status == "unreadable"
+
+
+def test_overrides_are_recorded_as_typed_and_a_bad_file_lists_none(tmp_path: Path) -> None:
+    from optlab.runs.command_line import OVERRIDES_FILE, read_overrides, write_overrides
+
+    write_overrides(tmp_path, [], None)
+    assert not (tmp_path / OVERRIDES_FILE).exists() and read_overrides(tmp_path) == []
+    write_overrides(tmp_path, ["train.epochs=1", "runs.adam.optimizer.lr=0.01"], 3)
+    assert read_overrides(tmp_path) == ["--set train.epochs=1", "--set runs.adam.optimizer.lr=0.01", "--seeds 3"]
+    for text in ("{not json", "[1, 2]", '{"set": "train.epochs=1", "seeds": true}'):
+        (tmp_path / OVERRIDES_FILE).write_text(text)
+        assert read_overrides(tmp_path) == []

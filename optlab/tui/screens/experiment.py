@@ -48,7 +48,7 @@ class ExperimentScreen(ExperimentActions):
     # Short descriptions and q first: at 80 columns the footer must still show how to quit.
     BINDINGS = [
         Binding("question_mark", "app.show_keys", "keys"),  # first: a narrow footer still shows it
-        Binding("q", "request_quit", "quit"),
+        Binding("q", "back_or_quit", "quit"),  # back to the start screen once done, if it opened this
         Binding("space", "toggle_pause", "pause"),
         Binding("k", "stop_run", "stop run"),
         Binding("l", "toggle_log", "log y"),

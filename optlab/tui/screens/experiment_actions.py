@@ -16,6 +16,7 @@ from optlab.runs.publish import REPORT_HTML, write_reports
 from optlab.runs.reports import read_run_dir
 from optlab.tui.process import open_in_browser, write_control
 from optlab.tui.screens.quit import CANCEL, DETACH, STOP, QuitScreen
+from optlab.tui.screens.start import StartScreen
 from optlab.tui.state import ENDED_STATUSES
 
 if TYPE_CHECKING:
@@ -102,6 +103,14 @@ class ExperimentActions(Screen[None]):
         self.report_path = path
         where = "opened in a browser" if open_in_browser(path) else "open it in a browser"
         self.app.call_from_thread(self.notify, f"wrote {path} ({where})", timeout=10)
+
+    def action_back_or_quit(self) -> None:
+        """q: an experiment opened from the start screen that no longer trains goes back to it
+        (to pick the next preset or run); otherwise quit, asking while training runs."""
+        if not self.live and any(isinstance(s, StartScreen) for s in self.app.screen_stack[:-1]):
+            self.app.pop_screen()
+            return
+        self.action_request_quit()
 
     def action_request_quit(self) -> None:
         if not self.live:
