@@ -49,7 +49,7 @@ FSYNC_EVERY_S = 2.0
 # rewritten at most this often, and never more often than keeps its writing under
 # 1/RESULTS_COST_FACTOR of the time (a huge study's document takes long to write).
 RESULTS_EVERY_S = 2.0
-RESULTS_COST_FACTOR = 50.0
+RESULTS_COST_FACTOR = 100.0
 
 
 # The code a checkpoint's numbers depend on: what trains, what feeds it, what it trains.

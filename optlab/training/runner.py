@@ -242,29 +242,35 @@ class Runner:
             return
         floor = min(r.paced for r in started)
         depth = getattr(self.executor, "depth", 1)
+        even = self.pace == "even"
         load: dict[str, int] = {}
         slot_room: dict[str, int] = {}  # a worker holds as many requests as its slowest run allows
+        # (run, its slot, the requests it may have in flight, its pacing share, its progress):
+        # read once here, since the dispatch runs for every reply (its cost was a share of a
+        # small model's training).
+        candidates: list[tuple[_Run, str, int, float, float]] = []
         for name, run in self._runs.items():
             slot = self.executor.slot(name)
             load[slot] = load.get(slot, 0) + run.inflight
-            if run.state != "ended":
-                slot_room[slot] = min(slot_room.get(slot, depth), room(run.clock, depth))
+            if run.state == "ended":
+                continue
+            run_room = room(run.clock, depth) if depth > 1 else 1
+            slot_room[slot] = min(slot_room.get(slot, depth), run_room)
+            if run.state == "active" and not run.stopping:
+                candidates.append((run, slot, run_room, run.paced, run.fraction))
         policy = self.checkpoint_policy if self._keeps_state else None
         while True:
-            chosen: dict[str, _Run] = {}
-            for name, run in self._runs.items():
-                slot = self.executor.slot(name)
-                if run.state != "active" or run.stopping or run.inflight >= room(run.clock, depth):
+            chosen: dict[str, tuple[_Run, float]] = {}
+            for run, slot, run_room, paced, fraction in candidates:
+                if run.inflight >= run_room or load[slot] >= slot_room.get(slot, 1):
                     continue
-                if load[slot] >= slot_room.get(slot, 1):
+                if even and paced > floor + run.last_delta + 1e-9:
                     continue
-                if self.pace == "even" and run.paced > floor + run.last_delta + 1e-9:
-                    continue
-                if slot not in chosen or run.fraction < chosen[slot].fraction:
-                    chosen[slot] = run
+                if slot not in chosen or fraction < chosen[slot][1]:
+                    chosen[slot] = (run, fraction)
             if not chosen:
                 return
-            for slot, run in chosen.items():
+            for slot, (run, _) in chosen.items():
                 run.inflight += 1
                 load[slot] += 1
                 self.executor.advance(run.spec.name, policy, budget_s(run.clock, depth))
