@@ -39,7 +39,7 @@ from optlab.tuning.service import (
     worst,
 )
 from optlab.tuning.space import natural_params, trial_spec
-from optlab.tuning.study import make_pruner, make_sampler, require_optuna
+from optlab.tuning.study import make_pruner, make_sampler, open_storage, require_optuna
 
 
 @dataclass
@@ -78,7 +78,7 @@ def plan_tune_resume(root: Path, device: str, force: bool = False) -> TuneResume
     for c in candidates:
         name = c.name if storage.endswith(STUDY_FILE) else f"{root.name}:{c.name}"
         try:
-            c.study = optuna.load_study(study_name=name, storage=storage, pruner=make_pruner(settings.pruner, settings.budget),
+            c.study = optuna.load_study(study_name=name, storage=open_storage(storage), pruner=make_pruner(settings.pruner, settings.budget),
                                         sampler=make_sampler(settings.sampler, settings.seed, c.space, settings.budget))
         except Exception as exc:  # no such study, an unreachable database: SQLAlchemy's many errors
             raise RunDirError(f"{root}: cannot open the study {name!r} in {storage} ({str(exc).splitlines()[0]})") from None
