@@ -342,7 +342,16 @@ def resume(
     from optlab.training.threads import DEFAULT_THREADS
 
     _stop_on_sigterm()
+    from optlab.tuning.resume import check_resumable, is_tune_dir
+
+    if is_tune_dir(run_dir):
+        from optlab.cli.tune_command import resume_tune
+
+        with user_errors():
+            load_plugins(plugins)
+        resume_tune(run_dir, force, device, threads, fmt.value, quiet)
     with user_errors():
+        check_resumable(run_dir)
         load_plugins(plugins)
         where = backend_options(Where(
             backend=backend, devices=devices, threads=threads, pace=pace, max_restarts=max_restarts,

@@ -59,29 +59,6 @@ def _task(loaded: LoadedPreset) -> str:
         return ""
 
 
-def candidates_for(loaded: LoadedPreset, wanted: list[str], device: str) -> list[Candidate]:
-    """One candidate per configuration (a group's seeds collapse: the final seeds replace them),
-    in preset order, each with its checked search space."""
-    from optlab.preset.expand import expand
-    from optlab.preset.loader import resolve_run
-    from optlab.tuning.service import Candidate
-    from optlab.tuning.space import space_for
-
-    data = loaded.preset.data
-    if data.val_fraction == 0 and not data.val_size:
-        raise OptlabError(f"{loaded.origin}: data.val_fraction = 0: tune selects on validation data; give it a share > 0")
-    out: dict[str, Candidate] = {}
-    for variant in expand(loaded.preset, loaded.origin):
-        if variant.group in out:
-            continue
-        spec = resolve_run(loaded.preset, variant.run, loaded.origin, device, group=variant.group)
-        out[variant.group] = Candidate(variant.group, spec, space_for(spec, variant.run.search, loaded.origin))
-    unknown = [w for w in wanted if w not in out]
-    if unknown:
-        raise OptlabError(f"--run {unknown[0]!r}: no such run in the preset; runs: {', '.join(out)}")
-    return [c for name, c in out.items() if not wanted or name in wanted]
-
-
 def _progress(quiet: bool, objective: str) -> Any:
     console = stderr_console()
 
@@ -124,6 +101,7 @@ def tune(
     from optlab.runs.files import atomic_write_text
     from optlab.runs.store import default_run_dir, prepare_run_dir
     from optlab.spec import one_of
+    from optlab.tuning.service import candidates_for
     from optlab.tuning.study import check_storage_url, require_optuna
 
     with user_errors():
@@ -162,6 +140,45 @@ def tune(
         with user_errors():
             _write_preset(loaded, outcome, write_preset)
             stderr_console().print(f"tuned preset in {write_preset}")
+    raise typer.Exit(130 if outcome.interrupted else 0)
+
+
+def resume_tune(run_dir: Path, force: bool, device: str, threads: int | None, fmt: str, quiet: bool) -> None:
+    """`optlab resume` on a tuning run directory: the study continues where it stopped."""
+    import dataclasses
+
+    from optlab.data.datasets import load_dataset
+    from optlab.experiment import BackendOptions, placement_devices
+    from optlab.runs.owner import claim, release
+    from optlab.training.threads import DEFAULT_THREADS
+    from optlab.tuning.resume import plan_tune_resume
+    from optlab.tuning.service import tune_into
+
+    with user_errors():
+        backend = BackendOptions(threads=threads)
+        device, data_device = placement_devices(check_device(device), backend)
+        resumed = plan_tune_resume(run_dir, device, force)
+        # The trials go on with the threads the study trained with, unless --threads says otherwise.
+        if threads is None:
+            backend = dataclasses.replace(backend, threads=resumed.plan.recorded_threads() or resumed.threads)
+        for note in resumed.plan.environment_notes(backend.threads or DEFAULT_THREADS):
+            sys.stderr.write(f"optlab: note: {note}\n")
+        carry = resumed.carry
+        if not quiet:
+            done = sum(len(c.trials) - len(c.pending) for c in resumed.candidates)
+            stderr_console().print(f"resuming the study in {run_dir}: {done} trial(s) told, {len(carry.wave)} continued "
+                                   f"({len(carry.states)} from a checkpoint), {len(carry.finals)} final seed run(s)")
+        claim(run_dir)
+        try:
+            data = load_dataset(resumed.loaded.preset.data, data_device)
+            resumed.plan.check_data(data.facts(), force)
+        except BaseException:
+            release(run_dir)
+            raise
+    outcome = tune_into(run_dir, resumed.loaded, resumed.candidates, data, device, resumed.settings,
+                        storage=resumed.storage, backend=backend, carry=carry,
+                        on_wave=_progress(quiet, resumed.settings.objective))
+    _print(run_dir, fmt if fmt in ("table", "json") else "table")
     raise typer.Exit(130 if outcome.interrupted else 0)
 
 

@@ -222,7 +222,6 @@ def plan_resume(root: Path, device: str, force: bool = False) -> ResumePlan:
     _refuse_a_second_writer(root)
     log = read_events(root)
     results = replay(log.events)
-    status = {run["name"]: run["status"] for run in results["runs"]}
     try:
         loaded = load_preset(str(preset_path))
     except PresetError as exc:
@@ -230,7 +229,17 @@ def plan_resume(root: Path, device: str, force: bool = False) -> ResumePlan:
         if not hint:
             raise
         raise PresetError(f"{exc}\n{root} was trained with plugins: pass them again ({hint})") from None
-    specs = loaded.resolved_runs(device)
+    return plan_runs(root, loaded, loaded.resolved_runs(device), results, force)
+
+
+def plan_runs(root: Path, loaded: LoadedPreset, specs: list[ResolvedRun], results: dict[str, Any],
+              force: bool = False) -> ResumePlan:
+    """The checks of a resume for `specs` (the runs the directory's record `results` knows):
+    the ones that ended for good, the ones to continue from their checkpoint (the same optlab,
+    code, preset and plugins, unless `force`), and the ones to start again. `optlab tune`'s
+    resume gives its trials' specs here."""
+    preset_path = root / "preset.toml"
+    status = {run["name"]: run["status"] for run in results["runs"]}
     plan = ResumePlan(loaded, specs, recorded_dataset=results.get("dataset") or {})
     placements = {run["name"]: run.get("placement") or {} for run in results["runs"]}
     problems: list[str] = []

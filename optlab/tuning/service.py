@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from optlab.data.datasets import DatasetBundle
-from optlab.errors import StorageError
+from optlab.errors import OptlabError, StorageError
 from optlab.experiment import BackendOptions, _interrupts_wind_down, make_executor
 from optlab.preset.loader import LoadedPreset
 from optlab.preset.search import TuneConfig
+from optlab.runs.files import atomic_write_json
 from optlab.runs.owner import release
 from optlab.runs.store import RunStore, load_results
 from optlab.spec import ResolvedRun
@@ -43,6 +44,7 @@ from optlab.tuning.study import (
 )
 
 STUDY_FILE = "study.db"
+SETTINGS_FILE = "tune-settings.json"  # what `optlab resume` needs to continue the study
 COMPLETED = ("finished", "early_stopped")
 
 
@@ -88,12 +90,23 @@ class TuneOutcome:
     wall_time_s: float = 0.0
 
 
+@dataclass
+class Carry:
+    """What a resumed study continues first: the trials of the wave that was cut (asked, never
+    told) and the final seeds that had started, with their runs' checkpoints (`runs/resume.py`)."""
+
+    wave: list[ResolvedRun] = field(default_factory=list)
+    finals: list[ResolvedRun] = field(default_factory=list)
+    states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    done: list[str] = field(default_factory=list)  # runs that ended for good before the cut
+
+
 class _Appending:
     """The run store across waves: one ExperimentStarted (the first wave's) and no
     ExperimentEnded (the service writes the one end), so the record reads as one experiment."""
 
-    def __init__(self, store: RunStore) -> None:
-        self.store, self.started = store, False
+    def __init__(self, store: RunStore, started: bool = False) -> None:
+        self.store, self.started = store, started
 
     def handle(self, event: Event) -> None:
         if isinstance(event, ExperimentEnded) or (isinstance(event, ExperimentStarted) and self.started):
@@ -139,6 +152,28 @@ class _Watch:
             record.epochs, record.steps, record.wall_time_s = event.epochs_completed, event.step, event.wall_time_s
 
 
+def candidates_for(loaded: LoadedPreset, wanted: list[str], device: str) -> list[Candidate]:
+    """One candidate per configuration (a group's seeds collapse: the final seeds replace them),
+    in preset order, each with its checked search space."""
+    from optlab.preset.expand import expand
+    from optlab.preset.loader import resolve_run
+    from optlab.tuning.space import space_for
+
+    data = loaded.preset.data
+    if data.val_fraction == 0 and not data.val_size:
+        raise OptlabError(f"{loaded.origin}: data.val_fraction = 0: tune selects on validation data; give it a share > 0")
+    out: dict[str, Candidate] = {}
+    for variant in expand(loaded.preset, loaded.origin):
+        if variant.group in out:
+            continue
+        spec = resolve_run(loaded.preset, variant.run, loaded.origin, device, group=variant.group)
+        out[variant.group] = Candidate(variant.group, spec, space_for(spec, variant.run.search, loaded.origin))
+    unknown = [w for w in wanted if w not in out]
+    if unknown:
+        raise OptlabError(f"--run {unknown[0]!r}: no such run in the preset; runs: {', '.join(out)}")
+    return [c for name, c in out.items() if not wanted or name in wanted]
+
+
 def worst(objective: str) -> float:
     return 0.0 if objective == "val_accuracy" else float("inf")
 
@@ -155,16 +190,25 @@ def tune_into(
     backend: BackendOptions | None = None,
     sinks: Iterable[Any] = (),
     on_wave: Callable[[list[Candidate]], None] = lambda _: None,
+    carry: Carry | None = None,
 ) -> TuneOutcome:
     """Tune every candidate into `root` (claimed by the caller) and retrain the best trials;
-    results.json, tune.json and the reports are written at the end, whatever happened."""
+    results.json, tune.json and the reports are written at the end, whatever happened.
+    With `carry` (`optlab resume`), the candidates come with their studies loaded and their
+    trials so far, and the cut wave and final seeds are continued first."""
     from optlab.tuning.report import write_tune_files
 
     optuna = require_optuna()
     backend = backend or BackendOptions()
     storage = storage or f"sqlite:///{(root / STUDY_FILE).resolve()}"
     higher = settings.objective == "val_accuracy"
+    if carry is None:
+        atomic_write_json(root / SETTINGS_FILE, {"settings": settings.model_dump(), "storage": storage,
+                                                 "candidates": [c.name for c in candidates],
+                                                 "threads": backend.threads})
     for c in candidates:
+        if c.study is not None:
+            continue  # resumed: loaded with its trials
         attrs = {"candidate": c.name, "space": [p.describe() for p in c.space.params], "space_origin": c.space.origin,
                  "budget": settings.budget, "sampler": settings.sampler, "pruner": settings.pruner,
                  "objective": settings.objective, "seed": settings.seed}
@@ -177,27 +221,33 @@ def tune_into(
     plans = {c.name: planned_points(c.space, settings.sampler, settings.budget, settings.seed, keys, points)
              for c in candidates}
     outcome = TuneOutcome(candidates, settings, storage)
-    store = RunStore(root)
-    appending = _Appending(store)
+    store = RunStore(root, resume=carry is not None)
+    appending = _Appending(store, started=carry is not None)
     preset = loaded.preset.model_dump(mode="json")
     t0 = time.perf_counter()
 
+    carry = carry or Carry()
+
     def train(specs: list[ResolvedRun], watch: _Watch | None, control: Control) -> None:
+        if all(s.name in carry.done for s in specs):
+            return
         extra = [watch] if watch is not None else []
         runner = Runner(specs, data, device, [appending, *extra, *sinks], control, preset=preset,
+                        resume=carry.states, finished=carry.done,
                         executor=make_executor(backend, data, device), pace=backend.pace,
                         max_restarts=backend.max_restarts, checkpoints=backend.checkpoints)
         with _interrupts_wind_down(runner):
             runner.run()
 
     try:
-        while any(len(c.trials) < settings.budget for c in candidates):
-            specs = []
+        while carry.wave or any(len(c.trials) < settings.budget for c in candidates):
+            specs, carry.wave = carry.wave, []
             for c in candidates:
-                for _ in range(min(settings.parallel, settings.budget - len(c.trials))):
+                for _ in range(0 if specs else min(settings.parallel, settings.budget - len(c.trials))):
                     n = len(c.trials)
                     plan = plans[c.name]
-                    if plan is not None:
+                    # A point enqueued before a cut is still waiting in the study: asked next.
+                    if plan is not None and not _waiting(optuna, c.study):
                         c.study.enqueue_trial(plan[n])
                     trial = c.study.ask(c.space.distributions())
                     record = Trial(n, f"{c.name}#{n}", natural_params(c.space, trial.params))
@@ -211,16 +261,7 @@ def tune_into(
             finally:
                 _tell(optuna, candidates, watch, store.results, settings.objective, higher)
             on_wave(candidates)
-        finals = []
-        for c in candidates:
-            best = c.best(higher)
-            if best is None:
-                continue
-            trial = c.study.trials[best.number]
-            for i in range(settings.final_seeds):
-                seed = c.spec.seed + 1 + i  # seeds apart from the one the trials were selected on
-                c.finals.append(f"{c.name}@s{seed}")
-                finals.append(trial_spec(c.spec, c.space, trial.params, c.finals[-1], c.name, seed=seed))
+        finals = carry.finals or final_specs(candidates, settings, higher)
         if finals:
             train(finals, None, Control())
     except KeyboardInterrupt:
@@ -240,10 +281,30 @@ def tune_into(
     return outcome
 
 
+def final_specs(candidates: list[Candidate], settings: TuneConfig, higher: bool) -> list[ResolvedRun]:
+    """Each candidate's best completed trial over the final seeds (names in `Candidate.finals`)."""
+    finals = []
+    for c in candidates:
+        best = c.best(higher)
+        c.finals = []
+        if best is None:
+            continue
+        trial = c.study.trials[best.number]
+        for i in range(settings.final_seeds):
+            seed = c.spec.seed + 1 + i  # seeds apart from the one the trials were selected on
+            c.finals.append(f"{c.name}@s{seed}")
+            finals.append(trial_spec(c.spec, c.space, trial.params, c.finals[-1], c.name, seed=seed))
+    return finals
+
+
+def _waiting(optuna: Any, study: Any) -> bool:
+    return bool(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+
+
 def _tell(optuna: Any, candidates: list[Candidate], watch: _Watch, results: dict[str, Any], objective: str,
           higher: bool) -> None:
     """Tell every trial of the wave its outcome; a trial whose run did not end (an interrupt)
-    is told FAIL and marked interrupted."""
+    is marked interrupted and left RUNNING in the study, for `optlab resume` to continue."""
     status_of = {r["name"]: r.get("status") for r in results.get("runs") or []}
     state = optuna.trial.TrialState
     for c in candidates:
@@ -267,5 +328,4 @@ def _tell(optuna: Any, candidates: list[Candidate], watch: _Watch, results: dict
                 c.study.tell(trial, record.value)
             else:
                 record.status = "interrupted"
-                c.study.tell(trial, state=state.FAIL)
         c.pending.clear()

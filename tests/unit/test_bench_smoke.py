@@ -151,3 +151,22 @@ def test_threads_bench_compares_all_cores_with_one_thread(tmp_path: Path) -> Non
     assert [(c["model"].split()[0], c["load"]) for c in doc["cases"]] == [
         ("digits", "as it is"), ("digits", "busy"), ("tutorial", "as it is"), ("tutorial", "busy")]
     assert all(c["all_over_one"] > 0 and c["one_thread_samples_per_s"] > 0 for c in doc["cases"])
+
+
+@pytest.mark.timeout(240)
+def test_tune_cost_bench_reports_the_overhead_per_trial(tmp_path: Path) -> None:
+    """benchmarks/tune_cost.py on a tiny budget: the overhead outside training (Optuna, specs,
+    driver, reports) is measured against training and printed as a share (not judged)."""
+    pytest.importorskip("optuna")
+    out = tmp_path / "tune-cost.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "tune_cost.py"), "--budget", "2", "--epochs", "1",
+         "--final-seeds", "1", "--json", str(out)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=220,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert doc["trials"] == 2 * doc["candidates"] and doc["runs"] == 3 * doc["candidates"]
+    assert doc["training_s"] > 0 and doc["overhead_s"] > 0 and doc["optuna_s"] > 0
+    assert doc["overhead_share"] == pytest.approx(doc["overhead_s"] / doc["training_s"])
+    assert "overhead outside training" in proc.stdout and "(target < 5%)" in proc.stdout
