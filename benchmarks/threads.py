@@ -54,7 +54,7 @@ def _trainer(data_line: str, hidden: str, batch: int) -> Any:
     from optlab.training.trainer import Trainer
 
     text = (f'name = "threads"\n[data]\n{data_line}\n[model]\nname = "mlp"\nhidden = {hidden}\n'
-            f'[train]\nepochs = 1000\nbatch_size = {batch}\n[[runs]]\nname = "sgd"\n'
+            f'[train]\nepochs = 1000000\nbatch_size = {batch}\n[[runs]]\nname = "sgd"\n'
             'optimizer = { name = "sgd", lr = 0.01 }\n')
     loaded = load_preset_text(text)
     spec = loaded.resolved_runs("cpu")[0]

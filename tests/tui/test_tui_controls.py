@@ -65,9 +65,11 @@ async def _pause_stop_and_keys(tmp_path: Path) -> None:
         await pilot.press("question_mark")
         assert isinstance(app.screen, KeysScreen)
         listed = str(app.screen.query_one("#keys-text", Static).render())
-        on = [b for b in ExperimentScreen.BINDINGS if b.action != "cycle_band"]  # type: ignore[union-attr]
+        # The band key is off without repeated seeds, the sweep key without a sweep.
+        on = [b for b in ExperimentScreen.BINDINGS if b.action not in ("cycle_band", "show_sweep")]  # type: ignore[union-attr]
         assert all(b.description in listed for b in on)  # type: ignore[union-attr]
         assert "band" not in listed  # without repeated seeds the band key is off, so not listed
+        assert "sweep" not in listed  # nor the sweep key without a sweep
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is screen
