@@ -99,7 +99,7 @@ class ExperimentScreen(ExperimentActions):
     def compose(self) -> ComposeResult:
         yield Static(id="header")
         yield Static(id="status")
-        yield self.tables.runs
+        yield self.tables.runs.data_bind(ExperimentScreen.highlight)  # the table fades the other runs
         yield self.tables.final
         yield self.tables.seeds
         yield self.tables.ranking
@@ -184,7 +184,7 @@ class ExperimentScreen(ExperimentActions):
         finished = self.state.finished
         with self.app.batch_update():
             if self.tables_stale and (self.pace.due(self.last_table_s, now) or finished):
-                self.runs_table.sync(self.state, self.highlight)
+                self.runs_table.sync()
                 self.tables.sync_live(self.state)
                 self.tables_stale, self.last_table_s = False, now
             if self.charts_stale and (self.pace.due(self.last_chart_s, now) or finished):
@@ -331,16 +331,13 @@ class ExperimentScreen(ExperimentActions):
         self.update_status()
 
     # Each setting redraws the same two things; the watchers are named for textual to find them.
-    watch_log_y = watch_smoothing = watch_x_axis = watch_band_mode = redraw_view
+    # (The runs table follows `highlight` by itself: compose binds it.)
+    watch_log_y = watch_smoothing = watch_x_axis = watch_band_mode = watch_highlight = redraw_view
 
     def action_highlight(self) -> None:
         name = self.selected()
         key = None if name is None else self.state.grouping.key(name)  # seeds: the configuration
         self.highlight = None if key is None or key == self.highlight else key
-
-    def watch_highlight(self) -> None:
-        self.runs_table.sync(self.state, self.highlight)
-        self.redraw_view()
 
     def watch_repeats(self) -> None:
         self.update_status()  # the band setting shows with repeated seeds

@@ -60,7 +60,7 @@ class ExperimentActions(Screen[None]):
         self.state = ExperimentState()
         # The tables are made here, so that the actions can ask which run is selected; the
         # subclass's compose places them.
-        self.tables = TableViews(RunsTable(id="runs"), FinalTable(id="final"), SeedsTable(id="seeds-table"),
+        self.tables = TableViews(RunsTable(self.state, id="runs"), FinalTable(id="final"), SeedsTable(id="seeds-table"),
                                  RankingLine(id="ranking"))
         self.saved_presets: list[Path] = []
         self.report_path: Path | None = None  # the last report.html the `r` key wrote

@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.cells import cell_len
 from rich.text import Text
+from textual.reactive import reactive
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
@@ -159,12 +160,16 @@ class SortableTable(RowTable):
 
 
 class RunsTable(RowTable):
-    """One row per run, updated in place: only the cells that changed, so a repaint of the
-    table (which re-renders every visible row) happens only when something on it moved."""
+    """One row per run of `state`, updated in place: only the cells that changed, so a repaint
+    of the table (which re-renders every visible row) happens only when something on it moved."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    # The highlighted run or configuration; the experiment screen binds its own to it (data_bind).
+    highlight: reactive[str | None] = reactive(None, repaint=False, init=False)
+
+    def __init__(self, state: ExperimentState, **kwargs: Any) -> None:
         # The run's name stays in view when a narrow terminal scrolls to the later columns.
         super().__init__(cursor_type="row", zebra_stripes=True, fixed_columns=2, **kwargs)
+        self.state = state
         self.rendered: dict[str, tuple[Any, ...]] = {}  # run -> (series version, highlight, status)
         self.cells: dict[str, dict[str, Any]] = {}  # run -> the cells last written
         self.best_label = ""  # the best-value column's label for the task; RUN_COLUMNS' until known
@@ -201,7 +206,12 @@ class RunsTable(RowTable):
         width = value.cell_len if isinstance(value, Text) else cell_len(str(value))
         return width > self.columns[ColumnKey(column)].content_width
 
-    def sync(self, state: ExperimentState, highlight: str | None, force: bool = False) -> None:
+    def watch_highlight(self) -> None:
+        self.sync()
+
+    def sync(self, force: bool = False) -> None:
+        """Write what changed since the last sync (new events, a new highlight)."""
+        state, highlight = self.state, self.highlight
         grouping = state.grouping
         for name in state.run_names:
             version = state.run_series(name).version
