@@ -195,7 +195,7 @@ class ExperimentScreen(ExperimentActions):
             self.update_status()
         waits = [last + self.pace.every_s - now for stale, last in
                  ((self.tables_stale, self.last_table_s), (self.charts_stale, self.last_chart_s)) if stale]
-        if waits and self.redraw_timer is None:
+        if waits and self.redraw_timer is None:  # not sooner than a read: nothing finer is needed
             self.redraw_timer = self.set_timer(max(TICK_S, min(waits)), self._redraw_timer_fired)
 
     def _redraw_timer_fired(self) -> None:
