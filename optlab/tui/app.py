@@ -6,10 +6,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from textual import on
 from textual.app import App
 from textual.binding import Binding
 
 from optlab.runs.store import default_run_dir
+from optlab.tui.messages import Detached, StopRequested
 from optlab.tui.process import TrainingProcess, check_run_dir
 from optlab.tui.screens.experiment import ExperimentScreen
 from optlab.tui.screens.start import StartScreen
@@ -49,7 +51,8 @@ class OptlabApp(App[int]):
         self.runs_base = runs_base
         self.process: TrainingProcess | None = None
         self.run_dir: Path | None = None
-        self.detached = False
+        # Set by this class's handlers of the experiment screen's messages; read by `launch`.
+        self.detached = False  # the user quit and left training running
         self.stopped = False  # the user chose "stop" when quitting
 
     def action_show_keys(self) -> None:
@@ -94,6 +97,15 @@ class OptlabApp(App[int]):
             screen.action_request_quit()
         else:
             self.exit()
+
+    @on(Detached)
+    def detached_from_training(self) -> None:
+        self.detached = True
+        self.exit()
+
+    @on(StopRequested)
+    def stop_requested(self) -> None:
+        self.stopped = True
 
     @property
     def training_running(self) -> bool:

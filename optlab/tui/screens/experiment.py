@@ -1,46 +1,46 @@
 """The experiment screen: live runs table, charts, and the final table once every run ended.
 
-Everything on it comes from the run directory: a steady timer tails events.jsonl and redraws
-what changed, so the same screen serves a run this process started and `optlab view RUN_DIR`.
+Everything on it comes from the run directory: a steady timer tails events.jsonl and posts what
+it read (`EventsArrived`), so the same screen serves a run this process started and `optlab
+view RUN_DIR`. The handler folds the events and posts `StateChanged` (coalesced), whose handler
+draws what is due at the pace `pacing.py` sets. The view settings (x axis, smoothing, log
+scale, band, highlighted run, layout) are reactive attributes: their `watch_*` methods redraw.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
+from textual.reactive import reactive
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Static
 
 from optlab.runs.axes import wants_log
 from optlab.runs.grouping import BAND_MODES
 from optlab.runs.series import VAL_LABELS, X_AXES, X_LABELS, chart_note, group_series, run_series
 from optlab.runs.store import EventTail
+from optlab.training.events import Event
 from optlab.tui.devices import DeviceMonitor
 from optlab.tui.headline import header_text, settings_text
+from optlab.tui.messages import ChildExited, EventsArrived, StateChanged, TrainingStopped
 from optlab.tui.pacing import RedrawPace
-from optlab.tui.process import (
-    TrainingProcess,
-    child_alive,
-    log_path,
-    read_control,
-)
+from optlab.tui.process import TrainingProcess, child_alive, log_path
 from optlab.tui.screens.details import DetailsScreen
 from optlab.tui.screens.experiment_actions import STOP_TIMEOUT_S, ExperimentActions
 from optlab.tui.screens.sweep import SweepScreen
-from optlab.tui.screens.table_views import TableViews
-from optlab.tui.state import BEST_LABELS, ENDED_STATUSES, ExperimentState, format_eta
+from optlab.tui.state import BEST_LABELS, ENDED_STATUSES, format_eta
 from optlab.tui.widgets.chart import Chart
 from optlab.tui.widgets.devices import DevicesPane
-from optlab.tui.widgets.seeds_table import RankingLine, SeedsTable
-from optlab.tui.widgets.tables import FinalTable, RunsTable
 
 SMOOTHING = (0.0, 0.6, 0.9)
 LAYOUTS = ("grid", "loss", "lr", "val")
-TICK_S = 0.25  # how often events.jsonl is read
+TICK_S = 0.25  # how often events.jsonl is read, and the clock on the header and status line moves
 CHART_EVERY_S = 1.0  # new data is drawn at most this often, less often on a busy CPU (see pacing.py)
 
 
@@ -65,32 +65,31 @@ class ExperimentScreen(ExperimentActions):
         Binding("v", "show_sweep", "sweep"),  # shown only for a sweep (check_action)
     ]
 
+    # The view settings. Their watchers draw (repaint=False: a repaint of the whole screen would
+    # add nothing); none is set before the screen is mounted.
+    log_y: reactive[bool] = reactive(False, repaint=False, init=False)
+    smoothing: reactive[float] = reactive(0.0, repaint=False, init=False)
+    x_axis: reactive[str] = reactive("step", repaint=False, init=False)
+    highlight: reactive[str | None] = reactive(None, repaint=False, init=False)  # a run, or a configuration
+    band_mode: reactive[str] = reactive(BAND_MODES[0], repaint=False, init=False)
+    # Always applied: the first layout may equal the default and its classes still need setting.
+    layout_mode: reactive[str] = reactive("grid", repaint=False, init=False, always_update=True)
+    # Seeds are repeated (known once the run names are): the band key appears in the footer.
+    repeats: reactive[bool] = reactive(False, repaint=False, init=False, bindings=True)
+
     def __init__(self, run_dir: Path, process: TrainingProcess | None = None, preset_label: str = "") -> None:
-        super().__init__()
-        self.run_dir = run_dir
-        self.process = process
+        super().__init__(run_dir, process)
         self.preset_label = preset_label
-        self.state = ExperimentState()
         self.tail = EventTail(run_dir / "events.jsonl")
-        self.log_y = False
-        self.smoothing = 0.0
-        self.x_axis = "step"
-        self.highlight: str | None = None  # a run, or with repeated seeds a configuration
-        self.band_mode = BAND_MODES[0]
-        self.repeats = False
-        self.saved_presets: list[Path] = []
-        self.report_path: Path | None = None  # the last report.html the `r` key wrote
-        self.layout_mode = "grid"
         self.layout_chosen = False
-        self.paused = False if process is not None else bool(read_control(run_dir).get("paused"))
         self.opened_at = time.monotonic()
-        self.child_exit: int | None = None
+        self.exit_posted = False
         self.pace = RedrawPace(fastest_s=CHART_EVERY_S)
-        self.charts_dirty = self.tables_dirty = True
+        # What new events made stale and the pace has not let through yet (see draw_due).
+        self.charts_stale = self.tables_stale = True
         self.last_chart_s = self.last_table_s = self.last_devices_s = 0.0
+        self.redraw_timer: Timer | None = None
         self.final_version = -1
-        self.stopping_since: float | None = None
-        self.ticks = 0
         self._header = ""
         self._status = Text()
         self._status_lines = 0
@@ -100,28 +99,16 @@ class ExperimentScreen(ExperimentActions):
     def compose(self) -> ComposeResult:
         yield Static(id="header")
         yield Static(id="status")
-        yield RunsTable(id="runs")
-        yield FinalTable(id="final")
-        yield SeedsTable(id="seeds-table")
-        yield RankingLine(id="ranking")
+        yield self.tables.runs.data_bind(ExperimentScreen.highlight)  # the table fades the other runs
+        yield self.tables.final
+        yield self.tables.seeds
+        yield self.tables.ranking
         yield DevicesPane(DeviceMonitor(), id="devices")
         with Container(id="charts"):
             yield Chart("training loss", id="chart-loss")
             yield Chart("learning rate", id="chart-lr", clip_outliers=False)
             yield Chart("validation accuracy", id="chart-val")
         yield Footer(show_command_palette=False, compact=True)
-
-    @property
-    def runs_table(self) -> RunsTable:
-        return self.query_one("#runs", RunsTable)
-
-    @property
-    def final_table(self) -> FinalTable:
-        return self.query_one("#final", FinalTable)
-
-    @property
-    def seeds_table(self) -> SeedsTable:
-        return self.query_one("#seeds-table", SeedsTable)
 
     @property
     def showing_final(self) -> bool:
@@ -136,79 +123,97 @@ class ExperimentScreen(ExperimentActions):
         return "grid" if size.width >= 100 and size.height >= 30 else "loss"
 
     def on_mount(self) -> None:
-        self.tables = TableViews(self.runs_table, self.final_table, self.seeds_table,
-                                 self.query_one("#ranking", RankingLine))
-        self.set_layout(self.fitting_layout())
+        self.layout_mode = self.fitting_layout()
         self.runs_table.focus()
         self.tick()
+        self.post_message(StateChanged())  # the first drawing, after what the first read found
         self.set_interval(TICK_S, self.tick)
+        self.set_interval(TICK_S, self.update_clock)
 
-    def set_layout(self, mode: str) -> None:
-        self.layout_mode = mode
+    def watch_layout_mode(self, mode: str) -> None:
         self.query_one("#charts").set_class(mode != "grid", "-single")
         for key in ("loss", "lr", "val"):
             self.chart(key).set_class(mode in ("grid", key), "-shown")
 
-    # ------------------------------------------------------------ liveness
-
-    @property
-    def live(self) -> bool:
-        """Training may still be running (controls make sense, quitting asks)."""
-        if self.state.ended:
-            return False
-        if self.process is not None:
-            return self.process.running
-        return child_alive(self.run_dir) is not False and self.child_exit is None
-
-    # ------------------------------------------------------------ the timer
+    # ------------------------------------------------------------ reading the run directory
 
     def tick(self) -> None:
-        self.ticks += 1
+        """The polling timer: read the files and post what they say; the handlers act on it."""
         exit_code = self.process.poll() if self.process is not None else None
         events = self.tail.read()
         if exit_code is not None:  # read what the child wrote before it exited
             while more := self.tail.read():
                 events += more
-        with self.app.batch_update():
-            if events:
-                self.state.apply(events)
-                self.tables_dirty = self.charts_dirty = True
-                if self.state.events_seen == len(events):  # the first: the preset says whether it sweeps
-                    self.refresh_bindings()
-                if self.state.grouping.repeats != self.repeats:  # known once the run names are
-                    self.repeats = self.state.grouping.repeats
-                    self.refresh_bindings()
-            if exit_code is not None and self.child_exit is None:
-                self.child_exit = exit_code
-                if exit_code != 0 or not self.state.ended:
-                    self.notify(self.failure_text(), severity="error", timeout=10)
-            now = time.monotonic()
-            self.pace.observe()
-            if self.tables_dirty and (self.pace.due(self.last_table_s, now) or self.state.finished):
-                self.runs_table.sync(self.state, self.highlight)
-                self.tables.sync_live(self.state)
-                self.tables_dirty, self.last_table_s = False, now
-            if self.charts_dirty and (self.pace.due(self.last_chart_s, now) or self.state.finished):
-                self.update_charts()
-            devices = self.query_one("#devices", DevicesPane)
-            if devices.shown and self.pace.due(self.last_devices_s, now):  # no faster than the charts
-                devices.refresh_from(self.state.doc["runs"])
-                self.last_devices_s = now
-            if self.state.finished and self.final_version != self.state.version:
-                self.show_final()
-            self.update_header()
-            self.update_status()
+        if events:
+            self.post_message(EventsArrived(events))
+        if exit_code is not None and not self.exit_posted:
+            self.exit_posted = True
+            self.post_message(ChildExited(exit_code))
         if self.stopping_since is not None and self.process is None:
             gone = self.state.ended or child_alive(self.run_dir) is False
             if gone or time.monotonic() - self.stopping_since > STOP_TIMEOUT_S:
-                self.app.exit()
+                self.post_message(TrainingStopped())
 
-    def failure_text(self) -> str:
-        tail = self.process.log_tail(6) if self.process is not None else ""
-        text = f"training process exited with code {self.child_exit}"
-        if not self.state.ended:
-            text += " before the experiment ended"
-        return text + (f":\n{tail}" if tail else "") + f"\n(log: {log_path(self.run_dir)})"
+    def catch_up(self) -> None:
+        """Read and fold at once: the sweep screen asks before it draws, in case this screen's
+        timer sleeps beneath it."""
+        self.fold(self.tail.read())
+
+    def on_events_arrived(self, message: EventsArrived) -> None:
+        self.fold(message.events)
+
+    def fold(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        self.state.apply(events)
+        self.tables_stale = self.charts_stale = True
+        if self.state.events_seen == len(events):  # the first: the preset says whether it sweeps
+            self.refresh_bindings()
+        self.repeats = self.state.grouping.repeats
+        self.post_message(StateChanged())
+
+    # ------------------------------------------------------------ when to draw
+
+    def on_state_changed(self) -> None:
+        self.draw_due()
+
+    def draw_due(self) -> None:
+        """Draw the stale tables and charts that the pace lets through (everything at once when
+        the experiment is over); come back by a timer for the rest."""
+        now = time.monotonic()
+        finished = self.state.finished
+        with self.app.batch_update():
+            if self.tables_stale and (self.pace.due(self.last_table_s, now) or finished):
+                self.runs_table.sync()
+                self.tables.sync_live(self.state)
+                self.tables_stale, self.last_table_s = False, now
+            if self.charts_stale and (self.pace.due(self.last_chart_s, now) or finished):
+                self.update_charts()
+            if finished and self.final_version != self.state.version:
+                self.show_final()
+            self.update_header()
+            self.update_status()
+        waits = [last + self.pace.every_s - now for stale, last in
+                 ((self.tables_stale, self.last_table_s), (self.charts_stale, self.last_chart_s)) if stale]
+        if waits and self.redraw_timer is None:  # not sooner than a read: nothing finer is needed
+            self.redraw_timer = self.set_timer(max(TICK_S, min(waits)), self._redraw_timer_fired)
+
+    def _redraw_timer_fired(self) -> None:
+        self.redraw_timer = None
+        self.draw_due()
+
+    def update_clock(self) -> None:
+        """What moves with the time alone: elapsed time and ETA, the devices pane, and the
+        pace's view of this process's CPU use."""
+        self.pace.observe()
+        with self.app.batch_update():
+            devices = self.query_one("#devices", DevicesPane)
+            now = time.monotonic()
+            if devices.shown and self.pace.due(self.last_devices_s, now):  # no faster than the charts
+                devices.refresh_from(self.state.doc["runs"])
+                self.last_devices_s = now
+            self.update_header()
+            self.update_status()
 
     # ------------------------------------------------------------ drawing
 
@@ -284,7 +289,7 @@ class ExperimentScreen(ExperimentActions):
             chart.log_y = lr_log if key == "lr" else self.log_y and key != "val"
             chart.note = note
             chart.set_series(series[key])
-        self.charts_dirty = False
+        self.charts_stale = False
         self.last_chart_s = time.monotonic()
 
     def show_final(self) -> None:
@@ -292,9 +297,6 @@ class ExperimentScreen(ExperimentActions):
         self.tables.show_final(self.state.doc)
 
     # ------------------------------------------------------------ selection
-
-    def selected(self) -> str | None:
-        return self.tables.selected()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         name = event.row_key.value
@@ -309,26 +311,49 @@ class ExperimentScreen(ExperimentActions):
         if event.column_key.value:
             self.tables.sort_by(event.data_table, str(event.column_key.value), self.state.doc)
 
-    # ------------------------------------------------------------ actions
+    # ------------------------------------------------------------ actions and their watchers
 
     def action_toggle_log(self) -> None:
         self.log_y = not self.log_y
-        self.update_charts()
-        self.update_status()
 
     def action_cycle_smoothing(self) -> None:
         self.smoothing = SMOOTHING[(SMOOTHING.index(self.smoothing) + 1) % len(SMOOTHING)]
-        self.update_charts()
-        self.update_status()
 
     def action_cycle_x(self) -> None:
         self.x_axis = X_AXES[(X_AXES.index(self.x_axis) + 1) % len(X_AXES)]
+
+    def action_cycle_band(self) -> None:
+        self.band_mode = BAND_MODES[(BAND_MODES.index(self.band_mode) + 1) % len(BAND_MODES)]
+
+    def redraw_view(self) -> None:
+        """A view setting changed: the charts and the settings on the status line, at once."""
         self.update_charts()
+        self.update_status()
+
+    # Each setting redraws the same two things; the watchers are named for textual to find them.
+    # (The runs table follows `highlight` by itself: compose binds it.)
+    watch_log_y = watch_smoothing = watch_x_axis = watch_band_mode = watch_highlight = redraw_view
+
+    def action_highlight(self) -> None:
+        name = self.selected()
+        key = None if name is None else self.state.grouping.key(name)  # seeds: the configuration
+        self.highlight = None if key is None or key == self.highlight else key
+
+    def watch_repeats(self) -> None:
+        self.update_status()  # the band setting shows with repeated seeds
+
+    def watch_paused(self) -> None:
+        self.update_status()
+
+    def watch_stopping_since(self) -> None:
+        self.update_status()
+
+    def watch_child_exit(self) -> None:
         self.update_status()
 
     def on_resize(self) -> None:
         if not self.layout_chosen:  # follow the terminal until the user picks a layout
-            self.set_layout(self.fitting_layout())
+            self.layout_mode = self.fitting_layout()
         self.tables.refit(self.state.doc)
 
     def action_cycle_layout(self) -> None:
@@ -336,15 +361,7 @@ class ExperimentScreen(ExperimentActions):
         # Three charts in a terminal too small for them are unreadable: cycle single charts there.
         layouts = LAYOUTS if self.fitting_layout() == "grid" else LAYOUTS[1:]
         current = self.layout_mode if self.layout_mode in layouts else layouts[-1]
-        self.set_layout(layouts[(layouts.index(current) + 1) % len(layouts)])
-
-    def action_highlight(self) -> None:
-        name = self.selected()
-        key = None if name is None else self.state.grouping.key(name)  # seeds: the configuration
-        self.highlight = None if key is None or key == self.highlight else key
-        self.runs_table.sync(self.state, self.highlight)
-        self.update_charts()
-        self.update_status()
+        self.layout_mode = layouts[(layouts.index(current) + 1) % len(layouts)]
 
     def action_toggle_devices(self) -> None:
         devices = self.query_one("#devices", DevicesPane)
@@ -367,9 +384,4 @@ class ExperimentScreen(ExperimentActions):
         return self.repeats if action == "cycle_band" else True
 
     def action_show_sweep(self) -> None:
-        self.app.push_screen(SweepScreen(self.state, self.tick))
-
-    def action_cycle_band(self) -> None:
-        self.band_mode = BAND_MODES[(BAND_MODES.index(self.band_mode) + 1) % len(BAND_MODES)]
-        self.update_charts()
-        self.update_status()
+        self.app.push_screen(SweepScreen(self.state, self.catch_up))

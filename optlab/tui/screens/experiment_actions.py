@@ -1,53 +1,111 @@
 """The experiment screen's actions on training and on its record: pause, stop a run, quit
 (detach or stop everything), save the experiment as a preset, write report.html. Kept apart
-from the drawing in `experiment.py`; `ExperimentScreen` is the one subclass."""
+from the drawing in `experiment.py`; `ExperimentScreen` is the one subclass.
+
+This base owns what the actions act on (the run directory, the child, the folded state, the
+tables that say which run is selected) and how training stands (`paused`, `stopping_since`,
+`live`); it says what happened through reactive attributes, whose `watch_*` methods in the
+subclass redraw, and through messages (`optlab.tui.messages`) that the app or the screen handle.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
 
-from textual import work
+from textual import on, work
+from textual.reactive import reactive
 from textual.screen import Screen
 
 from optlab.errors import OptlabError
 from optlab.preset.export import save_to_user_dir
 from optlab.runs.publish import REPORT_HTML, write_reports
 from optlab.runs.reports import read_run_dir
-from optlab.tui.process import open_in_browser, write_control
+from optlab.tui.messages import (
+    ChildExited,
+    Detached,
+    ReportFailed,
+    ReportWritten,
+    StopRequested,
+    TrainingStopped,
+)
+from optlab.tui.process import (
+    TrainingProcess,
+    child_alive,
+    log_path,
+    open_in_browser,
+    read_control,
+    write_control,
+)
 from optlab.tui.screens.quit import CANCEL, DETACH, STOP, QuitScreen
 from optlab.tui.screens.start import StartScreen
-from optlab.tui.state import ENDED_STATUSES
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from optlab.tui.process import TrainingProcess
-    from optlab.tui.state import ExperimentState
+from optlab.tui.screens.table_views import TableViews
+from optlab.tui.state import ENDED_STATUSES, ExperimentState
+from optlab.tui.widgets.seeds_table import RankingLine, SeedsTable
+from optlab.tui.widgets.tables import FinalTable, RunsTable
 
 STOP_TIMEOUT_S = 60.0
 
 
 class ExperimentActions(Screen[None]):
-    # Set by the subclass's __init__.
-    run_dir: Path
-    process: TrainingProcess | None
-    state: ExperimentState
-    paused: bool
-    saved_presets: list[Path]
-    report_path: Path | None
-    stopping_since: float | None
+    # repaint=False: what these change is drawn by the subclass's watchers, not by a repaint of
+    # the whole screen.
+    paused: reactive[bool] = reactive(False, repaint=False, init=False)
+    stopping_since: reactive[float | None] = reactive(None, repaint=False, init=False)  # "stop" chosen
+    child_exit: reactive[int | None] = reactive(None, repaint=False, init=False)  # the child's exit code
+
+    def __init__(self, run_dir: Path, process: TrainingProcess | None = None) -> None:
+        super().__init__()
+        self.run_dir = run_dir
+        self.process = process
+        self.state = ExperimentState()
+        # The tables are made here, so that the actions can ask which run is selected; the
+        # subclass's compose places them.
+        self.tables = TableViews(RunsTable(self.state, id="runs"), FinalTable(id="final"), SeedsTable(id="seeds-table"),
+                                 RankingLine(id="ranking"))
+        self.saved_presets: list[Path] = []
+        self.report_path: Path | None = None  # the last report.html the `r` key wrote
+        # A viewed run directory may already be paused; set without watchers (nothing drawn yet).
+        self.set_reactive(ExperimentActions.paused,
+                          False if process is not None else bool(read_control(run_dir).get("paused")))
 
     @property
     def live(self) -> bool:
-        """Training may still be running (the subclass knows)."""
-        raise NotImplementedError
+        """Training may still be running (controls make sense, quitting asks)."""
+        if self.state.ended:
+            return False
+        if self.process is not None:
+            return self.process.running
+        return child_alive(self.run_dir) is not False and self.child_exit is None
+
+    @property
+    def runs_table(self) -> RunsTable:
+        return self.tables.runs
+
+    @property
+    def final_table(self) -> FinalTable:
+        return self.tables.final
+
+    @property
+    def seeds_table(self) -> SeedsTable:
+        return self.tables.seeds
 
     def selected(self) -> str | None:
-        raise NotImplementedError
+        return self.tables.selected()
 
-    def update_status(self) -> None:
-        raise NotImplementedError
+    @on(ChildExited)
+    def child_exited(self, message: ChildExited) -> None:
+        # `child_exit` is reactive: the subclass's watcher puts the exit on the status line.
+        self.child_exit = message.code
+        if message.code != 0 or not self.state.ended:
+            self.notify(self.failure_text(), severity="error", timeout=10)
+
+    def failure_text(self) -> str:
+        tail = self.process.log_tail(6) if self.process is not None else ""
+        text = f"training process exited with code {self.child_exit}"
+        if not self.state.ended:
+            text += " before the experiment ended"
+        return text + (f":\n{tail}" if tail else "") + f"\n(log: {log_path(self.run_dir)})"
 
     def _controllable(self) -> bool:
         if not self.live:
@@ -62,7 +120,6 @@ class ExperimentActions(Screen[None]):
         if self._controllable():
             self.paused = not self.paused
             write_control(self.run_dir, paused=self.paused)
-            self.update_status()
 
     def action_stop_run(self) -> None:
         name = self.selected()
@@ -97,12 +154,20 @@ class ExperimentActions(Screen[None]):
             results, _ = read_run_dir(self.run_dir)
             write_reports(self.run_dir, results)
         except (OptlabError, OSError) as exc:
-            self.app.call_from_thread(self.notify, f"cannot write the report: {exc}", severity="error", timeout=8)
+            self.post_message(ReportFailed(str(exc)))
             return
         path = self.run_dir / REPORT_HTML
-        self.report_path = path
-        where = "opened in a browser" if open_in_browser(path) else "open it in a browser"
-        self.app.call_from_thread(self.notify, f"wrote {path} ({where})", timeout=10)
+        self.post_message(ReportWritten(path, open_in_browser(path)))
+
+    @on(ReportWritten)
+    def report_written(self, message: ReportWritten) -> None:
+        self.report_path = message.path
+        where = "opened in a browser" if message.opened else "open it in a browser"
+        self.notify(f"wrote {message.path} ({where})", timeout=10)
+
+    @on(ReportFailed)
+    def report_failed(self, message: ReportFailed) -> None:
+        self.notify(f"cannot write the report: {message.error}", severity="error", timeout=8)
 
     def action_back_or_quit(self) -> None:
         """q: an experiment opened from the start screen that no longer trains goes back to it
@@ -122,12 +187,10 @@ class ExperimentActions(Screen[None]):
 
     def on_quit_choice(self, choice: str | None) -> None:
         if choice == DETACH:
-            self.app.detached = True  # type: ignore[attr-defined]
-            self.app.exit()
+            self.post_message(Detached(self.run_dir))  # the app's: it exits, training goes on
         elif choice == STOP:
-            self.app.stopped = True  # type: ignore[attr-defined]
+            self.post_message(StopRequested())  # the app's: it reports partial results at exit
             self.stopping_since = time.monotonic()
-            self.update_status()
             if self.process is not None:
                 self.stop_process()
             else:
@@ -139,4 +202,8 @@ class ExperimentActions(Screen[None]):
     def stop_process(self) -> None:
         if self.process is not None:
             self.process.stop(timeout=STOP_TIMEOUT_S)
-        self.app.call_from_thread(self.app.exit)
+        self.post_message(TrainingStopped())
+
+    @on(TrainingStopped)
+    def training_stopped(self) -> None:
+        self.app.exit()

@@ -18,7 +18,7 @@ from optlab.runs.grouping import Grouping
 from optlab.runs.reports import comparison_warnings
 from optlab.tui.state import ExperimentState
 from optlab.tui.widgets.seeds_table import RankingLine, SeedsTable
-from optlab.tui.widgets.tables import FinalTable, RunsTable
+from optlab.tui.widgets.tables import FinalTable, RowTable, RunsTable
 
 RUNS, GROUPS, FINAL = "runs", "groups", "final"
 
@@ -47,7 +47,7 @@ class TableViews:
             self.seeds.show_live(state)
 
     @property
-    def table(self) -> DataTable:
+    def table(self) -> RowTable:
         return {RUNS: self.runs, GROUPS: self.seeds, FINAL: self.final}[self.view]
 
     def show_final(self, doc: dict[str, Any]) -> None:
@@ -97,7 +97,7 @@ class TableViews:
         if self.view == GROUPS:
             group = self.seeds.selected()
             return None if group is None else self.grouping.first_run(group)
-        return self.table.selected()  # type: ignore[attr-defined]
+        return self.table.selected()
 
     def open_group(self, group: str) -> None:
         """Enter on a configuration: its seeds, in the final table (in the runs table while training)."""

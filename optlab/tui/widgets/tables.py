@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.cells import cell_len
 from rich.text import Text
+from textual.reactive import reactive
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
@@ -159,27 +160,45 @@ class SortableTable(RowTable):
 
 
 class RunsTable(RowTable):
-    """One row per run, updated in place: only the cells that changed, so a repaint of the
-    table (which re-renders every visible row) happens only when something on it moved."""
+    """One row per run of `state`, updated in place: only the cells that changed, so a repaint
+    of the table (which re-renders every visible row) happens only when something on it moved."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    # The highlighted run or configuration; the experiment screen binds its own to it (data_bind).
+    highlight: reactive[str | None] = reactive(None, repaint=False, init=False)
+
+    def __init__(self, state: ExperimentState, **kwargs: Any) -> None:
         # The run's name stays in view when a narrow terminal scrolls to the later columns.
         super().__init__(cursor_type="row", zebra_stripes=True, fixed_columns=2, **kwargs)
+        self.state = state
         self.rendered: dict[str, tuple[Any, ...]] = {}  # run -> (series version, highlight, status)
         self.cells: dict[str, dict[str, Any]] = {}  # run -> the cells last written
+        self.best_label = ""  # the best-value column's label for the task; RUN_COLUMNS' until known
 
     def on_mount(self) -> None:
+        self._add_columns()
+
+    def _add_columns(self) -> None:
         for key, label in RUN_COLUMNS:
-            self.add_column(label, key=key)
+            self.add_column(self.best_label if key == "best" and self.best_label else label, key=key)
 
     def set_best_label(self, label: str) -> None:
-        column = self.columns.get("best")  # type: ignore[call-overload]
-        if column is not None and str(column.label) != label:
-            column.label = Text(label)
-            # DataTable measures a label when the column is added, not when it changes.
-            column.content_width = max(column.content_width, column.label.cell_len)
-            self._require_update_dimensions = True
-            self.refresh()
+        """Name the best-value column for the task (known once the events say it)."""
+        if label == self.best_label:
+            return
+        self.best_label = label
+        if not self.columns:  # not mounted yet: on_mount adds the columns with this label
+            return
+        # DataTable measures a label when its column is added, not when it changes: add the
+        # columns again, and the rows as last written (once or twice a run, at its start).
+        row, scroll = self.cursor_row, self.scroll_offset
+        self.clear(columns=True)
+        self._add_columns()
+        for name, cells in self.cells.items():
+            self.add_row(*(cells[k] for k, _ in RUN_COLUMNS), key=name)
+        if self.row_count:
+            self.move_cursor(row=min(row, self.row_count - 1), animate=False, scroll=False)
+        # After the next refresh: only then has the table its size again to scroll in.
+        self.call_after_refresh(self.scroll_to, scroll.x, scroll.y, animate=False)
 
     def _outgrows(self, column: str, value: Any) -> bool:
         """A new status or ETA wider than its column: widen it (a width update relays out the
@@ -187,7 +206,12 @@ class RunsTable(RowTable):
         width = value.cell_len if isinstance(value, Text) else cell_len(str(value))
         return width > self.columns[ColumnKey(column)].content_width
 
-    def sync(self, state: ExperimentState, highlight: str | None, force: bool = False) -> None:
+    def watch_highlight(self) -> None:
+        self.sync()
+
+    def sync(self, force: bool = False) -> None:
+        """Write what changed since the last sync (new events, a new highlight)."""
+        state, highlight = self.state, self.highlight
         grouping = state.grouping
         for name in state.run_names:
             version = state.run_series(name).version
