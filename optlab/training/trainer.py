@@ -200,6 +200,13 @@ class Trainer:
             sizes.append(xb.shape[0])
 
         losses = self.loss_buffer[:n_steps].tolist()  # the one host sync of this interval
+        return self.finish_interval(losses, sizes)
+
+    def finish_interval(self, losses: list[float], sizes: list[int]) -> list[Event]:
+        """After an interval's steps: its losses (on the host) and batch sizes become the run's
+        progress, its Progress event, and its end where it diverged or its epoch ended. The
+        fused engine trains a group's steps itself and hands each run its own losses here."""
+        spec, n_steps = self.spec, len(losses)
         bad = first_non_finite(losses)
         if bad is not None:
             self.step += bad + 1

@@ -17,8 +17,7 @@ from itertools import groupby
 import torch
 import torch.nn.functional as F
 
-from optlab.training.divergence import describe, exceeds, first_non_finite
-from optlab.training.events import Event, Progress
+from optlab.training.events import Event
 from optlab.training.fused.stacked import StackedMLP
 from optlab.training.fused.vector_optim import VectorUpdate, family, hypers_for
 from optlab.training.losses import predictions
@@ -150,35 +149,14 @@ class FusedGroup:
                 self.sync_state(self.trainers[k])
 
     def _report(self, k: int, losses: list[float], sizes: list[int], trained_s: float) -> None:
-        """Trainer._advance's bookkeeping for one member: its interval, as its own events."""
+        """One member's interval, through its own trainer's bookkeeping (`finish_interval`)."""
         t = self.trainers[k]
-        spec, n_steps = t.spec, len(losses)
+        spec = t.spec
         # Every member trained for the whole interval: the group's time is each run's time.
         t.elapsed_s += trained_s
         t._since = time.perf_counter()
         try:
-            bad = first_non_finite(losses)
-            if bad is not None:
-                t.step += bad + 1
-                events: list[Event] = [t.end("diverged", f"non-finite loss ({losses[bad]}) at step {t.step}")]
-            else:
-                if t.reference_loss is None:
-                    t.reference_loss = losses[0]
-                t.step += n_steps
-                t.samples_seen += sum(sizes)
-                t._epoch_loss_sum += sum(v * n for v, n in zip(losses, sizes, strict=True))
-                smoothed = sum(losses) / n_steps
-                t._tick()
-                events = [Progress(
-                    run=spec.name, step=t.step, epoch=t.epoch + 1, samples_seen=t.samples_seen,
-                    train_loss=smoothed, lr=t.lr_used, elapsed_s=t.elapsed_s,
-                    samples_per_s=t.samples_seen / max(t.elapsed_s, 1e-9), grad_evals=t.grad_evals,
-                )]
-                if exceeds(smoothed, t.reference_loss, spec.diverge_factor):
-                    reason = describe(smoothed, t.reference_loss, spec.diverge_factor, "the first step's loss")
-                    events.append(t.end("diverged", f"{reason} at step {t.step}"))
-                elif t.step % t.steps_per_epoch == 0:
-                    events.extend(t._end_epoch())
+            events = t.finish_interval(losses, sizes)
         except Exception as exc:
             events = [t.fail(exc, traceback.format_exc())]
         finally:
