@@ -100,7 +100,7 @@ def focus_series(data: ChartData, axis: str, smoothing: float, k: int = FOCUS_K,
                  order: Sequence[str] | None = None, bins: int = ENVELOPE_BINS) -> dict[str, list[Series]]:
     """Per chart: the envelope of the runs not in focus (first, so it is drawn under the rest,
     and its legend entry "+N in grey" comes first, where a cut legend still shows it), then the
-    focused runs as `run_series` draws them, coloured by rank."""
+    focused runs as `run_series` draws them."""
     focus = focused_runs(data, k, highlight, order)
     chosen = set(focus)
     rest = [n for n in data.run_names if n not in chosen]
@@ -116,13 +116,18 @@ def focus_series(data: ChartData, axis: str, smoothing: float, k: int = FOCUS_K,
         for chart, runs in columns.items():
             env = envelope(runs, bins)
             out[chart].append(Series(label, env.xs, env.low, FADED, style="envelope", upper=env.high))
-    for rank, name in enumerate(focus):
-        color = run_color(rank)
-        out["loss"].append(Series(name, *data.train_loss(name, axis, smoothing), color, run=name))
+    grouping = data.grouping
+    for name in focus:
+        # The run's own colour (its configuration's, with seeds), as in the tables and without
+        # focus: a run keeps its colour while the ranking moves under live training.
+        color = run_color(grouping.color_index(name))
+        entry = grouping.key(name) if grouping.repeats else ""  # seeds: one legend entry per configuration
+        out["loss"].append(Series(name, *data.train_loss(name, axis, smoothing), color, run=name, legend_label=entry))
         out["loss"].append(Series(f"{name} val", *data.val_metric(name, axis, "val_loss"), color, run=name,
                                   style="points", legend=False))
-        out["lr"].append(Series(name, *data.learning_rate(name, axis), color, run=name))
-        out["val"].append(Series(name, *data.val_metric(name, axis, metric), color, run=name, style="points"))
+        out["lr"].append(Series(name, *data.learning_rate(name, axis), color, run=name, legend_label=entry))
+        out["val"].append(Series(name, *data.val_metric(name, axis, metric), color, run=name, style="points",
+                                 legend_label=entry))
     return out
 
 

@@ -50,7 +50,9 @@ async def _wide(run_dir: Path) -> None:
         assert band.style == "envelope" and band.color == FADED and band.label == "+184 in grey"
         named = [s.label for s in val.series if s.legend]
         assert named[0] == "+184 in grey" and named[1] == TOP and len(named) == 9
-        assert "+184 in grey" in _legend(screen, "val") and TOP in _legend(screen, "val")
+        # the legend names configurations (seeds share one entry and colour, as without focus)
+        entries = _legend(screen, "val").replace("\n", "  ").split("  ")
+        assert entries[:2] == ["■ +184 in grey", "■ sgd-lr1e-1"] and "■ sgd-lr1e-1@s2" not in entries
         assert "focus: top 8 by best validation of 192 runs" in str(loss.border_subtitle)
         # the spike is clipped at the top edge with a marker; the scale stays the others'
         assert CLIP_MARKER in loss.drawn and "outliers above the scale" in str(loss.border_subtitle)

@@ -44,7 +44,9 @@ def test_focus_keeps_the_top_runs_by_best_validation_and_bands_the_rest() -> Non
         assert len(band.upper) == len(band.ys) == len(band.xs) > 0
         assert all(lo <= hi for lo, hi in zip(band.ys, band.upper, strict=True))
     assert [s.label for s in series["val"] if s.legend] == ["+189 in grey", *top]
-    assert len({s.color for s in series["val"][1:]}) == 3
+    # each run wears its configuration's colour, as in the tables; the legend names configurations
+    assert len({s.color for s in series["val"][1:]}) == len({data.grouping.key(n) for n in top})
+    assert series["val"][1].legend_label == "sgd-lr1e-1"
     # the val envelope spans the other runs' values and nothing else
     others = [v for n in data.run_names if n not in top for v in data.val_metric(n, "step", "val_accuracy")[1]]
     assert min(series["val"][0].ys) == min(others) and max(series["val"][0].upper) == max(others)
