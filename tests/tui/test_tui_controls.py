@@ -65,7 +65,8 @@ async def _pause_stop_and_keys(tmp_path: Path) -> None:
         await pilot.press("question_mark")
         assert isinstance(app.screen, KeysScreen)
         listed = str(app.screen.query_one("#keys-text", Static).render())
-        on = [b for b in ExperimentScreen.BINDINGS if b.action != "cycle_band"]  # type: ignore[union-attr]
+        # the band key without repeated seeds and the sweep key without a sweep are off
+        on = [b for b in ExperimentScreen.BINDINGS if b.action not in ("cycle_band", "show_sweep")]  # type: ignore[union-attr]
         assert all(b.description in listed for b in on)  # type: ignore[union-attr]
         assert "band" not in listed  # without repeated seeds the band key is off, so not listed
         await pilot.press("escape")
