@@ -31,10 +31,12 @@ class Series:
     ys: Sequence[float]
     color: int  # a 256-colour code of the palette
     run: str = ""
-    style: str = "line"  # "line", or "points" (per-epoch values, dotted)
+    style: str = "line"  # "line", "points" (per-epoch values, dotted) or "envelope" (a shaded band)
     legend: bool = True
     band: str = ""  # "lower" / "upper": a bound of a configuration's band over seeds, drawn under the means
     legend_label: str = ""  # the legend's entry when it is not `label` (seeds share their configuration's)
+    # style "envelope": `ys` is the band's lower edge and `upper` its upper edge (optlab.runs.focus)
+    upper: Sequence[float] = ()
 
 
 # ---------------------------------------------------------------- smoothing and thinning

@@ -27,6 +27,7 @@ from optlab.runs.series import VAL_LABELS, X_AXES, X_LABELS, chart_note, group_s
 from optlab.runs.store import EventTail
 from optlab.training.events import Event
 from optlab.tui.devices import DeviceMonitor
+from optlab.tui.focus import ChartFocus
 from optlab.tui.headline import header_text, settings_text
 from optlab.tui.messages import ChildExited, EventsArrived, StateChanged, TrainingStopped
 from optlab.tui.pacing import RedrawPace
@@ -55,6 +56,7 @@ class ExperimentScreen(ExperimentActions):
         Binding("s", "cycle_smoothing", "smooth"),
         Binding("x", "cycle_x", "x axis"),
         Binding("h", "highlight", "highlight"),
+        Binding("f", "toggle_focus", "focus"),  # many runs: top k in colour, the rest a grey band
         Binding("c", "cycle_layout", "layout"),
         Binding("o", "cycle_sort", "sort"),
         Binding("t", "toggle_table", "tables", show=False),
@@ -81,6 +83,7 @@ class ExperimentScreen(ExperimentActions):
         super().__init__(run_dir, process)
         self.preset_label = preset_label
         self.tail = EventTail(run_dir / "events.jsonl")
+        self.chart_focus = ChartFocus()
         self.layout_chosen = False
         self.opened_at = time.monotonic()
         self.exit_posted = False
@@ -272,13 +275,15 @@ class ExperimentScreen(ExperimentActions):
 
     def update_charts(self) -> None:
         state, axis = self.state, self.x_axis
-        if state.grouping.repeats and self.band_mode != "seeds":
+        note = chart_note(state, self.band_mode)
+        if focused := self.chart_focus.series(state, axis, self.smoothing, self.highlight, self.final_table):
+            series, note = focused
+        elif state.grouping.repeats and self.band_mode != "seeds":
             series, _ = group_series(state, axis, self.smoothing, self.highlight, self.band_mode)
         else:
             series = run_series(state, axis, self.smoothing, self.highlight)
         smooth = f", EMA {self.smoothing}" if self.smoothing else ""
         self.chart("loss").title = f"loss: train (line{smooth}), validation (•)"
-        note = chart_note(state, self.band_mode)
         self.chart("val").title = VAL_LABELS[state.val_key]  # known once the task (and old logs) are
         self.runs_table.set_best_label(BEST_LABELS[state.val_key])
         # Rates spanning more than a decade (adadelta's 1.0 beside sgd's 0.01) go log by themselves.
@@ -310,6 +315,7 @@ class ExperimentScreen(ExperimentActions):
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         if event.column_key.value:
             self.tables.sort_by(event.data_table, str(event.column_key.value), self.state.doc)
+            self.update_charts()
 
     # ------------------------------------------------------------ actions and their watchers
 
@@ -373,6 +379,7 @@ class ExperimentScreen(ExperimentActions):
     def action_cycle_sort(self) -> None:
         if not self.tables.cycle_sort(self.state.doc):
             self.notify("sorting applies to the final table", severity="information")
+        self.update_charts()  # in focus, the sort picks the runs in colour
 
     def action_toggle_table(self) -> None:
         self.tables.cycle(self.state)
@@ -385,3 +392,7 @@ class ExperimentScreen(ExperimentActions):
 
     def action_show_sweep(self) -> None:
         self.app.push_screen(SweepScreen(self.state, self.catch_up))
+
+    def action_toggle_focus(self) -> None:
+        self.chart_focus.toggle(len(self.state.run_names))
+        self.update_charts()

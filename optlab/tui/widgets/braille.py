@@ -39,6 +39,7 @@ class Trace:
     ys: Sequence[float]
     color: int
     marker: str = ""  # "" joins the points with a line; a character draws each point as it
+    upper: Sequence[float] | None = None  # a band from ys up to these, shaded under every line
 
 
 @dataclass
@@ -79,6 +80,22 @@ def _points(trace: Trace, log_y: bool) -> tuple[np.ndarray, np.ndarray]:
     return xs, (np.log10(ys) if log_y else ys)
 
 
+def _band_points(trace: Trace, log_y: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """A band's drawable buckets (both edges finite; positive on a log axis): xs, lower, upper."""
+    xs = np.asarray(trace.xs, dtype=np.float64)
+    lo = np.asarray(trace.ys, dtype=np.float64)
+    hi = np.asarray(trace.upper if trace.upper is not None else (), dtype=np.float64)
+    n = min(len(xs), len(lo), len(hi))
+    xs, lo, hi = xs[:n], lo[:n], hi[:n]
+    keep = np.isfinite(xs) & np.isfinite(lo) & np.isfinite(hi)
+    if log_y:
+        keep &= (lo > 0) & (hi > 0)
+    xs, lo, hi = xs[keep], lo[keep], hi[keep]
+    if log_y:
+        lo, hi = np.log10(lo), np.log10(hi)
+    return xs, lo, hi, trace.color
+
+
 def _line_dots(px: np.ndarray, py: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every dot on the straight segments between consecutive dots, all segments at once:
     each segment gets max(|dx|, |dy|) + 1 evenly spaced samples, rounded to dots."""
@@ -96,22 +113,52 @@ def _line_dots(px: np.ndarray, py: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+def _fill_dots(
+    fill: np.ndarray, fill_color: np.ndarray, px: np.ndarray, top: np.ndarray, bottom: np.ndarray, code: int
+) -> None:
+    """Shade the band between two edges (dot rows, per point at dot columns `px`, in x order):
+    its edges solid, its inside every other dot, so it reads as a band and not a block."""
+    n_rows, n_cols = fill.shape
+    first, last = int(np.ceil(px[0])), int(np.floor(px[-1]))
+    columns = np.arange(max(first, 0), min(last, n_cols - 1) + 1) if last >= first else np.rint(px[:1]).astype(np.intp)
+    if not len(columns):
+        return
+    hi = np.clip(np.rint(np.interp(columns, px, top)), 0, n_rows - 1).astype(np.intp)
+    lo = np.clip(np.rint(np.interp(columns, px, bottom)), 0, n_rows - 1).astype(np.intp)
+    hi, lo = np.minimum(hi, lo), np.maximum(hi, lo)
+    r = np.arange(n_rows)[:, None]
+    inside = (r >= hi) & (r <= lo)
+    pattern = (r + columns) % 2 == 0
+    fill[:, columns] |= (inside & pattern) | (r == hi) | (r == lo)
+    cells = inside.reshape(n_rows // 4, 4, len(columns)).any(axis=1)
+    cell_rows, which = np.nonzero(cells)
+    fill_color[cell_rows, columns[which] >> 1] = code
+
+
 def rasterize(
     traces: Sequence[tuple[np.ndarray, np.ndarray, int, str]],
     cols: int,
     rows: int,
     x_range: tuple[float, float],
     y_range: tuple[float, float],
+    fills: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, int]] = (),
 ) -> Grid:
     """Draw (xs, ys, colour, marker) traces, in order, on a cols x rows cell grid spanning
     the ranges (y already log10 on a log axis). Later traces win a cell's colour, and a
-    marker hides the dots under it until a later line passes through the cell."""
+    marker hides the dots under it until a later line passes through the cell. `fills`
+    (xs, lower, upper, colour) are shaded bands under everything: a cell a trace passes
+    through shows that trace alone, so a line inside a band stays a line."""
     dots = np.zeros((rows * 4, cols * 2), dtype=np.uint8)
+    fill = np.zeros((rows * 4, cols * 2), dtype=bool)
     color = np.full((rows, cols), -1, dtype=np.int16)
+    fill_color = np.full((rows, cols), -1, dtype=np.int16)
     marker = np.zeros((rows, cols), dtype=np.uint32)
     (x0, x1), (y0, y1) = x_range, y_range
     sx = (cols * 2 - 1) / (x1 - x0)
     sy = (rows * 4 - 1) / (y1 - y0)
+    for xs, lower, upper, code in fills:
+        if len(xs):
+            _fill_dots(fill, fill_color, (xs - x0) * sx, (y1 - upper) * sy, (y1 - lower) * sy, code)
     for xs, ys, code, mark in traces:
         if not len(xs):
             continue
@@ -126,6 +173,11 @@ def rasterize(
         color[py >> 2, px >> 1] = code
         marker[py >> 2, px >> 1] = 0
     bits = np.tensordot(dots.reshape(rows, 4, cols, 2), DOT_BITS, axes=([1, 3], [0, 1])).astype(np.uint8)
+    if fills:
+        shade = np.tensordot(fill.reshape(rows, 4, cols, 2), DOT_BITS, axes=([1, 3], [0, 1])).astype(np.uint8)
+        drawn = color >= 0
+        bits = np.where(drawn, bits, shade)
+        color = np.where(drawn, color, fill_color)
     return Grid(bits, color, marker)
 
 
@@ -179,19 +231,23 @@ def render(
     width, height = max(0, width), max(0, height)
     if not width or not height:
         return Text("", no_wrap=True, end="")
-    data = [(*_points(t, log_y), t.color, t.marker) for t in traces]
+    data = [(*_points(t, log_y), t.color, t.marker) for t in traces if t.upper is None]
     data = [d for d in data if len(d[0])]
+    bands = [_band_points(t, log_y) for t in traces if t.upper is not None]
+    bands = [b for b in bands if len(b[0])]
+    # A band's edges count for the ranges as two more traces would.
+    extent = data + [(b[0], b[1], b[3], "") for b in bands] + [(b[0], b[2], b[3], "") for b in bands]
     axes = height >= 4 and width >= 8
     rows = height - 2 if axes else height
     y_rows: dict[int, str] = {}
     x_range = y_range = (0.0, 1.0)
-    if data:
-        x_range = _span(min(float(d[0].min()) for d in data), max(float(d[0].max()) for d in data), False)
-        y_hi = max(float(d[1].max()) for d in data)
+    if extent:
+        x_range = _span(min(float(d[0].min()) for d in extent), max(float(d[0].max()) for d in extent), False)
+        y_hi = max(float(d[1].max()) for d in extent)
         if y_top is not None and not log_y:  # values above it are drawn at the top edge
             y_hi = min(y_hi, y_top)
-        y_range = _span(min(float(d[1].min()) for d in data), y_hi, log_y)
-    if axes and data:
+        y_range = _span(min(float(d[1].min()) for d in extent), y_hi, log_y)
+    if axes and extent:
         max_ticks = min(MAX_Y_TICKS, max(2, (rows + 1) // 2))
         if log_y:
             ticks = log_ticks(*y_range, max_ticks)
@@ -207,7 +263,7 @@ def render(
         gutter, y_rows = 0, {}
     left = gutter + 1 if axes else 0
     cols = width - left
-    grid = rasterize(data, cols, rows, x_range, y_range)
+    grid = rasterize(data, cols, rows, x_range, y_range, bands)
 
     lines: list[str] = []
     spans: list[Span] = []
@@ -232,7 +288,7 @@ def render(
     if axes:
         label = x_label[: max(0, width - 4)]
         limit = width - len(label) - 1 if label else width
-        placed = _x_ticks(*x_range, left, cols, limit) if data else []
+        placed = _x_ticks(*x_range, left, cols, limit) if extent else []
         axis = list(" " * gutter + "└" + "─" * cols)
         ticks_row = list(" " * width)
         for col, start, text in placed:

@@ -34,11 +34,42 @@ def _clean(xs: Sequence[float], ys: Sequence[float], log_y: bool) -> tuple[list[
     return x[keep].tolist(), y[keep].tolist(), hidden
 
 
+def _clean_band(s: Series, log_y: bool) -> Trace | None:
+    """An envelope's drawable buckets (both edges finite; positive on a log axis)."""
+    n = min(len(s.xs), len(s.ys), len(s.upper))
+    x = np.asarray(s.xs[:n], dtype=np.float64)
+    lo = np.asarray(s.ys[:n], dtype=np.float64)
+    hi = np.asarray(s.upper[:n], dtype=np.float64)
+    keep = np.isfinite(x) & np.isfinite(lo) & np.isfinite(hi)
+    if log_y:
+        keep &= (lo > 0) & (hi > 0)
+    if not keep.any():
+        return None
+    return Trace(x[keep].tolist(), lo[keep].tolist(), s.color, upper=hi[keep].tolist())
+
+
+CLIP_MARKER = "▲"
+
+
+def _clip_markers(traces: Sequence[tuple[Series, Trace]], top: float) -> list[tuple[Series, Trace]]:
+    """A marker at the top edge over every value above the capped scale, in its series'
+    colour, so an outlier is seen where it is without flattening the other runs."""
+    out = []
+    for s, t in traces:
+        ys = np.asarray(t.upper if t.upper is not None else t.ys, dtype=np.float64)
+        over = ys > top
+        if over.any():
+            xs = np.asarray(t.xs, dtype=np.float64)[over]
+            out.append((s, Trace(xs.tolist(), [top] * len(xs), s.color, CLIP_MARKER)))
+    return out
+
+
 def _signature(series: Sequence[Series]) -> tuple[object, ...]:
     """What identifies a set of series for drawing, without copying the data: points are only
     ever appended, replaced wholesale (smoothing, x axis), or restyled."""
     return tuple(
-        (s.label, s.color, s.style, s.legend, s.band, len(s.xs), len(s.ys),
+        (s.label, s.color, s.style, s.legend, s.band, len(s.xs), len(s.ys), len(s.upper),
+         s.upper[-1] if len(s.upper) else None,
          s.xs[-1] if len(s.xs) else None, s.ys[-1] if len(s.ys) else None,
          s.xs[0] if len(s.xs) else None, s.ys[1] if len(s.ys) > 1 else None)
         for s in series
@@ -209,6 +240,12 @@ class Chart(Vertical):
         hidden = 0
         values: list[np.ndarray] = []  # every drawable y, before downsampling
         for s in self.series:
+            if s.style == "envelope":  # already one point per x bucket (optlab.runs.focus)
+                band = _clean_band(s, self._log_y)
+                if band is not None:
+                    values += [np.asarray(band.ys), np.asarray(band.upper)]
+                    traces.append((s, band))
+                continue
             xs, ys, h = _clean(s.xs, s.ys, self._log_y)
             hidden += h
             if xs:
@@ -227,6 +264,8 @@ class Chart(Vertical):
             every_y = np.concatenate(values)
             top = outlier_cap(every_y) if self.clip_outliers else None
             clipped = 0 if top is None else int((every_y > top).sum())
+        if top is not None:
+            ordered += _clip_markers(ordered, top)
         text = render([t for _, t in ordered], width, height, log_y=self._log_y, x_label=self._x_label, y_top=top)
         if (hidden, clipped) != (self.hidden_points, self.clipped_points):
             self.hidden_points, self.clipped_points = hidden, clipped
