@@ -186,11 +186,13 @@ def train_into(
     cleanup_guard: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
     charts: bool = True,
 ) -> Outcome:
-    """Run the experiment into `root` (fresh, or continuing `plan`). Ctrl-C, or SIGTERM raised
-    as `Terminated` by the front end, stops every run and keeps what was done (`on_interrupt`
-    runs first, e.g. to make a second Ctrl-C leave at once); the cleanup after training runs
-    inside `cleanup_guard`; `charts`: the reports' charts and report.html too. The extra sinks
-    are closed (when they have `close`) before the run store."""
+    """Run the experiment into `root` (fresh, or continuing `plan`). Ctrl-C or SIGTERM stops
+    every run and keeps what was done: during training at a safe point, each run saved where it
+    stopped (`_interrupts_wind_down`); otherwise as the front end's handler raises it
+    (`KeyboardInterrupt`, `Terminated`). `on_interrupt` runs first, e.g. to make a second
+    Ctrl-C leave at once; the cleanup after training runs inside `cleanup_guard`; `charts`: the
+    reports' charts and report.html too. The extra sinks are closed (when they have `close`)
+    before the run store."""
     backend = backend or BackendOptions()
     extra = list(sinks)
     if plan is not None:
