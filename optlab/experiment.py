@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from optlab.data.datasets import DatasetBundle, load_dataset
 from optlab.errors import RunDirError, StorageError, Terminated
 from optlab.preset.loader import LoadedPreset
+from optlab.registry import loaded_plugins
 from optlab.runs.control import FileControl
 from optlab.runs.owner import release
 from optlab.runs.publish import write_reports
@@ -94,14 +95,6 @@ def prepare(
     """Resolve the runs and load the dataset once for all of them."""
     device, data_device = placement_devices(device, backend)
     return loaded.resolved_runs(device), load_dataset(loaded.preset.data, data_device), device
-
-
-def loaded_plugins() -> list[str]:
-    """The plugins this process loaded, for workers to load the same before they build runs
-    (files by absolute path: a worker's working directory is not to be relied on)."""
-    from optlab.registry import registry
-
-    return [source.path or ref for ref, source in registry().plugins]
 
 
 def make_executor(

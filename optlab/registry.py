@@ -369,3 +369,9 @@ def plugin_fingerprint(run_sources: dict[str, dict[str, str]]) -> str:
     if not plugins:
         return ""
     return hashlib.sha256(json.dumps(plugins, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def loaded_plugins() -> list[str]:
+    """The plugins this process loaded, for workers to load the same before they build runs
+    (files by absolute path: a worker's working directory is not to be relied on)."""
+    return [source.path or ref for ref, source in registry().plugins]

@@ -16,6 +16,7 @@ from optlab.errors import OptlabError
 
 if TYPE_CHECKING:
     from optlab.experiment import BackendOptions
+    from optlab.spec import DataConfig
 
 
 class Backend(StrEnum):
@@ -135,6 +136,22 @@ def backend_options(where: Where, connect: bool = True) -> BackendOptions:
         checkpoints=parse_checkpoint_every(where.checkpoint_every or DEFAULT_EVERY), fuse=where.fuse.value,
     )
     return check_backend(options) if connect else options
+
+
+def start_workers_early(where: Where, data: DataConfig) -> None:
+    """processes with `--devices`: start the workers now, before this process imports torch, so
+    that their start (torch, the training modules, the dataset) overlaps the driver's own. A
+    malformed `--devices` starts nothing: `backend_options` says what is wrong."""
+    if where.backend is not Backend.processes or where.devices is None:
+        return
+    from optlab.registry import loaded_plugins
+    from optlab.training.processes import parse_devices, prespawn
+
+    try:
+        devices = parse_devices(where.devices)
+    except OptlabError:
+        return
+    prespawn(devices, where.threads, loaded_plugins(), data)
 
 
 def forwarded(where: Where) -> list[str]:

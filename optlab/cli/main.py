@@ -42,6 +42,7 @@ from optlab.cli.backend import (
     ThreadsOption,
     Where,
     backend_options,
+    start_workers_early,
 )
 from optlab.cli.common import (
     Format,
@@ -224,12 +225,14 @@ def compare(
         for note in loaded.notes:  # optional runs left out, sweeps of multiplier learning rates
             sys.stderr.write(f"optlab: note: {note}\n")
         confirm_remote(loaded, yes)
-        device = check_device(device)
-        where = backend_options(Where(
+        given_where = Where(
             backend=backend, devices=devices, threads=threads, pace=pace, max_restarts=max_restarts,
             address=address, gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run, checkpoint_every=checkpoint_every,
             fuse=fuse,
-        ))
+        )
+        start_workers_early(given_where, loaded.preset.data)
+        device = check_device(device)
+        where = backend_options(given_where)
         root = out if out is not None else default_run_dir(loaded.preset.name)
         created = _missing_dirs(root)
         prepare_run_dir(root)

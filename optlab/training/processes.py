@@ -8,6 +8,7 @@ the driver decides (`Runner._restart`).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import multiprocessing
 import os
@@ -101,6 +102,53 @@ class _Worker:
     runs: set[str] = field(default_factory=set)
     waiting: deque[str] = field(default_factory=deque)  # runs whose request awaits its reply
     dead: bool = False
+    settings: tuple[int, tuple[str, ...]] = (DEFAULT_THREADS, ())  # threads, plugins: what it was started with
+
+
+def _start_worker(device: str, threads: int, plugins: list[str], name: str, data: Any = None) -> _Worker:
+    context = multiprocessing.get_context("spawn")  # never fork a process that may hold CUDA
+    ours, theirs = context.Pipe()
+    local = "cuda" if device.startswith("cuda") else "cpu"
+    process = context.Process(
+        target=serve,
+        args=(theirs, visible_devices(device), local, device, threads, plugins, data),
+        name=name,
+        daemon=True,
+    )
+    process.start()
+    theirs.close()
+    return _Worker(device, process, ours, settings=(threads, tuple(plugins)))
+
+
+# Workers started by `prespawn` before the driver has imported torch, taken by the executor.
+_ready: list[_Worker] = []
+
+
+def prespawn(devices: list[str], threads: int | None, plugins: list[str], data: Any = None) -> None:
+    """Start the workers now, while the driver still loads (its torch import, the dataset,
+    the run directory): a worker's own start (torch, the training modules, `data` loaded when
+    given: a DataConfig) then overlaps the driver's instead of following it (benchmarks/
+    driver_cost.py (i)). A worker no executor takes is told to exit when this process does."""
+    if not _ready:
+        atexit.register(_close_unused)  # runs before multiprocessing's own exit hook joins them
+    for i, device in enumerate(devices):
+        _ready.append(_start_worker(device, threads or DEFAULT_THREADS, plugins, f"optlab-worker-ahead{i}", data))
+
+
+def _take_ready(device: str, threads: int, plugins: list[str]) -> _Worker | None:
+    for worker in _ready:
+        if worker.device == device and worker.settings == (threads, tuple(plugins)) and worker.process.is_alive():
+            _ready.remove(worker)
+            return worker
+    return None
+
+
+def _close_unused() -> None:
+    while _ready:
+        worker = _ready.pop()
+        with contextlib.suppress(OSError):
+            send(worker.conn, ("exit",))
+            worker.conn.close()
 
 
 class ProcessExecutor:
@@ -118,7 +166,6 @@ class ProcessExecutor:
         self.device_label = ",".join(devices)
         self.threads = threads or DEFAULT_THREADS  # a run's floats depend on it: optlab.training.threads
         self.plugins = list(plugins or [])
-        self._context = multiprocessing.get_context("spawn")  # never fork a process that may hold CUDA
         self._workers: dict[str, _Worker] = {}
         self._slot_of: dict[str, str] = {}
         self._ended: dict[str, dict[str, Any]] = {}  # RunEnded seen while draining for end_now
@@ -127,17 +174,9 @@ class ProcessExecutor:
 
     def _spawn(self, slot: str) -> _Worker:
         device = self.devices[int(slot[1:])]
-        ours, theirs = self._context.Pipe()
-        local = "cuda" if device.startswith("cuda") else "cpu"
-        process = self._context.Process(
-            target=serve,
-            args=(theirs, visible_devices(device), local, device, self.threads, self.plugins),
-            name=f"optlab-worker-{slot}",
-            daemon=True,
-        )
-        process.start()
-        theirs.close()
-        worker = self._workers[slot] = _Worker(device, process, ours)
+        ready = None if slot in self._workers else _take_ready(device, self.threads, self.plugins)
+        worker = ready or _start_worker(device, self.threads, self.plugins, f"optlab-worker-{slot}")
+        self._workers[slot] = worker
         return worker
 
     def _worker(self, slot: str) -> _Worker:

@@ -9,6 +9,7 @@ as file descriptors that must outlive the sender.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
@@ -29,8 +30,11 @@ def receive(conn: Connection) -> Any:
     return pickle.loads(conn.recv_bytes())
 
 
-def serve(conn: Connection, visible_devices: str, device: str, label: str, threads: int, plugins: list[str]) -> None:
-    """Answer the driver's requests until it says exit or goes away."""
+def serve(
+    conn: Connection, visible_devices: str, device: str, label: str, threads: int, plugins: list[str], data: Any = None
+) -> None:
+    """Answer the driver's requests until it says exit or goes away. `data` (a DataConfig, or
+    None): the dataset to load before the first request, while the driver is still starting."""
     # Ctrl-C in the terminal, and a scheduler's SIGTERM, reach the whole process group: the
     # driver handles them and stops the runs in order, so the workers must not die of them on
     # their own (a worker whose driver is gone leaves at its next request).
@@ -50,6 +54,7 @@ def serve(conn: Connection, visible_devices: str, device: str, label: str, threa
         load_plugins(plugins)
     except Exception:
         setup_error = traceback.format_exc()
+    _prepare(hosts, data, device, label, setup_error)
     while True:
         try:
             request = receive(conn)
@@ -71,6 +76,32 @@ def serve(conn: Connection, visible_devices: str, device: str, label: str, threa
         send(conn, reply)
 
 
+def _prepare(hosts: dict[str, TrainerHost], data: Any, device: str, label: str, setup_error: str) -> None:
+    """What every first request needs, done before it comes: the training modules, torch's
+    compiler front end (torch.optim imports it when an optimizer is built: about 1 s), and the
+    dataset when it is known. A failure here is left for the request to meet and report."""
+    import importlib
+
+    with contextlib.suppress(Exception):
+        for module in ("optlab.training.trainer", "optlab.data.datasets", "torch._dynamo"):
+            importlib.import_module(module)
+        if data is not None and not setup_error:
+            _host(hosts, data, device, label)
+
+
+def _host(hosts: dict[str, TrainerHost], data: Any, device: str, label: str) -> TrainerHost:
+    """The host of the runs on dataset `data` (loaded once per configuration)."""
+    from optlab.training.executor import TrainerHost, placement
+
+    key = data.model_dump_json()
+    if key not in hosts:
+        from optlab.data.datasets import load_dataset
+
+        where = placement("processes", device, 0 if device.startswith("cuda") else None)
+        hosts[key] = TrainerHost(load_dataset(data, device), device, {**where, "device": label}, copy_state=True)
+    return hosts[key]
+
+
 def _start(
     hosts: dict[str, TrainerHost],
     host_of: dict[str, TrainerHost],
@@ -81,21 +112,15 @@ def _start(
     setup_error: str,
 ) -> Any:
     from optlab.training.events import RunEnded
-    from optlab.training.executor import Reply, TrainerHost, placement
+    from optlab.training.executor import Reply
 
-    key = spec.data.model_dump_json()
     try:
         if setup_error:
             raise RuntimeError(f"the worker could not load its plugins:\n{setup_error}")
-        if key not in hosts:
-            from optlab.data.datasets import load_dataset
-
-            where = placement("processes", device, 0 if device.startswith("cuda") else None)
-            hosts[key] = TrainerHost(load_dataset(spec.data, device), device, {**where, "device": label},
-                                     copy_state=True)
+        host = _host(hosts, spec.data, device, label)
     except Exception as exc:
         ended = RunEnded(run=spec.name, status="failed", reason=f"{type(exc).__name__}: {exc}",
                          detail=traceback.format_exc())
         return Reply("started", spec.name, [ended.to_dict()])
-    host_of[spec.name] = hosts[key]
-    return hosts[key].start(spec, state)
+    host_of[spec.name] = host
+    return host.start(spec, state)

@@ -405,3 +405,62 @@ def test_pause_acts_on_process_workers_and_resume_changes_nothing() -> None:
     for run in ("sgd", "adam", "rms"):
         assert epoch_records(sink, run) == epoch_records(reference, run), run
         assert ended(sink, run).test == ended(reference, run).test
+
+
+@pytest.mark.slow
+def test_workers_started_ahead_train_the_runs_to_the_same_results() -> None:
+    """`compare` starts the processes workers before the driver imports torch; the executor
+    takes those workers (no second start), and what they compute is local's."""
+    from optlab.training import processes
+
+    loaded = load_preset_text(PRESET.replace("epochs = 3", "epochs = 2"))
+    processes.prespawn(["cpu", "cpu"], 1, [], loaded.preset.data)
+    ahead = {w.process.pid for w in processes._ready}
+    specs, data = loaded.resolved_runs("cpu"), load_dataset(loaded.preset.data)
+    sink = Collect()
+    Runner(specs, data, "cpu", [sink], executor=ProcessExecutor(["cpu", "cpu"], threads=1)).run()
+    pids = {e.placement["pid"] for e in sink.events if isinstance(e, RunStarted)}
+    assert pids == ahead and not processes._ready
+    reference = local_events(specs, data)
+    for run in ("sgd", "adam", "rms"):
+        assert epoch_records(sink, run) == epoch_records(reference, run), run
+        assert ended(sink, run).test == ended(reference, run).test
+
+
+def test_workers_started_ahead_exit_with_a_command_that_stops_before_training(tmp_path: Path) -> None:
+    """A command refused after its workers started (here `--device cuda` on a machine without
+    CUDA, or any later check) exits promptly with its one line, and leaves no worker behind."""
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA for the refusal")
+    (tmp_path / "p.toml").write_text(PRESET)
+    script = (
+        "import sys\nfrom optlab.training import processes\n"
+        "real = processes.prespawn\n"
+        "def tell(*args, **kwargs):\n"
+        "    real(*args, **kwargs)\n"
+        "    print(*[w.process.pid for w in processes._ready], file=sys.stderr, flush=True)\n"
+        "processes.prespawn = tell\n"
+        "from optlab.cli.main import run\n"
+        "sys.argv = ['optlab', 'compare', 'p.toml', '--out', 'x', '-q', '--backend', 'processes',"
+        " '--devices', 'cpu,cpu', '--device', 'cuda']\n"
+        "run()\n"
+    )
+    t0 = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    pids = [int(p) for p in lines[0].split()]
+    assert len(pids) == 2 and lines[1].startswith("optlab: error: --device cuda") and len(lines) == 2
+    assert not (tmp_path / "x").exists()
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in pids), f"workers left behind after {time.monotonic() - t0:.1f} s"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status
