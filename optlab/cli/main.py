@@ -50,6 +50,7 @@ from optlab.cli.common import (
     check_device,
     check_html_format,
     emit,
+    leave,
     load_plugins,
     preset_toml,
     print_error,
@@ -401,17 +402,20 @@ def resume(
 def run() -> None:
     """Console-script entry point."""
     try:
-        app(prog_name="optlab")
-    except OptlabError as exc:
-        print_error(str(exc))
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt as exc:
-        sys.exit(_interrupted(exc))
-    finally:
-        # Python puts back the default SIGINT action while it shuts down (unloading torch takes
-        # a moment): a second Ctrl-C then would end the process by signal instead of with 130.
-        if signal.getsignal(signal.SIGINT) is _exit_130:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            app(prog_name="optlab")
+        except OptlabError as exc:
+            print_error(str(exc))
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt as exc:
+            sys.exit(_interrupted(exc))
+        finally:
+            # Python puts back the default SIGINT action while it shuts down: a second Ctrl-C
+            # then would end the process by signal instead of with 130.
+            if signal.getsignal(signal.SIGINT) is _exit_130:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except SystemExit as exc:
+        leave(exc)
 
 
 # After `compare` and `resume`, in the order `optlab --help` lists them: the unnamed ones add

@@ -13,8 +13,9 @@ import contextlib
 import os
 import pickle
 import signal
+import sys
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -59,10 +60,10 @@ def serve(
         try:
             request = receive(conn)
         except (EOFError, OSError):
-            return  # the driver is gone: nothing to answer to
+            _leave()  # the driver is gone: nothing to answer to
         kind = request[0]
         if kind == "exit":
-            return
+            _leave()
         if kind == "release":
             host = host_of.pop(request[1], None)
             if host is not None:
@@ -74,6 +75,15 @@ def serve(
         else:
             reply = host_of[request[1]].handle(request)
         send(conn, reply)
+
+
+def _leave() -> NoReturn:
+    """Exit without tearing the interpreter down: unloading torch took seconds (the driver waits
+    for its workers to exit), and a worker has nothing to write: the driver writes everything."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
 
 
 def _prepare(hosts: dict[str, TrainerHost], data: Any, device: str, label: str, setup_error: str) -> None:
