@@ -75,6 +75,7 @@ class LiveTrial:
     params: dict[str, Any]  # the tuned values, by the optimizer's names (momentum, beta1)
     status: str = "running"  # running | complete | pruned | diverged | failed | interrupted
     value: float | None = None
+    order: int = 0  # the how-manieth trial to start (the table's order)
     epochs: dict[int, float] = field(default_factory=dict)  # the objective per epoch (a resumed run repeats some)
     placement: dict[str, Any] = field(default_factory=dict)
 
@@ -110,6 +111,7 @@ class TuneLog:
         self.ended = False
         self.status = ""  # the experiment's end: finished | interrupted
         self.started_time: float | None = None
+        self.preset_name = ""
         self.wall_time_s = 0.0
         self.version = 0
         self.adopted = False
@@ -122,6 +124,7 @@ class TuneLog:
         for event in events:
             if isinstance(event, ExperimentStarted):
                 self.started_time = self.started_time or event.time or None
+                self.preset_name = str((event.preset or {}).get("name") or "")
                 self._base_from(event.preset)
             elif isinstance(event, ExperimentEnded):
                 self.ended, self.status, self.wall_time_s = True, event.status, event.wall_time_s
@@ -174,7 +177,7 @@ class TuneLog:
         name = hit["candidate"]
         optimizer = event.spec.get("optimizer") or {}
         trial = LiveTrial(event.run, name, int(hit["number"]), drawn(optimizer, self.base.get(name) or {}),
-                          placement=event.placement)
+                          order=len(self.trials), placement=event.placement)
         self.trials[event.run] = trial
         self.candidates[name].trials += 1
         changed.add(event.run)

@@ -82,6 +82,8 @@ async def _live_study(tmp_path: Path) -> None:
         tune = json.loads((run_dir / "tune.json").read_text())
         told = {t["run"]: t for c in tune["candidates"] for t in c["trials"]}
         assert set(rows) == set(told) and len(rows) == 6
+        assert list(rows) == list(screen.study.trials)  # type: ignore[union-attr]  # in the order trials started
+        assert screen.trials_table.cursor_row == 5  # the table followed the new trials
         for run, (state, value) in rows.items():
             assert state == told[run]["status"]
             assert value == f"{told[run]['value']:.4f}"

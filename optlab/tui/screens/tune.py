@@ -217,7 +217,7 @@ class TuneScreen(Screen[None]):
                 series.append(Series(c.name, list(range(1, len(c.best_so_far) + 1)), c.best_so_far, color, run=c.name))
         if self.chart_mode == "sensitivity":
             chart.title, chart.x_label = f"sensitivity: {objective} against the learning rate", "log10 lr"
-            chart.note = "one dot per ended trial (pruned: its last value; diverged, failed: the worst)"
+            chart.note = "a dot per ended trial (pruned: last value; diverged, failed: worst)"
         else:
             chart.title, chart.x_label = f"best {objective} so far", "trials ended"
             chart.note = "each candidate's best completed trial after n ended trials"
@@ -252,7 +252,8 @@ class TuneScreen(Screen[None]):
 
     def update_header(self) -> None:
         study = self.study
-        parts = [f"tune {self.preset_label or self.run_dir.name}"]
+        name = self.preset_label or (study.preset_name if study is not None else "") or self.run_dir.name
+        parts = [f"tune {name}"]
         if study is not None and study.ended:
             parts.append(clock(study.wall_time_s))
         elif study is not None and study.started_time:

@@ -42,20 +42,25 @@ class TrialsTable(DataTable[Any]):
             self.add_column(label, key=key)
 
     def sync(self, log: TuneLog, changed: set[str]) -> None:
-        """Add the trials that are new, update the cells of those that changed."""
-        for run in changed:
-            trial = log.trials.get(run)
-            if trial is None:
-                continue
+        """Add the trials that are new (in the order they started), update the cells of those
+        that changed. With the cursor on the last row the table follows new trials, as
+        `tail -f` does; moved up, it stays where the user put it."""
+        follow = self.cursor_row >= self.row_count - 1
+        added = False
+        for trial in sorted((log.trials[r] for r in changed if r in log.trials), key=lambda t: t.order):
+            run = trial.run
             cells = trial_cells(trial, log.candidates[trial.candidate].index)
             was = self.shown.get(run)
             if was is None:
                 self.add_row(*(cells[k] for k, _ in TRIAL_COLUMNS), key=run)
+                added = True
             else:
                 for key, _ in TRIAL_COLUMNS:
                     if cells[key] != was[key]:
                         self.update_cell(run, key, cells[key])
             self.shown[run] = cells
+        if added and follow:
+            self.move_cursor(row=self.row_count - 1, animate=False)
 
 
 def ranking_rows(summary: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
