@@ -203,6 +203,54 @@ def test_bad_tuning_options_exit_2_and_write_nothing(tmp_path: Path, args: list[
     assert not out.exists() and not log_path(out).exists() and not pid_path(out).exists()
 
 
+def test_the_command_line_starts_a_tune_child_and_opens_the_tuning_screen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`optlab tui PRESET --tune ...` through the CLI: the child accepts the options it is
+    given (it writes preset.toml only then) and the app is launched with it."""
+    from typer.testing import CliRunner
+
+    from optlab.cli import tui_commands
+    from optlab.cli.main import app
+
+    launched: list[TuneProcess] = []
+
+    def launch(process: TuneProcess, label: str) -> int:
+        launched.append(process)
+        process.stop(timeout=30)
+        return 0
+
+    monkeypatch.setattr(tui_commands, "_launcher", lambda: launch)
+    out = tmp_path / "study"
+    result = CliRunner().invoke(app, ["tui", str(tune_preset(tmp_path)), "--tune", "--out", str(out), "--device", "cpu",
+                                      "--budget", "50", "--prune", "asha", "--final-seeds", "1", "--run", "sgd",
+                                      "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    [process] = launched
+    assert isinstance(process, TuneProcess) and process.poll() is not None
+    cmd = process.command
+    assert cmd[3:5] == ["tune", str(tune_preset(tmp_path))]
+    assert cmd[cmd.index("--budget") + 1] == "50" and cmd[cmd.index("--prune") + 1] == "asha"
+    assert cmd[cmd.index("--run") + 1] == "sgd" and cmd[cmd.index("--threads") + 1] == "1"
+    assert (out / "preset.toml").is_file()
+
+
+def test_tune_options_pass_through_as_given() -> None:
+    from optlab.cli.backend import Backend, Where
+    from optlab.cli.tui_commands import tune_args, tune_backend_args
+
+    given: dict[str, object] = {"budget": 8, "sampler": "tpe", "prune": None, "final_seeds": 2, "objective": None,
+                                "parallel": None, "storage": None}
+    assert tune_args(True, None, given, ["a", "b"]) == ["--budget", "8", "--sampler", "tpe", "--final-seeds", "2",
+                                                        "--run", "a", "--run", "b"]
+    assert tune_args(False, None, dict.fromkeys(given), []) == []
+    # Only what differs from the defaults: `optlab tune` takes fewer of these than compare.
+    assert tune_backend_args(Where()) == []
+    assert tune_backend_args(Where(threads=2)) == ["--threads", "2"]
+    assert tune_backend_args(Where(backend=Backend.processes, devices="cpu,cpu")) == [
+        "--backend", "processes", "--devices", "cpu,cpu"]
+
+
 def test_the_settings_file_is_the_services() -> None:
     from optlab.tuning import service
 
