@@ -19,6 +19,7 @@ import bisect
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +96,7 @@ class LiveCandidate:
     sens_x: list[float] = field(default_factory=list)
     sens_y: list[float] = field(default_factory=list)
     best_so_far: list[float] = field(default_factory=list)  # after each ended trial, from the first scored
+    states: Counter[str] = field(default_factory=Counter)  # ended trials by state
 
 
 class TuneLog:
@@ -204,6 +206,7 @@ class TuneLog:
     def _count(self, trial: LiveTrial) -> None:
         c = self.candidates[trial.candidate]
         c.ended += 1
+        c.states[trial.status] += 1
         if trial.status == "complete" and trial.value is not None and self._better(trial, c.best):
             c.best = trial
         if c.best is not None and c.best.value is not None:
@@ -228,7 +231,7 @@ class TuneLog:
         self._recount(self.candidates[trial.candidate])
 
     def _recount(self, c: LiveCandidate) -> None:
-        c.ended, c.best, c.sens_x, c.sens_y, c.best_so_far = 0, None, [], [], []
+        c.ended, c.best, c.sens_x, c.sens_y, c.best_so_far, c.states = 0, None, [], [], [], Counter()
         for trial in self.trials.values():
             if trial.candidate == c.name and trial.ended:
                 self._count(trial)
@@ -261,12 +264,13 @@ class TuneLog:
     # ------------------------------------------------------------ figures for the screen
 
     def counts(self) -> dict[str, int]:
+        """Trials started and ended, and how many ended pruned, diverged, failed (kept per
+        candidate as trials end: the status line asks four times a second)."""
         out = {"trials": len(self.trials), "ended": 0, "pruned": 0, "diverged": 0, "failed": 0}
         for c in self.candidates.values():
             out["ended"] += c.ended
-        for trial in self.trials.values():
-            if trial.status in ("pruned", "diverged", "failed"):
-                out[trial.status] += 1
+            for state in ("pruned", "diverged", "failed"):
+                out[state] += c.states[state]
         return out
 
     def placed(self) -> list[dict[str, Any]]:
