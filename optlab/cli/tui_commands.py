@@ -58,6 +58,44 @@ def _launcher() -> Callable[..., int]:
     return launch
 
 
+TUNE_PANEL = "Tuning (--tune)"
+
+
+def tune_args(tune: bool, seeds: int | None, given: dict[str, object], runs: list[str]) -> list[str]:
+    """`optlab tune`'s options for the child, as given (it checks their values before it writes
+    anything, with the messages `optlab tune` gives); here only what makes no sense at all:
+    a tuning option without --tune, or --seeds with it. Optuna is checked here too, so that a
+    missing extra is one line before any child starts."""
+    flags = {key: f"--{key.replace('_', '-')}" for key in given}
+    flags["prune"] = "--prune"
+    if not tune:
+        named = [flags[k] for k, v in given.items() if v is not None] + (["--run"] if runs else [])
+        if named:
+            raise OptlabError(f"{named[0]}: only with --tune (optlab tui PRESET --tune {named[0]} ...)")
+        return []
+    if seeds is not None:
+        raise OptlabError("--seeds: not with --tune; the best trials are retrained over --final-seeds")
+    from optlab.tuning.study import check_optuna
+
+    check_optuna()
+    args = [arg for key, value in given.items() if value is not None for arg in (flags[key], str(value))]
+    return args + [arg for name in runs for arg in ("--run", name)]
+
+
+def tune_backend_args(where: Where) -> list[str]:
+    """The where-to-train options that differ from the defaults, for `optlab tune`: it takes
+    fewer of them than compare, and says so (exit 2) for one it does not take."""
+    args: list[str] = []
+    for field, flag in (("backend", "--backend"), ("devices", "--devices"), ("threads", "--threads"),
+                        ("pace", "--pace"), ("max_restarts", "--max-restarts"), ("address", "--address"),
+                        ("gpus_per_run", "--gpus-per-run"), ("cpus_per_run", "--cpus-per-run"),
+                        ("checkpoint_every", "--checkpoint-every")):
+        value = getattr(where, field)
+        if value != getattr(DEFAULT, field):
+            args += [flag, str(getattr(value, "value", value))]
+    return args
+
+
 app = typer.Typer()  # `tui` and `view`, added to the `optlab` command as they are
 
 
@@ -84,12 +122,28 @@ def tui(
     gpus_per_run: GpusPerRunOption = DEFAULT.gpus_per_run,
     cpus_per_run: CpusPerRunOption = DEFAULT.cpus_per_run,
     checkpoint_every: CheckpointEveryOption = DEFAULT.checkpoint_every,
+    tune: bool = typer.Option(False, "--tune", rich_help_panel=TUNE_PANEL,
+                              help="Tune every run with the same budget of trials (optlab tune), live."),
+    budget: int | None = typer.Option(None, "--budget", rich_help_panel=TUNE_PANEL, help="Trials per candidate."),
+    sampler: str | None = typer.Option(None, "--sampler", rich_help_panel=TUNE_PANEL, help="qmc, tpe, random or grid."),
+    prune: str | None = typer.Option(None, "--prune", rich_help_panel=TUNE_PANEL, help="off, asha or median."),
+    final_seeds: int | None = typer.Option(None, "--final-seeds", rich_help_panel=TUNE_PANEL,
+                                           help="Seeds each best trial is retrained on."),
+    objective: str | None = typer.Option(None, "--objective", rich_help_panel=TUNE_PANEL,
+                                         help="val_accuracy or val_loss."),
+    parallel: int | None = typer.Option(None, "--parallel", rich_help_panel=TUNE_PANEL,
+                                        help="Trials per candidate trained side by side."),
+    storage: str | None = typer.Option(None, "--storage", rich_help_panel=TUNE_PANEL, help="Optuna storage URL."),
+    tune_runs: list[str] | None = typer.Option(None, "--run", rich_help_panel=TUNE_PANEL,
+                                               help="Tune only this run (repeatable)."),
 ) -> None:
-    """Train a preset's runs side by side with live charts (training outlives the terminal)."""
+    """Train a preset's runs side by side with live charts, or tune them (--tune); training
+    outlives the terminal."""
     from optlab.preset.fetch import is_url
     from optlab.preset.loader import find_preset, read_toml
     from optlab.runs.store import default_run_dir
     from optlab.tui.process import TrainingProcess
+    from optlab.tui.tune_process import TuneProcess
 
     launch = _launcher()
     where = Where(
@@ -98,6 +152,9 @@ def tui(
     )
     fetched: Path | None = None
     try:
+        given: dict[str, object] = {"budget": budget, "sampler": sampler, "prune": prune, "final_seeds": final_seeds,
+                                    "objective": objective, "parallel": parallel, "storage": storage}
+        tuning = tune_args(tune, seeds, given, tune_runs or [])
         load_plugins(plugins)  # the training child is given the same ones (TrainingProcess)
         if is_url(preset):
             fetched, name = _confirmed_remote(preset, overrides or [], yes, seeds)
@@ -121,10 +178,14 @@ def tui(
     # `optlab compare` makes before it writes preset.toml, and it needs torch: it runs once, in
     # the training child, while we wait. The TUI process itself never imports torch, so it
     # opens and quits fast and stays small next to the training.
-    run_dir = out if out is not None else default_run_dir(name)
-    backend_args = forwarded(where)
-    process = TrainingProcess(str(path), run_dir, device, overrides or [], seeds, backend_args)
-    sys.stderr.write(f"optlab: checking {path} and starting training...\n")
+    process: TrainingProcess
+    if tune:  # `optlab tune`'s own default directory name
+        run_dir = out if out is not None else default_run_dir(f"{name}-tune")
+        process = TuneProcess(str(path), run_dir, device, overrides or [], tuning, tune_backend_args(where))
+    else:
+        run_dir = out if out is not None else default_run_dir(name)
+        process = TrainingProcess(str(path), run_dir, device, overrides or [], seeds, forwarded(where))
+    sys.stderr.write(f"optlab: checking {path} and starting {'the study' if tune else 'training'}...\n")
     process.start()
     try:
         code = process.wait_validated()

@@ -139,6 +139,12 @@ class Runner:
         mid-step would leave no state that resumes exactly)."""
         self._interrupted = raise_as
 
+    @property
+    def interrupted(self) -> type[KeyboardInterrupt] | None:
+        """What `interrupt` asked to raise; set too when it came after the last step (then `run`
+        returned normally: every run had ended)."""
+        return self._interrupted
+
     # ------------------------------------------------------------------ sinks
 
     def emit(self, event: Event) -> None:

@@ -15,6 +15,9 @@ from optlab.tui.messages import Detached, StopRequested
 from optlab.tui.process import TrainingProcess, check_run_dir
 from optlab.tui.screens.experiment import ExperimentScreen
 from optlab.tui.screens.start import StartScreen
+from optlab.tui.screens.tune import TuneScreen
+from optlab.tui.tune_process import TuneProcess
+from optlab.tuning.live import is_tune_dir
 
 
 def preset_name(ref: str) -> str:
@@ -67,7 +70,10 @@ class OptlabApp(App[int]):
         elif self.started_process is not None:
             self.process = self.started_process
             self.run_dir = self.process.run_dir
-            self.push_screen(ExperimentScreen(self.run_dir, self.process, preset_label=self.label or ""))
+            if isinstance(self.process, TuneProcess):
+                self.push_screen(TuneScreen(self.run_dir, self.process, preset_label=self.label or ""))
+            else:
+                self.push_screen(ExperimentScreen(self.run_dir, self.process, preset_label=self.label or ""))
         elif self.preset is not None:
             self.start_experiment(self.preset, self.overrides, self.out, self.label)
         else:
@@ -89,11 +95,12 @@ class OptlabApp(App[int]):
 
     def open_view(self, run_dir: Path) -> None:
         self.run_dir = run_dir
-        self.push_screen(ExperimentScreen(run_dir, None))
+        # A tuning study (its settings are written before its first trial) has its own screen.
+        self.push_screen(TuneScreen(run_dir, None) if is_tune_dir(run_dir) else ExperimentScreen(run_dir, None))
 
     async def action_quit(self) -> None:
         screen = self.screen
-        if isinstance(screen, ExperimentScreen):
+        if isinstance(screen, ExperimentScreen | TuneScreen):
             screen.action_request_quit()
         else:
             self.exit()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from textual.message import Message
 
@@ -85,3 +86,13 @@ class ReportFailed(Message):
     def __init__(self, error: str) -> None:
         super().__init__()
         self.error = error
+
+
+class TuneSummaryRead(Message):
+    """tune.json, read once a tuning study has ended: the tuned ranking and every trial as told."""
+
+    bubble = False  # handled by the screen it is posted to
+
+    def __init__(self, summary: dict[str, Any]) -> None:
+        super().__init__()
+        self.summary = summary

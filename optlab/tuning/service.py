@@ -238,6 +238,8 @@ def tune_into(
                         max_restarts=backend.max_restarts, checkpoints=backend.checkpoints)
         with _interrupts_wind_down(runner):
             runner.run()
+        if runner.interrupted is not None:  # a signal after the wave's last step: the study stops too
+            raise runner.interrupted()
 
     try:
         while carry.wave or any(len(c.trials) < settings.budget for c in candidates):

@@ -17,13 +17,27 @@ from optlab.errors import OptlabError
 from optlab.tuning.space import Param, Space
 
 OPTUNA_EXTRA = "pip install 'optlab[tune]'"
+MISSING = f"optlab tune needs Optuna, which is not installed: {OPTUNA_EXTRA}"
+
+
+def check_optuna() -> None:
+    """`require_optuna`'s check without importing Optuna: `optlab tui --tune` answers before
+    its child starts, and the TUI process stays small."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("optuna") is not None
+    except (ImportError, ValueError):  # a broken install, or one made unimportable
+        found = False
+    if not found:
+        raise OptlabError(MISSING)
 
 
 def require_optuna() -> Any:
     try:
         import optuna
     except ImportError:
-        raise OptlabError(f"optlab tune needs Optuna, which is not installed: {OPTUNA_EXTRA}") from None
+        raise OptlabError(MISSING) from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # optlab prints its own progress
     return optuna
 
