@@ -4,9 +4,9 @@ Every backend answers the same requests with plain data, so the driver never hol
 
 - `start(spec, state)`: build the run (resuming `state` if given) -> its `RunStarted`, or the
   `RunEnded` of a run that cannot be built;
-- `advance(run, checkpoint)`: train one reporting interval -> its events, the checkpoint state
-  (CPU tensors) when an epoch ended and the driver asked for it, the predictions (numpy) when
-  the run ended;
+- `advance(run, checkpoints, budget_s, past_epoch_ends)`: train one reporting interval or more
+  -> its events, the checkpoint state (CPU tensors) when an epoch ended and the policy says one
+  is due, the predictions (numpy) when the run ended;
 - `stop(run, reason, evaluate_test)`: end the run now -> its `RunEnded` (and predictions).
 
 Requests are submitted and their replies collected later, so a backend with several workers
@@ -94,10 +94,13 @@ class Executor(Protocol):
 
     def start(self, spec: ResolvedRun, state: State | None) -> None: ...
 
-    def advance(self, run: str, checkpoints: CheckpointPolicy | None, budget_s: float = 0.0) -> None:
-        """Train one reporting interval, and more for up to `budget_s` seconds (never past an
-        epoch's end), in one request; with the state at its epoch end when `checkpoints` says
-        one is due (None: no checkpoints)."""
+    def advance(
+        self, run: str, checkpoints: CheckpointPolicy | None, budget_s: float = 0.0, past_epoch_ends: bool = False
+    ) -> None:
+        """Train one reporting interval, and more for up to `budget_s` seconds (past epoch ends
+        only when `past_epoch_ends`: the driver decides nothing at them), in one request; with
+        the state at its last epoch end when `checkpoints` says one is due (None: no
+        checkpoints; a request ends at an epoch end where a checkpoint is taken)."""
         ...
 
     def stop(self, run: str, reason: str, evaluate_test: bool = True, checkpoint: bool = False) -> None:
@@ -189,25 +192,32 @@ class TrainerHost:
         started.placement = {**self.where, **numerical_environment()}
         return Reply("started", spec.name, [started.to_dict()])
 
-    def advance(self, run: str, checkpoints: CheckpointPolicy | None, budget_s: float = 0.0) -> Reply:
+    def advance(
+        self, run: str, checkpoints: CheckpointPolicy | None, budget_s: float = 0.0, past_epoch_ends: bool = False
+    ) -> Reply:
         """One reporting interval, and more until `budget_s` seconds have gone, in one reply;
-        never past an epoch's end (a checkpoint is taken there when due) or the run's."""
+        never past the run's end, nor past an epoch's end unless `past_epoch_ends`, and never
+        past the epoch end where a checkpoint is taken (when due), so a reply holds one state."""
         trainer = self.trainers[run]
         events: list[Event] = []
+        reply = Reply("advanced", run)
         t0 = time.perf_counter()
-        ended_epoch: EpochEnded | None = None
-        while ended_epoch is None and trainer.ended is None:
+        while trainer.ended is None:
             try:
                 new = trainer.advance()
             except (Exception, SystemExit) as exc:  # a plugin's sys.exit() mid-run fails its run, not optlab
                 new = [trainer.fail(exc, traceback.format_exc())]
             events += new
             ended_epoch = next((e for e in new if isinstance(e, EpochEnded)), None)
+            if ended_epoch is not None:
+                if checkpoints is not None:
+                    self._checkpoint(trainer, checkpoints, ended_epoch, reply)
+                if not past_epoch_ends or reply.checkpoint is not None:
+                    break
             if time.perf_counter() - t0 >= budget_s:
                 break
-        reply = Reply("advanced", run, [e.to_dict() for e in events], None, self._predictions(trainer))
-        if checkpoints is not None and ended_epoch is not None:
-            self._checkpoint(trainer, checkpoints, ended_epoch, reply)
+        reply.events = [e.to_dict() for e in events]
+        reply.predictions = self._predictions(trainer)
         return reply
 
     def _checkpoint(self, trainer: Trainer, policy: CheckpointPolicy, epoch: EpochEnded, reply: Reply) -> None:
@@ -287,8 +297,10 @@ class LocalExecutor:
     def start(self, spec: ResolvedRun, state: State | None) -> None:
         self._queue.append(("start", spec, state))
 
-    def advance(self, run: str, checkpoints: CheckpointPolicy | None, budget_s: float = 0.0) -> None:
-        self._queue.append(("advance", run, checkpoints, budget_s))
+    def advance(
+        self, run: str, checkpoints: CheckpointPolicy | None, budget_s: float = 0.0, past_epoch_ends: bool = False
+    ) -> None:
+        self._queue.append(("advance", run, checkpoints, budget_s, past_epoch_ends))
 
     def stop(self, run: str, reason: str, evaluate_test: bool = True, checkpoint: bool = False) -> None:
         self._queue.append(("stop", run, reason, evaluate_test, checkpoint))

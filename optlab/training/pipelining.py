@@ -10,9 +10,13 @@ one request in flight, so a control acts within one interval.
 
 The local executor has no round trip, but every request still costs the driver its dispatch
 and reply handling: on a digits MLP (1.4 ms intervals) that was a quarter of the driver's time.
-A local request with short intervals keeps training for about LOCAL_BATCH_S (never past an
-epoch's end, like every request), so runs take turns about every 20 ms, a pause or stop acts
-within that, and no number changes (each run draws from its own random state).
+A local request with short intervals keeps training for about LOCAL_BATCH_S, so runs take turns
+about every 20 ms, a pause or stop acts within that, and no number changes (each run draws
+from its own random state).
+
+A request crosses epoch ends (a digits epoch is about 7 ms), except where a checkpoint is taken
+(one state per reply) and where the driver decides at each epoch end: a tuning study's pruner
+(`Runner(epoch_decisions=True)`) stops a trial at the epoch that decided it, on every backend.
 """
 
 from __future__ import annotations

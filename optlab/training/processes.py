@@ -200,8 +200,10 @@ class ProcessExecutor:
     def start(self, spec: ResolvedRun, state: State | None) -> None:
         self._send(spec.name, ("start", spec, state))
 
-    def advance(self, run: str, checkpoints: CheckpointPolicy | None, budget_s: float = 0.0) -> None:
-        self._send(run, ("advance", run, checkpoints, budget_s))
+    def advance(
+        self, run: str, checkpoints: CheckpointPolicy | None, budget_s: float = 0.0, past_epoch_ends: bool = False
+    ) -> None:
+        self._send(run, ("advance", run, checkpoints, budget_s, past_epoch_ends))
 
     def stop(self, run: str, reason: str, evaluate_test: bool = True, checkpoint: bool = False) -> None:
         self._send(run, ("stop", run, reason, evaluate_test, checkpoint))

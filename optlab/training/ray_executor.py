@@ -202,8 +202,10 @@ class RayExecutor:
         self._actors[spec.name] = actor
         self._call(spec.name, ("start", spec, state))
 
-    def advance(self, run: str, checkpoints: CheckpointPolicy | None, budget_s: float = 0.0) -> None:
-        self._call(run, ("advance", run, checkpoints, budget_s))
+    def advance(
+        self, run: str, checkpoints: CheckpointPolicy | None, budget_s: float = 0.0, past_epoch_ends: bool = False
+    ) -> None:
+        self._call(run, ("advance", run, checkpoints, budget_s, past_epoch_ends))
 
     def stop(self, run: str, reason: str, evaluate_test: bool = True, checkpoint: bool = False) -> None:
         self._call(run, ("stop", run, reason, evaluate_test, checkpoint))

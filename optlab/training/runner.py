@@ -107,7 +107,10 @@ class Runner:
         pace: str = "even",
         max_restarts: int = 2,
         checkpoints: CheckpointPolicy | None = None,
+        epoch_decisions: bool = False,
     ) -> None:
+        """`epoch_decisions`: a sink decides at each epoch end (a pruner stopping a trial), so a
+        request never trains past one; otherwise a request with short intervals may."""
         if pace not in PACES:
             raise ValueError(f"pace {pace!r}: expected one of {', '.join(PACES)}")
         if executor is None:
@@ -126,6 +129,7 @@ class Runner:
         self.pace = pace
         self.max_restarts = max_restarts
         self.checkpoint_policy = checkpoints or CheckpointPolicy()
+        self.epoch_decisions = epoch_decisions
         self.results: dict[str, RunEnded] = {}
         self._runs: dict[str, _Run] = {}
         self._first_wave = 0  # how many runs must be up before any advances (pace "even")
@@ -279,7 +283,7 @@ class Runner:
             for slot, (run, _) in chosen.items():
                 run.inflight += 1
                 load[slot] += 1
-                self.executor.advance(run.spec.name, policy, budget_s(run.clock, depth))
+                self.executor.advance(run.spec.name, policy, budget_s(run.clock, depth), not self.epoch_decisions)
 
     def _handle(self, reply: Reply) -> None:
         run = self._runs.get(reply.run)
@@ -290,9 +294,10 @@ class Runner:
             return
         run.inflight = max(0, run.inflight - 1)
         before = run.fraction
-        # A state comes at the reply's epoch end, or before the RunEnded of a stopped run.
+        # A state comes at the reply's last epoch end, or before the RunEnded of a stopped run.
         unsaved = reply.checkpoint is not None or reply.best is not None
-        for data in reply.events:
+        last_epoch = _last_epoch_end(reply.events) if unsaved else -1
+        for i, data in enumerate(reply.events):
             event = event_from_dict(data)
             if isinstance(event, RunEnded):
                 if unsaved:
@@ -305,7 +310,7 @@ class Runner:
                 self._last_up = time.monotonic()
                 self._join(run)
             self.emit(event)
-            if isinstance(event, EpochEnded) and unsaved:
+            if i == last_epoch and isinstance(event, EpochEnded) and unsaved:
                 unsaved = self._save(run, reply, event.improved)
         if reply.kind == "advanced" and run.fraction > before:
             run.last_delta = run.fraction - before
@@ -409,3 +414,8 @@ class Runner:
             emit(ended)
             self.results[run.spec.name] = ended
             run.state = "ended"
+
+
+def _last_epoch_end(events: list[dict[str, Any]]) -> int:
+    """The index of a reply's last EpochEnded (-1: none): where its state was taken."""
+    return max((i for i, e in enumerate(events) if e.get("type") == EpochEnded.kind), default=-1)

@@ -235,7 +235,8 @@ def tune_into(
         runner = Runner(specs, data, device, [appending, *extra, *sinks], control, preset=preset,
                         resume=carry.states, finished=carry.done,
                         executor=make_executor(backend, data, device), pace=backend.pace,
-                        max_restarts=backend.max_restarts, checkpoints=backend.checkpoints)
+                        max_restarts=backend.max_restarts, checkpoints=backend.checkpoints,
+                        epoch_decisions=watch is not None and watch.pruning)
         with _interrupts_wind_down(runner):
             runner.run()
         if runner.interrupted is not None:  # a signal after the wave's last step: the study stops too

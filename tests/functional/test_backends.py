@@ -320,18 +320,20 @@ class CountsInFlight(LocalExecutor):
         super().__init__(data, device)
         self.most_in_flight = 0
         self.most_reports = 0
+        self.most_epochs = 0  # the most epoch ends one reply carried
 
     def slot(self, run: str) -> str:
         return run
 
-    def advance(self, run: str, checkpoints, budget_s: float = 0.0) -> None:
-        super().advance(run, checkpoints, budget_s)
+    def advance(self, run: str, checkpoints, budget_s: float = 0.0, past_epoch_ends: bool = False) -> None:
+        super().advance(run, checkpoints, budget_s, past_epoch_ends)
         self.most_in_flight = max(self.most_in_flight, sum(1 for r in self._queue if r[1] == run))
 
     def collect(self, timeout: float):
         replies = super().collect(timeout)
         for reply in replies:
             self.most_reports = max(self.most_reports, sum(e["type"] == "progress" for e in reply.events))
+            self.most_epochs = max(self.most_epochs, sum(e["type"] == "epoch_ended" for e in reply.events))
         return replies
 
 
@@ -345,19 +347,45 @@ def test_short_intervals_are_batched_and_pipelined_and_long_ones_are_not(
     import optlab.training.pipelining as pipelining
 
     monkeypatch.setattr(pipelining, "PIPELINE_BELOW_S", pipeline_below_s)
-    monkeypatch.setattr(pipelining, "BATCH_S", 60.0)  # a request then trains to its epoch's end
+    monkeypatch.setattr(pipelining, "BATCH_S", 60.0)  # a request then trains to the run's end
     loaded = load_preset_text(PRESET.replace("epochs = 3", "epochs = 2"))
     specs, data = loaded.resolved_runs("cpu")[:1], load_dataset(loaded.preset.data)
     executor = CountsInFlight(data, "cpu")
     sink = Collect()
     Runner(specs, data, "cpu", [sink], executor=executor).run()
     assert (executor.most_in_flight, executor.most_reports > 1) == ((2, True) if pipelined else (1, False))
+    # Short intervals: a request crosses epoch ends (the driver decides nothing there).
+    assert executor.most_epochs == (2 if pipelined else 1)
     reference = local_events(specs, data)
     assert epoch_records(sink, "sgd") == epoch_records(reference, "sgd")
     assert ended(sink, "sgd").test == ended(reference, "sgd").test
-    # A request never trains past an epoch's end: each epoch ended where it does locally.
     epoch_ends = [e.step for e in sink.events if isinstance(e, EpochEnded)]
     assert epoch_ends == [e.step for e in reference.events if isinstance(e, EpochEnded)]
+
+
+@pytest.mark.parametrize("why", ["epoch decisions", "a checkpoint at every epoch"])
+def test_a_request_stops_at_each_epoch_end_where_the_driver_needs_it(why: str, monkeypatch: pytest.MonkeyPatch,
+                                                                      tmp_path: Path) -> None:
+    """Where a sink decides at epoch ends (a pruner) or each epoch end has a checkpoint, no
+    request crosses one; the checkpoints a crossing request carries are the ones an epoch-bound
+    run writes, at the same epochs (the state kept at a reply's last epoch end)."""
+    import optlab.training.pipelining as pipelining
+    from optlab.runs.store import RunStore
+
+    monkeypatch.setattr(pipelining, "PIPELINE_BELOW_S", 60.0)
+    monkeypatch.setattr(pipelining, "BATCH_S", 60.0)
+    loaded = load_preset_text(PRESET)
+    specs, data = loaded.resolved_runs("cpu")[:1], load_dataset(loaded.preset.data)
+    executor = CountsInFlight(data, "cpu")
+    (tmp_path / "run").mkdir()
+    store = RunStore(tmp_path / "run")
+    decide = why == "epoch decisions"
+    Runner(specs, data, "cpu", [store], executor=executor, epoch_decisions=decide,
+           checkpoints=None if decide else EVERY_EPOCH).run()
+    store.close()
+    assert executor.most_epochs == 1
+    saved = torch.load(tmp_path / "run/runs/sgd/checkpoint-last.pt", weights_only=False)
+    assert saved["epoch"] == 3
 
 
 class PauseAtFirstReport(Control):

@@ -52,10 +52,12 @@ class FusedHost(TrainerHost):
             group = self.groups[gid] = FusedGroup(gid, members)
         return group
 
-    def advance(self, run: str, checkpoints: CheckpointPolicy | None, budget_s: float = 0.0) -> Reply:
+    def advance(
+        self, run: str, checkpoints: CheckpointPolicy | None, budget_s: float = 0.0, past_epoch_ends: bool = False
+    ) -> Reply:
         group = self._group(run)
         if group is None:
-            return super().advance(run, checkpoints, budget_s)
+            return super().advance(run, checkpoints, budget_s, past_epoch_ends)
         trainer = self.trainers[run]
         if not group.pending[run] and trainer.ended is None:
             group.train_interval()
