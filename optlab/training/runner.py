@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
@@ -21,18 +20,18 @@ import torch
 from optlab.errors import StorageError
 from optlab.training.checkpoint_policy import CheckpointPolicy
 from optlab.training.control import Control
+from optlab.training.driven_run import DrivenRun, last_epoch_end
 from optlab.training.events import (
     EpochEnded,
     Event,
     ExperimentEnded,
     ExperimentStarted,
-    Progress,
     RunEnded,
     RunStarted,
     event_from_dict,
 )
-from optlab.training.executor import Executor, LocalExecutor, Reply, State, unpack_state
-from optlab.training.pipelining import IntervalClock, budget_s, room
+from optlab.training.executor import Executor, LocalExecutor, Reply, unpack_state
+from optlab.training.pipelining import budget_s, room
 
 if TYPE_CHECKING:
     from optlab.data.datasets import DatasetBundle
@@ -56,38 +55,6 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
-
-
-@dataclass
-class _Run:
-    """What the driver knows of one run: plain data from its events, never its trainer."""
-
-    spec: ResolvedRun
-    state: str = "starting"  # starting | active | ended
-    inflight: int = 1  # requests sent and not answered yet (the start, at first)
-    stopping: bool = False  # asked to stop: no more advances; the stop goes once none is in flight
-    stop_sent: bool = False
-    step: int = 0
-    total_steps: int = 1
-    last_delta: float = 1.0  # share of the work its last interval did: the pacing slack
-    epoch: int = 0
-    best_epoch: int | None = None
-    elapsed_s: float = 0.0
-    samples_per_s: float = 0.0
-    clock: IntervalClock = field(default_factory=IntervalClock)  # how long its intervals train
-    # A run that started late (it waited for resources, or restarts from a checkpoint) counts
-    # as this much further on for pacing: the runs ahead of it do not wait for it to catch up.
-    offset: float = 0.0
-    restarts: int = 0
-    checkpoint: State | None = None  # its last, to restart it when its worker dies
-
-    @property
-    def fraction(self) -> float:
-        return self.step / max(1, self.total_steps)
-
-    @property
-    def paced(self) -> float:
-        return self.fraction + self.offset
 
 
 class Runner:
@@ -131,7 +98,7 @@ class Runner:
         self.checkpoint_policy = checkpoints or CheckpointPolicy()
         self.epoch_decisions = epoch_decisions
         self.results: dict[str, RunEnded] = {}
-        self._runs: dict[str, _Run] = {}
+        self._runs: dict[str, DrivenRun] = {}
         self._first_wave = 0  # how many runs must be up before any advances (pace "even")
         self._last_up = time.monotonic()  # when a run last came up
         self._checkpoints = False
@@ -190,7 +157,7 @@ class Runner:
             for spec in self.specs:
                 if spec.name in self.finished:
                     continue
-                run = self._runs[spec.name] = _Run(spec, checkpoint=self.resume.get(spec.name))
+                run = self._runs[spec.name] = DrivenRun(spec, checkpoint=self.resume.get(spec.name))
                 self.executor.start(spec, run.checkpoint)
             # The runs that can train at once start together: with pace "even", none advances
             # before that many are up (a Ray actor that is quicker to start would otherwise train
@@ -258,7 +225,7 @@ class Runner:
         # (run, its slot, the requests it may have in flight, its pacing share, its progress):
         # read once here, since the dispatch runs for every reply (its cost was a share of a
         # small model's training).
-        candidates: list[tuple[_Run, str, int, float, float]] = []
+        candidates: list[tuple[DrivenRun, str, int, float, float]] = []
         for name, run in self._runs.items():
             slot = self.executor.slot(name)
             load[slot] = load.get(slot, 0) + run.inflight
@@ -270,7 +237,7 @@ class Runner:
                 candidates.append((run, slot, run_room, run.paced, run.fraction))
         policy = self.checkpoint_policy if self._keeps_state else None
         while True:
-            chosen: dict[str, tuple[_Run, float]] = {}
+            chosen: dict[str, tuple[DrivenRun, float]] = {}
             for run, slot, run_room, paced, fraction in candidates:
                 if run.inflight >= run_room or load[slot] >= slot_room.get(slot, 1):
                     continue
@@ -296,7 +263,7 @@ class Runner:
         before = run.fraction
         # A state comes at the reply's last epoch end, or before the RunEnded of a stopped run.
         unsaved = reply.checkpoint is not None or reply.best is not None
-        last_epoch = _last_epoch_end(reply.events) if unsaved else -1
+        last_epoch = last_epoch_end(reply.events) if unsaved else -1
         for i, data in enumerate(reply.events):
             event = event_from_dict(data)
             if isinstance(event, RunEnded):
@@ -304,7 +271,7 @@ class Runner:
                     unsaved = self._save(run, reply, improved=False)
                 self._finish(run, event, reply.predictions)
                 continue
-            self._track(run, event)
+            run.track(event)
             if isinstance(event, RunStarted):
                 run.state = "active"
                 self._last_up = time.monotonic()
@@ -320,7 +287,7 @@ class Runner:
         """Checkpoints are wanted: a sink writes them, or the driver restarts runs from them."""
         return self._checkpoints or self.executor.can_lose_workers
 
-    def _save(self, run: _Run, reply: Reply, improved: bool) -> bool:
+    def _save(self, run: DrivenRun, reply: Reply, improved: bool) -> bool:
         """Keep a reply's states: the last to restart the run from, if its worker can be lost;
         checkpoint-last.pt (and -best.pt when the epoch improved), and the best state held
         back since the last checkpoint. Returns False: nothing left unsaved."""
@@ -349,20 +316,7 @@ class Runner:
             for reply in self.executor.collect(0.05):
                 self._handle(reply)
 
-    @staticmethod
-    def _track(run: _Run, event: Event) -> None:
-        if isinstance(event, RunStarted):
-            run.total_steps, run.step = event.total_steps, event.resumed_step
-            run.clock.restart()
-        elif isinstance(event, Progress):
-            run.clock.report(event.step, event.elapsed_s)
-            run.step, run.elapsed_s, run.samples_per_s = event.step, event.elapsed_s, event.samples_per_s
-        elif isinstance(event, EpochEnded):
-            run.step, run.epoch = event.step, event.epoch
-            if event.improved:
-                run.best_epoch = event.epoch
-
-    def _join(self, run: _Run) -> None:
+    def _join(self, run: DrivenRun) -> None:
         """Pace a run that starts while the others are well under way from where they are."""
         run.offset = 0.0
         others = [r for r in self._runs.values() if r is not run and r.state == "active"]
@@ -374,7 +328,7 @@ class Runner:
         if intervals and floor - run.fraction > 2 * max(intervals):
             run.offset = floor - run.fraction
 
-    def _finish(self, run: _Run, ended: RunEnded, predictions: dict[str, Any] | None) -> None:
+    def _finish(self, run: DrivenRun, ended: RunEnded, predictions: dict[str, Any] | None) -> None:
         self.emit(ended)
         self.results[run.spec.name] = ended
         run.state, run.checkpoint = "ended", None
@@ -382,14 +336,14 @@ class Runner:
             self._artifact("predictions", run.spec.name, predictions)
         self.executor.release(run.spec.name)
 
-    def _ended_here(self, run: _Run, status: str, reason: str) -> RunEnded:
+    def _ended_here(self, run: DrivenRun, status: str, reason: str) -> RunEnded:
         """A RunEnded from what the driver saw, for a run whose worker cannot say it."""
         return RunEnded(
             run=run.spec.name, status=status, reason=reason, epochs_completed=run.epoch, step=run.step,
             best_epoch=run.best_epoch, wall_time_s=run.elapsed_s, train_samples_per_s=run.samples_per_s,
         )
 
-    def _restart(self, run: _Run, why: str) -> None:
+    def _restart(self, run: DrivenRun, why: str) -> None:
         """A worker died (not the run: an exception or divergence ends a run, never a worker):
         start the run again from its last checkpoint on a new worker, a bounded number of times."""
         run.restarts += 1
@@ -415,7 +369,3 @@ class Runner:
             self.results[run.spec.name] = ended
             run.state = "ended"
 
-
-def _last_epoch_end(events: list[dict[str, Any]]) -> int:
-    """The index of a reply's last EpochEnded (-1: none): where its state was taken."""
-    return max((i for i, e in enumerate(events) if e.get("type") == EpochEnded.kind), default=-1)
