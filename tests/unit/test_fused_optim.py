@@ -3,6 +3,8 @@ foreach kernels), for random per-run hyperparameters, over several steps."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -48,11 +50,14 @@ def _configs(name: str) -> st.SearchStrategy[dict]:
 
 def check_family(name: str, configs: list[dict], decay_on: str = "all") -> float:
     """Steps K torch optimizers and one vectorized update on the same gradients; returns the
-    largest relative difference of the parameters."""
+    largest relative difference of the parameters. The stack is laid out as the fused group's:
+    one [K, P] row per run, each parameter a segment of it."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
     k = len(configs)
-    stacked = [torch.randn(k, *s, requires_grad=True) for s in SHAPES]
+    sizes = [math.prod(s) for s in SHAPES]
+    flat, grad = torch.randn(k, sum(sizes)), torch.zeros(k, sum(sizes))
+    stacked = [part.view(k, *s) for part, s in zip(flat.split(sizes, 1), SHAPES, strict=True)]
     own = [[p[i].detach().clone().requires_grad_(True) for p in stacked] for i in range(k)]
     opts = []
     for i, cfg in enumerate(configs):
@@ -61,12 +66,12 @@ def check_family(name: str, configs: list[dict], decay_on: str = "all") -> float
                                                             **kwargs), "cpu"))
     assert family(opts[0]) is not None
     hypers = [[hypers_for(opts[i])[id(own[i][j])] for i in range(k)] for j in range(len(SHAPES))]
-    update = VectorUpdate(family(opts[0]), stacked, slice(0, k), hypers)  # type: ignore[arg-type]
+    update = VectorUpdate(family(opts[0]), flat, grad, slice(0, k), hypers,  # type: ignore[arg-type]
+                          [torch.Size(s) for s in SHAPES])
     lr = torch.tensor([c["lr"] for c in configs], dtype=torch.float64)
     for _ in range(STEPS):
         grads = [torch.randn(k, *s) for s in SHAPES]
-        for j, p in enumerate(stacked):
-            p.grad = grads[j].clone()
+        grad.copy_(torch.cat([g.reshape(k, -1) for g in grads], 1))
         for i, opt in enumerate(opts):
             for j, p in enumerate(own[i]):
                 p.grad = grads[j][i].clone()
@@ -75,9 +80,14 @@ def check_family(name: str, configs: list[dict], decay_on: str = "all") -> float
     worst = 0.0
     for j, p in enumerate(stacked):
         for i in range(k):
-            torch.testing.assert_close(p[i].detach(), own[i][j].detach(), rtol=RTOL, atol=ATOL)
+            torch.testing.assert_close(p[i], own[i][j].detach(), rtol=RTOL, atol=ATOL)
             rel = ((p[i] - own[i][j]).abs() / own[i][j].abs().clamp_min(1e-3)).max().item()
             worst = max(worst, rel)
+            # Its checkpoint state: what its own torch optimizer holds, in torch's format.
+            mine, theirs = update.torch_state(j, i), opts[i].state.get(own[i][j], {})
+            assert mine.keys() == theirs.keys()
+            for key, value in theirs.items():
+                torch.testing.assert_close(mine[key].float(), value.float(), rtol=1e-4, atol=1e-5)
     return worst
 
 
