@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from optlab.training.events import Event
+from optlab.training.fused.row_optim import RowUpdate, uses_fused_kernel
 from optlab.training.fused.stacked import StackedMLP
 from optlab.training.fused.validation import can_validate, validate
 from optlab.training.fused.vector_optim import VectorUpdate, family, hypers_for
@@ -48,8 +49,9 @@ class FusedGroup:
             stop = start + len(list(members))
             per_param = [[hypers[i][id(model_params[i][j])] for i in range(start, stop)]
                          for j in range(len(self.stack.params))]
-            self.updates.append(VectorUpdate(fam, self.stack.flat, self.stack.grad, slice(start, stop),  # type: ignore[arg-type]
-                                             per_param, self.stack.shapes))
+            kind = RowUpdate if uses_fused_kernel(fam, per_param) else VectorUpdate  # type: ignore[arg-type]
+            self.updates.append(kind(fam, self.stack.flat, self.stack.grad, slice(start, stop),  # type: ignore[arg-type]
+                                     per_param, self.stack.shapes))
             start = stop
         self._model_params = model_params
         self.l1 = torch.tensor([t.spec.l1 for t in self.trainers], device=self.device)
@@ -61,17 +63,16 @@ class FusedGroup:
             # torch scheduler a step happened (it warns otherwise).
             t.optimizer._opt_called = True  # type: ignore[attr-defined]
         self._epoch_data: tuple[int, torch.Tensor, torch.Tensor] | None = None
-        self._rates: tuple[list[list[float]], list[torch.Tensor]] = ([], [])
         self.pending: dict[str, list[Event]] = {t.spec.name: [] for t in self.trainers}
 
     @property
     def live(self) -> list[int]:
         return [k for k, t in enumerate(self.trainers) if t.ended is None]
 
-    def _interval_rates(self, n_steps: int) -> list[torch.Tensor]:
-        """The interval's rates per family, [n_steps, n] each, float64. Each live run's schedule
-        moves past the interval here, as its own trainer's would over these batches (a run that
-        ended trains its abandoned slice at lr 0). A new tensor only when the rates change."""
+    def _interval_rates(self, n_steps: int) -> None:
+        """Hands each family's update the interval's rates. Each live run's schedule moves past
+        the interval here, as its own trainer's would over these batches (a run that ended
+        trains its abandoned slice at lr 0)."""
         rows: list[list[float]] = [[0.0] * self.k for _ in range(n_steps)]
         for k, t in enumerate(self.trainers):
             if t.ended is None:
@@ -79,10 +80,8 @@ class FusedGroup:
                 t.lr_used = rates[-1]  # the rate the interval's last batch trained with
                 for i, lr in enumerate(rates):
                     rows[i][k] = lr
-        if rows != self._rates[0]:
-            table = torch.tensor(rows, dtype=torch.float64, device=self.device)
-            self._rates = (rows, [table[:, u.runs] for u in self.updates])
-        return self._rates[1]
+        for update in self.updates:
+            update.interval([row[update.runs] for row in rows])
 
     def _batches(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The epoch's training set in its order (inputs, targets), gathered once: a step's
@@ -138,7 +137,7 @@ class FusedGroup:
         step_predictions: list[torch.Tensor] = []
         classes = lead.task != "regression"
         try:
-            rates = self._interval_rates(n_steps)
+            self._interval_rates(n_steps)
             for i in range(n_steps):
                 start, end = lead.plan.bounds(step_in_epoch + i)
                 xb, yb = x[start:end], y[start:end]
@@ -147,8 +146,8 @@ class FusedGroup:
                     losses = self._losses(out, yb)
                 self.stack.zero_grad()
                 self.stack.backward(losses.sum())
-                for update, lr in zip(self.updates, rates, strict=True):
-                    update.step(lr[i])
+                for update in self.updates:
+                    update.step(i)
                 step_losses.append(losses.detach())
                 if classes:  # compared with the targets once per interval
                     step_predictions.append(self._predictions(out.detach()))

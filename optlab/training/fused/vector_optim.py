@@ -47,6 +47,8 @@ class VectorUpdate:
         self.shapes = shapes
         self.sizes = [s.numel() for s in shapes]
         self.steps = 0
+        self._rates: list[list[float]] = []
+        self._lr = torch.zeros(0)
         self.state: dict[str, torch.Tensor] = {}
         self._cache: dict[tuple[str, torch.dtype | None], torch.Tensor] = {}
         self._uniform: dict[str, bool | None] = {}
@@ -113,12 +115,19 @@ class VectorUpdate:
 
     # ------------------------------------------------------------------ the step
 
+    def interval(self, rates: list[list[float]]) -> None:
+        """The next interval's rates: `rates[i][r]`, run r's (of the slice) at the interval's
+        step i. One [steps, n, 1] float64 tensor, made again only when the rates change."""
+        if rates != self._rates:
+            self._rates = rates
+            self._lr = torch.tensor(rates, dtype=torch.float64, device=self.p.device).unsqueeze(-1)
+
     @torch.no_grad()
-    def step(self, lr: torch.Tensor) -> None:
-        """One step for every run of the slice; `lr`: float64 [n], this step's rates."""
+    def step(self, i: int) -> None:
+        """Step i of the interval for every run of the slice (the gradients are in `grad`)."""
         self.steps += 1
         g = self.g * self.state["sign"] if "sign" in self.state else self.g
-        getattr(self, f"_{self.name}")(self.p, g, lr.view(self.n, 1))
+        getattr(self, f"_{self.name}")(self.p, g, self._lr[i])
 
     def _weight_decay(self, p: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         if self.same("weight_decay") is False:
