@@ -12,7 +12,8 @@ or devices without a fused kernel (RMSprop) use `VectorUpdate`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -27,17 +28,6 @@ def uses_fused_kernel(name: str, hypers: list[list[dict[str, Any]]]) -> bool:
     return name in KERNELS and all(h.get("fused") for row in hypers for h in row)
 
 
-@dataclass
-class _Call:
-    """One kernel call: run `run`'s parameters of one param group, as row segments."""
-
-    run: int
-    h: dict[str, Any]
-    params: list[torch.Tensor]
-    grads: list[torch.Tensor]
-    state: dict[str, list[torch.Tensor]]
-
-
 class RowUpdate(VectorUpdate):
     """`VectorUpdate`'s state layout (so checkpoints are written the same way), stepped by
     torch's fused kernels, one call per run and param group."""
@@ -49,7 +39,9 @@ class RowUpdate(VectorUpdate):
         # The state's step count, shared by every call (the runs step together); torch's own
         # fused step adds 1 to it before the kernel, as `step` does here.
         self.step_count = torch.zeros((), dtype=torch.float32, device=self.p.device)
-        self.calls: list[_Call] = []
+        # One kernel call per run and param group, everything but the rate bound in advance
+        # (the step loop's Python is a share of a small model's step): (run, call(lr, first)).
+        self.calls: list[tuple[int, Callable[[float, bool], None]]] = []
         offsets = [sum(self.sizes[:j]) for j in range(len(self.sizes))]
         for i in range(self.n):
             groups: dict[str, list[int]] = {}
@@ -58,8 +50,8 @@ class RowUpdate(VectorUpdate):
             for members in groups.values():
                 spans = _spans([(offsets[j], offsets[j] + self.sizes[j]) for j in members])
                 rows = {key: [t[i, a:b] for a, b in spans] for key, t in self.state.items()}
-                self.calls.append(_Call(i, hypers[members[0]][i], [self.p[i, a:b] for a, b in spans],
-                                        [self.g[i, a:b] for a, b in spans], rows))
+                params, grads = [self.p[i, a:b] for a, b in spans], [self.g[i, a:b] for a, b in spans]
+                self.calls.append((i, getattr(self, f"_bind_{name}")(hypers[members[0]][i], params, grads, rows)))
 
     def interval(self, rates: list[list[float]]) -> None:
         self._rates = rates  # Python floats: the kernels take the rate as a number
@@ -68,38 +60,36 @@ class RowUpdate(VectorUpdate):
     def step(self, i: int) -> None:
         self.steps += 1
         self.step_count.add_(1)
-        rates = self._rates[i]
-        for call in self.calls:
-            getattr(self, f"_kernel_{self.name}")(call, float(rates[call.run]))
+        rates, first = self._rates[i], self.steps == 1
+        for run, call in self.calls:
+            call(rates[run], first)
 
-    def _kernel_sgd(self, call: _Call, lr: float) -> None:
-        h = call.h
+    def _bind_sgd(self, h: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor],
+                  state: dict[str, list[torch.Tensor]]) -> Callable[[float, bool], None]:
         momentum = float(_scalar(h["momentum"], "momentum"))
-        torch._fused_sgd_(
-            call.params, call.grads, call.state["momentum_buffer"] if momentum != 0 else [],
-            weight_decay=float(h["weight_decay"]), momentum=momentum, lr=lr, dampening=float(h["dampening"]),
-            nesterov=bool(h["nesterov"]), maximize=bool(h["maximize"]), is_first_step=self.steps == 1,
-        )
+        kernel = partial(torch._fused_sgd_, params, grads, state["momentum_buffer"] if momentum != 0 else [],
+                         weight_decay=float(h["weight_decay"]), momentum=momentum, dampening=float(h["dampening"]),
+                         nesterov=bool(h["nesterov"]), maximize=bool(h["maximize"]))
+        return lambda lr, first: kernel(lr=float(lr), is_first_step=first)
 
-    def _kernel_adam(self, call: _Call, lr: float) -> None:
-        h = call.h
-        kernel = torch._fused_adamw_ if h["decoupled_weight_decay"] else torch._fused_adam_
+    def _bind_adam(self, h: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor],
+                   state: dict[str, list[torch.Tensor]]) -> Callable[[float, bool], None]:
         amsgrad = bool(h["amsgrad"])
-        kernel(
-            call.params, call.grads, call.state["exp_avg"], call.state["exp_avg_sq"],
-            call.state["max_exp_avg_sq"] if amsgrad else [], [self.step_count] * len(call.params),
-            amsgrad=amsgrad, lr=lr, beta1=float(_scalar(h["beta1"], "beta1")),
-            beta2=float(_scalar(h["beta2"], "beta2")), weight_decay=float(h["weight_decay"]),
-            eps=float(h["eps"]), maximize=bool(h["maximize"]),
-        )
-
-    def _kernel_adagrad(self, call: _Call, lr: float) -> None:
-        h = call.h
-        torch._fused_adagrad_(
-            call.params, call.grads, call.state["sum"], [self.step_count] * len(call.params),
-            lr=lr, lr_decay=float(h["lr_decay"]), weight_decay=float(h["weight_decay"]), eps=float(h["eps"]),
+        kernel = partial(
+            torch._fused_adamw_ if h["decoupled_weight_decay"] else torch._fused_adam_,
+            params, grads, state["exp_avg"], state["exp_avg_sq"], state["max_exp_avg_sq"] if amsgrad else [],
+            [self.step_count] * len(params), amsgrad=amsgrad, beta1=float(_scalar(h["beta1"], "beta1")),
+            beta2=float(_scalar(h["beta2"], "beta2")), weight_decay=float(h["weight_decay"]), eps=float(h["eps"]),
             maximize=bool(h["maximize"]),
         )
+        return lambda lr, first: kernel(lr=float(lr))
+
+    def _bind_adagrad(self, h: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor],
+                      state: dict[str, list[torch.Tensor]]) -> Callable[[float, bool], None]:
+        kernel = partial(torch._fused_adagrad_, params, grads, state["sum"], [self.step_count] * len(params),
+                         lr_decay=float(h["lr_decay"]), weight_decay=float(h["weight_decay"]), eps=float(h["eps"]),
+                         maximize=bool(h["maximize"]))
+        return lambda lr, first: kernel(lr=float(lr))
 
 
 def _group_key(h: dict[str, Any]) -> str:
