@@ -166,3 +166,51 @@ def test_checkpoints_are_an_unfused_runs_and_close_to_it(both: tuple[Collect, Co
             for key, value in entry.items():
                 torch.testing.assert_close(sb[index][key].float(), value.float(), rtol=1e-3, atol=1e-5)
         assert a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]
+
+
+def test_a_run_that_ends_leaves_the_stack_and_the_others_go_on_as_if_it_never_was() -> None:
+    # z leaves after two intervals: the group re-forms over x and y with their weights, optimizer
+    # state (Adam's moments, the momentum buffer, the step count) and this epoch's counts, and
+    # from there trains exactly as a group that never had z (each run's matmuls are its own).
+    from optlab.training.fused.group import FusedGroup
+    from optlab.training.trainer import Trainer
+
+    torch.set_num_threads(1)
+    runs = """
+[[runs]]
+name = "x"
+optimizer = { name = "adam", lr = 1e-3 }
+[[runs]]
+name = "y"
+optimizer = { name = "sgd", lr = 0.05, momentum = 0.9 }
+[[runs]]
+name = "z"
+optimizer = { name = "rmsprop", lr = 1e-3 }
+"""
+    loaded = load_preset_text(BASE + runs)
+    specs, data = loaded.resolved_runs(), load_dataset(loaded.preset.data)
+
+    def group(names: list[str]) -> FusedGroup:
+        return FusedGroup("g", [Trainer(s, data, "cpu") for s in specs if s.name in names])
+
+    three, two = group(["x", "y", "z"]), group(["x", "y"])
+    for _ in range(2):
+        three.train_interval()
+        two.train_interval()
+    z = next(t for t in three.trainers if t.spec.name == "z")
+    z.end("stopped", "by the test", evaluate_test=False)
+    three.leave(z)
+    assert three.k == 2 and [t.spec.name for t in three.trainers] == [t.spec.name for t in two.trainers]
+    for _ in range(3):
+        three.train_interval()
+        two.train_interval()
+    for a, b in zip(three.trainers, two.trainers, strict=True):
+        assert (a.step, a.epoch, int(a.correct), a.stepper.grad_evals) == (b.step, b.epoch, int(b.correct),
+                                                                            b.stepper.grad_evals)
+        for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
+            assert torch.equal(pa, pb), a.spec.name
+        three.sync_state(a)
+        two.sync_state(b)
+        for sa, sb in zip(a.optimizer.state.values(), b.optimizer.state.values(), strict=True):
+            assert sa.keys() == sb.keys() and all(torch.equal(sa[key], sb[key]) for key in sa)
+    assert [e.to_dict() for e in three.pending["x"]][-1]["train_loss"] == [e.to_dict() for e in two.pending["x"]][-1]["train_loss"]

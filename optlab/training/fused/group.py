@@ -5,7 +5,8 @@ and data fingerprints, notes, schedule, early stopping); the group replaces only
 member's parameters are views into the stacked ones, so its evaluation, best-epoch copy, test
 report and checkpoint read its own weights through its own module. Per run after each interval:
 the same bookkeeping and events as `Trainer._advance` (divergence, epoch ends, early stopping);
-a run that ends leaves the group (its weights get their own storage again) and the others go on.
+a run that ends leaves the group (its weights get their own storage again) and the others go on
+as a smaller stack, with their weights, optimizer state and counts (`_reform`).
 """
 
 from __future__ import annotations
@@ -36,10 +37,19 @@ class FusedGroup:
         # Members of one optimizer family sit side by side: one update per family, over a slice.
         order = sorted(range(len(trainers)), key=lambda i: FAMILY_ORDER[families[i]])  # type: ignore[index]
         self.name = name
-        self.trainers = [trainers[i] for i in order]
+        self.device = trainers[0].device
+        self.pending: dict[str, list[Event]] = {t.spec.name: [] for t in trainers}
+        self._epoch_data: tuple[int, torch.Tensor, torch.Tensor] | None = None
+        for t in trainers:
+            # Its torch optimizer only holds the schedule's rates and is never stepped: tell the
+            # torch scheduler a step happened (it warns otherwise).
+            t.optimizer._opt_called = True  # type: ignore[attr-defined]
+        self._build([trainers[i] for i in order])
+
+    def _build(self, trainers: list[Trainer]) -> None:
+        """The stack, updates and counters of `trainers` (in family order)."""
+        self.trainers = trainers
         self.k = len(trainers)
-        lead = self.trainers[0]
-        self.device = lead.device
         model_params = [list(t.model.parameters()) for t in self.trainers]
         hypers = [hypers_for(t.optimizer) for t in self.trainers]
         self.stack = StackedMLP([t.model for t in self.trainers])
@@ -59,11 +69,22 @@ class FusedGroup:
         self.correct = torch.zeros(self.k, dtype=torch.int64, device=self.device)
         for k, t in enumerate(self.trainers):
             t.correct = self.correct[k]  # its epoch's count, read by its own epoch end and state
-            # Its torch optimizer only holds the schedule's rates and is never stepped: tell the
-            # torch scheduler a step happened (it warns otherwise).
-            t.optimizer._opt_called = True  # type: ignore[attr-defined]
-        self._epoch_data: tuple[int, torch.Tensor, torch.Tensor] | None = None
-        self.pending: dict[str, list[Event]] = {t.spec.name: [] for t in self.trainers}
+
+    def _reform(self) -> None:
+        """The live members as a new, smaller stack once a run has ended, so an ended run's
+        slice costs no more compute: each member keeps its weights, optimizer state, step
+        count and this epoch's correct count (a run may end mid-epoch: divergence, a stop)."""
+        live = self.live
+        if len(live) == self.k or not live:
+            return
+        old_updates, old_correct = self.updates, self.correct
+        self._build([self.trainers[k] for k in live])  # the family order is kept
+        self.correct.copy_(old_correct[live])
+        for update in self.updates:
+            for row in range(update.n):
+                old = live[update.runs.start + row]
+                source = next(u for u in old_updates if u.runs.start <= old < u.runs.stop)
+                update.carry(source, old - source.runs.start, row)
 
     @property
     def live(self) -> list[int]:
@@ -71,8 +92,7 @@ class FusedGroup:
 
     def _interval_rates(self, n_steps: int) -> None:
         """Hands each family's update the interval's rates. Each live run's schedule moves past
-        the interval here, as its own trainer's would over these batches (a run that ended
-        trains its abandoned slice at lr 0)."""
+        the interval here, as its own trainer's would over these batches."""
         rows: list[list[float]] = [[0.0] * self.k for _ in range(n_steps)]
         for k, t in enumerate(self.trainers):
             if t.ended is None:
@@ -172,8 +192,9 @@ class FusedGroup:
             self.trainers[k].stepper.grad_evals += n_steps
             self._report(k, [row[k] for row in rows], sizes, trained_s)
         if any(self.trainers[k].epoch * self.trainers[k].steps_per_epoch == self.trainers[k].step for k in live):
-            for k in live:
+            for k in live:  # those that ended at this epoch's end too: their last checkpoint
                 self.sync_state(self.trainers[k])
+        self._reform()
 
     def _report(self, k: int, losses: list[float], sizes: list[int], trained_s: float) -> None:
         """One member's interval, through its own trainer's bookkeeping (`finish_interval`)."""
@@ -192,13 +213,17 @@ class FusedGroup:
         self._leave(k, events) if t.ended is not None else self.pending[spec.name].extend(events)
 
     def _leave(self, k: int, events: list[Event]) -> None:
+        """Run k ended within an interval: the stack re-forms after the interval (`_reform`)."""
         t = self.trainers[k]
         self.pending[t.spec.name].extend(events)
-        self.leave(t)
+        self.stack.detach(t.model)
 
     def leave(self, trainer: Trainer) -> None:
-        """An ended run leaves: its weights (best restored, if any) get storage of their own."""
-        self.stack.detach(trainer.model)
+        """An ended run leaves: its weights (best restored, if any) get storage of their own,
+        and the others go on as a smaller stack."""
+        if trainer in self.trainers:
+            self.stack.detach(trainer.model)
+            self._reform()
 
     def sync_state(self, trainer: Trainer) -> None:
         """Write the member's optimizer state into its own torch optimizer, in torch's format,

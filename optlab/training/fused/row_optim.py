@@ -53,6 +53,10 @@ class RowUpdate(VectorUpdate):
                 params, grads = [self.p[i, a:b] for a, b in spans], [self.g[i, a:b] for a, b in spans]
                 self.calls.append((i, getattr(self, f"_bind_{name}")(hypers[members[0]][i], params, grads, rows)))
 
+    def carry(self, source: VectorUpdate, old: int, new: int) -> None:
+        super().carry(source, old, new)
+        self.step_count.fill_(float(self.steps))
+
     def interval(self, rates: list[list[float]]) -> None:
         self._rates = rates  # Python floats: the kernels take the rate as a number
 

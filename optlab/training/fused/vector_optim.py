@@ -115,6 +115,14 @@ class VectorUpdate:
 
     # ------------------------------------------------------------------ the step
 
+    def carry(self, source: VectorUpdate, old: int, new: int) -> None:
+        """Run `old` of `source`'s slice goes on as run `new` of this one (its group re-formed
+        without a run that ended): its optimizer state and the step count."""
+        self.steps = source.steps
+        for key, tensor in self.state.items():
+            if key != "sign" and key in source.state:
+                tensor[new].copy_(source.state[key][old])
+
     def interval(self, rates: list[list[float]]) -> None:
         """The next interval's rates: `rates[i][r]`, run r's (of the slice) at the interval's
         step i. One [steps, n, 1] float64 tensor, made again only when the rates change."""
