@@ -40,6 +40,7 @@ class FusedGroup:
         self.device = trainers[0].device
         self.pending: dict[str, list[Event]] = {t.spec.name: [] for t in trainers}
         self._epoch_data: tuple[int, torch.Tensor, torch.Tensor] | None = None
+        self._mean_grad: dict[tuple[int, int], torch.Tensor] = {}
         for t in trainers:
             # Its torch optimizer only holds the schedule's rates and is never stepped: tell the
             # torch scheduler a step happened (it warns otherwise).
@@ -112,8 +113,10 @@ class FusedGroup:
             self._epoch_data = (epoch, lead.data.x_train.index_select(0, order), lead.data.y_train.index_select(0, order))
         return self._epoch_data[1], self._epoch_data[2]
 
-    def _losses(self, out: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        """Each run's mean loss over the batch, [K]: summed, each run's gradient is its own."""
+    def _objective(self, out: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """What the backward differentiates, the gradient it starts from (None: 1), and each
+        run's mean loss over the batch ([K], detached). The runs' losses are summed, so each
+        run's gradient is its own."""
         spec = self.trainers[0].spec
         k, b = out.shape[:2]
         if spec.loss == "cross_entropy":
@@ -121,12 +124,19 @@ class FusedGroup:
             # per-sample losses in one call, each run's targets the same batch (expanded, no copy).
             per_sample = F.cross_entropy(out.transpose(1, 2).float(), yb.expand(k, b),
                                          label_smoothing=spec.label_smoothing, reduction="none")
+            if not self.l1_params:
+                # d(sum of the runs' means)/d(per-sample loss) is 1/B: handed to the backward as
+                # MeanBackward computes it (1.0 / B in float32), without the mean and sum nodes.
+                grad = self._mean_grad.get((k, b))
+                if grad is None:
+                    grad = self._mean_grad[(k, b)] = torch.full((k, b), 1.0, device=out.device).div_(b)
+                return per_sample, grad, per_sample.detach().mean(1)
             losses = per_sample.mean(1)
         else:
             losses = torch.stack([t.loss_fn(out[i].float(), yb) for i, t in enumerate(self.trainers)])
         if self.l1_params:
             losses = losses + self.l1 * sum(p.abs().flatten(1).sum(1) for p in self.l1_params)
-        return losses
+        return losses.sum(), None, losses.detach()
 
     def _predictions(self, outs: list[torch.Tensor]) -> torch.Tensor:
         """[K, B...] predicted classes of an interval's outputs ([K, B, C] each), as
@@ -166,12 +176,12 @@ class FusedGroup:
                 xb, yb = x[start:end], y[start:end]
                 with lead.autocast():
                     out = self.stack.forward(xb)
-                    losses = self._losses(out, yb)
+                    objective, start_grad, losses = self._objective(out, yb)
                 self.stack.zero_grad()
-                self.stack.backward(losses.sum())
+                self.stack.backward(objective, start_grad)
                 for update in self.updates:
                     update.step(i)
-                step_losses.append(losses.detach())
+                step_losses.append(losses)
                 if classes:  # compared with the targets once per interval
                     step_outputs.append(out.detach())
                 sizes.append(end - start)

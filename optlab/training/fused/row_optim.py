@@ -63,7 +63,8 @@ class RowUpdate(VectorUpdate):
     @torch.no_grad()
     def step(self, i: int) -> None:
         self.steps += 1
-        self.step_count.add_(1)
+        if self.name != "sgd":  # (SGD's kernel keeps no step count)
+            self.step_count.add_(1)
         rates, first = self._rates[i], self.steps == 1
         for run, call in self.calls:
             call(rates[run], first)

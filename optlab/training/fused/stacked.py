@@ -101,19 +101,19 @@ class StackedMLP:
     def zero_grad(self) -> None:
         self.grad.zero_()
 
-    def backward(self, loss: torch.Tensor) -> None:
-        """`loss.backward()` into the flat gradient buffer. Autograd would warn (once, to the
+    def backward(self, loss: torch.Tensor, grad: torch.Tensor | None = None) -> None:
+        """`loss.backward(grad)` into the flat gradient buffer. Autograd would warn (once, to the
         user's console) that a gradient that is a strided view of the flat buffer is not the dense
         layout it would have chosen; that layout is the point here, and its adds stay in place:
         the check is off for this thread while the backward runs, and back on after."""
         enforce = getattr(torch._C, "_set_grad_layout_enforcement_enabled", None)
         if enforce is None:  # an older torch without the switch: the warning, once
-            loss.backward()
+            loss.backward(grad)
             return
         was = torch._C._is_grad_layout_enforcement_enabled()
         enforce(False)
         try:
-            loss.backward()
+            loss.backward(grad)
         finally:
             enforce(was)
 
