@@ -1,11 +1,13 @@
 """Fused training (issue 19) against optlab's own unfused local engine, in one run:
 
-    python benchmarks/fused.py [--quick] [--epochs 10] [--rounds 2] [--json FILE]
+    python benchmarks/fused.py [--quick] [--epochs 10] [--rounds 2] [--fuse-wide] [--json FILE]
 
 (a) 8 digits MLPs (64-128-10, batch 64) with different optimizers and learning rates
     (sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad, adam at another lr): target >= 4x;
 (b) 16 digits MLPs, SGD with momentum at 16 learning rates: target >= 6x;
-(c) 4 tutorial-sized MLPs (784-512-512-10, batch 64) on synthetic 784-feature data: never slower;
+(c) 4 tutorial-sized MLPs (784-512-512-10, batch 64) on synthetic 784-feature data: never slower
+    (`auto` trains them unfused: plan.py's width rule); with --fuse-wide also fused regardless
+    of the rule, the measurement behind it;
 (d) peak RSS of a process training 1, 8 and 16 fused digits runs for one epoch.
 
 Samples/s is every run's training samples over the wall time of `Runner.run` with no sinks,
@@ -116,6 +118,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that it runs, not speed")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--fuse-wide", action="store_true", help="(c) also fused despite the width rule")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
@@ -130,10 +133,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         npz = synthetic_npz(Path(tmp), 256 if args.quick else 4096)
         tutorial = [f'{{ name = "adam", lr = {lr} }}' for lr in (1e-4, 3e-4, 1e-3, 3e-3)]
-        doc["c_tutorial_mlp"] = compare(preset(npz, [512, 512], 1 if args.quick else 2, tutorial, None), rounds)
+        text = preset(npz, [512, 512], 1 if args.quick else 2, tutorial, None)
+        doc["c_tutorial_mlp"] = compare(text, rounds)
+        if args.fuse_wide:
+            from optlab.training.fused import plan
+
+            rule, plan.MAX_FUSED_WIDTH = plan.MAX_FUSED_WIDTH, 10**9
+            doc["c_tutorial_mlp_fused_anyway"] = compare(text, rounds)
+            plan.MAX_FUSED_WIDTH = rule
     doc["d_rss_mb"] = {str(k): rss_mb(k, 1) for k in ((1, 2) if args.quick else (1, 8, 16))}
     doc["self_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    for key in ("a_8_optimizers", "b_16_sgd_lrs", "c_tutorial_mlp"):
+    for key in ("a_8_optimizers", "b_16_sgd_lrs", "c_tutorial_mlp", "c_tutorial_mlp_fused_anyway"):
+        if key not in doc:
+            continue
         r = doc[key]
         print(f"{key}: fused {r['fused_samples_per_s']:,.0f} samples/s vs unfused {r['unfused_samples_per_s']:,.0f}"
               f" -> {r['ratio']:.2f}x (CPU time: {r['cpu_ratio']:.2f}x)")

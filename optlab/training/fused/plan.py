@@ -17,7 +17,7 @@ from optlab.spec import ResolvedRun
 
 FUSE_MODES = ("off", "auto")
 # Wider hidden layers train slower fused than unfused on CPU (benchmarks/fused.py --fuse-wide:
-# the 784-512-512-10 tutorial MLP at 0.84-0.95x, against 3.5-5.7x for 64-128-10): that model is
+# the 784-512-512-10 tutorial MLP at 0.58-1.10x, against 3.3-4.6x for 64-128-10): that model is
 # compute-bound, so stacking saves little, and the gradients' adds into the flat buffer and its
 # zeroing are passes over 670k parameters a run that an unfused run's set-to-None gradients do
 # not make. A measured rule: a probe would need seconds of both engines per group to beat noise.
