@@ -3,6 +3,7 @@ measured tolerance, runs that cannot fuse noted and trained alone."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 
 from optlab.data.datasets import load_dataset
 from optlab.preset.loader import load_preset_text
+from optlab.training.checkpoint_policy import EVERY_EPOCH
 from optlab.training.events import EpochEnded, Progress, RunEnded, RunStarted
 from optlab.training.executor import LocalExecutor
 from optlab.training.fused.host import FusedLocalExecutor
@@ -214,3 +216,36 @@ optimizer = { name = "rmsprop", lr = 1e-3 }
         for sa, sb in zip(a.optimizer.state.values(), b.optimizer.state.values(), strict=True):
             assert sa.keys() == sb.keys() and all(torch.equal(sa[key], sb[key]) for key in sa)
     assert [e.to_dict() for e in three.pending["x"]][-1]["train_loss"] == [e.to_dict() for e in two.pending["x"]][-1]["train_loss"]
+
+
+def test_a_fused_checkpoint_resumes_unfused_as_the_unfused_run_goes_on() -> None:
+    # Epoch 1 fused, its checkpoint resumed by the unfused engine for epoch 2: the same run as
+    # two unfused epochs, within the fused tolerance (the optimizer state carries over exactly).
+    runs = RUNS.split('[[runs]]\nname = "adadelta"')[0]
+
+    class Every(Collect):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first: dict[str, dict] = {}
+
+        def checkpoint(self, run: str, state: dict, is_best: bool) -> None:
+            # A copy: the state's tensors are the live ones (a run store writes them at once).
+            self.first.setdefault(run, copy.deepcopy(state))
+            super().checkpoint(run, state, is_best)
+
+    torch.set_num_threads(1)
+    loaded = load_preset_text(BASE + runs)
+    specs, data = loaded.resolved_runs(), load_dataset(loaded.preset.data)
+    fused = Every()
+    Runner(specs, data, "cpu", [fused], checkpoints=EVERY_EPOCH, executor=FusedLocalExecutor(data, "cpu", specs)).run()
+    assert {s["epoch"] for s in fused.first.values()} == {1}
+    resumed, straight = Collect(), Collect()
+    Runner(specs, data, "cpu", [resumed], resume=fused.first, executor=LocalExecutor(data, "cpu")).run()
+    Runner(specs, data, "cpu", [straight], executor=LocalExecutor(data, "cpu")).run()
+    for spec in specs:
+        a, b = straight.of(RunEnded, spec.name)[0], resumed.of(RunEnded, spec.name)[0]
+        assert (a.status, a.epochs_completed, a.step) == (b.status, b.epochs_completed, b.step) == ("finished", 2, a.step)
+        assert abs(a.test["accuracy"] - b.test["accuracy"]) <= 1 / a.test["n"] + 1e-12
+        for key, value in straight.states[spec.name]["model"].items():
+            got = resumed.states[spec.name]["model"][key]
+            assert ((got - value).abs().max() / value.abs().max()).item() <= WEIGHT_SHARE, (spec.name, key)
