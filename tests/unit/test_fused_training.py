@@ -109,8 +109,24 @@ def test_fused_runs_record_their_group_and_the_others_why_not(both: tuple[Collec
 
 
 def test_fused_events_match_unfused_within_tolerance(both: tuple[Collect, Collect]) -> None:
-    plain, fused = both
-    for name in ("sgd", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "adadelta"):
+    # With L1 in the group: autograd's backward.
+    assert_events_match(*both, ["sgd", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "adadelta"])
+
+
+def test_the_written_out_backward_matches_unfused_within_tolerance() -> None:
+    # Without L1, a ReLU MLP under cross-entropy: the backward written out (relu_ce.py).
+    runs = RUNS.replace("l1 = 1e-4\n", "").split('[[runs]]\nname = "adadelta"')[0]
+    names = ["sgd", "nesterov", "adam", "adamw", "rmsprop", "adagrad"]
+    plain, fused = train(False, runs), train(True, runs)
+    assert_events_match(plain, fused, names)
+    for name in names:
+        for key, value in plain.states[name]["model"].items():
+            got = fused.states[name]["model"][key]
+            assert ((got - value).abs().max() / value.abs().max()).item() <= WEIGHT_SHARE, (name, key)
+
+
+def assert_events_match(plain: Collect, fused: Collect, names: list[str]) -> None:
+    for name in names:
         a, b = plain.of(RunStarted, name)[0], fused.of(RunStarted, name)[0]
         assert (a.init_fingerprint, a.data_fingerprint, a.total_steps) == (b.init_fingerprint, b.data_fingerprint,
                                                                            b.total_steps)

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from optlab.training.events import Event
+from optlab.training.fused.relu_ce import relu_ce_step, relu_stack
 from optlab.training.fused.row_optim import RowUpdate, uses_fused_kernel
 from optlab.training.fused.stacked import StackedMLP
 from optlab.training.fused.validation import can_validate, validate
@@ -70,6 +71,10 @@ class FusedGroup:
         self.correct = torch.zeros(self.k, dtype=torch.int64, device=self.device)
         for k, t in enumerate(self.trainers):
             t.correct = self.correct[k]  # its epoch's count, read by its own epoch end and state
+        lead = self.trainers[0]
+        # A ReLU MLP under plain cross-entropy: the step with its backward written out.
+        self._written_out = (relu_stack(self.stack) and lead.spec.loss == "cross_entropy" and lead.task == "multiclass"
+                             and not self.l1_params and lead.amp_dtype is None)
 
     def _reform(self) -> None:
         """The live members as a new, smaller stack once a run has ended, so an ended run's
@@ -174,11 +179,14 @@ class FusedGroup:
             for i in range(n_steps):
                 start, end = lead.plan.bounds(step_in_epoch + i)
                 xb, yb = x[start:end], y[start:end]
-                with lead.autocast():
-                    out = self.stack.forward(xb)
-                    objective, start_grad, losses = self._objective(out, yb)
-                self.stack.zero_grad()
-                self.stack.backward(objective, start_grad)
+                if self._written_out:
+                    losses, out = relu_ce_step(self.stack, xb, yb, lead.spec.label_smoothing)
+                else:
+                    with lead.autocast():
+                        out = self.stack.forward(xb)
+                        objective, start_grad, losses = self._objective(out, yb)
+                    self.stack.zero_grad()
+                    self.stack.backward(objective, start_grad)
                 for update in self.updates:
                     update.step(i)
                 step_losses.append(losses)

@@ -56,6 +56,12 @@ class StackedMLP:
             self.params.append(leaf)
             for k, row in enumerate(own):
                 row[j].data = piece[k]  # the run's own parameter now reads and writes its slice
+        # Each linear layer's gradient views (weight, bias), for a backward written out.
+        grads = iter(self._pieces(self.grad))
+        self.pieces_of_grad: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+        for layer in cast(nn.Sequential, models[0]):
+            if isinstance(layer, nn.Linear):
+                self.pieces_of_grad.append((next(grads), next(grads) if layer.bias is not None else None))
         # Each layer: a stacked linear's (weight, bias), "flatten", or an activation module.
         self.layers: list[tuple[torch.Tensor, torch.Tensor | None] | str | nn.Module] = []
         leaves = iter(self.params)
