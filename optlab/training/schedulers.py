@@ -137,6 +137,19 @@ class LRSchedule:
             # The bound keeps OneCycleLR from raising if called past the planned length.
             self.scheduler.step()
 
+    def rates(self, n: int) -> list[float]:
+        """The rates of the next `n` batches, leaving the schedule after them: what `n` rounds
+        of `lr()` then `after_batch()` give and do. Past the warm-up a per-epoch schedule only
+        counts batches, so a fused group's interval costs one call per run, not one per batch."""
+        if not self.per_batch and self.batches >= self.warmup_steps:
+            self.batches += n
+            return [self.lr()] * n
+        out = []
+        for _ in range(n):
+            out.append(self.lr())
+            self.after_batch()
+        return out
+
     def after_epoch(self, val_loss: float | None) -> None:
         """Call at every epoch end. `plateau` steps on `val_loss`; without a validation split
         (val_loss None) it cannot judge progress, so it does not step and the lr stays put."""

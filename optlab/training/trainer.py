@@ -23,7 +23,7 @@ from optlab.registry import plugin_fingerprint
 from optlab.spec import ResolvedRun, provenance
 from optlab.training.divergence import describe, exceeds, first_non_finite
 from optlab.training.early_stopping import BestTracker
-from optlab.training.evaluation import evaluate, recompute_batchnorm, test_report
+from optlab.training.evaluation import EvalResult, evaluate, recompute_batchnorm, test_report
 from optlab.training.events import EpochEnded, Event, Progress, RunEnded, RunStarted
 from optlab.training.losses import predictions
 from optlab.training.run_parts import StepPlan, build_run_parts, epoch_permutation, fingerprint_tensors
@@ -76,6 +76,8 @@ class Trainer:
         self._epoch_start_elapsed = 0.0
         # The loss of the first step (the initial weights): what `diverge_factor` multiplies.
         self.reference_loss: float | None = None
+        # This epoch's validation, when a fused group computed it for all its members at once.
+        self.next_val: EvalResult | None = None
         self.ended: RunEnded | None = None
         self.predictions: dict[str, np.ndarray] | None = None
 
@@ -245,10 +247,12 @@ class Trainer:
         train_loss = self._epoch_loss_sum / self.n_train
         train_acc = None if self.task == "regression" else self.correct.item() / self.n_train
         self.optimizer_mode(training=False)
-        val = evaluate(
-            self.model, self.data.x_val, self.data.y_val, self.loss_fn, self.task, spec.loss,
-            spec.eval_batch_size, self._autocast, target_std=self.data.target_std,
-        )
+        val, self.next_val = self.next_val, None
+        if val is None:
+            val = evaluate(
+                self.model, self.data.x_val, self.data.y_val, self.loss_fn, self.task, spec.loss,
+                spec.eval_batch_size, self._autocast, target_std=self.data.target_std,
+            )
         self.schedule.after_epoch(val.loss if val else None)
         improved = self.best.update(self.epoch, val, self.model)
         self._tick()

@@ -331,3 +331,26 @@ def test_check_run_catches_each_problem() -> None:
     for expected, kwargs in cases.items():
         problem = _problem(**kwargs)
         assert problem is not None and expected in problem, (expected, problem)
+
+
+@pytest.mark.parametrize("warmup", [0.0, 1.5])
+@pytest.mark.parametrize("name", SCHEDULERS)
+def test_rates_are_the_batches_lr_then_after_batch(name: str, warmup: float) -> None:
+    # A fused group takes an interval's rates at once: the same rates, the schedule left where
+    # the batch-by-batch calls leave it (its state is what checkpoints save).
+    epochs, steps, intervals = 6, 5, [2, 2, 1]
+    cfg = SchedulerConfig(name=name, warmup_epochs=warmup)
+    opt_a, opt_b = _optimizer(), _optimizer()
+    one, many = LRSchedule(opt_a, cfg, epochs, steps), LRSchedule(opt_b, cfg, epochs, steps)
+    for epoch in range(epochs):
+        for n in intervals:
+            expected = []
+            for _ in range(n):
+                expected.append(one.lr())
+                opt_a.step()
+                one.after_batch()
+            opt_b.step()
+            assert many.rates(n) == expected, (epoch, n)
+        one.after_epoch(1.0 / (epoch + 1))
+        many.after_epoch(1.0 / (epoch + 1))
+    assert many.state_dict() == one.state_dict()

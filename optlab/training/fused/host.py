@@ -1,13 +1,15 @@
 """The fused local executor: the same requests as `LocalExecutor`, answered for a fusion group
 by training all its members at once. The driver and the run store see ordinary runs.
 
-A request to advance a member trains the group's next interval only when that member has no
-events waiting; the others' events wait until the driver asks for them (it asks for the run
-furthest behind, so every member is asked once per interval).
+A request to advance a member trains the group's next intervals (as many as the request's
+budget allows, up to the epoch's end) only when that member has no events waiting; the others'
+events wait until the driver asks for them (it asks for the run furthest behind, so every
+member is asked once before the group trains on).
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from optlab.training.events import EpochEnded
@@ -60,7 +62,14 @@ class FusedHost(TrainerHost):
             return super().advance(run, checkpoints, budget_s, past_epoch_ends)
         trainer = self.trainers[run]
         if not group.pending[run] and trainer.ended is None:
-            group.train_interval()
+            # Like `TrainerHost.advance`: intervals until `budget_s` has gone, never past an
+            # epoch's end (every member's ends there too) or this run's end.
+            t0 = time.perf_counter()
+            while True:
+                group.train_interval()
+                if trainer.ended is not None or trainer.step % trainer.steps_per_epoch == 0 \
+                        or time.perf_counter() - t0 >= budget_s:
+                    break
         events = group.pending[run]
         group.pending[run] = []
         reply = Reply("advanced", run, [e.to_dict() for e in events], None, self._predictions(trainer))

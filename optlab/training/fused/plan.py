@@ -16,9 +16,11 @@ from optlab import registry
 from optlab.spec import ResolvedRun
 
 FUSE_MODES = ("off", "auto")
-# Wider hidden layers train slower fused than unfused on CPU (benchmarks/fused.py (c): the
-# 784-512-512-10 tutorial MLP at 0.32x, against 2-2.5x for 64-128-10): a measured rule until a
-# probe decides per machine.
+# Wider hidden layers train no faster fused than unfused on CPU (benchmarks/fused.py
+# --fuse-wide: the 784-512-512-10 tutorial MLP at 0.98-1.02x, against 3.9-4.6x for 64-128-10):
+# that model is compute-bound, so stacking saves little, and the gradients' passes over the
+# flat buffer cost about what the unfused run's separate kernels do. A measured rule: a probe
+# would need seconds of both engines per group to tell parity from a loss on a loaded machine.
 MAX_FUSED_WIDTH = 256
 
 
