@@ -6,22 +6,24 @@ run. Each actor asks for `cpus_per_run` CPUs (always explicit: an actor that ask
 still holds a CPU) and `gpus_per_run` GPUs (fractions pack runs onto one GPU); Ray sets the
 actor's CUDA_VISIBLE_DEVICES, so it trains on `cuda`, or on the CPU where torch sees no GPU.
 An actor waiting for resources is simply a `start` without a reply yet. Replies are collected
-with `ray.wait` as they come; an actor that died surfaces in `ray.get` and is reported `lost`.
+with `ray.wait` as they come; an actor that died surfaces in `ray.get` and is reported `lost`,
+unless the driver's own node died with it: then every run stops resumable (errors.ClusterLost,
+optlab.training.ray_cluster).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import socket
+import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from optlab.errors import OptlabError
+from optlab.errors import ClusterLost, OptlabError
 from optlab.training.events import RunEnded
 from optlab.training.executor import Reply, TrainerHost, placement
+from optlab.training.ray_cluster import connect, lost_node, shutdown
 
 if TYPE_CHECKING:
     from optlab.data.datasets import DatasetBundle
@@ -29,56 +31,12 @@ if TYPE_CHECKING:
     from optlab.training.checkpoint_policy import CheckpointPolicy
     from optlab.training.executor import State
 
-EXTRA_HINT = 'the ray backend needs the ray extra: pip install "optlab[ray]"'
-CONNECT_TIMEOUT_S = 10.0
 END_TIMEOUT_S = 10.0
-
-_started_here = False  # whether this process started the Ray it is connected to (and so stops it)
-
-
-def require_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise OptlabError(EXTRA_HINT) from None
-    return ray
-
-
-def _check_address(address: str) -> None:
-    """A host:port that does not answer is one clear line, not Ray's minutes of retries."""
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise OptlabError(f"--address {address!r}: expected auto or HOST:PORT of a Ray head node")
-    try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as exc:
-        raise OptlabError(
-            f"--address {address}: no Ray cluster answers there within {CONNECT_TIMEOUT_S:g} s "
-            f"({exc.strerror or exc}); start one with `ray start --head` or check the address"
-        ) from None
-
-
-def connect(address: str | None) -> Any:
-    """Join the cluster at `address` (`auto`: RAY_ADDRESS or the one on this machine), or start a
-    local Ray for this experiment; once per process. Worker output stays off the console."""
-    global _started_here
-    ray = require_ray()
-    if ray.is_initialized():
-        return ray
-    if address and address != "auto":
-        _check_address(address)
-    try:
-        # Without an address, a Ray of our own ("local"): never one a stale record in Ray's temp
-        # directory points to, which `address=None` would try to join.
-        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        hint = ""
-        if address and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
-            hint = "; a cluster with token authentication needs RAY_AUTH_MODE=token (and its token) here too"
-        raise OptlabError(f"--address {address}: cannot join the Ray cluster ({exc}){hint}") from None
-    _started_here = not address
-    return ray
+# How often the driver looks at the processes of the Ray it started (a poll of each: cheap).
+LOCAL_CHECK_S = 0.5
+# How long an actor's death waits for news of its node's (see _check_node): a run whose actor
+# alone died restarts this much later.
+ACTOR_DEATH_GRACE_S = 2.0
 
 
 def check_resources(ray: Any, gpus_per_run: float | None, cpus_per_run: float) -> float:
@@ -184,10 +142,12 @@ class RayExecutor:
         self.threads = threads or max(1, int(cpus_per_run))
         self.plugins = list(plugins or [])
         self.device_label = f"ray ({self.gpus_per_run:g} GPU, {cpus_per_run:g} CPU per run)"
-        self._data_ref = self.ray.put(bundle_arrays(data))
+        self._data_ref: Any = self.ray.put(bundle_arrays(data))
         self._actor_class = self.ray.remote(RunActor)
         self._actors: dict[str, Any] = {}
         self._pending: dict[Any, str] = {}  # object ref -> run
+        self._checked = time.monotonic()  # when the node was last looked at
+        self.lost: str | None = None  # what the driver's node lost (ClusterLost was raised)
 
     def slot(self, run: str) -> str:
         return run
@@ -209,9 +169,8 @@ class RayExecutor:
         self._call(run, ("stop", run, reason, evaluate_test, checkpoint))
 
     def collect(self, timeout: float) -> list[Reply]:
+        self._check_node(ask_gcs=False)
         if not self._pending:
-            import time
-
             time.sleep(timeout)
             return []
         refs = list(self._pending)
@@ -221,6 +180,29 @@ class RayExecutor:
         # A dead actor's later requests go with its first: one `lost` per run.
         return [self._reply(ref) for ref in ready if ref in self._pending]
 
+    def _check_node(self, ask_gcs: bool) -> None:
+        """Raise ClusterLost once the driver's own node is gone (ray_cluster's docstring: Ray's
+        core would end this process on the next use of its object store, e.g. a restart).
+        `ask_gcs` (an actor died): its node's death may reach the GCS a moment after the actor's
+        (the raylet kills its workers as it shuts down), so ask for up to ACTOR_DEATH_GRACE_S."""
+        now = time.monotonic()
+        if not ask_gcs and now - self._checked < LOCAL_CHECK_S:
+            return
+        self._checked = now
+        lost = lost_node(self.ray, ask_gcs)
+        deadline = now + ACTOR_DEATH_GRACE_S
+        while ask_gcs and lost is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            lost = lost_node(self.ray, ask_gcs)
+        if lost is not None:
+            # The dataset's object had its only copy on the lost node: while the driver holds it,
+            # Ray's core tries to recover it (on a lost actor handle's release, or by itself a
+            # moment later) through the dead object store, and ends this process. Without it,
+            # the handles, the replies in flight and ray.shutdown go quietly.
+            self._data_ref = None
+            self.lost = lost
+            raise ClusterLost(lost)
+
     def _reply(self, ref: Any) -> Reply:
         from ray.exceptions import RayActorError, RayTaskError
 
@@ -228,6 +210,7 @@ class RayExecutor:
         try:
             return self.ray.get(ref)
         except RayActorError as exc:
+            self._check_node(ask_gcs=True)  # this node lost: no restart, the runs stop resumable
             self._actors.pop(run, None)
             for other in [r for r, name in self._pending.items() if name == run]:
                 del self._pending[other]
@@ -239,7 +222,7 @@ class RayExecutor:
 
     def end_now(self, run: str, reason: str) -> dict[str, Any] | None:
         actor = self._actors.get(run)
-        if actor is None:
+        if actor is None or self.lost:  # the driver says how it ended
             return None
         return self.ray.get(actor.end_now.remote(run, reason), timeout=END_TIMEOUT_S)
 
@@ -252,11 +235,9 @@ class RayExecutor:
             self.ray.kill(actor)
 
     def close(self) -> None:
-        global _started_here
-        for actor in self._actors.values():
-            self.ray.kill(actor)
+        if not self.lost:  # after a lost node the actors are gone with it
+            for actor in self._actors.values():
+                self.ray.kill(actor)
         self._actors.clear()
         self._pending.clear()
-        if _started_here:
-            self.ray.shutdown()
-            _started_here = False
+        shutdown(self.ray)
