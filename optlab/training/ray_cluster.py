@@ -150,6 +150,31 @@ def _as_optlab_left_it() -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
+def _cluster_messages_to_the_log() -> None:
+    """Ray's driver prints the cluster's error messages (a node marked dead, a worker killed for
+    memory) on stdout, from a thread of its own, into the middle of `--format json`: they go to
+    the `optlab.ray` logger instead; optlab says what they mean for the runs in its own words.
+    (Ray's private hook: where it moved, its messages stay where Ray puts them.)"""
+    try:
+        worker: Any = importlib.import_module("ray._private.worker")
+        original = worker.print_to_stdstream
+    except (ImportError, AttributeError):
+        return
+    if getattr(original, "optlab", False):
+        return
+    log = logging.getLogger("optlab.ray")
+
+    def to_log(data: dict[str, Any], ignore_prefix: bool) -> None:
+        if data.get("pid") != "raylet":  # not the error listener's (worker output is off anyway)
+            original(data, ignore_prefix)
+            return
+        for line in data.get("lines", []):
+            log.info("%s", line)
+
+    to_log.optlab = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = to_log
+
+
 def connect(address: str | None) -> Any:
     """Join the cluster at `address` (`auto`: RAY_ADDRESS or the one on this machine), or start a
     local Ray for this experiment; once per process. Worker output stays off the console."""
@@ -170,6 +195,7 @@ def connect(address: str | None) -> Any:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise OptlabError(f"--address {address}: cannot join the Ray cluster ({first}){hint}") from None
     _started_here = not address
+    _cluster_messages_to_the_log()
     return ray
 
 

@@ -118,6 +118,20 @@ class RunActor:
         return self.host.end_now(run, reason)
 
 
+class DataKeeper:
+    """Owns the dataset's object in Ray's object store, on the driver's node (made remote by
+    `RayExecutor`). Were the driver its owner, losing that node would make Ray's core try to
+    recover the object through the dead object store and end the driver's process (exit 1, no
+    Python code run); owned here, the object is lost with its owner and the driver lives on to
+    stop the runs resumable."""
+
+    def hold(self, fields: dict[str, Any]) -> list[Any]:
+        import ray
+
+        self.ref = ray.put(fields)
+        return [self.ref]  # in a list: the driver borrows the reference, not its value
+
+
 class RayExecutor:
     backend = "ray"
     can_lose_workers = True
@@ -142,12 +156,21 @@ class RayExecutor:
         self.threads = threads or max(1, int(cpus_per_run))
         self.plugins = list(plugins or [])
         self.device_label = f"ray ({self.gpus_per_run:g} GPU, {cpus_per_run:g} CPU per run)"
-        self._data_ref: Any = self.ray.put(bundle_arrays(data))
+        self._keeper, self._data_ref = self._keep(bundle_arrays(data))
         self._actor_class = self.ray.remote(RunActor)
         self._actors: dict[str, Any] = {}
         self._pending: dict[Any, str] = {}  # object ref -> run
         self._checked = time.monotonic()  # when the node was last looked at
         self.lost: str | None = None  # what the driver's node lost (ClusterLost was raised)
+
+    def _keep(self, fields: dict[str, Any]) -> tuple[Any, Any]:
+        """The dataset's object, owned by a DataKeeper on this node (why: its docstring)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = NodeAffinitySchedulingStrategy(self.ray.get_runtime_context().get_node_id(), soft=False)
+        keeper = self.ray.remote(DataKeeper).options(num_cpus=0, scheduling_strategy=here).remote()
+        [ref] = self.ray.get(keeper.hold.remote(fields))
+        return keeper, ref
 
     def slot(self, run: str) -> str:
         return run
@@ -195,11 +218,6 @@ class RayExecutor:
             time.sleep(0.1)
             lost = lost_node(self.ray, ask_gcs)
         if lost is not None:
-            # The dataset's object had its only copy on the lost node: while the driver holds it,
-            # Ray's core tries to recover it (on a lost actor handle's release, or by itself a
-            # moment later) through the dead object store, and ends this process. Without it,
-            # the handles, the replies in flight and ray.shutdown go quietly.
-            self._data_ref = None
             self.lost = lost
             raise ClusterLost(lost)
 
@@ -236,7 +254,7 @@ class RayExecutor:
 
     def close(self) -> None:
         if not self.lost:  # after a lost node the actors are gone with it
-            for actor in self._actors.values():
+            for actor in [*self._actors.values(), self._keeper]:
                 self.ray.kill(actor)
         self._actors.clear()
         self._pending.clear()
