@@ -6,11 +6,12 @@ log lines on the console; joining a token-authenticated cluster without a token 
 plain TCP connect, then the one request a Ray head (its GCS) answers first. Only an address that
 answers as a Ray head goes to `ray.init`.
 
-The driver cannot train on once its own node is gone (its raylet, or an agent the raylet
-fate-shares with, or the GCS): Ray's C++ core ends the process with exit code 1, and no Python
-code runs, on its next use of the node's object store (restarting a lost run does that). So the
-executor asks `lost_node` before it restarts a run, and raises errors.ClusterLost instead: the runs
-then stop as with Ctrl-C, each resumable from its last checkpoint, which the driver already holds.
+The driver cannot train on once its own node is gone (its raylet, an agent the raylet
+fate-shares with, or the GCS): the runs' actors went with it, a restart would wait for a node
+that is not coming back, and Ray's C++ core ends the driver (exit code 1, no Python code run)
+as soon as it touches that node's object store. So the executor asks `lost_node` before it
+restarts a run, and every 0.5 s for the Ray it started, and raises errors.ClusterLost: the runs
+then stop as with Ctrl-C, each resumable from its last checkpoint, which the driver holds.
 """
 
 from __future__ import annotations
@@ -42,10 +43,6 @@ def require_ray() -> Any:
     except ImportError:
         raise OptlabError(EXTRA_HINT) from None
     return ray
-
-
-def started_here() -> bool:
-    return _started_here
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -95,7 +92,8 @@ def probe(address: str) -> None:
     if target is None:
         return  # `auto` with nothing recorded: ray.init says so at once
     host, port = target
-    where = f"{host}:{port}" if f"{host}:{port}" == address else f"{address} ({host}:{port})"
+    dial = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # IPv6 in brackets, as gRPC wants
+    where = dial if dial == address else f"{address} ({dial})"
     deadline = time.monotonic() + PROBE_TIMEOUT_S
     try:
         socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S).close()
@@ -111,7 +109,7 @@ def probe(address: str) -> None:
         services: Any = importlib.import_module("ray.core.generated.gcs_service_pb2_grpc")
     except ImportError:
         return  # a Ray without these modules: ray.init finds out, as before
-    channel = grpc.insecure_channel(f"{host}:{port}")
+    channel = grpc.insecure_channel(dial)
     try:
         stub = services.NodeInfoGcsServiceStub(channel)
         stub.GetClusterId(messages.GetClusterIdRequest(), metadata=_auth_metadata(),
@@ -119,6 +117,8 @@ def probe(address: str) -> None:
     except grpc.RpcError as exc:
         code = exc.code() if callable(getattr(exc, "code", None)) else None
         if code == grpc.StatusCode.UNAUTHENTICATED:
+            if address == "auto" and "RAY_AUTH_MODE" not in os.environ:
+                return  # a Ray head: for `auto` Ray turns tokens on itself where it has one
             if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
                 raise OptlabError(f"--address {where}: the Ray cluster there refused to answer; {TOKEN_HINT}") from None
             raise OptlabError(f"--address {where}: the Ray cluster there refused this machine's token "
@@ -191,8 +191,11 @@ def connect(address: str | None) -> Any:
             ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        hint = f"; {TOKEN_HINT}" if address and os.environ.get("RAY_AUTH_MODE", "").lower() != "token" else ""
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not address:
+            raise OptlabError(f"--backend ray: cannot start a local Ray ({first})") from None
+        token = "auth" in first.lower() and os.environ.get("RAY_AUTH_MODE", "").lower() != "token"
+        hint = f"; {TOKEN_HINT}" if token else ""
         raise OptlabError(f"--address {address}: cannot join the Ray cluster ({first}){hint}") from None
     _started_here = not address
     _cluster_messages_to_the_log()
