@@ -31,6 +31,8 @@ from optlab.errors import OptlabError
 
 EXTRA_HINT = 'the ray backend needs the ray extra: pip install "optlab[ray]"'
 PROBE_TIMEOUT_S = 3.0  # the TCP connect and the GCS request together
+GCS_CHECK_S = 5.0  # how often a joined cluster's GCS is asked whether it answers (GcsWatch)
+GCS_SILENT_S = 30.0  # how long it may stay silent: half of what Ray's core gives it
 TOKEN_HINT = ("a cluster with token authentication needs RAY_AUTH_MODE=token (and its token, ~/.ray/auth_token "
               "or RAY_AUTH_TOKEN) here too")
 
@@ -43,6 +45,10 @@ def require_ray() -> Any:
     except ImportError:
         raise OptlabError(EXTRA_HINT) from None
     return ray
+
+
+def started_here() -> bool:
+    return _started_here
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -102,34 +108,68 @@ def probe(address: str) -> None:
             f"--address {where}: no Ray cluster answers there (TCP connect: {exc.strerror or exc}); "
             f"start one with `ray start --head` or check the address"
         ) from None
-    try:  # Ray's generated GCS client, untyped (and private: Any, with a fallback)
+    code = gcs_request(dial, max(0.1, deadline - time.monotonic()))
+    if code is not None and code != "OK":
+        if code == "UNAUTHENTICATED":
+            if address == "auto" and "RAY_AUTH_MODE" not in os.environ:
+                return  # a Ray head: for `auto` Ray turns tokens on itself where it has one
+            if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+                raise OptlabError(f"--address {where}: the Ray cluster there refused to answer; {TOKEN_HINT}")
+            raise OptlabError(f"--address {where}: the Ray cluster there refused this machine's token "
+                              f"(~/.ray/auth_token or RAY_AUTH_TOKEN must be the cluster's)")
+        raise OptlabError(
+            f"--address {where}: something listens there, but no Ray head: it did not answer Ray's GCS "
+            f"request within {PROBE_TIMEOUT_S:g} s ({code}); check the port "
+            f"(`ray start --head` prints it, 6379 by default)"
+        )
+
+
+def gcs_request(dial: str, timeout: float) -> str | None:
+    """The first request Ray makes of a head (its GCS) at `dial`: "OK", or the gRPC status's
+    name (UNAUTHENTICATED: a Ray head that wants a token; DEADLINE_EXCEEDED: no Ray there, or
+    none that answers); None where Ray's generated client is not to be had (private, untyped)."""
+    try:
         import grpc
 
         messages: Any = importlib.import_module("ray.core.generated.gcs_service_pb2")
         services: Any = importlib.import_module("ray.core.generated.gcs_service_pb2_grpc")
     except ImportError:
-        return  # a Ray without these modules: ray.init finds out, as before
+        return None
     channel = grpc.insecure_channel(dial)
     try:
-        stub = services.NodeInfoGcsServiceStub(channel)
-        stub.GetClusterId(messages.GetClusterIdRequest(), metadata=_auth_metadata(),
-                          timeout=max(0.1, deadline - time.monotonic()))
+        services.NodeInfoGcsServiceStub(channel).GetClusterId(
+            messages.GetClusterIdRequest(), metadata=_auth_metadata(), timeout=timeout)
     except grpc.RpcError as exc:
         code = exc.code() if callable(getattr(exc, "code", None)) else None
-        if code == grpc.StatusCode.UNAUTHENTICATED:
-            if address == "auto" and "RAY_AUTH_MODE" not in os.environ:
-                return  # a Ray head: for `auto` Ray turns tokens on itself where it has one
-            if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
-                raise OptlabError(f"--address {where}: the Ray cluster there refused to answer; {TOKEN_HINT}") from None
-            raise OptlabError(f"--address {where}: the Ray cluster there refused this machine's token "
-                              f"(~/.ray/auth_token or RAY_AUTH_TOKEN must be the cluster's)") from None
-        raise OptlabError(
-            f"--address {where}: something listens there, but no Ray head: it did not answer Ray's GCS "
-            f"request within {PROBE_TIMEOUT_S:g} s ({getattr(code, 'name', code)}); check the port "
-            f"(`ray start --head` prints it, 6379 by default)"
-        ) from None
+        return str(getattr(code, "name", code))
     finally:
         channel.close()
+    return "OK"
+
+
+class GcsWatch:
+    """Whether a joined cluster's GCS still answers. Ray's core ends the driver (exit code 1, no
+    Python code run) once its GCS has been silent for 60 s (gcs_rpc_server_reconnect_timeout_s):
+    after GCS_SILENT_S of silence, `lost` says so first, while a GCS that restarts sooner (Ray's
+    fault tolerance) costs nothing. A Local Ray's GCS is watched as a process instead."""
+
+    def __init__(self, dial: str) -> None:
+        self.dial = dial
+        self.next = time.monotonic() + GCS_CHECK_S
+        self.silent_since: float | None = None
+
+    def lost(self) -> str | None:
+        now = time.monotonic()
+        if now < self.next:
+            return None
+        self.next = now + GCS_CHECK_S
+        if gcs_request(self.dial, GCS_CHECK_S / 2) in ("OK", "UNAUTHENTICATED", None):
+            self.silent_since = None
+            return None
+        self.silent_since = self.silent_since or now
+        if now - self.silent_since < GCS_SILENT_S:
+            return None
+        return f"the cluster's GCS at {self.dial} has not answered for {now - self.silent_since:.0f} s"
 
 
 @contextlib.contextmanager
@@ -237,8 +277,12 @@ def lost_node(ray: Any, ask_gcs: bool) -> str | None:
             return gone
     if not ask_gcs:
         return None
+    context = ray.get_runtime_context()
+    # ray.nodes() waits for a silent GCS as long as Ray's core lets the driver live: ask first.
+    if gcs_request(context.gcs_address, GCS_CHECK_S / 2) not in ("OK", "UNAUTHENTICATED", None):
+        return f"the cluster's GCS at {context.gcs_address} does not answer"
     try:
-        me = ray.get_runtime_context().get_node_id()
+        me = context.get_node_id()
         alive = {n.get("NodeID"): n.get("Alive") for n in ray.nodes()}
     except Exception as exc:  # noqa: BLE001 - the GCS itself does not answer
         return f"the GCS does not answer: {type(exc).__name__}"

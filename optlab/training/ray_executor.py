@@ -23,7 +23,7 @@ import numpy as np
 from optlab.errors import ClusterLost, OptlabError
 from optlab.training.events import RunEnded
 from optlab.training.executor import Reply, TrainerHost, placement
-from optlab.training.ray_cluster import connect, lost_node, shutdown
+from optlab.training.ray_cluster import GcsWatch, connect, lost_node, shutdown, started_here
 
 if TYPE_CHECKING:
     from optlab.data.datasets import DatasetBundle
@@ -162,6 +162,8 @@ class RayExecutor:
         self._pending: dict[Any, str] = {}  # object ref -> run
         self._checked = time.monotonic()  # when the node was last looked at
         self.lost: str | None = None  # what the driver's node lost (ClusterLost was raised)
+        # A joined cluster's GCS is asked whether it answers; a local Ray's is watched as a process.
+        self._gcs = None if started_here() else GcsWatch(self.ray.get_runtime_context().gcs_address)
 
     def _keep(self, fields: dict[str, Any]) -> tuple[Any, Any]:
         """The dataset's object, owned by a DataKeeper on this node (why: its docstring)."""
@@ -212,7 +214,7 @@ class RayExecutor:
         if not ask_gcs and now - self._checked < LOCAL_CHECK_S:
             return
         self._checked = now
-        lost = lost_node(self.ray, ask_gcs)
+        lost = lost_node(self.ray, ask_gcs) or (self._gcs.lost() if self._gcs is not None else None)
         deadline = now + ACTOR_DEATH_GRACE_S
         while ask_gcs and lost is None and time.monotonic() < deadline:
             time.sleep(0.1)
