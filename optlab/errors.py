@@ -35,3 +35,12 @@ class Terminated(KeyboardInterrupt):
     with its checkpoint kept, the run directory closed and resumable. Exit code 143 (128 + 15)."""
 
     exit_code = 143
+
+
+class ClusterLost(KeyboardInterrupt):
+    """A cluster lost a process the driver cannot train without (with Ray: the driver's own
+    node, or its GCS). A KeyboardInterrupt, as Terminated is, because it takes the same path:
+    every run stops where its last checkpoint is, the run directory is closed interrupted and
+    resumable. `str()` says what was lost. Exit code 1: neither bad input nor the user's doing."""
+
+    exit_code = 1

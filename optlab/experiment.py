@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optlab.data.datasets import DatasetBundle, load_dataset
-from optlab.errors import RunDirError, StorageError, Terminated
+from optlab.errors import ClusterLost, RunDirError, StorageError, Terminated
 from optlab.preset.loader import LoadedPreset
 from optlab.registry import loaded_plugins
 from optlab.runs.control import FileControl
@@ -62,7 +62,8 @@ def check_backend(backend: BackendOptions) -> BackendOptions:
     asks for (which also settles the default GPUs per run). Raises OptlabError."""
     if backend.name != "ray":
         return backend
-    from optlab.training.ray_executor import check_resources, connect
+    from optlab.training.ray_cluster import connect
+    from optlab.training.ray_executor import check_resources
 
     ray = connect(backend.address)
     return dataclasses.replace(backend, gpus_per_run=check_resources(ray, backend.gpus_per_run, backend.cpus_per_run))
@@ -73,6 +74,8 @@ class Outcome:
     results: dict[str, Any] = field(default_factory=dict)
     interrupted: bool = False
     terminated: bool = False  # the interruption was SIGTERM (errors.Terminated), not Ctrl-C
+    # The interruption was the Ray cluster losing the driver's node: what it lost (ClusterLost).
+    cluster_lost: str | None = None
     storage_error: StorageError | None = None
 
 
@@ -214,6 +217,8 @@ def train_into(
         on_interrupt()
         outcome.interrupted = True
         outcome.terminated = isinstance(exc, Terminated)
+        if isinstance(exc, ClusterLost):
+            outcome.cluster_lost = str(exc)
     except StorageError as exc:
         outcome.storage_error = exc
     finally:

@@ -121,7 +121,7 @@ def backend_options(where: Where, connect: bool = True) -> BackendOptions:
             if value is not None:
                 raise OptlabError(f"{flag} {value}: only the ray backend takes it; add --backend ray")
     elif not connect:
-        from optlab.training.ray_executor import require_ray
+        from optlab.training.ray_cluster import require_ray
 
         require_ray()
     if where.fuse is not Fuse.off and where.backend is not Backend.local:

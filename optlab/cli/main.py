@@ -58,7 +58,7 @@ from optlab.cli.common import (
     user_errors,
 )
 from optlab.cli.completion import complete_preset, complete_run_dir, complete_set
-from optlab.errors import OptlabError, Terminated
+from optlab.errors import ClusterLost, OptlabError, Terminated
 
 app = typer.Typer(
     name="optlab",
@@ -301,12 +301,19 @@ def train(
     from rich.text import Text
 
     console = stderr_console()
-    if interrupted:
+    if outcome.cluster_lost is not None:
+        # Plain, not through rich: one line however narrow the terminal, for the scheduler's log.
+        sys.stderr.write(f"optlab: the Ray cluster lost a node process ({outcome.cluster_lost}); the runs are "
+                         f"saved where they stopped: optlab resume {root}\n")
+        sys.stderr.flush()
+    elif interrupted:
         console.print(
             f"[yellow]{'terminated (SIGTERM)' if outcome.terminated else 'interrupted'}:[/] the runs were "
             f"stopped; partial results and checkpoints are kept (continue with `optlab resume {root}`)"
         )
     console.print(Text.assemble("results in ", (str(root), "bold")))
+    if outcome.cluster_lost is not None:
+        return ClusterLost.exit_code
     if interrupted:
         return Terminated.exit_code if outcome.terminated else 130
     statuses = [r.get("status") for r in results.get("runs") or []]

@@ -6,22 +6,24 @@ run. Each actor asks for `cpus_per_run` CPUs (always explicit: an actor that ask
 still holds a CPU) and `gpus_per_run` GPUs (fractions pack runs onto one GPU); Ray sets the
 actor's CUDA_VISIBLE_DEVICES, so it trains on `cuda`, or on the CPU where torch sees no GPU.
 An actor waiting for resources is simply a `start` without a reply yet. Replies are collected
-with `ray.wait` as they come; an actor that died surfaces in `ray.get` and is reported `lost`.
+with `ray.wait` as they come; an actor that died surfaces in `ray.get` and is reported `lost`,
+unless the driver's own node died with it: then every run stops resumable (errors.ClusterLost,
+optlab.training.ray_cluster).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import socket
+import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from optlab.errors import OptlabError
+from optlab.errors import ClusterLost, OptlabError
 from optlab.training.events import RunEnded
 from optlab.training.executor import Reply, TrainerHost, placement
+from optlab.training.ray_cluster import GcsWatch, connect, lost_node, shutdown, started_here
 
 if TYPE_CHECKING:
     from optlab.data.datasets import DatasetBundle
@@ -29,56 +31,12 @@ if TYPE_CHECKING:
     from optlab.training.checkpoint_policy import CheckpointPolicy
     from optlab.training.executor import State
 
-EXTRA_HINT = 'the ray backend needs the ray extra: pip install "optlab[ray]"'
-CONNECT_TIMEOUT_S = 10.0
 END_TIMEOUT_S = 10.0
-
-_started_here = False  # whether this process started the Ray it is connected to (and so stops it)
-
-
-def require_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise OptlabError(EXTRA_HINT) from None
-    return ray
-
-
-def _check_address(address: str) -> None:
-    """A host:port that does not answer is one clear line, not Ray's minutes of retries."""
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise OptlabError(f"--address {address!r}: expected auto or HOST:PORT of a Ray head node")
-    try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as exc:
-        raise OptlabError(
-            f"--address {address}: no Ray cluster answers there within {CONNECT_TIMEOUT_S:g} s "
-            f"({exc.strerror or exc}); start one with `ray start --head` or check the address"
-        ) from None
-
-
-def connect(address: str | None) -> Any:
-    """Join the cluster at `address` (`auto`: RAY_ADDRESS or the one on this machine), or start a
-    local Ray for this experiment; once per process. Worker output stays off the console."""
-    global _started_here
-    ray = require_ray()
-    if ray.is_initialized():
-        return ray
-    if address and address != "auto":
-        _check_address(address)
-    try:
-        # Without an address, a Ray of our own ("local"): never one a stale record in Ray's temp
-        # directory points to, which `address=None` would try to join.
-        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        hint = ""
-        if address and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
-            hint = "; a cluster with token authentication needs RAY_AUTH_MODE=token (and its token) here too"
-        raise OptlabError(f"--address {address}: cannot join the Ray cluster ({exc}){hint}") from None
-    _started_here = not address
-    return ray
+# How often the driver looks at the processes of the Ray it started (a poll of each: cheap).
+LOCAL_CHECK_S = 0.5
+# How long an actor's death waits for news of its node's (see _check_node): a run whose actor
+# alone died restarts this much later.
+ACTOR_DEATH_GRACE_S = 2.0
 
 
 def check_resources(ray: Any, gpus_per_run: float | None, cpus_per_run: float) -> float:
@@ -160,6 +118,20 @@ class RunActor:
         return self.host.end_now(run, reason)
 
 
+class DataKeeper:
+    """Owns the dataset's object in Ray's object store, on the driver's node (made remote by
+    `RayExecutor`). Were the driver its owner, losing that node would make Ray's core try to
+    recover the object through the dead object store and end the driver's process (exit 1, no
+    Python code run); owned here, the object is lost with its owner and the driver lives on to
+    stop the runs resumable."""
+
+    def hold(self, fields: dict[str, Any]) -> list[Any]:
+        import ray
+
+        self.ref = ray.put(fields)
+        return [self.ref]  # in a list: the driver borrows the reference, not its value
+
+
 class RayExecutor:
     backend = "ray"
     can_lose_workers = True
@@ -184,10 +156,23 @@ class RayExecutor:
         self.threads = threads or max(1, int(cpus_per_run))
         self.plugins = list(plugins or [])
         self.device_label = f"ray ({self.gpus_per_run:g} GPU, {cpus_per_run:g} CPU per run)"
-        self._data_ref = self.ray.put(bundle_arrays(data))
+        self._keeper, self._data_ref = self._keep(bundle_arrays(data))
         self._actor_class = self.ray.remote(RunActor)
         self._actors: dict[str, Any] = {}
         self._pending: dict[Any, str] = {}  # object ref -> run
+        self._checked = time.monotonic()  # when the node was last looked at
+        self.lost: str | None = None  # what the driver's node lost (ClusterLost was raised)
+        # A joined cluster's GCS is asked whether it answers; a local Ray's is watched as a process.
+        self._gcs = None if started_here() else GcsWatch(self.ray.get_runtime_context().gcs_address)
+
+    def _keep(self, fields: dict[str, Any]) -> tuple[Any, Any]:
+        """The dataset's object, owned by a DataKeeper on this node (why: its docstring)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = NodeAffinitySchedulingStrategy(self.ray.get_runtime_context().get_node_id(), soft=False)
+        keeper = self.ray.remote(DataKeeper).options(num_cpus=0, scheduling_strategy=here).remote()
+        [ref] = self.ray.get(keeper.hold.remote(fields))
+        return keeper, ref
 
     def slot(self, run: str) -> str:
         return run
@@ -211,9 +196,8 @@ class RayExecutor:
         self._call(run, ("stop", run, reason, evaluate_test, checkpoint))
 
     def collect(self, timeout: float) -> list[Reply]:
+        self._check_node(ask_gcs=False)
         if not self._pending:
-            import time
-
             time.sleep(timeout)
             return []
         refs = list(self._pending)
@@ -223,6 +207,24 @@ class RayExecutor:
         # A dead actor's later requests go with its first: one `lost` per run.
         return [self._reply(ref) for ref in ready if ref in self._pending]
 
+    def _check_node(self, ask_gcs: bool) -> None:
+        """Raise ClusterLost once the driver's own node is gone (ray_cluster's docstring: Ray's
+        core would end this process on the next use of its object store, e.g. a restart).
+        `ask_gcs` (an actor died): its node's death may reach the GCS a moment after the actor's
+        (the raylet kills its workers as it shuts down), so ask for up to ACTOR_DEATH_GRACE_S."""
+        now = time.monotonic()
+        if not ask_gcs and now - self._checked < LOCAL_CHECK_S:
+            return
+        self._checked = now
+        lost = lost_node(self.ray, ask_gcs) or (self._gcs.lost() if self._gcs is not None else None)
+        deadline = now + ACTOR_DEATH_GRACE_S
+        while ask_gcs and lost is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            lost = lost_node(self.ray, ask_gcs)
+        if lost is not None:
+            self.lost = lost
+            raise ClusterLost(lost)
+
     def _reply(self, ref: Any) -> Reply:
         from ray.exceptions import RayActorError, RayTaskError
 
@@ -230,6 +232,7 @@ class RayExecutor:
         try:
             return self.ray.get(ref)
         except RayActorError as exc:
+            self._check_node(ask_gcs=True)  # this node lost: no restart, the runs stop resumable
             self._actors.pop(run, None)
             for other in [r for r, name in self._pending.items() if name == run]:
                 del self._pending[other]
@@ -241,7 +244,7 @@ class RayExecutor:
 
     def end_now(self, run: str, reason: str) -> dict[str, Any] | None:
         actor = self._actors.get(run)
-        if actor is None:
+        if actor is None or self.lost:  # the driver says how it ended
             return None
         return self.ray.get(actor.end_now.remote(run, reason), timeout=END_TIMEOUT_S)
 
@@ -254,11 +257,9 @@ class RayExecutor:
             self.ray.kill(actor)
 
     def close(self) -> None:
-        global _started_here
-        for actor in self._actors.values():
-            self.ray.kill(actor)
+        if not self.lost:  # after a lost node the actors are gone with it
+            for actor in [*self._actors.values(), self._keeper]:
+                self.ray.kill(actor)
         self._actors.clear()
         self._pending.clear()
-        if _started_here:
-            self.ray.shutdown()
-            _started_here = False
+        shutdown(self.ray)
