@@ -14,9 +14,12 @@ import typer
 from optlab.cli.backend import (
     DEFAULT,
     AddressOption,
+    Backend,
     BackendOption,
     CpusPerRunOption,
     DevicesOption,
+    Fuse,
+    FuseOption,
     GpusPerRunOption,
     ThreadsOption,
     Where,
@@ -84,6 +87,15 @@ def _progress(quiet: bool, objective: str) -> Any:
     return show
 
 
+def fusing(fuse: Fuse, backend: Backend) -> Fuse:
+    """The fuse mode tune trains with: a Ray actor hosts one run, so there the trials train
+    unfused (said in a note rather than refused: fusing is tune's default, not the user's ask)."""
+    if fuse is Fuse.auto and backend is Backend.ray:
+        sys.stderr.write("optlab: note: --backend ray: trials train unfused (a Ray actor hosts one run)\n")
+        return Fuse.off
+    return fuse
+
+
 @app.command("tune")
 def tune(
     preset: str = typer.Argument(..., help="Preset name, path or URL.", autocompletion=complete_preset),
@@ -104,6 +116,9 @@ def tune(
     address: AddressOption = DEFAULT.address,
     gpus_per_run: GpusPerRunOption = DEFAULT.gpus_per_run,
     cpus_per_run: CpusPerRunOption = DEFAULT.cpus_per_run,
+    # Fused by default: a wave's trials are runs of one shape, data order and length that
+    # differ in their hyperparameters, the repeated jobs fusion (HFTA) was made for (issue 19).
+    fuse: FuseOption = Fuse.auto,
     device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda or cuda:N."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Run directory (default: runs/DATE-PRESET-tune)."),
     write_preset: Path | None = typer.Option(None, "--write-preset", help="Also write a compare preset at the tuned values (never overwriting)."),
@@ -136,7 +151,8 @@ def tune(
         if write_preset is not None and write_preset.exists():
             raise OptlabError(f"--write-preset {write_preset}: exists; optlab never overwrites a preset, choose another name")
         where = backend_options(Where(backend=backend, devices=devices, threads=threads, address=address,
-                                      gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run))
+                                      gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run,
+                                      fuse=fusing(fuse, backend)))
         device, data_device = placement_devices(check_device(device), where)
         candidates = candidates_for(loaded, runs or [], device)
         for c in candidates:
@@ -179,6 +195,10 @@ def resume_tune(run_dir: Path, force: bool, device: str, where: Where, fmt: str,
         # The trials go on with the threads the study trained with, unless --threads says otherwise.
         if backend.threads is None:
             backend = dataclasses.replace(backend, threads=resumed.plan.recorded_threads() or resumed.threads)
+        # Fused as the study started, where this backend fuses: fused and unfused trials agree
+        # to float32 rounding only (docs/benchmarks.md), and a resumed study should equal the
+        # uninterrupted one.
+        backend = dataclasses.replace(backend, fuse=fusing(Fuse(resumed.fuse), where.backend).value)
         for note in resumed.plan.environment_notes(backend.threads or DEFAULT_THREADS):
             sys.stderr.write(f"optlab: note: {note}\n")
         carry = resumed.carry

@@ -1,9 +1,11 @@
 """The `processes` backend: one spawned worker process per device entry, each training its share
 of the runs interleaved (`optlab.training.worker` is the worker's side).
 
-Runs are dealt to the workers in order (run i to worker i mod n). A worker that dies is
-replaced by a new one on the same device the next time one of its runs starts again, which
-the driver decides (`Runner._restart`).
+Runs are dealt to the workers in order (run i to worker i mod n). With fusion (`fuse`), a
+fusion group is the unit dealt: all its members go to one worker, which trains them as one
+stack (`FusedHost`), each group or lone run to the worker with the fewest runs so far. A worker
+that dies is replaced by a new one on the same device the next time one of its runs starts
+again, which the driver decides (`Runner._restart`); a run restarted so trains unfused.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from optlab.errors import OptlabError
 from optlab.training.executor import Reply
+from optlab.training.fused.plan import plan
 from optlab.training.threads import DEFAULT_THREADS
 from optlab.training.worker import receive, send, serve
 
@@ -111,7 +114,9 @@ class ProcessExecutor:
     # the worker trains the next interval while the driver reads the last.
     depth = 2
 
-    def __init__(self, devices: list[str], threads: int | None = None, plugins: list[str] | None = None) -> None:
+    def __init__(self, devices: list[str], threads: int | None = None, plugins: list[str] | None = None,
+                 fuse: list[ResolvedRun] | None = None) -> None:
+        """`fuse`: the runs to come, to be trained fused where they can (`--fuse auto`)."""
         if not devices:
             raise ValueError("the processes backend needs at least one device")
         self.devices = devices
@@ -122,6 +127,42 @@ class ProcessExecutor:
         self._workers: dict[str, _Worker] = {}
         self._slot_of: dict[str, str] = {}
         self._ended: dict[str, dict[str, Any]] = {}  # RunEnded seen while draining for end_now
+        # Per run to come: its (group, size), or why it trains on its own; None: not fusing.
+        self._fusion: dict[str, tuple[str, int] | str] | None = None
+        self._load = [0] * len(devices)  # runs dealt to each worker, for dealing groups whole
+        if fuse is not None:
+            self.replan(fuse)
+
+    def replan(self, specs: list[ResolvedRun]) -> None:
+        """The next runs' fusion groups, each dealt whole to one worker. A member is asked for
+        once per interval, as the local fused executor is: two requests in flight would train
+        the group ahead of a member whose events wait, and its epoch-end checkpoint would be
+        taken after them."""
+        fusion = plan(specs)
+        self.depth = 1
+        units: dict[str, list[str]] = {}
+        for spec in specs:
+            group = fusion.groups.get(spec.name)
+            units.setdefault(group[0] if group else spec.name, []).append(spec.name)
+        # Fewer units than workers: the largest groups are halved (each half still fused), so
+        # that no worker idles while another trains one big stack.
+        while len(units) < len(self.devices):
+            gid, names = max(units.items(), key=lambda unit: len(unit[1]))  # a lone run is a unit of 1
+            if len(names) < 4:
+                break
+            half = len(names) // 2
+            del units[gid]
+            units[f"{gid}a"], units[f"{gid}b"] = names[:half], names[half:]
+        fused: dict[str, tuple[str, int] | str] = dict(fusion.reasons)
+        for gid, names in units.items():
+            if names[0] in fusion.groups:
+                fused.update({name: (gid, len(names)) for name in names})
+        self._fusion = {**(self._fusion or {}), **fused}
+        for names in units.values():
+            worker = min(range(len(self.devices)), key=lambda i: self._load[i])
+            self._load[worker] += len(names)
+            for name in names:
+                self._slot_of[name] = f"w{worker}"
 
     # ------------------------------------------------------------------ workers
 
@@ -146,7 +187,9 @@ class ProcessExecutor:
 
     def slot(self, run: str) -> str:
         if run not in self._slot_of:
-            self._slot_of[run] = f"w{len(self._slot_of) % len(self.devices)}"
+            worker = len(self._slot_of) % len(self.devices)
+            self._load[worker] += 1
+            self._slot_of[run] = f"w{worker}"
         return self._slot_of[run]
 
     def _send(self, run: str, request: tuple[Any, ...]) -> None:
@@ -159,7 +202,8 @@ class ProcessExecutor:
     # ------------------------------------------------------------------ requests
 
     def start(self, spec: ResolvedRun, state: State | None) -> None:
-        self._send(spec.name, ("start", spec, state))
+        fused = None if self._fusion is None else self._fusion.get(spec.name, "it was not planned with the others")
+        self._send(spec.name, ("start", spec, state, fused))
 
     def advance(self, run: str, checkpoints: CheckpointPolicy | None, budget_s: float = 0.0) -> None:
         self._send(run, ("advance", run, checkpoints, budget_s))

@@ -65,7 +65,7 @@ def serve(conn: Connection, visible_devices: str, device: str, label: str, threa
             continue
         if kind == "start":
             spec = request[1]
-            reply = _start(hosts, host_of, spec, request[2], device, label, setup_error)
+            reply = _start(hosts, host_of, spec, request[2], request[3], device, label, setup_error)
         else:
             reply = host_of[request[1]].handle(request)
         send(conn, reply)
@@ -76,10 +76,13 @@ def _start(
     host_of: dict[str, TrainerHost],
     spec: Any,
     state: State | None,
+    fused: tuple[str, int] | str | None,
     device: str,
     label: str,
     setup_error: str,
 ) -> Any:
+    """Start a run on the host of its dataset. `fused`: None when the driver does not fuse,
+    else the run's (group, size) in the driver's plan or why it trains on its own."""
     from optlab.training.events import RunEnded
     from optlab.training.executor import Reply, TrainerHost, placement
 
@@ -90,9 +93,22 @@ def _start(
         if key not in hosts:
             from optlab.data.datasets import load_dataset
 
-            where = placement("processes", device, 0 if device.startswith("cuda") else None)
-            hosts[key] = TrainerHost(load_dataset(spec.data, device), device, {**where, "device": label},
-                                     copy_state=True)
+            where = {**placement("processes", device, 0 if device.startswith("cuda") else None), "device": label}
+            data = load_dataset(spec.data, device)
+            if fused is None:
+                hosts[key] = TrainerHost(data, device, where, copy_state=True)
+            else:
+                from optlab.training.fused.host import FusedHost
+
+                hosts[key] = FusedHost(data, device, where, [], copy_state=True)
+        host = hosts[key]
+        if fused is not None:
+            from optlab.training.fused.host import FusedHost
+            from optlab.training.fused.plan import FusionPlan
+
+            if isinstance(host, FusedHost):
+                host.assign(FusionPlan(groups={spec.name: fused}) if isinstance(fused, tuple)
+                            else FusionPlan(reasons={spec.name: fused}))
     except Exception as exc:
         ended = RunEnded(run=spec.name, status="failed", reason=f"{type(exc).__name__}: {exc}",
                          detail=traceback.format_exc())

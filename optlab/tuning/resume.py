@@ -51,6 +51,7 @@ class TuneResume:
     carry: Carry
     plan: ResumePlan  # the runs' checks: recorded threads, environment notes, data files
     threads: int | None  # --threads the study was started with (None: the default)
+    fuse: str = "off"  # --fuse the study was started with (off for a study from before fused trials)
 
 
 def is_tune_dir(root: Path) -> bool:
@@ -121,7 +122,9 @@ def plan_tune_resume(root: Path, device: str, force: bool = False) -> TuneResume
                 history = []
             record.curve = _curve(history, settings.objective)
     threads = saved.get("threads")
-    return TuneResume(loaded, settings, storage, candidates, carry, plan, threads if isinstance(threads, int) else None)
+    fuse = saved.get("fuse") if saved.get("fuse") in ("off", "auto") else "off"
+    return TuneResume(loaded, settings, storage, candidates, carry, plan, threads if isinstance(threads, int) else None,
+                      fuse)
 
 
 def _curve(history: list[dict[str, Any]], objective: str) -> list[float]:

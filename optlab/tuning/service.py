@@ -205,7 +205,7 @@ def tune_into(
     if carry is None:
         atomic_write_json(root / SETTINGS_FILE, {"settings": settings.model_dump(), "storage": storage,
                                                  "candidates": [c.name for c in candidates],
-                                                 "threads": backend.threads})
+                                                 "threads": backend.threads, "fuse": backend.fuse})
     for c in candidates:
         if c.study is not None:
             continue  # resumed: loaded with its trials
@@ -234,7 +234,7 @@ def tune_into(
         extra = [watch] if watch is not None else []
         runner = Runner(specs, data, device, [appending, *extra, *sinks], control, preset=preset,
                         resume=carry.states, finished=carry.done,
-                        executor=make_executor(backend, data, device), pace=backend.pace,
+                        executor=make_executor(backend, data, device, specs), pace=backend.pace,
                         max_restarts=backend.max_restarts, checkpoints=backend.checkpoints)
         with _interrupts_wind_down(runner):
             runner.run()
@@ -242,8 +242,11 @@ def tune_into(
     try:
         while carry.wave or any(len(c.trials) < settings.budget for c in candidates):
             specs, carry.wave = carry.wave, []
+            # A resumed study first finishes the wave that was cut, alone; otherwise every
+            # candidate is asked for its next trials (`specs` grows as they are asked).
+            asking = not specs
             for c in candidates:
-                for _ in range(0 if specs else min(settings.parallel, settings.budget - len(c.trials))):
+                for _ in range(min(settings.parallel, settings.budget - len(c.trials)) if asking else 0):
                     n = len(c.trials)
                     plan = plans[c.name]
                     # A point enqueued before a cut is still waiting in the study: asked next.

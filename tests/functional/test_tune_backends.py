@@ -65,15 +65,31 @@ def placements(root: Path) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.slow
-def test_a_study_on_processes_equals_the_local_one(tmp_path: Path) -> None:
-    code, output = tune(tmp_path, "local")
+@pytest.mark.parametrize("fuse", ["off", "auto"])
+def test_a_study_on_processes_equals_the_local_one(tmp_path: Path, fuse: str) -> None:
+    code, output = tune(tmp_path, "local", "--fuse", fuse)
     assert code == 0, output
-    code, output = tune(tmp_path, "procs", "--backend", "processes", "--devices", "cpu,cpu")
+    code, output = tune(tmp_path, "procs", "--backend", "processes", "--devices", "cpu,cpu", "--fuse", fuse)
     assert code == 0, output
     assert study(tmp_path / "procs") == study(tmp_path / "local")
     where = placements(tmp_path / "procs")
     assert {p["backend"] for p in where.values()} == {"processes"}
     assert {p["device"] for p in where.values()} == {"cpu"} and os.getpid() not in {p["pid"] for p in where.values()}
+    if fuse == "off":
+        assert not any("fused" in p for p in where.values())
+        return
+    # A wave's 4 trials (2 per candidate, one seed) are one fusion group locally; on 2 workers
+    # it is halved, each half trained as one stack by one worker. The final seeds fuse too.
+    assert all("fused" in p for p in where.values())
+    first = {name: (p["fused"]["group"], p["fused"]["size"], p["pid"]) for name, p in where.items()
+             if name in ("sgd#0", "sgd#1", "adam#0", "adam#1")}
+    assert len(first) == 4 and {size for _, size, _ in first.values()} == {2}
+    assert len({group for group, _, _ in first.values()}) == len({pid for _, _, pid in first.values()}) == 2
+    assert len({(group, pid) for group, _, pid in first.values()}) == 2  # a group on one worker
+    finals = {(where[name]["fused"]["group"], where[name]["pid"]) for name in ("sgd@s1", "adam@s1")}
+    assert len(finals) == 1
+    assert {name: p["fused"]["size"] for name, p in placements(tmp_path / "local").items()} == {
+        "sgd#0": 4, "sgd#1": 4, "adam#0": 4, "adam#1": 4, "sgd#2": 2, "adam#2": 2, "sgd@s1": 2, "adam@s1": 2}
 
 
 @pytest.mark.parametrize(
@@ -113,7 +129,7 @@ def local_ray() -> Iterator[Any]:
 
 @pytest.mark.slow
 def test_a_study_on_a_local_ray_equals_the_local_one(tmp_path: Path, local_ray: Any) -> None:
-    code, output = tune(tmp_path, "local", "--run", "sgd")
+    code, output = tune(tmp_path, "local", "--fuse", "off", "--run", "sgd")
     assert code == 0, output
     code, output = tune(tmp_path, "ray", "--backend", "ray", "--cpus-per-run", "0.5", "--run", "sgd")
     assert code == 0, output
