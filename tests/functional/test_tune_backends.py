@@ -75,6 +75,8 @@ def test_a_study_on_processes_equals_the_local_one(tmp_path: Path, fuse: str) ->
     where = placements(tmp_path / "procs")
     assert {p["backend"] for p in where.values()} == {"processes"}
     assert {p["device"] for p in where.values()} == {"cpu"} and os.getpid() not in {p["pid"] for p in where.values()}
+    # The two workers are spawned once and train every wave (and the final seeds).
+    assert len({p["pid"] for p in where.values()}) == 2
     if fuse == "off":
         assert not any("fused" in p for p in where.values())
         return
