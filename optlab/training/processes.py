@@ -134,12 +134,12 @@ class ProcessExecutor:
             self.replan(fuse)
 
     def replan(self, specs: list[ResolvedRun]) -> None:
-        """The next runs' fusion groups, each dealt whole to one worker. A member is asked for
-        once per interval, as the local fused executor is: two requests in flight would train
-        the group ahead of a member whose events wait, and its epoch-end checkpoint would be
-        taken after them."""
+        """The next runs' fusion groups, each dealt whole to one worker. While groups train, a
+        run is asked for one interval at a time, as the local fused executor does: two requests
+        in flight would train a group ahead of a member whose events wait, and that member's
+        epoch-end checkpoint would be taken after them. Without groups, runs keep the pipeline."""
         fusion = plan(specs)
-        self.depth = 1
+        self.depth = 1 if fusion.groups else type(self).depth
         units: dict[str, list[str]] = {}
         for spec in specs:
             group = fusion.groups.get(spec.name)
