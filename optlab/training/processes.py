@@ -2,8 +2,8 @@
 of the runs interleaved (`optlab.training.worker` is the worker's side).
 
 Runs are dealt to the workers in order (run i to worker i mod n). With fusion (`fuse`), a
-fusion group is the unit dealt: all its members go to one worker, which trains them as one
-stack (`FusedHost`), each group or lone run to the worker with the fewest runs so far. A worker
+fusion group (or a part of one, when it is larger than a worker's share) is the unit dealt:
+all its members go to one worker, which trains them as one stack (`FusedHost`). A worker
 that dies is replaced by a new one on the same device the next time one of its runs starts
 again, which the driver decides (`Runner._restart`); a run restarted so trains unfused.
 """
@@ -11,6 +11,7 @@ again, which the driver decides (`Runner._restart`); a run restarted so trains u
 from __future__ import annotations
 
 import contextlib
+import math
 import multiprocessing
 import os
 import re
@@ -129,7 +130,6 @@ class ProcessExecutor:
         self._ended: dict[str, dict[str, Any]] = {}  # RunEnded seen while draining for end_now
         # Per run to come: its (group, size), or why it trains on its own; None: not fusing.
         self._fusion: dict[str, tuple[str, int] | str] | None = None
-        self._load = [0] * len(devices)  # runs dealt to each worker, for dealing groups whole
         if fuse is not None:
             self.replan(fuse)
 
@@ -144,25 +144,28 @@ class ProcessExecutor:
         for spec in specs:
             group = fusion.groups.get(spec.name)
             units.setdefault(group[0] if group else spec.name, []).append(spec.name)
-        # Fewer units than workers: the largest groups are halved (each half still fused), so
-        # that no worker idles while another trains one big stack.
-        while len(units) < len(self.devices):
-            gid, names = max(units.items(), key=lambda unit: len(unit[1]))  # a lone run is a unit of 1
-            if len(names) < 4:
-                break
-            half = len(names) // 2
-            del units[gid]
-            units[f"{gid}a"], units[f"{gid}b"] = names[:half], names[half:]
+        # Each worker gets about its share of the wave's runs: groups largest first, each to the
+        # least loaded worker, cut where it would overfill it (every part still fused, none of a
+        # single run), lone runs after them. No worker idles while another trains a big stack
+        # (quickstart's batch-128 candidate made a group of 4 beside one of 20).
+        share = math.ceil(len(specs) / len(self.devices))
+        load = [0] * len(self.devices)  # this wave's: the runs of earlier waves have ended
         fused: dict[str, tuple[str, int] | str] = dict(fusion.reasons)
-        for gid, names in units.items():
-            if names[0] in fusion.groups:
-                fused.update({name: (gid, len(names)) for name in names})
+        for gid, names in sorted(units.items(), key=lambda unit: (unit[1][0] not in fusion.groups, -len(unit[1]))):
+            parts = 0
+            while names:
+                worker = min(range(len(self.devices)), key=lambda i: load[i])
+                room = share - load[worker]
+                take = room if room >= 2 and len(names) - room >= 2 else len(names)
+                part, names = names[:take], names[take:]
+                parts += 1
+                pid = gid if parts == 1 and not names else f"{gid}.{parts}"
+                if part[0] in fusion.groups:
+                    fused.update({name: (pid, len(part)) for name in part})
+                load[worker] += len(part)
+                for name in part:
+                    self._slot_of[name] = f"w{worker}"
         self._fusion = {**(self._fusion or {}), **fused}
-        for names in units.values():
-            worker = min(range(len(self.devices)), key=lambda i: self._load[i])
-            self._load[worker] += len(names)
-            for name in names:
-                self._slot_of[name] = f"w{worker}"
 
     # ------------------------------------------------------------------ workers
 
@@ -187,9 +190,7 @@ class ProcessExecutor:
 
     def slot(self, run: str) -> str:
         if run not in self._slot_of:
-            worker = len(self._slot_of) % len(self.devices)
-            self._load[worker] += 1
-            self._slot_of[run] = f"w{worker}"
+            self._slot_of[run] = f"w{len(self._slot_of) % len(self.devices)}"
         return self._slot_of[run]
 
     def _send(self, run: str, request: tuple[Any, ...]) -> None:

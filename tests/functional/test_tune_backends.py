@@ -81,7 +81,8 @@ def test_a_study_on_processes_equals_the_local_one(tmp_path: Path, fuse: str) ->
         assert not any("fused" in p for p in where.values())
         return
     # A wave's 4 trials (2 per candidate, one seed) are one fusion group locally; on 2 workers
-    # it is halved, each half trained as one stack by one worker. The final seeds fuse too.
+    # it is cut in two (a worker's share), each part trained as one stack by one worker. The
+    # final seeds fuse too.
     assert all("fused" in p for p in where.values())
     first = {name: (p["fused"]["group"], p["fused"]["size"], p["pid"]) for name, p in where.items()
              if name in ("sgd#0", "sgd#1", "adam#0", "adam#1")}
