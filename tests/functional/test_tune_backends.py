@@ -139,3 +139,17 @@ def test_a_study_on_a_local_ray_equals_the_local_one(tmp_path: Path, local_ray: 
     local, on_ray = study(tmp_path / "local", ("sgd",)), study(tmp_path / "ray", ("sgd",))
     assert on_ray["sgd"] == local["sgd"] and len(on_ray["sgd"]) == 3
     assert {p["backend"] for p in placements(tmp_path / "ray").values()} == {"ray"}
+
+
+def test_resume_of_a_study_takes_the_backend_options(tmp_path: Path) -> None:
+    code, output = tune(tmp_path, "out", "--run", "sgd", "--budget", "1", "--final-seeds", "1")
+    assert code == 0, output
+    root = str(tmp_path / "out")
+    refused = CliRunner().invoke(app, ["resume", root, "--devices", "cpu,cpu", "-q"])
+    assert refused.exit_code == 2
+    assert "--devices cpu,cpu: only the processes backend takes it" in refused.output
+    assert len(refused.output.strip().splitlines()) == 1, refused.output
+    before = study(tmp_path / "out", ("sgd",))
+    again = CliRunner().invoke(app, ["resume", root, "--backend", "processes", "--devices", "cpu,cpu", "-q"])
+    assert again.exit_code == 0, again.output
+    assert study(tmp_path / "out", ("sgd",)) == before  # nothing was left to train
