@@ -107,7 +107,8 @@ def make_executor(
         from optlab.training.processes import ProcessExecutor, default_devices
 
         plugins = loaded_plugins()
-        return ProcessExecutor(backend.devices or default_devices(), backend.threads, plugins)
+        fuse = specs if backend.fuse == "auto" and specs else None
+        return ProcessExecutor(backend.devices or default_devices(), backend.threads, plugins, fuse)
     if backend.name == "ray":
         from optlab.training.ray_executor import RayExecutor
 

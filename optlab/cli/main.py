@@ -360,7 +360,10 @@ def resume(
 
         with user_errors():
             load_plugins(plugins)
-        resume_tune(run_dir, force, device, threads, fmt.value, quiet)
+        resume_tune(run_dir, force, device, Where(
+            backend=backend, devices=devices, threads=threads, pace=pace, max_restarts=max_restarts,
+            address=address, gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run, checkpoint_every=checkpoint_every,
+        ), fmt.value, quiet)
     with user_errors():
         check_resumable(run_dir)
         load_plugins(plugins)

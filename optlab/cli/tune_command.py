@@ -11,7 +11,20 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from optlab.cli.backend import ThreadsOption
+from optlab.cli.backend import (
+    DEFAULT,
+    AddressOption,
+    Backend,
+    BackendOption,
+    CpusPerRunOption,
+    DevicesOption,
+    Fuse,
+    FuseOption,
+    GpusPerRunOption,
+    ThreadsOption,
+    Where,
+    backend_options,
+)
 from optlab.cli.common import (
     PluginsOption,
     check_device,
@@ -74,6 +87,15 @@ def _progress(quiet: bool, objective: str) -> Any:
     return show
 
 
+def fusing(fuse: Fuse, backend: Backend) -> Fuse:
+    """The fuse mode tune trains with: a Ray actor hosts one run, so there the trials train
+    unfused (said in a note rather than refused: fusing is tune's default, not the user's ask)."""
+    if fuse is Fuse.auto and backend is Backend.ray:
+        sys.stderr.write("optlab: note: --backend ray: trials train unfused (a Ray actor hosts one run)\n")
+        return Fuse.off
+    return fuse
+
+
 @app.command("tune")
 def tune(
     preset: str = typer.Argument(..., help="Preset name, path or URL.", autocompletion=complete_preset),
@@ -88,7 +110,15 @@ def tune(
     overrides: list[str] | None = typer.Option(None, "--set", "-s", metavar="KEY=VALUE", help="Override a preset field.",
                                                autocompletion=complete_set),
     plugins: PluginsOption = None,
-    threads: ThreadsOption = None,
+    threads: ThreadsOption = DEFAULT.threads,
+    backend: BackendOption = DEFAULT.backend,
+    devices: DevicesOption = DEFAULT.devices,
+    address: AddressOption = DEFAULT.address,
+    gpus_per_run: GpusPerRunOption = DEFAULT.gpus_per_run,
+    cpus_per_run: CpusPerRunOption = DEFAULT.cpus_per_run,
+    # Fused by default: a wave's trials are runs of one shape, data order and length that
+    # differ in their hyperparameters, the repeated jobs fusion (HFTA) was made for (issue 19).
+    fuse: FuseOption = Fuse.auto,
     device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda or cuda:N."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Run directory (default: runs/DATE-PRESET-tune)."),
     write_preset: Path | None = typer.Option(None, "--write-preset", help="Also write a compare preset at the tuned values (never overwriting)."),
@@ -96,7 +126,8 @@ def tune(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Tune every run of a preset with the same budget of trials, retrain each best over seeds, rank them."""
-    from optlab.experiment import BackendOptions, prepare
+    from optlab.data.datasets import load_dataset
+    from optlab.experiment import placement_devices
     from optlab.preset.loader import load_preset
     from optlab.runs.files import atomic_write_text
     from optlab.runs.store import default_run_dir, prepare_run_dir
@@ -119,7 +150,10 @@ def tune(
             check_storage_url(storage)
         if write_preset is not None and write_preset.exists():
             raise OptlabError(f"--write-preset {write_preset}: exists; optlab never overwrites a preset, choose another name")
-        device = check_device(device)
+        where = backend_options(Where(backend=backend, devices=devices, threads=threads, address=address,
+                                      gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run,
+                                      fuse=fusing(fuse, backend)))
+        device, data_device = placement_devices(check_device(device), where)
         candidates = candidates_for(loaded, runs or [], device)
         for c in candidates:
             if c.space.note:
@@ -127,13 +161,12 @@ def tune(
         root = out if out is not None else default_run_dir(f"{loaded.preset.name}-tune")
         prepare_run_dir(root)
         atomic_write_text(root / "preset.toml", preset_toml(loaded.preset))
-        backend = BackendOptions(threads=threads)
-        _, data, device = prepare(loaded, device, backend)
+        data = load_dataset(loaded.preset.data, data_device)
     from optlab.tuning.service import tune_into
 
     if not quiet:
         stderr_console().print(f"tuning {len(candidates)} candidate(s), {settings.budget} trials each, into {root}")
-    outcome = tune_into(root, loaded, candidates, data, device, settings, storage=storage, backend=backend,
+    outcome = tune_into(root, loaded, candidates, data, device, settings, storage=storage, backend=where,
                         on_wave=_progress(quiet, settings.objective))
     _print(root, fmt)
     if write_preset is not None and not outcome.interrupted:
@@ -143,24 +176,29 @@ def tune(
     raise typer.Exit(130 if outcome.interrupted else 0)
 
 
-def resume_tune(run_dir: Path, force: bool, device: str, threads: int | None, fmt: str, quiet: bool) -> None:
-    """`optlab resume` on a tuning run directory: the study continues where it stopped."""
+def resume_tune(run_dir: Path, force: bool, device: str, where: Where, fmt: str, quiet: bool) -> None:
+    """`optlab resume` on a tuning run directory: the study continues where it stopped, on the
+    backend the command line names (as a compare directory's runs do)."""
     import dataclasses
 
     from optlab.data.datasets import load_dataset
-    from optlab.experiment import BackendOptions, placement_devices
+    from optlab.experiment import placement_devices
     from optlab.runs.owner import claim, release
     from optlab.training.threads import DEFAULT_THREADS
     from optlab.tuning.resume import plan_tune_resume
     from optlab.tuning.service import tune_into
 
     with user_errors():
-        backend = BackendOptions(threads=threads)
+        backend = backend_options(where)
         device, data_device = placement_devices(check_device(device), backend)
         resumed = plan_tune_resume(run_dir, device, force)
         # The trials go on with the threads the study trained with, unless --threads says otherwise.
-        if threads is None:
+        if backend.threads is None:
             backend = dataclasses.replace(backend, threads=resumed.plan.recorded_threads() or resumed.threads)
+        # Fused as the study started, where this backend fuses: fused and unfused trials agree
+        # to float32 rounding only (docs/benchmarks.md), and a resumed study should equal the
+        # uninterrupted one.
+        backend = dataclasses.replace(backend, fuse=fusing(Fuse(resumed.fuse), where.backend).value)
         for note in resumed.plan.environment_notes(backend.threads or DEFAULT_THREADS):
             sys.stderr.write(f"optlab: note: {note}\n")
         carry = resumed.carry

@@ -231,6 +231,10 @@ class ResolvedRun(Strict):
     optimizer: OptimizerConfig
     scheduler: SchedulerConfig
     device: str = "cpu"
+    # Whether the run's end evaluates the test split (metrics and predictions). A tuning trial
+    # does not: selection uses validation data only, and the test split is touched by the
+    # final runs alone (and its evaluation was a share of a small trial's cost).
+    evaluate_test: bool = True
 
     def model_key(self) -> str:
         """Runs with equal model keys (and seeds) start from identical weights."""

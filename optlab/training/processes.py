@@ -1,15 +1,18 @@
 """The `processes` backend: one spawned worker process per device entry, each training its share
 of the runs interleaved (`optlab.training.worker` is the worker's side).
 
-Runs are dealt to the workers in order (run i to worker i mod n). A worker that dies is
-replaced by a new one on the same device the next time one of its runs starts again, which
-the driver decides (`Runner._restart`).
+Runs are dealt to the workers in order (run i to worker i mod n). With fusion (`fuse`), a
+fusion group (or a part of one, when it is larger than a worker's share) is the unit dealt:
+all its members go to one worker, which trains them as one stack (`FusedHost`). A worker
+that dies is replaced by a new one on the same device the next time one of its runs starts
+again, which the driver decides (`Runner._restart`); a run restarted so trains unfused.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import math
 import multiprocessing
 import os
 import re
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from optlab.errors import OptlabError
 from optlab.training.executor import Reply
+from optlab.training.fused.plan import plan
 from optlab.training.threads import DEFAULT_THREADS
 from optlab.training.worker import receive, send, serve
 
@@ -159,7 +163,9 @@ class ProcessExecutor:
     # the worker trains the next interval while the driver reads the last.
     depth = 2
 
-    def __init__(self, devices: list[str], threads: int | None = None, plugins: list[str] | None = None) -> None:
+    def __init__(self, devices: list[str], threads: int | None = None, plugins: list[str] | None = None,
+                 fuse: list[ResolvedRun] | None = None) -> None:
+        """`fuse`: the runs to come, to be trained fused where they can (`--fuse auto`)."""
         if not devices:
             raise ValueError("the processes backend needs at least one device")
         self.devices = devices
@@ -169,6 +175,44 @@ class ProcessExecutor:
         self._workers: dict[str, _Worker] = {}
         self._slot_of: dict[str, str] = {}
         self._ended: dict[str, dict[str, Any]] = {}  # RunEnded seen while draining for end_now
+        # Per run to come: its (group, size), or why it trains on its own; None: not fusing.
+        self._fusion: dict[str, tuple[str, int] | str] | None = None
+        if fuse is not None:
+            self.replan(fuse)
+
+    def replan(self, specs: list[ResolvedRun]) -> None:
+        """The next runs' fusion groups, each dealt whole to one worker. While groups train, a
+        run is asked for one interval at a time, as the local fused executor does: two requests
+        in flight would train a group ahead of a member whose events wait, and that member's
+        epoch-end checkpoint would be taken after them. Without groups, runs keep the pipeline."""
+        fusion = plan(specs)
+        self.depth = 1 if fusion.groups else type(self).depth
+        units: dict[str, list[str]] = {}
+        for spec in specs:
+            group = fusion.groups.get(spec.name)
+            units.setdefault(group[0] if group else spec.name, []).append(spec.name)
+        # Each worker gets about its share of the wave's runs: groups largest first, each to the
+        # least loaded worker, cut where it would overfill it (every part still fused, none of a
+        # single run), lone runs after them. No worker idles while another trains a big stack
+        # (quickstart's batch-128 candidate made a group of 4 beside one of 20).
+        share = math.ceil(len(specs) / len(self.devices))
+        load = [0] * len(self.devices)  # this wave's: the runs of earlier waves have ended
+        fused: dict[str, tuple[str, int] | str] = dict(fusion.reasons)
+        for gid, names in sorted(units.items(), key=lambda unit: (unit[1][0] not in fusion.groups, -len(unit[1]))):
+            parts = 0
+            while names:
+                worker = min(range(len(self.devices)), key=lambda i: load[i])
+                room = share - load[worker]
+                take = room if room >= 2 and len(names) - room >= 2 else len(names)
+                part, names = names[:take], names[take:]
+                parts += 1
+                pid = gid if parts == 1 and not names else f"{gid}.{parts}"
+                if part[0] in fusion.groups:
+                    fused.update({name: (pid, len(part)) for name in part})
+                load[worker] += len(part)
+                for name in part:
+                    self._slot_of[name] = f"w{worker}"
+        self._fusion = {**(self._fusion or {}), **fused}
 
     # ------------------------------------------------------------------ workers
 
@@ -198,7 +242,8 @@ class ProcessExecutor:
     # ------------------------------------------------------------------ requests
 
     def start(self, spec: ResolvedRun, state: State | None) -> None:
-        self._send(spec.name, ("start", spec, state))
+        fused = None if self._fusion is None else self._fusion.get(spec.name, "it was not planned with the others")
+        self._send(spec.name, ("start", spec, state, fused))
 
     def advance(
         self, run: str, checkpoints: CheckpointPolicy | None, budget_s: float = 0.0, past_epoch_ends: bool = False

@@ -254,8 +254,15 @@ class Runner:
 
     def _handle(self, reply: Reply) -> None:
         run = self._runs.get(reply.run)
-        if run is None or run.state == "ended":
-            return  # e.g. what a worker said about a run that has ended meanwhile
+        if run is None:
+            return
+        if run.state == "ended":
+            # What a worker said about a run that has ended meanwhile (its second request in
+            # flight, on a pipelining worker): nothing to read, but the request is answered. Left
+            # counted, it held its worker's room for good: two such runs on one worker stopped
+            # every other run there from being asked again (a study's wave hung at its end).
+            run.inflight = 0 if reply.kind == "lost" else max(0, run.inflight - 1)
+            return
         if reply.kind == "lost":
             self._restart(run, reply.detail)
             return

@@ -291,7 +291,7 @@ class Trainer:
         self._tick()  # training time up to here; the test evaluation is not training
         wall_time_s = self.elapsed_s
         test = None
-        if status != "diverged" and evaluate_test:
+        if status != "diverged" and evaluate_test and self.spec.evaluate_test:
             self.optimizer_mode(training=False)
             if status in ("finished", "early_stopped", "stopped"):
                 self.best.restore(self.model)

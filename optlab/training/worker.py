@@ -71,7 +71,7 @@ def serve(
             continue
         if kind == "start":
             spec = request[1]
-            reply = _start(hosts, host_of, spec, request[2], device, label, setup_error)
+            reply = _start(hosts, host_of, spec, request[2], request[3], device, label, setup_error)
         else:
             reply = host_of[request[1]].handle(request)
         send(conn, reply)
@@ -99,16 +99,24 @@ def _prepare(hosts: dict[str, TrainerHost], data: Any, device: str, label: str, 
             _host(hosts, data, device, label)
 
 
-def _host(hosts: dict[str, TrainerHost], data: Any, device: str, label: str) -> TrainerHost:
-    """The host of the runs on dataset `data` (loaded once per configuration)."""
+def _host(hosts: dict[str, TrainerHost], data: Any, device: str, label: str, fused: bool = False) -> TrainerHost:
+    """The host of the runs on dataset `data` (loaded once per configuration): a FusedHost
+    where the driver fuses (`fused`), else a TrainerHost."""
     from optlab.training.executor import TrainerHost, placement
 
-    key = data.model_dump_json()
+    key = data.model_dump_json() + ("+fused" if fused else "")
     if key not in hosts:
         from optlab.data.datasets import load_dataset
 
-        where = placement("processes", device, 0 if device.startswith("cuda") else None)
-        hosts[key] = TrainerHost(load_dataset(data, device), device, {**where, "device": label}, copy_state=True)
+        where = {**placement("processes", device, 0 if device.startswith("cuda") else None), "device": label}
+        loaded = next((h.data for k, h in hosts.items() if k.startswith(data.model_dump_json())), None)
+        loaded = loaded if loaded is not None else load_dataset(data, device)
+        if fused:
+            from optlab.training.fused.host import FusedHost
+
+            hosts[key] = FusedHost(loaded, device, where, [], copy_state=True)
+        else:
+            hosts[key] = TrainerHost(loaded, device, where, copy_state=True)
     return hosts[key]
 
 
@@ -117,17 +125,27 @@ def _start(
     host_of: dict[str, TrainerHost],
     spec: Any,
     state: State | None,
+    fused: tuple[str, int] | str | None,
     device: str,
     label: str,
     setup_error: str,
 ) -> Any:
+    """Start a run on the host of its dataset. `fused`: None when the driver does not fuse,
+    else the run's (group, size) in the driver's plan or why it trains on its own."""
     from optlab.training.events import RunEnded
     from optlab.training.executor import Reply
 
     try:
         if setup_error:
             raise RuntimeError(f"the worker could not load its plugins:\n{setup_error}")
-        host = _host(hosts, spec.data, device, label)
+        host = _host(hosts, spec.data, device, label, fused is not None)
+        if fused is not None:
+            from optlab.training.fused.host import FusedHost
+            from optlab.training.fused.plan import FusionPlan
+
+            if isinstance(host, FusedHost):
+                host.assign(FusionPlan(groups={spec.name: fused}) if isinstance(fused, tuple)
+                            else FusionPlan(reasons={spec.name: fused}))
     except Exception as exc:
         ended = RunEnded(run=spec.name, status="failed", reason=f"{type(exc).__name__}: {exc}",
                          detail=traceback.format_exc())

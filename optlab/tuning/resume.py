@@ -7,11 +7,12 @@ the study) are continued under their own trial numbers, each run from its last c
 code, preset, plugins: `runs/resume.py: plan_runs`); then the study goes on where it stopped
 and the final seeds run (those that had ended are kept, the others continued).
 
-The sequence of points is unchanged: qmc and grid points are enqueued by optlab for trial
-number n, and a point enqueued but not yet asked when the process died is asked, not enqueued
-again. tpe and random draw from their sampler's own random state, which is not stored: a
-resumed study's sampler is seeded with `seed + trials so far`, so a resumed tpe/random study
-is reproducible but differs from an uninterrupted one after the cut.
+The sequence of points is unchanged: qmc and grid give trial number n point n
+(`study.planned_sampler`); a study from before that sampler may hold a point enqueued and not
+yet asked when the process died: it is asked (the same point), not enqueued again. tpe and
+random draw from their sampler's own random state, which is not stored: a resumed study's
+sampler is seeded with `seed + trials so far`, so a resumed tpe/random study is reproducible
+but differs from an uninterrupted one after the cut.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class TuneResume:
     carry: Carry
     plan: ResumePlan  # the runs' checks: recorded threads, environment notes, data files
     threads: int | None  # --threads the study was started with (None: the default)
+    fuse: str = "off"  # --fuse the study was started with (off for a study from before fused trials)
 
 
 def is_tune_dir(root: Path) -> bool:
@@ -121,7 +123,9 @@ def plan_tune_resume(root: Path, device: str, force: bool = False) -> TuneResume
                 history = []
             record.curve = _curve(history, settings.objective)
     threads = saved.get("threads")
-    return TuneResume(loaded, settings, storage, candidates, carry, plan, threads if isinstance(threads, int) else None)
+    fuse = saved.get("fuse") if saved.get("fuse") in ("off", "auto") else "off"
+    return TuneResume(loaded, settings, storage, candidates, carry, plan, threads if isinstance(threads, int) else None,
+                      fuse)
 
 
 def _curve(history: list[dict[str, Any]], objective: str) -> list[float]:

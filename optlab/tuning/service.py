@@ -32,13 +32,16 @@ from optlab.runs.store import RunStore, load_results
 from optlab.spec import ResolvedRun
 from optlab.training.control import Control
 from optlab.training.events import EpochEnded, Event, ExperimentEnded, ExperimentStarted, RunEnded
+from optlab.training.executor import Executor
 from optlab.training.runner import Runner
+from optlab.tuning.executors import KeptExecutor
 from optlab.tuning.space import Space, natural_params, trial_spec
 from optlab.tuning.study import (
     create_study,
     make_pruner,
     make_sampler,
     planned_points,
+    planned_sampler,
     qmc_points,
     require_optuna,
 )
@@ -205,7 +208,7 @@ def tune_into(
     if carry is None:
         atomic_write_json(root / SETTINGS_FILE, {"settings": settings.model_dump(), "storage": storage,
                                                  "candidates": [c.name for c in candidates],
-                                                 "threads": backend.threads})
+                                                 "threads": backend.threads, "fuse": backend.fuse})
     for c in candidates:
         if c.study is not None:
             continue  # resumed: loaded with its trials
@@ -220,6 +223,10 @@ def tune_into(
     points = qmc_points(settings.budget, len(keys), settings.seed)
     plans = {c.name: planned_points(c.space, settings.sampler, settings.budget, settings.seed, keys, points)
              for c in candidates}
+    for c in candidates:
+        plan = plans[c.name]
+        if plan is not None:
+            c.study.sampler = planned_sampler(plan, c.study.sampler)
     outcome = TuneOutcome(candidates, settings, storage)
     store = RunStore(root, resume=carry is not None)
     appending = _Appending(store, started=carry is not None)
@@ -227,17 +234,26 @@ def tune_into(
     t0 = time.perf_counter()
 
     carry = carry or Carry()
+    kept: list[KeptExecutor] = []  # the study's one executor, made with the first wave (not ray)
+
+    def executor_for(specs: list[ResolvedRun]) -> Executor:
+        if backend.name == "ray":
+            return make_executor(backend, data, device, specs)
+        if not kept:
+            kept.append(KeptExecutor(make_executor(backend, data, device, specs)))
+        return kept[0].wave(specs)
 
     def train(specs: list[ResolvedRun], watch: _Watch | None, control: Control) -> None:
         if all(s.name in carry.done for s in specs):
             return
         extra = [watch] if watch is not None else []
         runner = Runner(specs, data, device, [appending, *extra, *sinks], control, preset=preset,
-                        resume=carry.states, finished=carry.done,
-                        executor=make_executor(backend, data, device), pace=backend.pace,
+                        resume=carry.states, finished=carry.done, executor=executor_for(specs), pace=backend.pace,
                         max_restarts=backend.max_restarts, checkpoints=backend.checkpoints,
                         epoch_decisions=watch is not None and watch.pruning)
-        with _interrupts_wind_down(runner):
+        # The aggregates over seeds once per wave, not at each run's end: once the final seeds
+        # end, each end recomputed them over every trial (quadratic in the study's runs).
+        with _interrupts_wind_down(runner), store.builder.deferred():
             runner.run()
         if runner.interrupted is not None:  # a signal after the wave's last step: the study stops too
             raise runner.interrupted()
@@ -245,14 +261,13 @@ def tune_into(
     try:
         while carry.wave or any(len(c.trials) < settings.budget for c in candidates):
             specs, carry.wave = carry.wave, []
+            # A resumed study first finishes the wave that was cut, alone; otherwise every
+            # candidate is asked for its next trials (`specs` grows as they are asked).
+            asking = not specs
             for c in candidates:
-                for _ in range(0 if specs else min(settings.parallel, settings.budget - len(c.trials))):
+                for _ in range(min(settings.parallel, settings.budget - len(c.trials)) if asking else 0):
                     n = len(c.trials)
-                    plan = plans[c.name]
-                    # A point enqueued before a cut is still waiting in the study: asked next.
-                    if plan is not None and not _waiting(optuna, c.study):
-                        c.study.enqueue_trial(plan[n])
-                    trial = c.study.ask(c.space.distributions())
+                    trial = c.study.ask(c.space.distributions())  # a qmc or grid plan's point n
                     record = Trial(n, f"{c.name}#{n}", natural_params(c.space, trial.params))
                     c.trials.append(record)
                     c.pending[record.run] = (trial, record)
@@ -270,6 +285,8 @@ def tune_into(
     except KeyboardInterrupt:
         outcome.interrupted = True
     finally:
+        for executor in kept:
+            executor.shutdown()
         outcome.wall_time_s = time.perf_counter() - t0
         try:
             status = "interrupted" if outcome.interrupted else "finished"
@@ -298,10 +315,6 @@ def final_specs(candidates: list[Candidate], settings: TuneConfig, higher: bool)
             c.finals.append(f"{c.name}@s{seed}")
             finals.append(trial_spec(c.spec, c.space, trial.params, c.finals[-1], c.name, seed=seed))
     return finals
-
-
-def _waiting(optuna: Any, study: Any) -> bool:
-    return bool(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
 
 
 def _tell(optuna: Any, candidates: list[Candidate], watch: _Watch, results: dict[str, Any], objective: str,

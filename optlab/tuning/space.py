@@ -147,7 +147,8 @@ def space_for(spec: ResolvedRun, search: dict[str, Any] | None, origin: str) -> 
 
 def trial_spec(spec: ResolvedRun, space: Space, params: dict[str, Any], name: str, group: str,
                seed: int | None = None) -> ResolvedRun:
-    """The candidate's run with the drawn values (recorded names, as Optuna gives them)."""
+    """The candidate's run with the drawn values (recorded names, as Optuna gives them). A
+    trial (no `seed`) never evaluates the test split; a final seed run (`seed`) does."""
     optimizer = spec.optimizer.model_dump()
     for p in space.params:
         value = p.natural(params[p.key])
@@ -157,7 +158,7 @@ def trial_spec(spec: ResolvedRun, space: Space, params: dict[str, Any], name: st
             optimizer["betas"] = betas
         else:
             optimizer[p.name] = value
-    fields = {**spec.model_dump(), "name": name, "group": group, "optimizer": optimizer}
+    fields = {**spec.model_dump(), "name": name, "group": group, "optimizer": optimizer, "evaluate_test": seed is not None}
     if seed is not None:
         fields["seed"] = seed
     return ResolvedRun.model_validate(fields)

@@ -44,15 +44,38 @@ def require_optuna() -> Any:
 
 def make_sampler(name: str, seed: int, space: Space, budget: int) -> Any:
     """The study's sampler, seeded with the same seed for every candidate. For "qmc" and "grid"
-    the points are enqueued (`planned_points`) and the sampler only backs them up: Optuna's
-    GridSampler stops the study from inside `tell` once its grid is done, which ask-and-tell
-    does not allow."""
+    the service replaces it with `planned_sampler` (`planned_points`), which this one backs up:
+    Optuna's GridSampler stops the study from inside `tell` once its grid is done, which
+    ask-and-tell does not allow."""
     optuna = require_optuna()
     if name == "tpe":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # multivariate and constant_liar are "experimental"
             return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
     return optuna.samplers.RandomSampler(seed=seed)
+
+
+def planned_sampler(points: Sequence[dict[str, Any]], base: Any) -> Any:
+    """A sampler that gives trial number n the planned point n (qmc and grid), and `base` any
+    parameter beyond the plan. Before, each point was enqueued (`enqueue_trial`) and then
+    asked: a transaction more per trial and a query of the study's waiting trials at every
+    ask. A study from before still has points enqueued and never asked; `ask` takes those
+    first, and they are the same points."""
+    sampler_base: Any = require_optuna().samplers.BaseSampler  # the optional extra: typed Any
+
+    class Planned(sampler_base):
+        def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
+            return {}
+
+        def sample_relative(self, study: Any, trial: Any, search_space: dict[str, Any]) -> dict[str, Any]:
+            return {}
+
+        def sample_independent(self, study: Any, trial: Any, param_name: str, param_distribution: Any) -> Any:
+            if trial.number < len(points) and param_name in points[trial.number]:
+                return points[trial.number][param_name]
+            return base.sample_independent(study, trial, param_name, param_distribution)
+
+    return Planned()
 
 
 def grid_values(params: Sequence[Param], budget: int) -> dict[str, list[Any]]:

@@ -61,8 +61,8 @@ def test_fuse_with_another_backend_is_refused(tmp_path: Path) -> None:
     (tmp_path / "p.toml").write_text(PRESET)
     out = tmp_path / "out" / "run"
     result = CliRunner().invoke(app, ["compare", str(tmp_path / "p.toml"), "--out", str(out), "-q",
-                                      "--fuse", "auto", "--backend", "processes"])
+                                      "--fuse", "auto", "--backend", "ray"])
     assert result.exit_code == 2, result.output
-    assert result.stderr == "optlab: error: --fuse auto: only the local backend fuses runs; drop --backend processes " \
-        "or use --fuse off\n"
+    assert result.stderr == "optlab: error: --fuse auto: the ray backend does not fuse runs (local and processes " \
+        "do); drop --backend ray or use --fuse off\n"
     assert not (tmp_path / "out").exists()

@@ -79,6 +79,11 @@ def test_tune_gives_every_candidate_the_same_budget_with_pruning_and_keeps_the_s
     # One run directory: trials and final seeds alike are ordinary runs with events.
     runs = {r["name"]: r for r in json.loads((root / "results.json").read_text())["runs"]}
     assert {"sgd#0", "adam#3", "sgd@s1", "adam@s2"} <= set(runs)
+    # Selection on validation data only: trials never evaluate the test split, final runs do.
+    trials = [name for name in runs if "#" in name]
+    assert all(runs[name]["test"] is None and runs[name]["config"]["evaluate_test"] is False for name in trials)
+    assert not any((root / "runs" / name / "predictions.npz").exists() for name in trials)
+    assert runs["sgd@s1"]["test"]["accuracy"] > 0 and (root / "runs" / "sgd@s1" / "predictions.npz").is_file()
     assert tune["ranking"]["order"] and set(tune["ranking"]["order"]) == {"sgd", "adam"}
     assert "Expected best validation score" in (root / "report.md").read_text()
     tuned = (tmp_path / "tuned.toml").read_text()

@@ -170,3 +170,21 @@ def test_tune_cost_bench_reports_the_overhead_per_trial(tmp_path: Path) -> None:
     assert doc["training_s"] > 0 and doc["overhead_s"] > 0 and doc["optuna_s"] > 0
     assert doc["overhead_share"] == pytest.approx(doc["overhead_s"] / doc["training_s"])
     assert "overhead outside training" in proc.stdout and "(target < 5%)" in proc.stdout
+
+
+@pytest.mark.timeout(300)
+def test_tune_backends_bench_compares_processes_with_local(tmp_path: Path) -> None:
+    """benchmarks/tune_backends.py on a tiny study: both children run, the ratio is printed (not
+    judged), and the two studies agree trial for trial (one torch thread on both backends)."""
+    pytest.importorskip("optuna")
+    out = tmp_path / "tune-backends.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "tune_backends.py"), "--budget", "1", "--set", "train.epochs=1",
+         "--set", "tune.final_seeds=1", "--json", str(out)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=280,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert doc["same_study"] and doc["runs"] > 0
+    assert doc["speedup_wall"] == pytest.approx(doc["local_wall_s"] / doc["processes_wall_s"])
+    assert "as fast" in proc.stdout

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from optlab.training.events import EpochEnded
 from optlab.training.executor import LocalExecutor, Reply, State, TrainerHost, placement
 from optlab.training.fused.group import FusedGroup
-from optlab.training.fused.plan import plan
+from optlab.training.fused.plan import FusionPlan, plan
 
 if TYPE_CHECKING:
     from optlab.data.datasets import DatasetBundle
@@ -24,11 +24,21 @@ if TYPE_CHECKING:
 
 
 class FusedHost(TrainerHost):
-    def __init__(self, data: DatasetBundle, device: str, where: dict[str, Any], specs: list[ResolvedRun]) -> None:
-        super().__init__(data, device, where)
+    """A `TrainerHost` (of this process, or of a worker process with `copy_state`) whose fusion
+    groups train as one stack. The plan can grow (`assign`): a tuning study's waves, or a worker
+    told each run's group by the driver, use one host for many experiments' worth of groups."""
+
+    def __init__(self, data: DatasetBundle, device: str, where: dict[str, Any], specs: list[ResolvedRun],
+                 copy_state: bool = False) -> None:
+        super().__init__(data, device, where, copy_state=copy_state)
         self.plan = plan(specs)
         self.member: dict[str, str] = {}  # run -> its fusion group's id
         self.groups: dict[str, FusedGroup] = {}
+
+    def assign(self, fusion: FusionPlan) -> None:
+        """Runs to come and their groups (ids not used by a group still training here)."""
+        self.plan.groups.update(fusion.groups)
+        self.plan.reasons.update(fusion.reasons)
 
     def start(self, spec: ResolvedRun, state: State | None) -> Reply:
         reply = super().start(spec, state)
@@ -92,10 +102,23 @@ class FusedHost(TrainerHost):
         reply.events = [e.to_dict() for e in waiting] + reply.events
         return reply
 
+    def release(self, run: str) -> None:
+        super().release(run)
+        gid = self.member.pop(run, None)
+        self.plan.groups.pop(run, None)
+        self.plan.reasons.pop(run, None)
+        if gid is not None and gid not in self.member.values():
+            # Its last member is gone: the stack is freed, and the id may name a later group.
+            self.groups.pop(gid, None)
+
 
 class FusedLocalExecutor(LocalExecutor):
     """`LocalExecutor` whose fusion groups train as one stacked model (`--fuse auto`)."""
 
     def __init__(self, data: DatasetBundle, device: str, specs: list[ResolvedRun]) -> None:
         super().__init__(data, device)
-        self.host = FusedHost(data, device, placement("local", device), specs)
+        self.host: FusedHost = FusedHost(data, device, placement("local", device), specs)
+
+    def replan(self, specs: list[ResolvedRun]) -> None:
+        """The next experiment's runs on this executor (a tuning study's next wave)."""
+        self.host.assign(plan(specs))
