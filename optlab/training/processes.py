@@ -177,6 +177,7 @@ class ProcessExecutor:
         self._ended: dict[str, dict[str, Any]] = {}  # RunEnded seen while draining for end_now
         # Per run to come: its (group, size), or why it trains on its own; None: not fusing.
         self._fusion: dict[str, tuple[str, int] | str] | None = None
+        self._fusing = fuse is not None
         if fuse is not None:
             self.replan(fuse)
 
@@ -184,7 +185,10 @@ class ProcessExecutor:
         """The next runs' fusion groups, each dealt whole to one worker. While groups train, a
         run is asked for one interval at a time, as the local fused executor does: two requests
         in flight would train a group ahead of a member whose events wait, and that member's
-        epoch-end checkpoint would be taken after them. Without groups, runs keep the pipeline."""
+        epoch-end checkpoint would be taken after them. Without groups, runs keep the pipeline.
+        An executor made without `fuse` never fuses (a study's later waves included)."""
+        if not self._fusing:
+            return
         fusion = plan(specs)
         self.depth = 1 if fusion.groups else type(self).depth
         units: dict[str, list[str]] = {}

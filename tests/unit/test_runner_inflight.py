@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from optlab.data.datasets import load_dataset
 from optlab.preset.loader import load_preset_text
+from optlab.training.driven_run import DrivenRun
 from optlab.training.executor import Reply
-from optlab.training.runner import Runner, _Run
+from optlab.training.runner import Runner
 
 PRESET = """
 name = "inflight"
@@ -31,7 +32,7 @@ def test_an_answer_after_a_runs_end_frees_its_room() -> None:
     loaded = load_preset_text(PRESET)
     (spec,) = loaded.resolved_runs("cpu")
     runner = Runner([spec], load_dataset(loaded.preset.data), "cpu")
-    run = runner._runs[spec.name] = _Run(spec, state="ended", inflight=1)
+    run = runner._runs[spec.name] = DrivenRun(spec, state="ended", inflight=1)
     runner._handle(Reply("advanced", spec.name))  # the second request's empty answer
     assert run.inflight == 0
     runner._handle(Reply("advanced", spec.name))  # never below zero
