@@ -8,7 +8,9 @@
 (c) 4 tutorial-sized MLPs (784-512-512-10, batch 64) on synthetic 784-feature data: never slower
     (`auto` trains them unfused: plan.py's width rule); with --fuse-wide also fused regardless
     of the rule, the measurement behind it;
-(d) peak RSS of a process training 1, 8 and 16 fused digits runs for one epoch.
+(d) peak RSS of a process training 1, 8 and 16 fused digits runs for one epoch;
+(e) (a) with dropout 0.2 after the hidden layer (the quickstart's MLP): what dropout costs each
+    engine (each run's masks drawn from its own random state, fused as unfused).
 
 Samples/s is every run's training samples over the wall time of `Runner.run` with no sinks,
 one torch thread, rounds alternating unfused/fused, best round of each kept; the CPU-time ratio
@@ -42,7 +44,8 @@ OPTIMIZERS = [
 ]
 
 
-def preset(dataset: str, hidden: list[int], epochs: int, optimizers: list[str], limit: int | None) -> str:
+def preset(dataset: str, hidden: list[int], epochs: int, optimizers: list[str], limit: int | None,
+           dropout: float = 0.0) -> str:
     data = f'dataset = "{dataset}"' if not dataset.endswith(".npz") else f'dataset = "npz"\npath = "{dataset}"'
     head = f"""name = "fused-bench"
 [data]
@@ -51,6 +54,7 @@ def preset(dataset: str, hidden: list[int], epochs: int, optimizers: list[str], 
 [model]
 name = "mlp"
 hidden = {hidden}
+dropout = {dropout}
 [train]
 epochs = {epochs}
 batch_size = 64
@@ -128,6 +132,7 @@ def main() -> None:
     epochs, rounds, limit = (1, 1, 200) if args.quick else (args.epochs, args.rounds, None)
     doc: dict[str, Any] = {"mode": "quick" if args.quick else "full", "threads": 1}
     doc["a_8_optimizers"] = compare(preset("digits", [128], epochs, OPTIMIZERS, limit), rounds)
+    doc["e_8_optimizers_dropout"] = compare(preset("digits", [128], epochs, OPTIMIZERS, limit, 0.2), rounds)
     sgd = [f'{{ name = "sgd", lr = {0.005 * (i + 1):g}, momentum = 0.9 }}' for i in range(16)]
     doc["b_16_sgd_lrs"] = compare(preset("digits", [128], epochs, sgd, limit), rounds)
     with tempfile.TemporaryDirectory() as tmp:
@@ -143,7 +148,8 @@ def main() -> None:
             plan.MAX_FUSED_WIDTH = rule
     doc["d_rss_mb"] = {str(k): rss_mb(k, 1) for k in ((1, 2) if args.quick else (1, 8, 16))}
     doc["self_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    for key in ("a_8_optimizers", "b_16_sgd_lrs", "c_tutorial_mlp", "c_tutorial_mlp_fused_anyway"):
+    for key in ("a_8_optimizers", "e_8_optimizers_dropout", "b_16_sgd_lrs", "c_tutorial_mlp",
+                "c_tutorial_mlp_fused_anyway"):
         if key not in doc:
             continue
         r = doc[key]

@@ -191,7 +191,7 @@ s_bench() {
 
 s_fuse() {
     needs_cuda || return
-    # quickstart's MLP has dropout, which does not fuse: without it, sgd/adam/rmsprop runs fuse.
+    # quickstart's MLP has dropout, which fuses on the CPU only: without it, sgd/adam/rmsprop runs fuse.
     compare fuse_off --device "$DEVICE" -s model.dropout=0 --fuse off || return 1
     compare fuse_auto --device "$DEVICE" -s model.dropout=0 --fuse auto || return 1
     $CHECK fuse-close --device "$DEVICE" --details "$DETAILS/fuse.json" "$WORK/fuse_off" "$WORK/fuse_auto"

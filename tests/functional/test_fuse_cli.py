@@ -66,3 +66,20 @@ def test_fuse_with_another_backend_is_refused(tmp_path: Path) -> None:
     assert result.stderr == "optlab: error: --fuse auto: the ray backend does not fuse runs (local and processes " \
         "do); drop --backend ray or use --fuse off\n"
     assert not (tmp_path / "out").exists()
+
+
+def test_compare_quickstart_fuse_auto_trains_its_dropout_mlp_fused(tmp_path: Path) -> None:
+    # The bundled quickstart's MLP has dropout 0.2: its five runs at batch size 64 form one
+    # group (each run's masks drawn from its own random state); adam-bs128 trains alone.
+    out = tmp_path / "qs"
+    result = CliRunner().invoke(app, ["compare", "quickstart", "--out", str(out), "-q", "--fuse", "auto",
+                                      "--set", "train.epochs=1", "--no-charts"])
+    assert result.exit_code == 0, result.output
+    started = _started(out)
+    group = {"group": "fuse-1", "size": 5}
+    assert {r: e["placement"].get("fused") for r, e in started.items()} == {
+        "sgd": group, "sgd-momentum": group, "sgd-momentum-cosine": group, "adam": group, "adam-bs128": None,
+        "rmsprop": group}
+    assert started["sgd"]["spec"]["model"]["dropout"] == 0.2
+    results = json.loads((out / "results.json").read_text())
+    assert {r["status"] for r in results["runs"]} == {"finished"} and len(results["runs"]) == 6

@@ -265,3 +265,48 @@ def test_a_fused_checkpoint_resumes_unfused_as_the_unfused_run_goes_on() -> None
         for key, value in straight.states[spec.name]["model"].items():
             got = resumed.states[spec.name]["model"][key]
             assert ((got - value).abs().max() / value.abs().max()).item() <= WEIGHT_SHARE, (spec.name, key)
+
+
+def test_a_pause_holds_every_member_of_a_group_and_changes_no_number() -> None:
+    # A pause is the experiment's (Control.pause, control.json's "paused"): the driver sends no
+    # request while it lasts, so no member asks the group to train and none advances; the one
+    # request in flight when it came is answered (it trained before the pause). Then the runs
+    # go on to the same numbers as without a pause.
+    runs = RUNS.split('[[runs]]\nname = "adam"')[0]
+    executor: list[FusedLocalExecutor] = []
+
+    class PauseOnce(Control):
+        def __init__(self) -> None:
+            super().__init__()
+            self.held: list[dict[str, int]] = []
+
+        def steps(self) -> dict[str, int]:
+            return {name: t.step for name, t in executor[0].host.trainers.items()}
+
+        def poll(self) -> None:
+            if self.paused:
+                self.held.append(self.steps())
+                if len(self.held) == 20:
+                    self.resume()
+
+    class PauseAtFirstProgress(Collect):
+        def handle(self, event) -> None:
+            super().handle(event)
+            if isinstance(event, Progress) and not control.held and not control.paused:
+                control.pause()
+
+    control = PauseOnce()
+    torch.set_num_threads(1)
+    loaded = load_preset_text(BASE + runs)
+    specs, data = loaded.resolved_runs(), load_dataset(loaded.preset.data)
+    executor.append(FusedLocalExecutor(data, "cpu", specs))
+    paused = PauseAtFirstProgress()
+    Runner(specs, data, "cpu", [paused], control, executor=executor[0]).run()
+    assert len(control.held) == 20
+    assert all(held == control.held[0] for held in control.held)  # nothing trained while paused
+    assert sorted(control.held[0]) == ["nesterov", "sgd"]
+    assert 0 < min(control.held[0].values()) < paused.of(RunStarted, "sgd")[0].total_steps  # mid-run
+    straight = train(True, runs)
+    for name in ("sgd", "nesterov"):
+        assert [e.train_loss for e in paused.of(Progress, name)] == [e.train_loss for e in straight.of(Progress, name)]
+        assert paused.of(RunEnded, name)[0].test == straight.of(RunEnded, name)[0].test

@@ -6,5 +6,6 @@ own fused kernel per run and `vector_optim.py` updates a family's rows at once w
 hyperparameters (RMSprop, unfused optimizers), `relu_ce.py` is a ReLU MLP's step under
 cross-entropy with its backward written out, `validation.py` validates every member in one
 forward, `group.py` trains a group's reporting intervals and emits each run's own events, and
-`host.py` answers the executor's requests for fused runs.
+`host.py` answers the executor's requests for fused runs. Dropout (CPU) draws each run's masks
+from its own random state, the unfused run's masks bit for bit (`stacked.dropout_mask`).
 """

@@ -6,7 +6,9 @@ member's parameters are views into the stacked ones, so its evaluation, best-epo
 report and checkpoint read its own weights through its own module. Per run after each interval:
 the same bookkeeping and events as `Trainer._advance` (divergence, epoch ends, early stopping);
 a run that ends leaves the group (its weights get their own storage again) and the others go on
-as a smaller stack, with their weights, optimizer state and counts (`_reform`).
+as a smaller stack, with their weights, optimizer state and counts (`_reform`). Dropout draws
+from each member's own random state, loaded into a generator of its own for an interval and
+written back after it (`_generators`), so a checkpoint holds the state an unfused run's would.
 """
 
 from __future__ import annotations
@@ -109,6 +111,26 @@ class FusedGroup:
         for update in self.updates:
             update.interval([row[update.runs] for row in rows])
 
+    def _generators(self) -> list[torch.Generator] | None:
+        """Each member's CPU random state in a generator of its own, for an interval's dropout
+        (None without dropout): drawing from it advances the run's state as its own trainer's
+        forward would, without swapping the process's generator per run and layer."""
+        if not self.stack.has_dropout:
+            return None
+        out = []
+        for t in self.trainers:
+            g = torch.Generator()
+            state = t.random.get("cpu")
+            if state is not None:
+                g.set_state(state)
+            out.append(g)
+        return out
+
+    def _keep_random(self, generators: list[torch.Generator] | None) -> None:
+        """Each member's random state after the interval's draws, back into its own `RunRandomState`."""
+        for t, g in zip(self.trainers, generators or [], strict=False):
+            t.random.set("cpu", g.get_state())
+
     def _batches(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The epoch's training set in its order (inputs, targets), gathered once: a step's
         batch is then a slice (a view), not two index_selects."""
@@ -174,16 +196,17 @@ class FusedGroup:
         step_losses: list[torch.Tensor] = []
         step_outputs: list[torch.Tensor] = []
         classes = lead.task != "regression"
+        generators = self._generators()
         try:
             self._interval_rates(n_steps)
             for i in range(n_steps):
                 start, end = lead.plan.bounds(step_in_epoch + i)
                 xb, yb = x[start:end], y[start:end]
                 if self._written_out:
-                    losses, out = relu_ce_step(self.stack, xb, yb, lead.spec.label_smoothing)
+                    losses, out = relu_ce_step(self.stack, xb, yb, lead.spec.label_smoothing, generators)
                 else:
                     with lead.autocast():
-                        out = self.stack.forward(xb)
+                        out = self.stack.forward(xb, generators)
                         objective, start_grad, losses = self._objective(out, yb)
                     self.stack.zero_grad()
                     self.stack.backward(objective, start_grad)
@@ -193,6 +216,7 @@ class FusedGroup:
                 if classes:  # compared with the targets once per interval
                     step_outputs.append(out.detach())
                 sizes.append(end - start)
+            self._keep_random(generators)
             if classes:
                 first, last = lead.plan.bounds(step_in_epoch)[0], lead.plan.bounds(step_in_epoch + n_steps - 1)[1]
                 self.correct += (self._predictions(step_outputs) == y[first:last]).sum(1)

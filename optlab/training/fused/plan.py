@@ -44,8 +44,11 @@ def fusion_error(spec: ResolvedRun) -> str | None:
         return f"model {spec.model.name!r} has no stacked form (fused: {_fusing('model')})"
     if max(spec.model.hidden or [0]) > MAX_FUSED_WIDTH:
         return f"hidden layers wider than {MAX_FUSED_WIDTH} train faster unfused (benchmarks/fused.py)"
-    if spec.model.dropout > 0:
-        return "dropout is not fused (each run would need its own masks)"
+    if spec.model.dropout > 0 and not spec.device.startswith("cpu"):
+        # CUDA's dropout is one fused kernel drawing from the device's Philox offsets, not a
+        # bernoulli_ on a tensor of the activation's shape: the stack's per-run masks are the
+        # unfused ones on the CPU only (`stacked.dropout_mask`).
+        return "dropout is fused on the CPU only (each run's masks as its own forward draws them)"
     if spec.model.batchnorm:
         return "batch norm is not fused"
     if spec.compile:

@@ -3,33 +3,50 @@ the K runs' losses and the gradients into the flat buffer in about a dozen kerne
 autograd's graph (some 15 nodes a step, each a few microseconds of the engine's own bookkeeping:
 on a digits MLP a quarter of a group's forward and backward). The gradients are autograd's
 (softmax minus the smoothed one-hot target over the batch size, then the layers' transposes),
-summed in another order: float32 rounding apart (tests/unit/test_fused_relu_ce.py). Any other
-activation, a loss with L1 or mixed precision takes autograd's way (`FusedGroup`)."""
+summed in another order: float32 rounding apart (tests/unit/test_fused_relu_ce.py). Dropout
+after a ReLU is one more multiply each way: forward by the run's mask (`dropout_mask`), and
+backward by the same mask before the ReLU's, as autograd's MulBackward then ThresholdBackward.
+Any other activation, a loss with L1 or mixed precision takes autograd's way (`FusedGroup`)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from optlab.training.fused.stacked import StackedMLP
+from optlab.training.fused.stacked import StackedMLP, dropout_mask
 
 
-def relu_stack(stack: StackedMLP) -> bool:
-    """Whether `stack` is [Flatten] (Linear, ReLU)* Linear: what `relu_ce_step` computes."""
+def _hidden_dropout(stack: StackedMLP) -> list[float] | None:
+    """Each hidden layer's dropout probability (0: none) when `stack` is
+    [Flatten] (Linear, ReLU, [Dropout])* Linear, what `relu_ce_step` computes; else None."""
     items = list(stack.layers)
     if items and items[0] == "flatten":
         items = items[1:]
-    if len(items) % 2 == 0:
-        return False
-    return all(isinstance(item, tuple) if i % 2 == 0 else type(item) is nn.ReLU for i, item in enumerate(items))
+    rates: list[float] = []
+    while len(items) > 1:
+        if not isinstance(items[0], tuple) or type(items[1]) is not nn.ReLU:
+            return None
+        dropout = items[2] if len(items) > 2 and type(items[2]) is nn.Dropout else None
+        rates.append(float(dropout.p) if dropout is not None else 0.0)
+        items = items[3:] if dropout is not None else items[2:]
+    return rates if len(items) == 1 and isinstance(items[0], tuple) else None
+
+
+def relu_stack(stack: StackedMLP) -> bool:
+    """Whether `relu_ce_step` computes `stack`'s step."""
+    return _hidden_dropout(stack) is not None
 
 
 @torch.no_grad()
-def relu_ce_step(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, label_smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
+def relu_ce_step(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, label_smoothing: float,
+                 generators: list[torch.Generator] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward, loss and backward of one batch for every run: each run's mean loss ([K]) and
     its logits ([K, B, C], as `StackedMLP.forward` gives them); the gradients are written into
-    `stack.grad` (no zeroing needed: every segment is overwritten)."""
+    `stack.grad` (no zeroing needed: every segment is overwritten). Dropout draws from
+    `generators` (run k's in k), as `StackedMLP.forward` does."""
     linears = [item for item in stack.layers if isinstance(item, tuple)]
+    rates = _hidden_dropout(stack) or []
+    masks: list[torch.Tensor | None] = []
     k = stack.k
     shared = x.flatten(1)  # [B, in]
     b = shared.shape[0]
@@ -39,6 +56,11 @@ def relu_ce_step(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, label_smoo
         h = torch.bmm(weight, h) if bias is None else torch.baddbmm(bias.unsqueeze(2), weight, h)
         if len(inputs) < len(linears):
             h = h.relu_()
+            p = rates[len(inputs) - 1]
+            mask = dropout_mask(h, p, generators) if generators is not None and p > 0 else None
+            if mask is not None:
+                h = h * mask
+            masks.append(mask)
             inputs.append(h)
     logp = torch.log_softmax(h, 1)  # [K, C, B]
     c = logp.shape[1]
@@ -62,5 +84,9 @@ def relu_ce_step(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, label_smoo
         if gb is not None:
             torch.sum(grad, 2, out=gb) if gb.is_contiguous() else gb.copy_(grad.sum(2))
         if index:
-            grad = torch.bmm(weight.transpose(1, 2), grad).mul_(inputs[index] > 0)
+            grad = torch.bmm(weight.transpose(1, 2), grad)
+            mask = masks[index - 1]
+            if mask is not None:  # where a unit was dropped the product is 0 either way
+                grad.mul_(mask)
+            grad.mul_(inputs[index] > 0)
     return losses, h.transpose(1, 2)

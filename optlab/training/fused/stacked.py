@@ -2,7 +2,10 @@
 row holds its parameters one after another, in `model.parameters()` order), and their gradients
 accumulate into one [K, P] buffer of the same layout. An optimizer family's update is then a
 handful of element-wise kernels over a [n, P] slice of rows (`vector_optim.py`), instead of a
-handful per parameter; each run's own module reads and writes its row through views."""
+handful per parameter; each run's own module reads and writes its row through views.
+
+Dropout draws each run's mask from that run's own generator, as the unfused run's forward
+would (`dropout_mask`), so masks, and the run's random state after them, are the unfused ones."""
 
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.ELU, nn.S
 
 
 def stack_error(model: nn.Module) -> str | None:
-    """Why `model` cannot be stacked (anything but Flatten, Linear and element-wise activations)."""
+    """Why `model` cannot be stacked (anything but Flatten, Linear, element-wise activations and
+    dropout after the first linear layer)."""
     if not isinstance(model, nn.Sequential):
         return f"model is a {type(model).__name__}, not a sequence of layers"
     linear = False
@@ -26,10 +30,31 @@ def stack_error(model: nn.Module) -> str | None:
         if isinstance(layer, (nn.Linear, nn.Flatten, *ELEMENTWISE)):
             linear = linear or isinstance(layer, nn.Linear)
             continue
+        if type(layer) is nn.Dropout:
+            if not linear:  # it would act on the batch every run shares: one mask per run there
+                return "a Dropout before the first Linear layer has no stacked form"
+            continue
         return f"its {type(layer).__name__} layer has no stacked form"
     if not any(isinstance(layer, nn.Linear) for layer in model):
         return "it has no linear layer"
     return None
+
+
+def dropout_mask(h: torch.Tensor, p: float, generators: list[torch.Generator]) -> torch.Tensor:
+    """The K runs' dropout masks for a stacked activation `h` ([K, width, B]), as [K, width, B].
+    Run k's is what torch's CPU dropout draws for its [B, width] activation
+    (`noise = empty_like(input).bernoulli_(1 - p); noise.div_(1 - p)`), from run k's generator
+    in its state: the same shape and dtype, so the same draws and the same advance of the state."""
+    _, width, b = h.shape
+    if p >= 1:  # torch multiplies by zero without drawing
+        return torch.zeros((), dtype=h.dtype, device=h.device)
+    # Each run's [B, width] draw is a contiguous row of one buffer (the same elements in the same
+    # order as a tensor of its own); one division for all writes the stack's layout, so the
+    # forward's and backward's multiplies by the mask run on contiguous memory (strided: 4x slower).
+    noise = torch.empty(len(generators), b, width, dtype=h.dtype, device=h.device)
+    for row, g in zip(noise, generators, strict=True):
+        row.bernoulli_(1 - p, generator=g)
+    return torch.div(noise.transpose(1, 2), 1 - p, out=torch.empty_like(h))
 
 
 class StackedMLP:
@@ -62,7 +87,7 @@ class StackedMLP:
         for layer in cast(nn.Sequential, models[0]):
             if isinstance(layer, nn.Linear):
                 self.pieces_of_grad.append((next(grads), next(grads) if layer.bias is not None else None))
-        # Each layer: a stacked linear's (weight, bias), "flatten", or an activation module.
+        # Each layer: a stacked linear's (weight, bias), "flatten", or an activation or Dropout module.
         self.layers: list[tuple[torch.Tensor, torch.Tensor | None] | str | nn.Module] = []
         leaves = iter(self.params)
         for layer in cast(nn.Sequential, models[0]):
@@ -83,7 +108,11 @@ class StackedMLP:
             at += size
         return out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def has_dropout(self) -> bool:
+        return any(type(item) is nn.Dropout and item.p > 0 for item in self.layers)
+
+    def forward(self, x: torch.Tensor, generators: list[torch.Generator] | None = None) -> torch.Tensor:
         """[B, ...] -> [K, B, out], a transposed view of what is computed: [K, out, B]. Features
         before the batch all the way (W @ h, no activation transposed): the gradients of every
         layer come back in the layout of its output, so element-wise backwards stay on
@@ -94,6 +123,9 @@ class StackedMLP:
         for item in self.layers:
             if isinstance(item, str):
                 h = h.flatten(1)  # only before the first linear layer (`stack_error`)
+            elif type(item) is nn.Dropout:
+                if generators is not None and item.p > 0:
+                    h = h * dropout_mask(h, item.p, generators)
             elif isinstance(item, nn.Module):
                 h = item(h)
             else:
