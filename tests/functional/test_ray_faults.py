@@ -88,10 +88,13 @@ def test_a_lost_node_process_leaves_a_run_that_resume_finishes_exactly(tmp_path:
             assert time.monotonic() < deadline, "no checkpoints"
             time.sleep(0.05)
         write_control(root, paused=True)  # still training when the node goes, on any machine
-        time.sleep(0.5)
-        # The agent the reporter killed: the raylet fate-shares with it, so the node goes.
-        agents = [p for p in psutil.Process(child.pid).children(recursive=True)
-                  if p.name() == "ray::RuntimeEnvAgent"]
+        # The agent the reporter killed: the raylet fate-shares with it, so the node goes. Ray
+        # starts it some seconds after the raylet, possibly after the runs' first checkpoints.
+        agents: list[psutil.Process] = []
+        deadline = time.monotonic() + 60
+        while not agents and time.monotonic() < deadline:
+            time.sleep(0.2)
+            agents = [p for p in psutil.Process(child.pid).children(recursive=True) if _named(p, "ray::RuntimeEnvAgent")]
         assert len(agents) == 1, [p.name() for p in psutil.Process(child.pid).children(recursive=True)]
         agents[0].send_signal(signal.SIGKILL)
         stdout, stderr = child.communicate(timeout=60)
@@ -217,3 +220,10 @@ def test_ray_init_leaves_optlabs_sigterm_handler_and_prints_no_banner(tmp_path: 
                           env=user_env(tmp_path))
     assert done.returncode == 0 and done.stdout == "kept\n", done.stderr
     assert done.stderr == ""
+
+
+def _named(process: psutil.Process, name: str) -> bool:
+    try:
+        return bool(process.name() == name)
+    except psutil.NoSuchProcess:  # one of Ray's short-lived children ended meanwhile
+        return False
