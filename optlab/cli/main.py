@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +56,13 @@ from optlab.cli.common import (
     user_errors,
 )
 from optlab.cli.completion import complete_preset, complete_run_dir, complete_set
+from optlab.cli.interrupts import (
+    exit_130,
+    interrupted_exit,
+    leave_on_next_interrupt,
+    second_interrupt_exits,
+    stop_on_sigterm,
+)
 from optlab.errors import ClusterLost, OptlabError, Terminated
 
 app = typer.Typer(
@@ -133,54 +138,6 @@ def _discard_run_dir(root: Path, created: list[Path]) -> None:
             d.rmdir()
 
 
-def _exit_130(*_: object) -> None:
-    os._exit(130)
-
-
-def _exit_143(*_: object) -> None:
-    os._exit(Terminated.exit_code)
-
-
-def _terminate(*_: object) -> None:
-    """SIGTERM (a scheduler's preemption) stops training as Ctrl-C does; a second one, during
-    the cleanup, leaves at once (files are written atomically)."""
-    signal.signal(signal.SIGTERM, _exit_143)
-    raise Terminated()
-
-
-def _stop_on_sigterm() -> None:
-    with contextlib.suppress(ValueError):  # not the main thread (a test's runner): nothing to install
-        signal.signal(signal.SIGTERM, _terminate)
-
-
-def _interrupted(exc: KeyboardInterrupt) -> int:
-    """The message and exit code of Ctrl-C or SIGTERM outside training."""
-    _leave_on_next_interrupt()
-    sys.stderr.write("\noptlab: terminated (SIGTERM)\n" if isinstance(exc, Terminated) else "\noptlab: interrupted\n")
-    return Terminated.exit_code if isinstance(exc, Terminated) else 130
-
-
-def _leave_on_next_interrupt() -> None:
-    """After a first Ctrl-C the process is on its way out: another one leaves at once, with 130,
-    however soon it comes (files are written atomically, so nothing is left half-made)."""
-    with contextlib.suppress(ValueError):  # not the main thread: nothing to install
-        signal.signal(signal.SIGINT, _exit_130)
-
-
-@contextlib.contextmanager
-def _second_interrupt_exits() -> Iterator[None]:
-    """During cleanup after Ctrl-C, another Ctrl-C leaves at once (files are written atomically)."""
-    try:
-        previous = signal.signal(signal.SIGINT, _exit_130)
-    except ValueError:  # not the main thread
-        previous = None
-    try:
-        yield
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-
-
 @app.command()
 def compare(
     preset: str = typer.Argument(
@@ -218,7 +175,7 @@ def compare(
     from optlab.preset.loader import load_preset
     from optlab.runs.store import default_run_dir, prepare_run_dir
 
-    _stop_on_sigterm()
+    stop_on_sigterm()
     with user_errors():
         load_plugins(plugins)
         check_html_format(fmt, no_charts)
@@ -241,7 +198,7 @@ def compare(
         code = _compare_in(root, created, loaded, device, fmt, quiet, where, charts=not no_charts,
                            given=(overrides or [], seeds))
     except KeyboardInterrupt as exc:
-        code = _interrupted(exc)
+        code = interrupted_exit(exc)
     raise typer.Exit(code)
 
 
@@ -288,8 +245,8 @@ def train(
         sinks=[] if progress is None else [progress],
         backend=backend,
         plan=plan,
-        on_interrupt=_leave_on_next_interrupt,
-        cleanup_guard=_second_interrupt_exits,
+        on_interrupt=leave_on_next_interrupt,
+        cleanup_guard=second_interrupt_exits,
         charts=charts,
     )
     storage_error, interrupted, results = outcome.storage_error, outcome.interrupted, outcome.results
@@ -352,7 +309,7 @@ def resume(
     from optlab.runs.resume import plan_resume
     from optlab.training.threads import DEFAULT_THREADS
 
-    _stop_on_sigterm()
+    stop_on_sigterm()
     from optlab.tuning.resume import check_resumable, is_tune_dir
 
     if is_tune_dir(run_dir):
@@ -405,7 +362,7 @@ def resume(
     try:
         code = train(run_dir, plan.loaded, plan.specs, data, device, fmt, quiet, plan=plan, backend=where)
     except KeyboardInterrupt as exc:
-        code = _interrupted(exc)
+        code = interrupted_exit(exc)
     raise typer.Exit(code)
 
 
@@ -418,11 +375,11 @@ def run() -> None:
             print_error(str(exc))
             sys.exit(exc.exit_code)
         except KeyboardInterrupt as exc:
-            sys.exit(_interrupted(exc))
+            sys.exit(interrupted_exit(exc))
         finally:
             # Python puts back the default SIGINT action while it shuts down: a second Ctrl-C
             # then would end the process by signal instead of with 130.
-            if signal.getsignal(signal.SIGINT) is _exit_130:
+            if signal.getsignal(signal.SIGINT) is exit_130:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
     except SystemExit as exc:
         leave(exc)
