@@ -22,13 +22,15 @@ def binary_roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
     order = np.argsort(score, kind="mergesort")[::-1]
     score = score[order]
     positive = (np.asarray(y_true)[order] == 1).astype(np.float64)
-    thresholds = np.r_[np.where(np.diff(score))[0], positive.size - 1]
+    # np.concatenate, not np.r_: the same arrays, without np.r_'s parsing of its index (a third
+    # of this function's time on a test set of hundreds of samples).
+    thresholds = np.concatenate([np.flatnonzero(np.diff(score)), [positive.size - 1]])
     tps = np.cumsum(positive, dtype=np.float64)[thresholds]
     fps = 1 + thresholds.astype(np.float64) - tps
     if fps.shape[0] > 2:  # drop_intermediate: points on a straight line add no area
-        keep = np.where(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True])[0]
+        keep = np.flatnonzero(np.concatenate([[True], np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), [True]]))
         fps, tps = fps[keep], tps[keep]
-    tps, fps = np.r_[0.0, tps], np.r_[0.0, fps]
+    tps, fps = np.concatenate([[0.0], tps]), np.concatenate([[0.0], fps])
     if fps[-1] <= 0 or tps[-1] <= 0:
         raise ValueError("Only one class is present in y_true. ROC AUC score is not defined in that case.")
     return float(_trapezoid(tps / tps[-1], fps / fps[-1]))

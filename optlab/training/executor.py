@@ -233,12 +233,15 @@ class TrainerHost:
             self.saved[trainer.spec.name] = _Saved(trainer.elapsed_s, trainer.epoch)
         elif epoch.improved:
             # A copy: the live tensors go on training.
-            state = trainer.state_dict()
+            state = self._trainer_state(trainer)
             saved.best = PackedState.pack(state) if self.copy_state else copied(state)
 
     def _state(self, trainer: Trainer) -> State:
-        state = trainer.state_dict()
+        state = self._trainer_state(trainer)
         return PackedState.pack(state) if self.copy_state else state
+
+    def _trainer_state(self, trainer: Trainer) -> dict[str, Any]:
+        return trainer.state_dict()
 
     def stop(self, run: str, reason: str, evaluate_test: bool = True, checkpoint: bool = False) -> Reply:
         """End the run now; `checkpoint`: with the state it stopped in (taken before its end's

@@ -146,7 +146,12 @@ class SeededModel:
 
 def seeded_model(spec: ResolvedRun, data: DatasetBundle, device: torch.device) -> SeededModel:
     """The run's model from its seed, fingerprinted on the CPU, then moved to its device."""
-    torch.manual_seed(spec.seed)
+    if device.type == "cuda":
+        torch.manual_seed(spec.seed)
+    else:
+        # The CPU generator is all a CPU run draws from; torch.manual_seed would also queue a
+        # lazy CUDA seeding with its caller's stack formatted (about 1 ms a run) on a CUDA build.
+        torch.default_generator.manual_seed(spec.seed)
     model = build_model(spec.model, data.info.input_shape, n_outputs(data.info.task, data.info.n_classes, spec.loss))
     apply_init(model, spec.model.init)
     fingerprint = fingerprint_tensors(list(model.parameters()))

@@ -233,8 +233,8 @@ class FusedGroup:
         for k in live:
             self.trainers[k].stepper.grad_evals += n_steps
             self._report(k, [row[k] for row in rows], sizes, trained_s)
-        if any(self.trainers[k].epoch * self.trainers[k].steps_per_epoch == self.trainers[k].step for k in live):
-            for k in live:  # those that ended at this epoch's end too: their last checkpoint
+        for k in live:  # a member that ended: its optimizer state before the stack re-forms without it
+            if self.trainers[k].ended is not None:  # (live members': when a state is taken, `FusedHost`)
                 self.sync_state(self.trainers[k])
         self._reform()
 

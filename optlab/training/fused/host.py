@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from optlab.data.datasets import DatasetBundle
     from optlab.spec import ResolvedRun
     from optlab.training.checkpoint_policy import CheckpointPolicy
+    from optlab.training.trainer import Trainer
 
 
 class FusedHost(TrainerHost):
@@ -87,6 +88,14 @@ class FusedHost(TrainerHost):
         if checkpoints is not None and ended_epoch is not None:
             self._checkpoint(trainer, checkpoints, ended_epoch, reply)
         return reply
+
+    def _trainer_state(self, trainer: Trainer) -> dict[str, Any]:
+        """A live member's optimizer state is in its group's buffers: written into its own torch
+        optimizer only now that a state is taken (every epoch end would cost more than a step)."""
+        group = self._group(trainer.spec.name)
+        if group is not None and trainer.ended is None:
+            group.sync_state(trainer)
+        return super()._trainer_state(trainer)
 
     def stop(self, run: str, reason: str, evaluate_test: bool = True, checkpoint: bool = False) -> Reply:
         group = self._group(run)

@@ -88,5 +88,7 @@ def relu_ce_step(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, label_smoo
             mask = masks[index - 1]
             if mask is not None:  # where a unit was dropped the product is 0 either way
                 grad.mul_(mask)
-            grad.mul_(inputs[index] > 0)
+            # ReLU's backward as autograd computes it (from its output): a multiply by the
+            # boolean `> 0` would be 5-8x slower on CPU (a dtype promotion per element).
+            grad = torch.ops.aten.threshold_backward(grad, inputs[index], 0)
     return losses, h.transpose(1, 2)
