@@ -91,7 +91,8 @@ class Entry:
     target: Callable[..., object] | str  # the factory, or "module:attr" imported on first use
     capabilities: frozenset[str] = frozenset()
     source: Source = BUILTIN
-    # Internal facts for built-ins (e.g. a dataset's static description); plugins leave it empty.
+    # Internal facts for built-ins (e.g. a dataset's static description); from plugins, an
+    # optimizer's `search` space and `vectorized` update only.
     extra: dict[str, object] = field(default_factory=dict, hash=False, compare=False)
 
     def factory(self) -> Callable[..., object]:
@@ -271,11 +272,26 @@ class Registrar:
         self._registry.add(Entry(kind, name, target, capabilities, self.source, dict(extra or {})))
 
     def optimizer(self, name: str, factory: Callable[..., object] | str, *,
-                  search: dict[str, dict[str, object]] | None = None, **capabilities: bool) -> None:
+                  search: dict[str, dict[str, object]] | None = None,
+                  vectorized: Callable[..., None] | None = None, **capabilities: bool) -> None:
         """`factory(params, lr=..., **kwargs)` -> a torch Optimizer (an Optimizer subclass is one).
         `search`: `optlab tune`'s default space (name -> range, as a preset's `search` writes
-        it; `lr = {"around": D}`: D decades either side of the run's lr); without one, lr only."""
-        self._add("optimizer", name, factory, capabilities, {"search": search} if search else None)
+        it; `lr = {"around": D}`: D decades either side of the run's lr); without one, lr only.
+        `vectorized`: the same update for n runs at once, what `--fuse auto` trains a fusion
+        group with (`fn(p, g, state, hyper, lr, step)`: docs/plugins.md); it implies `fuses`,
+        which a plugin cannot claim without one (optlab's own families are built in)."""
+        extra: dict[str, object] = {"search": search} if search else {}
+        if vectorized is not None:
+            if not callable(vectorized):
+                raise PluginError(f"{self.source.describe()}: optimizer {name!r}: vectorized must be callable")
+            extra["vectorized"] = vectorized
+            capabilities = {**capabilities, "fuses": True}
+        elif capabilities.get("fuses") and self.source.origin != "builtin":
+            raise PluginError(
+                f"{self.source.describe()}: optimizer {name!r}: fuses=True needs vectorized=FN, the update "
+                "of n runs at once (docs/plugins.md, 'Fused training')"
+            )
+        self._add("optimizer", name, factory, capabilities, extra or None)
 
     def scheduler(self, name: str, factory: Callable[..., object] | str, **capabilities: bool) -> None:
         """`factory(optimizer, **kwargs)` -> a torch LR scheduler."""

@@ -89,8 +89,14 @@ def _entry_identity(entry: Entry) -> dict[str, Any] | None:
         "target": entry.target,
         "capabilities": sorted(entry.capabilities),
         "source": source.to_dict(),
-        "extra": json.loads(json.dumps(entry.extra, sort_keys=True, default=str)),
+        "extra": json.loads(json.dumps(entry.extra, sort_keys=True, default=_named)),
     }
+
+
+def _named(value: object) -> str:
+    """A callable in an entry's facts (a plugin's vectorized update) by its name: its repr
+    holds a memory address, a new key in every process."""
+    return f"{getattr(value, '__module__', '')}:{getattr(value, '__qualname__', type(value).__name__)}"
 
 
 def check_key(entries: Iterable[tuple[registry.Kind, str]], facts: dict[str, Any]) -> str | None:

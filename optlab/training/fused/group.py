@@ -21,11 +21,12 @@ import torch
 import torch.nn.functional as F
 
 from optlab.training.events import Event
+from optlab.training.fused.plugin_update import PluginUpdate
 from optlab.training.fused.relu_ce import relu_ce_step, relu_stack
 from optlab.training.fused.row_optim import RowUpdate, uses_fused_kernel
 from optlab.training.fused.stacked import StackedMLP
 from optlab.training.fused.validation import can_validate, validate
-from optlab.training.fused.vector_optim import VectorUpdate, family, hypers_for
+from optlab.training.fused.vector_optim import PLUGIN, VectorUpdate, family, hypers_for
 from optlab.training.losses import predictions
 from optlab.training.trainer import Trainer
 
@@ -34,11 +35,12 @@ FAMILY_ORDER = {"sgd": 0, "adam": 1, "rmsprop": 2, "adagrad": 3}
 
 class FusedGroup:
     def __init__(self, name: str, trainers: list[Trainer]) -> None:
-        families = [family(t.optimizer) for t in trainers]
+        families = [family(t.optimizer, t.spec.optimizer.name) for t in trainers]
         if None in families:
             raise ValueError("every member needs an optimizer with a vectorized update")
-        # Members of one optimizer family sit side by side: one update per family, over a slice.
-        order = sorted(range(len(trainers)), key=lambda i: FAMILY_ORDER[families[i]])  # type: ignore[index]
+        # Members of one optimizer family sit side by side: one update per family, over a slice
+        # (plugins' families after optlab's, by name).
+        order = sorted(range(len(trainers)), key=lambda i: (FAMILY_ORDER.get(families[i], 99), families[i]))  # type: ignore[arg-type]
         self.name = name
         self.device = trainers[0].device
         self.pending: dict[str, list[Event]] = {t.spec.name: [] for t in trainers}
@@ -59,11 +61,12 @@ class FusedGroup:
         self.stack = StackedMLP([t.model for t in self.trainers])
         self.updates: list[VectorUpdate] = []
         start = 0
-        for fam, members in groupby(family(t.optimizer) for t in self.trainers):
+        for fam, members in groupby(family(t.optimizer, t.spec.optimizer.name) for t in self.trainers):
             stop = start + len(list(members))
             per_param = [[hypers[i][id(model_params[i][j])] for i in range(start, stop)]
                          for j in range(len(self.stack.params))]
-            kind = RowUpdate if uses_fused_kernel(fam, per_param) else VectorUpdate  # type: ignore[arg-type]
+            kind: type[VectorUpdate] = (PluginUpdate if fam and fam.startswith(PLUGIN) else
+                                        RowUpdate if uses_fused_kernel(fam, per_param) else VectorUpdate)  # type: ignore[arg-type]
             self.updates.append(kind(fam, self.stack.flat, self.stack.grad, slice(start, stop),  # type: ignore[arg-type]
                                      per_param, self.stack.shapes))
             start = stop

@@ -16,12 +16,26 @@ from optlab.training.events import EpochEnded
 from optlab.training.executor import LocalExecutor, Reply, State, TrainerHost, placement
 from optlab.training.fused.group import FusedGroup
 from optlab.training.fused.plan import FusionPlan, plan
+from optlab.training.fused.stacked import stack_error
+from optlab.training.fused.vector_optim import family
+from optlab.training.trainer import Trainer
 
 if TYPE_CHECKING:
     from optlab.data.datasets import DatasetBundle
     from optlab.spec import ResolvedRun
     from optlab.training.checkpoint_policy import CheckpointPolicy
-    from optlab.training.trainer import Trainer
+
+
+def built_error(trainer: Trainer) -> str | None:
+    """Why a run the plan fuses cannot, now that its model and optimizer are built: a plugin's
+    model registered as `fuses` that is not a stackable sequence of layers (every member of its
+    group shares its configuration, so the group trains unfused alike)."""
+    problem = stack_error(trainer.model)
+    if problem:
+        return f"model {trainer.spec.model.name!r} cannot be stacked: {problem}"
+    if family(trainer.optimizer, trainer.spec.optimizer.name) is None:
+        return f"optimizer {trainer.spec.optimizer.name!r} has no vectorized update"
+    return None
 
 
 class FusedHost(TrainerHost):
@@ -47,11 +61,12 @@ class FusedHost(TrainerHost):
         if started["type"] != "run_started":
             return reply
         fused = self.plan.groups.get(spec.name)
-        if fused is not None and state is None and fused[0] not in self.groups:
+        problem = None if fused is None else built_error(self.trainers[spec.name])
+        if fused is not None and state is None and fused[0] not in self.groups and problem is None:
             self.member[spec.name] = fused[0]
             started["placement"]["fused"] = {"group": fused[0], "size": fused[1]}
         else:
-            reason = self.plan.reasons.get(spec.name) or "a resumed run trains on its own"
+            reason = problem or self.plan.reasons.get(spec.name) or "a resumed run trains on its own"
             started["notes"] = [*started["notes"], f"not fused: {reason}"]
         return reply
 

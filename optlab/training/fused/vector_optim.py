@@ -19,12 +19,24 @@ from typing import Any
 import torch
 from torch.optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 
+from optlab import registry
+
 FAMILIES: dict[type, str] = {SGD: "sgd", Adam: "adam", AdamW: "adam", RMSprop: "rmsprop", Adagrad: "adagrad"}
 
 
-def family(optimizer: Optimizer) -> str | None:
-    """The vectorized family that reproduces `optimizer`, or None (a subclass may change the step)."""
-    return FAMILIES.get(type(optimizer))
+PLUGIN = "plugin:"  # a family of a plugin's own: "plugin:<registered name>" (`plugin_update.py`)
+
+
+def family(optimizer: Optimizer, name: str | None = None) -> str | None:
+    """The vectorized family that reproduces `optimizer`, or None (a subclass may change the
+    step): torch's own classes by type, else the `vectorized` update the optimizer registered
+    as `name` gave (a plugin's)."""
+    found = FAMILIES.get(type(optimizer))
+    if found is None and name is not None:
+        entry = registry.registry().find("optimizer", name)
+        if entry is not None and callable(entry.extra.get("vectorized")):
+            return PLUGIN + name
+    return found
 
 
 def group_of(optimizer: Optimizer) -> dict[int, dict[str, Any]]:
