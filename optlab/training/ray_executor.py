@@ -1,5 +1,6 @@
 """The `ray` backend: each run a Ray actor (Ray Core: optlab keeps its own events, run store and
-checkpoints). Needs the `ray` extra (`pip install "optlab[ray]"`).
+checkpoints); with `--fuse auto` each fusion group one actor (`optlab.training.ray_fused`).
+Needs the `ray` extra (`pip install "optlab[ray]"`).
 
 The dataset travels once through Ray's object store (numpy arrays, `ray.put`), not once per
 run. Each actor asks for `cpus_per_run` CPUs (always explicit: an actor that asks only for GPUs

@@ -7,7 +7,8 @@ Units (a group, or a run alone) are what Ray schedules: `slot` names a run's uni
 goes when the last of its runs is released, and a lost actor loses all of its runs. Those are
 restarted by the driver as ever, each in an actor of its own and unfused (as the processes
 backend restarts a lost worker's runs): a group restarted together would need its members'
-checkpoints to be of one step, which they are not once one of them has ended or been stopped.
+checkpoints to be of one step, which they need not be (each came with that member's own reply,
+and a member may have ended or been stopped).
 """
 
 from __future__ import annotations
