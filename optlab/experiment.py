@@ -110,9 +110,14 @@ def make_executor(
         fuse = specs if backend.fuse == "auto" and specs else None
         return ProcessExecutor(backend.devices or default_devices(), backend.threads, plugins, fuse)
     if backend.name == "ray":
+        plugins = loaded_plugins()
+        if backend.fuse == "auto" and specs:
+            from optlab.training.ray_fused import FusedRayExecutor
+
+            return FusedRayExecutor(data, specs, backend.address, backend.gpus_per_run, backend.cpus_per_run,
+                                    backend.threads, plugins)
         from optlab.training.ray_executor import RayExecutor
 
-        plugins = loaded_plugins()
         return RayExecutor(data, backend.address, backend.gpus_per_run, backend.cpus_per_run, backend.threads, plugins)
     from optlab.training.executor import LocalExecutor
 

@@ -89,8 +89,8 @@ CheckpointEveryOption = Annotated[str | None, typer.Option(
 )]
 FuseOption = Annotated[Fuse, typer.Option(
     "--fuse", rich_help_panel=PANEL,
-    help="auto: runs of the same shape, data order and length train as one stacked model (local and "
-    "processes backends: a group trains on one worker; the others train unfused, with a note saying why); "
+    help="auto: runs of the same shape, data order and length train as one stacked model (a group "
+    "trains on one processes worker or in one Ray actor; the others train unfused, with a note saying why); "
     "off: every run on its own.",
 )]
 MaxRestartsOption = Annotated[int, typer.Option(
@@ -125,10 +125,6 @@ def backend_options(where: Where, connect: bool = True) -> BackendOptions:
         from optlab.training.ray_cluster import require_ray
 
         require_ray()
-    if where.fuse is not Fuse.off and where.backend is Backend.ray:
-        # A Ray actor hosts one run: a group would need an actor of its own (not built yet).
-        raise OptlabError(f"--fuse {where.fuse.value}: the ray backend does not fuse runs (local and processes "
-                          "do); drop --backend ray or use --fuse off")
     from optlab.training.checkpoint_policy import DEFAULT_EVERY, parse_checkpoint_every
 
     options = BackendOptions(

@@ -14,7 +14,6 @@ import typer
 from optlab.cli.backend import (
     DEFAULT,
     AddressOption,
-    Backend,
     BackendOption,
     CpusPerRunOption,
     DevicesOption,
@@ -87,15 +86,6 @@ def _progress(quiet: bool, objective: str) -> Any:
     return show
 
 
-def fusing(fuse: Fuse, backend: Backend) -> Fuse:
-    """The fuse mode tune trains with: a Ray actor hosts one run, so there the trials train
-    unfused (said in a note rather than refused: fusing is tune's default, not the user's ask)."""
-    if fuse is Fuse.auto and backend is Backend.ray:
-        sys.stderr.write("optlab: note: --backend ray: trials train unfused (a Ray actor hosts one run)\n")
-        return Fuse.off
-    return fuse
-
-
 @app.command("tune")
 def tune(
     preset: str = typer.Argument(..., help="Preset name, path or URL.", autocompletion=complete_preset),
@@ -152,7 +142,7 @@ def tune(
             raise OptlabError(f"--write-preset {write_preset}: exists; optlab never overwrites a preset, choose another name")
         where = backend_options(Where(backend=backend, devices=devices, threads=threads, address=address,
                                       gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run,
-                                      fuse=fusing(fuse, backend)))
+                                      fuse=fuse))
         device, data_device = placement_devices(check_device(device), where)
         candidates = candidates_for(loaded, runs or [], device)
         for c in candidates:
@@ -195,10 +185,10 @@ def resume_tune(run_dir: Path, force: bool, device: str, where: Where, fmt: str,
         # The trials go on with the threads the study trained with, unless --threads says otherwise.
         if backend.threads is None:
             backend = dataclasses.replace(backend, threads=resumed.plan.recorded_threads() or resumed.threads)
-        # Fused as the study started, where this backend fuses: fused and unfused trials agree
-        # to float32 rounding only (docs/benchmarks.md), and a resumed study should equal the
-        # uninterrupted one.
-        backend = dataclasses.replace(backend, fuse=fusing(Fuse(resumed.fuse), where.backend).value)
+        # Fused as the study started (every backend fuses): fused and unfused trials agree to
+        # float32 rounding only (docs/benchmarks.md), and a resumed study should equal the
+        # uninterrupted one. A study started on ray before ray fused recorded off: it stays so.
+        backend = dataclasses.replace(backend, fuse=Fuse(resumed.fuse).value)
         for note in resumed.plan.environment_notes(backend.threads or DEFAULT_THREADS):
             sys.stderr.write(f"optlab: note: {note}\n")
         carry = resumed.carry

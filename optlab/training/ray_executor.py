@@ -1,5 +1,6 @@
 """The `ray` backend: each run a Ray actor (Ray Core: optlab keeps its own events, run store and
-checkpoints). Needs the `ray` extra (`pip install "optlab[ray]"`).
+checkpoints); with `--fuse auto` each fusion group one actor (`optlab.training.ray_fused`).
+Needs the `ray` extra (`pip install "optlab[ray]"`).
 
 The dataset travels once through Ray's object store (numpy arrays, `ray.put`), not once per
 run. Each actor asks for `cpus_per_run` CPUs (always explicit: an actor that asks only for GPUs
@@ -109,13 +110,19 @@ class RunActor:
         device = "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
         where = placement("ray", device)
         where["gpu_ids"] = gpu_ids  # what Ray gave it (also fake GPUs on a CPU box)
-        self.host = TrainerHost(bundle_from_store(data, device), device, where, copy_state=True)
+        self.host = self._host(bundle_from_store(data, device), device, where)
+
+    def _host(self, data: DatasetBundle, device: str, where: dict[str, Any]) -> TrainerHost:
+        return TrainerHost(data, device, where, copy_state=True)
 
     def handle(self, request: tuple[Any, ...]) -> Reply:
         return self.host.handle(request)
 
     def end_now(self, run: str, reason: str) -> dict[str, Any] | None:
         return self.host.end_now(run, reason)
+
+    def release(self, run: str) -> None:
+        self.host.release(run)
 
 
 class DataKeeper:
@@ -135,6 +142,7 @@ class DataKeeper:
 class RayExecutor:
     backend = "ray"
     can_lose_workers = True
+    actor_type: type[RunActor] = RunActor
     # Two intervals in flight per run while they are short (see optlab.training.pipelining): the
     # actor trains the next while the driver reads the last, which hides the round trip.
     depth = 2
@@ -157,8 +165,9 @@ class RayExecutor:
         self.plugins = list(plugins or [])
         self.device_label = f"ray ({self.gpus_per_run:g} GPU, {cpus_per_run:g} CPU per run)"
         self._keeper, self._data_ref = self._keep(bundle_arrays(data))
-        self._actor_class = self.ray.remote(RunActor)
-        self._actors: dict[str, Any] = {}
+        self._actor_class = self.ray.remote(self.actor_type)
+        self._actors: dict[str, Any] = {}  # slot -> its actor
+        self._on: dict[str, set[str]] = {}  # slot -> the runs started on its actor, not yet released
         self._pending: dict[Any, str] = {}  # object ref -> run
         self._checked = time.monotonic()  # when the node was last looked at
         self.lost: str | None = None  # what the driver's node lost (ClusterLost was raised)
@@ -175,17 +184,24 @@ class RayExecutor:
         return keeper, ref
 
     def slot(self, run: str) -> str:
+        """The actor a run trains on: its own (a fusing executor puts a group's runs on one)."""
         return run
 
     def _call(self, run: str, request: tuple[Any, ...]) -> None:
-        self._pending[self._actors[run].handle.remote(request)] = run
+        self._pending[self._actors[self.slot(run)].handle.remote(request)] = run
 
     def start(self, spec: ResolvedRun, state: State | None) -> None:
-        actor = self._actor_class.options(
-            num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_restarts=0, max_task_retries=0,
-        ).remote(self._data_ref, self.threads, self.plugins)
-        self._actors[spec.name] = actor
-        self._call(spec.name, ("start", spec, state))
+        slot = self.slot(spec.name)
+        if slot not in self._actors:
+            # One run's resources per actor, whatever it hosts: a fused group trains as one model.
+            self._actors[slot] = self._actor_class.options(
+                num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_restarts=0, max_task_retries=0,
+            ).remote(self._data_ref, self.threads, self.plugins)
+        self._on.setdefault(slot, set()).add(spec.name)
+        self._call(spec.name, self._start_request(spec, state))
+
+    def _start_request(self, spec: ResolvedRun, state: State | None) -> tuple[Any, ...]:
+        return ("start", spec, state)
 
     def advance(
         self, run: str, checkpoints: CheckpointPolicy | None, budget_s: float = 0.0, past_epoch_ends: bool = False
@@ -205,7 +221,7 @@ class RayExecutor:
         if ready:  # and whatever else is ready by now, without waiting
             ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0)
         # A dead actor's later requests go with its first: one `lost` per run.
-        return [self._reply(ref) for ref in ready if ref in self._pending]
+        return [reply for ref in ready if ref in self._pending for reply in self._reply(ref)]
 
     def _check_node(self, ask_gcs: bool) -> None:
         """Raise ClusterLost once the driver's own node is gone (ray_cluster's docstring: Ray's
@@ -225,41 +241,57 @@ class RayExecutor:
             self.lost = lost
             raise ClusterLost(lost)
 
-    def _reply(self, ref: Any) -> Reply:
+    def _reply(self, ref: Any) -> list[Reply]:
         from ray.exceptions import RayActorError, RayTaskError
 
         run = self._pending.pop(ref)
         try:
-            return self.ray.get(ref)
+            return [self.ray.get(ref)]
         except RayActorError as exc:
             self._check_node(ask_gcs=True)  # this node lost: no restart, the runs stop resumable
-            self._actors.pop(run, None)
-            for other in [r for r, name in self._pending.items() if name == run]:
+            # Every run the actor hosted is lost with it, not only the one whose request failed:
+            # the others of a fused group may have no request in flight to fail (one at a time).
+            slot = self.slot(run)
+            self._actors.pop(slot, None)
+            runs = sorted(self._on.pop(slot, set()) | {run})
+            for other in [r for r, name in self._pending.items() if name in runs]:
                 del self._pending[other]
-            return Reply("lost", run, detail=f"(its Ray actor died: {str(exc).splitlines()[0]})")
+            why = f"(its Ray actor died: {str(exc).splitlines()[0]})"
+            return [Reply("lost", name, detail=why) for name in runs]
         except RayTaskError as exc:  # an error in optlab's own code around the trainer
             ended = RunEnded(run=run, status="failed", reason=f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
                              detail="".join(traceback.format_exception(exc)))
-            return Reply("advanced", run, [ended.to_dict()])
+            return [Reply("advanced", run, [ended.to_dict()])]
 
     def end_now(self, run: str, reason: str) -> dict[str, Any] | None:
-        actor = self._actors.get(run)
+        actor = self._actors.get(self.slot(run))
         if actor is None or self.lost:  # the driver says how it ended
             return None
         return self.ray.get(actor.end_now.remote(run, reason), timeout=END_TIMEOUT_S)
 
     def release(self, run: str) -> None:
-        """Its actor goes, and with it the resources a waiting run may need."""
+        """Its actor goes once it hosts no other run, and with it the resources a waiting run
+        may need; until then the actor frees the run's trainer."""
         for ref in [r for r, name in self._pending.items() if name == run]:
             del self._pending[ref]  # e.g. the interval asked for beyond its end
-        actor = self._actors.pop(run, None)
-        if actor is not None:
-            self.ray.kill(actor)
+        slot = self.slot(run)
+        runs = self._on.get(slot, set())
+        runs.discard(run)
+        actor = self._actors.get(slot)
+        if actor is None:
+            return
+        if runs:
+            actor.release.remote(run)  # answered in order after its requests: nothing to wait for
+            return
+        self._on.pop(slot, None)
+        del self._actors[slot]
+        self.ray.kill(actor)
 
     def close(self) -> None:
         if not self.lost:  # after a lost node the actors are gone with it
             for actor in [*self._actors.values(), self._keeper]:
                 self.ray.kill(actor)
         self._actors.clear()
+        self._on.clear()
         self._pending.clear()
         shutdown(self.ray)

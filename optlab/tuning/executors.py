@@ -5,8 +5,9 @@ have ended. Made anew per wave, the `processes` backend spawned its workers agai
 wave (a Python with torch and the dataset per worker: seconds each, beside trials that train
 for a fraction of a second). `KeptExecutor` hands the driver the same executor every wave and
 closes it once, at the study's end; a fusing executor is told each wave's runs first (its
-groups are planned per wave). The ray backend is made per wave still (an actor hosts one run
-and ends with it).
+groups are planned per wave). The ray backend is made per wave still: its actors end with
+their runs (an actor with the last of its group's), and a fusing one plans the wave's groups
+as it is made.
 """
 
 from __future__ import annotations

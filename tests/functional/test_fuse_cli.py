@@ -1,5 +1,5 @@
-"""`optlab compare --fuse auto`: fused runs record their group, the rest say why not; a fuse
-mode with a backend that cannot fuse is one line and exit 2, before anything is written."""
+"""`optlab compare --fuse auto`: fused runs record their group, the rest say why not (on ray:
+tests/functional/test_ray_fused.py)."""
 
 from __future__ import annotations
 
@@ -55,17 +55,6 @@ def test_compare_fuse_auto_records_groups_and_notes(tmp_path: Path) -> None:
     results = json.loads((tmp_path / "auto" / "results.json").read_text())
     assert sorted((r["name"], r["status"]) for r in results["runs"]) == [
         ("adam", "finished"), ("big-batch", "finished"), ("sgd", "finished")]
-
-
-def test_fuse_with_another_backend_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "p.toml").write_text(PRESET)
-    out = tmp_path / "out" / "run"
-    result = CliRunner().invoke(app, ["compare", str(tmp_path / "p.toml"), "--out", str(out), "-q",
-                                      "--fuse", "auto", "--backend", "ray"])
-    assert result.exit_code == 2, result.output
-    assert result.stderr == "optlab: error: --fuse auto: the ray backend does not fuse runs (local and processes " \
-        "do); drop --backend ray or use --fuse off\n"
-    assert not (tmp_path / "out").exists()
 
 
 def test_compare_quickstart_fuse_auto_trains_its_dropout_mlp_fused(tmp_path: Path) -> None:

@@ -132,13 +132,18 @@ def local_ray() -> Iterator[Any]:
 
 @pytest.mark.slow
 def test_a_study_on_a_local_ray_equals_the_local_one(tmp_path: Path, local_ray: Any) -> None:
-    code, output = tune(tmp_path, "local", "--fuse", "off", "--run", "sgd")
+    # Both fused (tune's default): a wave's group trains in one Ray actor as it does locally.
+    code, output = tune(tmp_path, "local", "--run", "sgd")
     assert code == 0, output
     code, output = tune(tmp_path, "ray", "--backend", "ray", "--cpus-per-run", "0.5", "--run", "sgd")
     assert code == 0, output
     local, on_ray = study(tmp_path / "local", ("sgd",)), study(tmp_path / "ray", ("sgd",))
     assert on_ray["sgd"] == local["sgd"] and len(on_ray["sgd"]) == 3
-    assert {p["backend"] for p in placements(tmp_path / "ray").values()} == {"ray"}
+    where = placements(tmp_path / "ray")
+    assert {p["backend"] for p in where.values()} == {"ray"}
+    assert where["sgd#0"]["fused"] == where["sgd#1"]["fused"] == {"group": "fuse-1", "size": 2}
+    assert where["sgd#0"]["pid"] == where["sgd#1"]["pid"]  # one actor for the wave's group
+    assert "fused" not in where["sgd#2"] and "fused" not in where["sgd@s1"]  # alone in their waves
 
 
 def test_resume_of_a_study_takes_the_backend_options(tmp_path: Path) -> None:
