@@ -1,7 +1,9 @@
 """The `processes` backend: one spawned worker process per device entry, each training its share
 of the runs interleaved (`optlab.training.worker` is the worker's side).
 
-Runs are dealt to the workers in order (run i to worker i mod n). With fusion (`fuse`), a
+Runs are dealt to the workers in order (run i to worker i mod n), then moved between workers
+of the same device by their measured speed (`optlab.training.balance`: the driver decides, the
+run's worker hands its exact state over between two requests). With fusion (`fuse`), a
 fusion group (or a part of one, when it is larger than a worker's share) is the unit dealt:
 all its members go to one worker, which trains them as one stack (`FusedHost`). A worker
 that dies is replaced by a new one on the same device the next time one of its runs starts
@@ -235,6 +237,24 @@ class ProcessExecutor:
         if run not in self._slot_of:
             self._slot_of[run] = f"w{len(self._slot_of) % len(self.devices)}"
         return self._slot_of[run]
+
+    def peers(self, slot: str) -> list[str]:
+        """Only workers on the same device entry: a run's placement records that device, and
+        two GPUs need not compute the same numbers."""
+        device = self.devices[int(slot[1:])]
+        return [f"w{i}" for i, d in enumerate(self.devices) if d == device and f"w{i}" != slot]
+
+    def movable(self, run: str) -> bool:
+        return self._fusion is None or not isinstance(self._fusion.get(run), tuple)
+
+    def hand_over(self, run: str) -> None:
+        self._send(run, ("hand_over", run))
+
+    def move(self, run: str, slot: str) -> None:
+        worker = self._workers.get(self.slot(run))
+        if worker is not None:
+            worker.runs.discard(run)  # its death no longer concerns the run
+        self._slot_of[run] = slot
 
     def _send(self, run: str, request: tuple[Any, ...]) -> None:
         worker = self._worker(self.slot(run))
