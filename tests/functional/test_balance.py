@@ -89,12 +89,13 @@ class MoveOnce(Balancer):
 
     run: str = ""
     after_epoch: int = 1
+    asked: bool = False
 
     def consider(self, runs: Any, executor: Any) -> list[Move]:
         run = runs[self.run]
-        if self.moved or getattr(self, "_asked", False) or run.state != "active" or run.epoch < self.after_epoch:
+        if self.asked or run.state != "active" or run.epoch < self.after_epoch:
             return []
-        self._asked = True
+        self.asked = True
         source = executor.slot(self.run)
         return [Move(self.run, source, executor.peers(source)[0])]
 
