@@ -12,7 +12,9 @@
 (i) The whole command, `optlab compare optimizers --set train.epochs=N -q`, with
     `--backend processes --devices cpu,cpu` against `local` (both one thread per training
     process, the default), rounds alternating A B B A; the ratio of wall times (target >= 1.5x).
-    The machine's ceiling for two processes is in scaleout.py's (f).
+    The machine's ceiling for two processes is in scaleout.py's (f). The processes command runs
+    with the balancer's debug log on stderr (`optlab.balance`, one handler: nothing else
+    changes), so the report counts the runs each processes command moved between its workers.
 """
 
 from __future__ import annotations
@@ -71,15 +73,25 @@ def driver_share(epochs: int, root: Path, every_epoch: bool) -> dict[str, float]
             "driver_share": driver / executor.busy_s}
 
 
-def whole_command(epochs: int, folder: Path, backend: list[str]) -> float:
+# `python -m optlab ...` with the balancer's moves logged to stderr, one line each.
+LOGGED_OPTLAB = (
+    "import logging, runpy, sys; log = logging.getLogger('optlab.balance'); log.setLevel(logging.DEBUG); "
+    "log.addHandler(logging.StreamHandler()); sys.argv[0] = 'optlab'; "
+    "runpy.run_module('optlab', run_name='__main__', alter_sys=True)"
+)
+
+
+def whole_command(epochs: int, folder: Path, backend: list[str]) -> tuple[float, int]:
+    """The command's wall time, and how many runs the balancer moved (0 on local)."""
     out = folder / f"run-{time.monotonic_ns()}"
-    cmd = [sys.executable, "-m", "optlab", "compare", "optimizers", "--set", f"train.epochs={epochs}", "-q",
+    optlab = [sys.executable, "-c", LOGGED_OPTLAB] if backend else [sys.executable, "-m", "optlab"]
+    cmd = [*optlab, "compare", "optimizers", "--set", f"train.epochs={epochs}", "-q",
            "--device", "cpu", "--format", "json", "--out", str(out), *backend]
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr}")
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, sum(line.startswith("moved ") for line in done.stderr.splitlines())
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -95,13 +107,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         report["h_every_epoch"] = driver_share(args.epochs, folder / "h-every", every_epoch=True)
         local: list[float] = []
         procs: list[float] = []
+        moves: list[int] = []
         for _ in range(args.rounds):
             for contender in ("local", "processes", "processes", "local"):
                 backend = ["--backend", "processes", "--devices", "cpu,cpu"] if contender == "processes" else []
-                (procs if contender == "processes" else local).append(whole_command(args.epochs, folder, backend))
+                wall, moved = whole_command(args.epochs, folder, backend)
+                (procs if contender == "processes" else local).append(wall)
+                if backend:
+                    moves.append(moved)
         if args.rounds:
             pairs = [(local[i], procs[i]) for i in range(len(local))]
-            report["i"] = {"local_s": local, "processes_s": procs,
+            report["i"] = {"local_s": local, "processes_s": procs, "processes_moves": moves,
                            "processes_over_local": statistics.median(a / b for a, b in pairs)}
     for key, label in (("h_default", "default checkpoints (every 10 s)"), ("h_every_epoch", "a checkpoint every epoch")):
         h = report[key]
@@ -111,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if i is not None:
             print(f"(i) whole command, processes cpu,cpu vs local: {i['processes_over_local']:.2f}x "
               f"(local {statistics.median(i['local_s']):.1f} s, processes {statistics.median(i['processes_s']):.1f} s; "
-              "target >= 1.5x)")
+              f"target >= 1.5x); runs moved by the balancer per processes command: {i['processes_moves']}")
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2))
     return report

@@ -11,6 +11,7 @@ from optlab.training.pipelining import IntervalClock
 
 if TYPE_CHECKING:
     from optlab.spec import ResolvedRun
+    from optlab.training.balance import Move
     from optlab.training.executor import State
 
 
@@ -35,6 +36,12 @@ class DrivenRun:
     # as this much further on for pacing: the runs ahead of it do not wait for it to catch up.
     offset: float = 0.0
     restarts: int = 0
+    # Moving to another worker (`optlab.training.balance`): where to, until its old worker has
+    # handed its state over; then `rejoining` until it has started there (that start is no
+    # new start in its record), and `moves` made or tried so far.
+    moving: Move | None = None
+    rejoining: bool = False
+    moves: int = 0
     checkpoint: State | None = None  # its last, to restart it when its worker dies
 
     @property

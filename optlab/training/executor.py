@@ -69,7 +69,8 @@ def unpack_state(state: State | None) -> dict[str, Any] | None:
 
 @dataclass
 class Reply:
-    """One answer of an executor: `kind` is started | advanced | stopped | lost."""
+    """One answer of an executor: `kind` is started | advanced | stopped | lost | handed (a
+    run's state for another worker: `TrainerHost.hand_over`)."""
 
     kind: str
     run: str
@@ -186,7 +187,13 @@ class TrainerHost:
                              detail=traceback.format_exc())
             return Reply("started", spec.name, [ended.to_dict()])
         self.trainers[spec.name] = trainer
-        self.saved[spec.name] = _Saved(trainer.elapsed_s, trainer.epoch)
+        held = saved.get("handed_over") if saved is not None else None
+        if held is None:
+            self.saved[spec.name] = _Saved(trainer.elapsed_s, trainer.epoch)
+        else:  # moved here: its checkpoints fall due where they would have on its old worker
+            best = held["best"]
+            best = PackedState.pack(best) if best is not None and self.copy_state else best
+            self.saved[spec.name] = _Saved(held["elapsed_s"], held["epoch"], best)
         started = trainer.started_event()
         # Where it trains, and what else decides its floats (threads, torch version).
         started.placement = {**self.where, **numerical_environment()}
@@ -254,6 +261,21 @@ class TrainerHost:
         ended = trainer.end("stopped", reason, evaluate_test=evaluate_test)
         return Reply("stopped", run, [ended.to_dict()], state, self._predictions(trainer), best=best)
 
+    def hand_over(self, run: str) -> Reply:
+        """Let the run go to another worker (`optlab.training.balance`): its exact state, with
+        what this host holds for its checkpoints (when the last was taken, the best state not
+        sent yet), and the trainer freed. No state when it cannot be taken now (a schedule-free
+        run mid-epoch, see `Trainer.can_checkpoint_now`): the run stays."""
+        trainer = self.trainers.get(run)
+        if trainer is None or trainer.ended is not None or not trainer.can_checkpoint_now:
+            return Reply("handed", run)
+        saved = self.saved[run]
+        state = trainer.state_dict()
+        state["handed_over"] = {"elapsed_s": saved.elapsed_s, "epoch": saved.epoch, "best": unpack_state(saved.best)}
+        packed = PackedState.pack(state) if self.copy_state else state
+        self.release(run)
+        return Reply("handed", run, checkpoint=packed)
+
     def _predictions(self, trainer: Trainer) -> dict[str, Any] | None:
         return trainer.predictions if trainer.ended is not None else None
 
@@ -279,6 +301,8 @@ class TrainerHost:
             return self.advance(*args)
         if kind == "stop":
             return self.stop(*args)
+        if kind == "hand_over":
+            return self.hand_over(*args)
         raise ValueError(f"unknown request {kind!r}")
 
 

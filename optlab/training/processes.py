@@ -1,7 +1,9 @@
 """The `processes` backend: one spawned worker process per device entry, each training its share
 of the runs interleaved (`optlab.training.worker` is the worker's side).
 
-Runs are dealt to the workers in order (run i to worker i mod n). With fusion (`fuse`), a
+Runs are dealt to the workers in order (run i to worker i mod n), then moved between workers
+of the same device by their measured speed (`optlab.training.balance`: the driver decides, the
+run's worker hands its exact state over between two requests). With fusion (`fuse`), a
 fusion group (or a part of one, when it is larger than a worker's share) is the unit dealt:
 all its members go to one worker, which trains them as one stack (`FusedHost`). A worker
 that dies is replaced by a new one on the same device the next time one of its runs starts
@@ -15,7 +17,9 @@ import contextlib
 import math
 import multiprocessing
 import os
+import pickle
 import re
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -26,7 +30,7 @@ from optlab.errors import OptlabError
 from optlab.training.executor import Reply
 from optlab.training.fused.plan import plan
 from optlab.training.threads import DEFAULT_THREADS
-from optlab.training.worker import receive, send, serve
+from optlab.training.worker import receive, serve
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -38,6 +42,11 @@ if TYPE_CHECKING:
 
 DEVICE_ITEM = re.compile(r"cpu|cuda(:\d+)?")
 ANSWER_TIMEOUT_S = 10.0  # end_now: how long a busy worker may take to finish its interval
+# A request larger than this (a run's state, starting it on a busy worker: a moved run) goes out
+# from a thread: written from the driver's loop, it could fill the pipe while the worker, busy
+# writing a large reply (a checkpoint) that the driver would read next, never read it (both
+# blocked for good: seen with a 255 kB state). Well under the socket's buffer.
+LARGE_REQUEST = 32 * 1024
 
 
 def cores() -> int:
@@ -107,6 +116,32 @@ class _Worker:
     waiting: deque[str] = field(default_factory=deque)  # runs whose request awaits its reply
     dead: bool = False
     settings: tuple[int, tuple[str, ...]] = (DEFAULT_THREADS, ())  # threads, plugins: what it was started with
+    # Requests a sender thread has still to write, in order (None: none, the driver writes).
+    backlog: deque[bytes] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def post(self, request: tuple[Any, ...]) -> None:
+        """Send a request without ever blocking the driver on a large one; in order."""
+        data = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
+        with self.lock:
+            if self.backlog is None and len(data) <= LARGE_REQUEST:
+                with contextlib.suppress(OSError):  # it died before it could read: collect() reports the loss
+                    self.conn.send_bytes(data)
+                return
+            if self.backlog is None:
+                self.backlog = deque()
+                threading.Thread(target=self._drain, name="optlab-send", daemon=True).start()
+            self.backlog.append(data)
+
+    def _drain(self) -> None:
+        while True:
+            with self.lock:
+                if not self.backlog:
+                    self.backlog = None
+                    return
+                data = self.backlog.popleft()
+            with contextlib.suppress(OSError):
+                self.conn.send_bytes(data)
 
 
 def _start_worker(device: str, threads: int, plugins: list[str], name: str, data: Any = None) -> _Worker:
@@ -151,7 +186,7 @@ def _close_unused() -> None:
     while _ready:
         worker = _ready.pop()
         with contextlib.suppress(OSError):
-            send(worker.conn, ("exit",))
+            worker.post(("exit",))
             worker.conn.close()
 
 
@@ -236,12 +271,29 @@ class ProcessExecutor:
             self._slot_of[run] = f"w{len(self._slot_of) % len(self.devices)}"
         return self._slot_of[run]
 
+    def peers(self, slot: str) -> list[str]:
+        """Only workers on the same device entry: a run's placement records that device, and
+        two GPUs need not compute the same numbers."""
+        device = self.devices[int(slot[1:])]
+        return [f"w{i}" for i, d in enumerate(self.devices) if d == device and f"w{i}" != slot]
+
+    def movable(self, run: str) -> bool:
+        return self._fusion is None or not isinstance(self._fusion.get(run), tuple)
+
+    def hand_over(self, run: str) -> None:
+        self._send(run, ("hand_over", run))
+
+    def move(self, run: str, slot: str) -> None:
+        worker = self._workers.get(self.slot(run))
+        if worker is not None:
+            worker.runs.discard(run)  # its death no longer concerns the run
+        self._slot_of[run] = slot
+
     def _send(self, run: str, request: tuple[Any, ...]) -> None:
         worker = self._worker(self.slot(run))
         worker.runs.add(run)
         worker.waiting.append(run)
-        with contextlib.suppress(OSError):  # it died before it could read: collect() reports the loss
-            send(worker.conn, request)
+        worker.post(request)
 
     # ------------------------------------------------------------------ requests
 
@@ -262,8 +314,7 @@ class ProcessExecutor:
         if worker is None or worker.dead:
             return
         worker.runs.discard(run)
-        with contextlib.suppress(OSError):
-            send(worker.conn, ("release", run))
+        worker.post(("release", run))
 
     def collect(self, timeout: float) -> list[Reply]:
         live = [w for w in self._workers.values() if not w.dead]
@@ -316,8 +367,7 @@ class ProcessExecutor:
     def close(self) -> None:
         for worker in self._workers.values():
             if not worker.dead:
-                with contextlib.suppress(OSError):
-                    send(worker.conn, ("exit",))
+                worker.post(("exit",))
         for worker in self._workers.values():
             worker.process.join(timeout=5.0)
             if worker.process.is_alive():

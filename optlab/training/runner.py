@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import torch
 
 from optlab.errors import StorageError
+from optlab.training.balance import Balancer, Balancing, Movable
 from optlab.training.checkpoint_policy import CheckpointPolicy
 from optlab.training.control import Control
 from optlab.training.driven_run import DrivenRun, last_epoch_end
@@ -75,9 +76,12 @@ class Runner:
         max_restarts: int = 2,
         checkpoints: CheckpointPolicy | None = None,
         epoch_decisions: bool = False,
+        balancer: Balancer | bool = True,
     ) -> None:
         """`epoch_decisions`: a sink decides at each epoch end (a pruner stopping a trial), so a
-        request never trains past one; otherwise a request with short intervals may."""
+        request never trains past one; otherwise a request with short intervals may.
+        `balancer`: moves runs between an executor's workers by their speed where it can move
+        them (True: the default policy, False: never)."""
         if pace not in PACES:
             raise ValueError(f"pace {pace!r}: expected one of {', '.join(PACES)}")
         if executor is None:
@@ -97,6 +101,8 @@ class Runner:
         self.max_restarts = max_restarts
         self.checkpoint_policy = checkpoints or CheckpointPolicy()
         self.epoch_decisions = epoch_decisions
+        policy = Balancer() if balancer is True else balancer if isinstance(balancer, Balancer) else None
+        self.balancing = Balancing(policy, executor) if policy and isinstance(executor, Movable) else None
         self.results: dict[str, RunEnded] = {}
         self._runs: dict[str, DrivenRun] = {}
         self._first_wave = 0  # how many runs must be up before any advances (pace "even")
@@ -200,8 +206,12 @@ class Runner:
                 if run.stopping and not run.stop_sent and not run.inflight:
                     run.stop_sent, run.inflight = True, 1
                     self.executor.stop(run.spec.name, "stopped by the user", checkpoint=self._keeps_state)
+                elif run.moving is not None and not run.inflight and self.balancing is not None:
+                    self.balancing.hand_over(run)
             if not self.control.paused:
                 self._dispatch()
+                if self.balancing is not None:
+                    self.balancing.consider(self._runs)
             for reply in self.executor.collect(0.05):
                 self._handle(reply)
 
@@ -233,7 +243,7 @@ class Runner:
                 continue
             run_room = room(run.clock, depth) if depth > 1 else 1
             slot_room[slot] = min(slot_room.get(slot, depth), run_room)
-            if run.state == "active" and not run.stopping:
+            if run.state == "active" and not run.stopping and run.moving is None and not run.rejoining:
                 candidates.append((run, slot, run_room, run.paced, run.fraction))
         policy = self.checkpoint_policy if self._keeps_state else None
         while True:
@@ -266,6 +276,9 @@ class Runner:
         if reply.kind == "lost":
             self._restart(run, reply.detail)
             return
+        if reply.kind == "handed" and self.balancing is not None:
+            self.balancing.handed(run, reply)
+            return
         run.inflight = max(0, run.inflight - 1)
         before = run.fraction
         # A state comes at the reply's last epoch end, or before the RunEnded of a stopped run.
@@ -273,6 +286,11 @@ class Runner:
         last_epoch = last_epoch_end(reply.events) if unsaved else -1
         for i, data in enumerate(reply.events):
             event = event_from_dict(data)
+            if isinstance(event, RunStarted) and run.rejoining:
+                # Moved to another worker, it goes on where it was: not a new start in its
+                # record (whose placement stays its device; only the worker's pid changed).
+                run.rejoining = False
+                continue
             if isinstance(event, RunEnded):
                 if unsaved:
                     unsaved = self._save(run, reply, improved=False)
@@ -360,6 +378,7 @@ class Runner:
             self._finish(run, self._ended_here(run, "failed", reason), None)
             return
         run.state, run.inflight, run.stop_sent = "starting", 1, False
+        run.moving, run.rejoining = None, False
         self.executor.start(run.spec, run.checkpoint)
 
     def _end_all(self, reason: str, emit: Any) -> None:

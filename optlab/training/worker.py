@@ -74,6 +74,8 @@ def serve(
             reply = _start(hosts, host_of, spec, request[2], request[3], device, label, setup_error)
         else:
             reply = host_of[request[1]].handle(request)
+            if kind == "hand_over" and reply.checkpoint is not None:
+                del host_of[request[1]]  # it trains on another worker from now on
         send(conn, reply)
 
 

@@ -134,7 +134,8 @@ def test_driver_cost_bench_reports_the_drivers_share_and_the_two_worker_ratio(tm
     for key in ("h_default", "h_every_epoch"):
         assert doc[key]["training_s"] > 0 and doc[key]["driver_s"] > 0, key
         assert doc[key]["driver_share"] == pytest.approx(doc[key]["driver_s"] / doc[key]["training_s"])
-    assert len(doc["i"]["local_s"]) == len(doc["i"]["processes_s"]) == 2 and doc["i"]["processes_over_local"] > 0
+    assert len(doc["i"]["local_s"]) == len(doc["i"]["processes_s"]) == len(doc["i"]["processes_moves"]) == 2
+    assert doc["i"]["processes_over_local"] > 0
     assert proc.stdout.count("(h) driver on local") == 2 and "(i) whole command" in proc.stdout
 
 

@@ -126,6 +126,11 @@ class FusedHost(TrainerHost):
         reply.events = [e.to_dict() for e in waiting] + reply.events
         return reply
 
+    def hand_over(self, run: str) -> Reply:
+        if run in self.member:  # a member of a fusion group stays with its group
+            return Reply("handed", run)
+        return super().hand_over(run)
+
     def release(self, run: str) -> None:
         super().release(run)
         gid = self.member.pop(run, None)
