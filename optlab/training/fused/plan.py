@@ -103,9 +103,10 @@ def split(fusion: FusionPlan, runs: list[str], bins: int) -> tuple[FusionPlan, d
     group's id when it stays whole, else `fuse-1.1`, `fuse-1.2`, ...; the reasons as given) and
     each run's bin. Why cut at all: one worker or actor would train a big stack while the others
     idle (quickstart's batch-128 candidate made a group of 4 beside one of 20; a tuning wave of
-    16 trials one group). A part trains as its runs would in the whole group: each run's
-    matmuls are its own rows of a batched matmul and its update its own slice (the step path
-    apart: `FusedGroup` takes autograd's backward for a stack with any L1 member)."""
+    16 trials one group). A part trains bit for bit as its runs would in the whole group: each
+    run's matmuls are its own rows of a batched matmul and its update its own slice. Except
+    where a group mixes runs with and without L1: `FusedGroup` takes autograd's backward for a
+    stack with any L1 member and the written-out one otherwise, and the two round apart."""
     units: dict[str, list[str]] = {}
     for name in runs:
         group = fusion.groups.get(name)
