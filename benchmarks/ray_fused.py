@@ -4,8 +4,8 @@
 
 benchmarks/fused.py's case (a), 8 digits MLPs (64-128-10, batch 64) with different optimizers,
 on a local Ray of `--cpus` CPUs, each actor asking for 1 CPU and training with one torch
-thread: `--fuse auto` (the 8 runs one group: one actor) against `--fuse off` (8 actors, `--cpus`
-at a time). Samples/s is every run's training samples over the wall time of `Runner.run`, the
+thread: `--fuse auto` (the 8 runs one group, cut into a part per actor the cluster fits: 2
+actors of 4 runs on 2 CPUs) against `--fuse off` (8 actors, `--cpus` at a time). Samples/s is every run's training samples over the wall time of `Runner.run`, the
 actors' start (a Python with torch and the dataset each) included, as a user waits for it;
 rounds alternate unfused/fused, best round of each kept. Printed apart (means over the
 rounds): the actors' start, from `Runner.run`'s start to the first `run_started`, and the

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import math
 import multiprocessing
 import os
 import pickle
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from optlab.errors import OptlabError
 from optlab.training.executor import Reply
-from optlab.training.fused.plan import plan
+from optlab.training.fused.plan import plan, split
 from optlab.training.threads import DEFAULT_THREADS
 from optlab.training.worker import receive, serve
 
@@ -217,40 +216,21 @@ class ProcessExecutor:
             self.replan(fuse)
 
     def replan(self, specs: list[ResolvedRun]) -> None:
-        """The next runs' fusion groups, each dealt whole to one worker. While groups train, a
-        run is asked for one interval at a time, as the local fused executor does: two requests
-        in flight would train a group ahead of a member whose events wait, and that member's
-        epoch-end checkpoint would be taken after them. Without groups, runs keep the pipeline.
+        """The next runs' fusion groups, each dealt to one worker (whole, or in parts where it
+        is larger than a worker's share: `split`). While groups train, a run is asked for one
+        interval at a time, as the local fused executor does: two requests in flight would train
+        a group ahead of a member whose events wait, and that member's epoch-end checkpoint
+        would be taken after them. Without groups, runs keep the pipeline.
         An executor made without `fuse` never fuses (a study's later waves included)."""
         if not self._fusing:
             return
         fusion = plan(specs)
         self.depth = 1 if fusion.groups else type(self).depth
-        units: dict[str, list[str]] = {}
-        for spec in specs:
-            group = fusion.groups.get(spec.name)
-            units.setdefault(group[0] if group else spec.name, []).append(spec.name)
-        # Each worker gets about its share of the wave's runs: groups largest first, each to the
-        # least loaded worker, cut where it would overfill it (every part still fused, none of a
-        # single run), lone runs after them. No worker idles while another trains a big stack
-        # (quickstart's batch-128 candidate made a group of 4 beside one of 20).
-        share = math.ceil(len(specs) / len(self.devices))
-        load = [0] * len(self.devices)  # this wave's: the runs of earlier waves have ended
-        fused: dict[str, tuple[str, int] | str] = dict(fusion.reasons)
-        for gid, names in sorted(units.items(), key=lambda unit: (unit[1][0] not in fusion.groups, -len(unit[1]))):
-            parts = 0
-            while names:
-                worker = min(range(len(self.devices)), key=lambda i: load[i])
-                room = share - load[worker]
-                take = room if room >= 2 and len(names) - room >= 2 else len(names)
-                part, names = names[:take], names[take:]
-                parts += 1
-                pid = gid if parts == 1 and not names else f"{gid}.{parts}"
-                if part[0] in fusion.groups:
-                    fused.update({name: (pid, len(part)) for name in part})
-                load[worker] += len(part)
-                for name in part:
-                    self._slot_of[name] = f"w{worker}"
+        # Each worker gets about its share of the wave's runs, a group larger than that cut
+        # into parts (`split`): no worker idles while another trains a big stack.
+        parts, workers = split(fusion, [spec.name for spec in specs], len(self.devices))
+        self._slot_of.update({name: f"w{worker}" for name, worker in workers.items()})
+        fused: dict[str, tuple[str, int] | str] = {**parts.reasons, **parts.groups}
         self._fusion = {**(self._fusion or {}), **fused}
 
     # ------------------------------------------------------------------ workers

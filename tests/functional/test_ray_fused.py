@@ -1,6 +1,7 @@
 """`--backend ray --fuse auto` against a real local Ray (no mocks): each fusion group trains in
 one actor, to exactly the numbers of local `--fuse auto` at the same thread count, also when
-the cluster fits fewer runs than a group holds; a lost group actor restarts its runs, each
+the cluster fits fewer runs than a group holds, and when it fits more actors than there are
+groups (the group cut into parts, an actor each); a lost group actor restarts its runs, each
 unfused in an actor of its own; the units' capacity the Runner waits for in its first wave."""
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from optlab.data.datasets import load_dataset
 from optlab.preset.loader import load_preset_text
 from optlab.training.checkpoint_policy import EVERY_EPOCH
 from optlab.training.events import RunEnded, RunStarted
+from optlab.training.fused.plan import FusionPlan, split
 from optlab.training.ray_fused import RESTARTED, unit_capacity
 from optlab.training.runner import Runner
 
@@ -41,6 +43,32 @@ def test_the_first_wave_counts_the_smallest_units_that_fit() -> None:
     assert unit_capacity([3, 1], 2) == 4
     assert unit_capacity([2, 5, 1], 2) == 3
     assert unit_capacity([8], 2) == 8
+
+
+def parts_of(fusion: FusionPlan) -> dict[str, list[str]]:
+    parts: dict[str, list[str]] = {}
+    for name, (pid, _) in fusion.groups.items():
+        parts.setdefault(pid, []).append(name)
+    assert all(fusion.groups[names[0]][1] == len(names) for names in parts.values())  # sizes as recorded
+    return parts
+
+
+def test_a_group_is_cut_to_fill_the_actors_the_cluster_fits() -> None:
+    # FusedRayExecutor.replan cuts with the actors the cluster fits as bins (Ray places them).
+    wave = [f"t{i}" for i in range(16)]
+    parts, _ = split(FusionPlan(groups={name: ("fuse-1", 16) for name in wave}), wave, 4)
+    assert parts_of(parts) == {f"fuse-1.{i + 1}": wave[4 * i:4 * i + 4] for i in range(4)}
+    # The first wave: all four parts' actors fit at once, so every trial is up before any trains.
+    assert unit_capacity([len(p) for p in parts_of(parts).values()], 4) == 16
+    # About ceil(runs / actors) a unit; a group no larger than that, or that would leave a part
+    # of one run, stays whole (one actor: a run alone gains nothing from fusing).
+    three = ["a", "b", "c"]
+    whole, _ = split(FusionPlan(groups={name: ("fuse-1", 3) for name in three}), three, 2)
+    assert parts_of(whole) == {"fuse-1": three}
+    mixed = FusionPlan(groups={name: ("fuse-1", 6) for name in wave[:6]}, reasons={"alone": "why"})
+    cut, _ = split(mixed, [*wave[:6], "alone"], 2)
+    assert parts_of(cut) == {"fuse-1.1": wave[:4], "fuse-1.2": wave[4:6]} and cut.reasons == {"alone": "why"}
+    assert unit_capacity([4, 2, 1], 2) == 3  # the smallest two units may be the ones Ray starts first
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +90,8 @@ def local_ray() -> Iterator[Any]:
     ray.shutdown()
 
 
-def compare(tmp_path: Path, out: str, *args: str) -> dict[str, Any]:
-    (tmp_path / "p.toml").write_text(FUSE_PRESET.replace("epochs = 1", "epochs = 2"))
+def compare(tmp_path: Path, out: str, *args: str, preset: str = FUSE_PRESET) -> dict[str, Any]:
+    (tmp_path / "p.toml").write_text(preset.replace("epochs = 1", "epochs = 2"))
     result = CliRunner().invoke(app, ["compare", str(tmp_path / "p.toml"), "--out", str(tmp_path / out), "-q",
                                       "--no-charts", "--threads", "1", "--fuse", "auto", *args])
     assert result.exit_code == 0, result.output
@@ -98,6 +126,38 @@ def test_compare_on_ray_trains_each_group_in_one_actor_as_local_fuses(tmp_path: 
     # One actor at a time: the group's two runs start together, the run alone before or after them.
     order = sorted(events, key=lambda name: events[name][0])
     assert order.index("sgd") + order.index("adam") in (1, 3)
+
+
+# FUSE_PRESET's three runs one group, and a fourth: no L1 (a stack with an L1 member takes
+# autograd's backward, one without it the written-out one, and the two round apart: a part
+# without the group's L1 run would not train bit for bit as in the whole group).
+FOUR = FUSE_PRESET.replace("batch_size = 64\n", "") + """[[runs]]
+name = "rms"
+optimizer = { name = "rmsprop", lr = 1e-3 }
+"""
+
+
+@pytest.mark.slow
+def test_a_group_larger_than_its_share_of_the_actors_trains_in_parts_as_the_whole_group(
+        tmp_path: Path, local_ray: Any) -> None:
+    # One CPU a run: the cluster fits 2 actors, so the group of 4 is cut into two parts of 2,
+    # each its own actor; local --fuse auto trains the 4 as one stack. Each run's matmuls are
+    # its own rows of a batched matmul and its update its own slice: the same numbers exactly.
+    local = compare(tmp_path, "local", preset=FOUR)
+    on_ray = compare(tmp_path, "ray", "--backend", "ray", "--cpus-per-run", "1", preset=FOUR)
+    assert list(on_ray) == list(local) == ["sgd", "adam", "big-batch", "rms"]
+    assert {name: r["placement"]["fused"] for name, r in local.items()} == dict.fromkeys(local, {"group": "fuse-1",
+                                                                                              "size": 4})
+    where = {name: r["placement"] for name, r in on_ray.items()}
+    assert {name: p["fused"] for name, p in where.items()} == {
+        "sgd": {"group": "fuse-1.1", "size": 2}, "adam": {"group": "fuse-1.1", "size": 2},
+        "big-batch": {"group": "fuse-1.2", "size": 2}, "rms": {"group": "fuse-1.2", "size": 2},
+    }
+    assert where["sgd"]["pid"] == where["adam"]["pid"] != where["big-batch"]["pid"] == where["rms"]["pid"]
+    assert os.getpid() not in {p["pid"] for p in where.values()}
+    for name in local:
+        assert local[name]["status"] == "finished"
+        assert comparable(on_ray[name]) == comparable(local[name]), name
 
 
 @pytest.mark.slow

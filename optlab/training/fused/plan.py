@@ -10,6 +10,7 @@ vectorized update), learning-rate schedule, L1, early stopping, divergence facto
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 
 from optlab import registry
@@ -91,3 +92,40 @@ def plan(specs: list[ResolvedRun]) -> FusionPlan:
         for name in names:
             result.groups[name] = (group, len(names))
     return result
+
+
+def split(fusion: FusionPlan, runs: list[str], bins: int) -> tuple[FusionPlan, dict[str, int]]:
+    """`fusion`'s groups cut into parts that fill `bins` (a backend's workers, or the actors a
+    Ray cluster fits at once) with about their share of `runs` each, ceil(len(runs) / bins):
+    groups largest first, each to the least loaded bin, cut where it would overfill that bin's
+    share (every part still fused, none of a single run: a group smaller than the share stays
+    whole), runs alone after them. Returns the plan by parts (run -> (part id, part size): the
+    group's id when it stays whole, else `fuse-1.1`, `fuse-1.2`, ...; the reasons as given) and
+    each run's bin. Why cut at all: one worker or actor would train a big stack while the others
+    idle (quickstart's batch-128 candidate made a group of 4 beside one of 20; a tuning wave of
+    16 trials one group). A part trains bit for bit as its runs would in the whole group: each
+    run's matmuls are its own rows of a batched matmul and its update its own slice. Except
+    where a group mixes runs with and without L1: `FusedGroup` takes autograd's backward for a
+    stack with any L1 member and the written-out one otherwise, and the two round apart."""
+    units: dict[str, list[str]] = {}
+    for name in runs:
+        group = fusion.groups.get(name)
+        units.setdefault(group[0] if group else name, []).append(name)
+    share = math.ceil(len(runs) / max(1, bins))
+    load = [0] * max(1, bins)
+    parts = FusionPlan(reasons=dict(fusion.reasons))
+    where: dict[str, int] = {}
+    for gid, names in sorted(units.items(), key=lambda unit: (unit[1][0] not in fusion.groups, -len(unit[1]))):
+        count = 0
+        while names:
+            bin_ = min(range(len(load)), key=lambda i: load[i])
+            room = share - load[bin_]
+            take = room if room >= 2 and len(names) - room >= 2 else len(names)
+            part, names = names[:take], names[take:]
+            count += 1
+            pid = gid if count == 1 and not names else f"{gid}.{count}"
+            if part[0] in fusion.groups:
+                parts.groups.update({name: (pid, len(part)) for name in part})
+            load[bin_] += len(part)
+            where.update({name: bin_ for name in part})
+    return parts, where
