@@ -10,8 +10,9 @@
 (c) 4 tutorial-sized MLPs (784-512-512-10, batch 64) on synthetic 784-feature data: never slower
     (`auto` trains them unfused: plan.py's width rule); with --fuse-wide also fused regardless
     of the rule, the measurement behind it;
-(d) peak RSS of a process training 1, 8 and 16 fused digits runs for one epoch, and of one that
-    only loads (0): the difference is what training adds at its peak;
+(d) RSS of a process training 1, 8 and 16 fused digits runs for one epoch: once loaded, and its
+    peak while training (Linux's VmHWM reset before it), so what the runs add shows apart from
+    torch and the dataset;
 (e) (a) with dropout 0.2 after the hidden layer (the quickstart's MLP): what dropout costs each
     engine (each run's masks drawn from its own random state, fused as unfused).
 
@@ -111,20 +112,35 @@ def synthetic_npz(folder: Path, n: int) -> str:
     return str(path)
 
 
-def rss_mb(k: int, epochs: int) -> float:
-    """Peak RSS of a fresh process training k fused runs; k = 0: the same process loading the
-    preset, the dataset and the training modules without training (the baseline to subtract)."""
-    work = ("fused.train(text, True)" if k else
-            "from optlab.preset.loader import load_preset_text; from optlab.data.datasets import load_dataset; "
-            "import optlab.training.fused.host, optlab.training.runner; "
-            "load_dataset(load_preset_text(text).preset.data, 'cpu')")
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def training_rss() -> tuple[float, float]:
+    """In this process, after everything is loaded: (RSS before training, peak RSS while it
+    trained), in MB. Linux's peak (VmHWM) is reset first (`/proc/self/clear_refs` 5), so the
+    peak is training's own, not the imports' or the dataset's."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_kb("VmRSS") / 1024, _status_kb("VmHWM") / 1024
+
+
+def rss_mb(k: int, epochs: int, fuse: bool = True) -> dict[str, float]:
+    """A fresh process training k runs (fused, or unfused with `fuse` false): its RSS once
+    loaded (preset, dataset, modules, a warm-up of one unfused epoch) and its peak while the k
+    runs trained, and what the training added over the loaded process."""
     code = (
-        "import sys, resource; sys.path.insert(0, {repo!r}); sys.path.insert(0, {bench!r}); import fused; "
-        "text = fused.preset('digits', [128], {epochs}, fused.OPTIMIZERS[3:4] * {k1}, None); {work}; "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-    ).format(repo=str(REPO), bench=str(REPO / "benchmarks"), epochs=epochs, k1=max(k, 1), work=work)
+        "import sys, json; sys.path.insert(0, {repo!r}); sys.path.insert(0, {bench!r}); import fused; "
+        "fused.train(fused.preset('digits', [128], 1, fused.OPTIMIZERS[3:4], 200), False); "
+        "text = fused.preset('digits', [128], {epochs}, fused.OPTIMIZERS[3:4] * {k}, None); "
+        "before, _ = fused.training_rss(); fused.train(text, {fuse}); "
+        "print(json.dumps([before, fused._status_kb('VmHWM') / 1024]))"
+    ).format(repo=str(REPO), bench=str(REPO / "benchmarks"), epochs=epochs, k=k, fuse=fuse)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(out.stdout.split()[-1]) / 1024
+    before, peak = json.loads(out.stdout.split("\n")[-2])
+    return {"loaded": before, "peak": peak, "added": peak - before}
 
 
 def main() -> None:
@@ -157,7 +173,9 @@ def main() -> None:
             rule, plan.MAX_FUSED_WIDTH = plan.MAX_FUSED_WIDTH, 10**9
             doc["c_tutorial_mlp_fused_anyway"] = compare(text, rounds)
             plan.MAX_FUSED_WIDTH = rule
-    doc["d_rss_mb"] = {str(k): rss_mb(k, 1) for k in ((0, 1, 2) if args.quick else (0, 1, 8, 16))}
+    counts = (1, 2) if args.quick else (1, 8, 16)
+    doc["d_rss_mb"] = {str(k): rss_mb(k, 1) for k in counts}
+    doc["d_rss_mb_unfused"] = {str(k): rss_mb(k, 1, fuse=False) for k in counts}
     doc["self_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     for key in ("a_8_optimizers", "e_8_optimizers_dropout", "b_16_sgd_lrs", "b_16_sgd_lrs_as_trials", "c_tutorial_mlp",
                 "c_tutorial_mlp_fused_anyway"):
@@ -167,9 +185,10 @@ def main() -> None:
         print(f"{key}: fused {r['fused_samples_per_s']:,.0f} samples/s vs unfused {r['unfused_samples_per_s']:,.0f}"
               f" -> {r['ratio']:.2f}x (CPU time: {r['cpu_ratio']:.2f}x)")
     rss = doc["d_rss_mb"]
-    print(f"peak RSS (MB) of {'/'.join(rss)} fused runs: " + " / ".join(f"{v:.0f}" for v in rss.values())
-          + " (0: loading without training; over it: " + " / ".join(f"{rss[k] - rss['0']:+.0f}" for k in rss if k != "0")
-          + ")")
+    print(f"RSS (MB) training {'/'.join(rss)} fused runs: loaded " + " / ".join(f"{v['loaded']:.0f}" for v in rss.values())
+          + ", peak while training " + " / ".join(f"{v['peak']:.0f}" for v in rss.values())
+          + ", added " + " / ".join(f"{v['added']:+.1f}" for v in rss.values())
+          + " (unfused: added " + " / ".join(f"{v['added']:+.1f}" for v in doc["d_rss_mb_unfused"].values()) + ")")
     if args.json:
         args.json.write_text(json.dumps(doc, indent=2))
 
