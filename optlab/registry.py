@@ -284,6 +284,12 @@ class Registrar:
         if vectorized is not None:
             if not callable(vectorized):
                 raise PluginError(f"{self.source.describe()}: optimizer {name!r}: vectorized must be callable")
+            # What the fused engine cannot honour: a closure, a second backward, a separate
+            # evaluation point, or a second optimizer for the other parameters.
+            clash = sorted(k for k in ("needs_closure", "create_graph", "train_eval", "matrix_only") if capabilities.get(k))
+            if clash:
+                raise PluginError(f"{self.source.describe()}: optimizer {name!r}: vectorized cannot be combined with "
+                                  f"{', '.join(clash)} (a fused group steps plain updates only)")
             extra["vectorized"] = vectorized
             capabilities = {**capabilities, "fuses": True}
         elif capabilities.get("fuses") and self.source.origin != "builtin":

@@ -159,3 +159,33 @@ def test_fuses_without_a_vectorized_update_is_refused(fresh_registry: registry.R
         "import torch\ndef register(registry):\n    registry.optimizer('mine', torch.optim.SGD, fuses=True)\n")
     with pytest.raises(registry.PluginError, match=r"optimizer 'mine': fuses=True needs vectorized=FN"):
         fresh_registry.load_plugin(str(tmp_path / "bad.py"))
+
+
+def test_vectorized_with_a_capability_a_group_cannot_honour_is_refused(
+    fresh_registry: registry.Registry, tmp_path: Path
+) -> None:
+    (tmp_path / "muonish.py").write_text(
+        "import torch\ndef step(p, g, state, hyper, lr, step):\n    p.sub_(lr * g)\n"
+        "def register(registry):\n    registry.optimizer('muonish', torch.optim.SGD, vectorized=step, matrix_only=True)\n")
+    with pytest.raises(registry.PluginError, match=r"'muonish': vectorized cannot be combined with matrix_only"):
+        fresh_registry.load_plugin(str(tmp_path / "muonish.py"))
+
+
+def test_a_vectorized_update_keeping_a_wrong_state_fails_its_group_with_one_line(
+    fresh_registry: registry.Registry, tmp_path: Path
+) -> None:
+    # Its state a per-run count instead of a tensor shaped like p (the contract: docs/plugins.md).
+    bad = PLUGIN.replace('''    if "momentum_buffer" not in state:
+        state["momentum_buffer"] = torch.zeros_like(p)
+    buf = state["momentum_buffer"]
+    buf.mul_(hyper("momentum")).add_(g)
+    p.sub_(lr / (1 + hyper("decay") * step) * buf)''', '''    state["momentum_buffer"] = torch.zeros(1)
+    p.sub_(lr * g)''')
+    assert bad != PLUGIN
+    (tmp_path / "decaysgd.py").write_text(bad)
+    fresh_registry.load_plugin(str(tmp_path / "decaysgd.py"))
+    fused = train(True)
+    for name in ("sgd", "decay-a", "decay-b"):  # the group fails together, each with the one reason
+        ended = fused.of(RunEnded, name)[0]
+        assert ended.status == "failed"
+        assert "'decaysgd': its vectorized update kept state 'momentum_buffer' as (1,)" in ended.reason

@@ -50,3 +50,12 @@ def test_a_wave_without_groups_keeps_the_pipeline_and_deals_in_turn() -> None:
     assert executor.depth == ProcessExecutor.depth == 2
     assert all(isinstance(v, str) and v.startswith("no other run") for v in (executor._fusion or {}).values())
     assert sorted(executor.slot(n) for n in ("b0", "s0")) == ["w0", "w1"]
+
+
+def test_a_run_alone_named_like_a_group_stays_alone() -> None:
+    from optlab.training.fused.plan import FusionPlan, split
+
+    fusion = FusionPlan(groups={"a": ("fuse-1", 2), "b": ("fuse-1", 2)}, reasons={"fuse-1": "alone: its own reason"})
+    parts, where = split(fusion, ["a", "b", "fuse-1"], 2)
+    assert parts.groups == {"a": ("fuse-1", 2), "b": ("fuse-1", 2)}  # the lone run did not join
+    assert where["a"] == where["b"] != where["fuse-1"]

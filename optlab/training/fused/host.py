@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 from optlab.training.events import EpochEnded
 from optlab.training.executor import LocalExecutor, Reply, State, TrainerHost, placement
 from optlab.training.fused.group import FusedGroup
-from optlab.training.fused.plan import FusionPlan, plan
+from optlab.training.fused.plan import FusionPlan, device_error, plan
 from optlab.training.fused.stacked import stack_error
 from optlab.training.fused.vector_optim import family
+from optlab.training.param_groups import CompositeOptimizer
 from optlab.training.trainer import Trainer
 
 if TYPE_CHECKING:
@@ -27,13 +28,19 @@ if TYPE_CHECKING:
 
 
 def built_error(trainer: Trainer) -> str | None:
-    """Why a run the plan fuses cannot, now that its model and optimizer are built: a plugin's
-    model registered as `fuses` that is not a stackable sequence of layers (every member of its
-    group shares its configuration, so the group trains unfused alike)."""
+    """Why a run the plan fuses cannot, now that its model and optimizer are built: the device
+    it really trains on (a Ray actor's GPU, where the spec was resolved for "cpu"), a plugin's
+    model registered as `fuses` that is not a stackable sequence of layers, an optimizer whose
+    update the group cannot step. Every member of a group shares model, device and AMP, so for
+    those the whole group trains unfused alike."""
+    problem = device_error(trainer.spec, trainer.device.type)
+    if problem:
+        return problem
     problem = stack_error(trainer.model)
     if problem:
         return f"model {trainer.spec.model.name!r} cannot be stacked: {problem}"
-    if family(trainer.optimizer, trainer.spec.optimizer.name) is None:
+    # A Muon-style optimizer behind one object (matrix_only) steps two families at once.
+    if isinstance(trainer.optimizer, CompositeOptimizer) or family(trainer.optimizer, trainer.spec.optimizer.name) is None:
         return f"optimizer {trainer.spec.optimizer.name!r} has no vectorized update"
     return None
 

@@ -45,21 +45,30 @@ def fusion_error(spec: ResolvedRun) -> str | None:
         return f"model {spec.model.name!r} has no stacked form (fused: {_fusing('model')})"
     if max(spec.model.hidden or [0]) > MAX_FUSED_WIDTH:
         return f"hidden layers wider than {MAX_FUSED_WIDTH} train faster unfused (benchmarks/fused.py)"
-    if spec.model.dropout > 0 and not spec.device.startswith("cpu"):
-        # CUDA's dropout is one fused kernel drawing from the device's Philox offsets, not a
-        # bernoulli_ on a tensor of the activation's shape: the stack's per-run masks are the
-        # unfused ones on the CPU only (`stacked.dropout_mask`).
-        return "dropout is fused on the CPU only (each run's masks as its own forward draws them)"
+    problem = device_error(spec, spec.device)
+    if problem:
+        return problem
     if spec.model.batchnorm:
         return "batch norm is not fused"
     if spec.compile:
         return "compile = true is not fused"
     if spec.clip_grad_norm or spec.clip_grad_value:
         return "gradient clipping is not fused"
-    if spec.amp == "fp16" and spec.device.startswith("cuda"):
-        return "fp16 loss scaling is not fused"
     if spec.scheduler.kwargs.get("cycle_momentum"):
         return "a schedule that cycles momentum is not fused"
+    return None
+
+
+def device_error(spec: ResolvedRun, device: str) -> str | None:
+    """What keeps `spec` from fusing on `device`; asked again once a run's trainer is built,
+    since a Ray actor may train on the GPU Ray gave it while the spec was resolved for "cpu"."""
+    if spec.model.dropout > 0 and not device.startswith("cpu"):
+        # CUDA's dropout is one fused kernel drawing from the device's Philox offsets, not a
+        # bernoulli_ on a tensor of the activation's shape: the stack's per-run masks are the
+        # unfused ones on the CPU only (`stacked.dropout_mask`).
+        return "dropout is fused on the CPU only (each run's masks as its own forward draws them)"
+    if spec.amp == "fp16" and device.startswith("cuda"):
+        return "fp16 loss scaling is not fused"
     return None
 
 
@@ -107,15 +116,16 @@ def split(fusion: FusionPlan, runs: list[str], bins: int) -> tuple[FusionPlan, d
     run's matmuls are its own rows of a batched matmul and its update its own slice. Except
     where a group mixes runs with and without L1: `FusedGroup` takes autograd's backward for a
     stack with any L1 member and the written-out one otherwise, and the two round apart."""
-    units: dict[str, list[str]] = {}
+    # Keyed apart: a run alone named like a group id ("fuse-1") must not join that group.
+    units: dict[tuple[str, str], list[str]] = {}
     for name in runs:
         group = fusion.groups.get(name)
-        units.setdefault(group[0] if group else name, []).append(name)
+        units.setdefault(("group", group[0]) if group else ("run", name), []).append(name)
     share = math.ceil(len(runs) / max(1, bins))
     load = [0] * max(1, bins)
     parts = FusionPlan(reasons=dict(fusion.reasons))
     where: dict[str, int] = {}
-    for gid, names in sorted(units.items(), key=lambda unit: (unit[1][0] not in fusion.groups, -len(unit[1]))):
+    for (_, gid), names in sorted(units.items(), key=lambda unit: (unit[1][0] not in fusion.groups, -len(unit[1]))):
         count = 0
         while names:
             bin_ = min(range(len(load)), key=lambda i: load[i])

@@ -7,7 +7,8 @@ the first step; it creates them), `hyper(key)` a hyperparameter of the runs' par
 tensor broadcasting over [n, P] ([n, 1], or [n, P] where a run's param groups differ), `lr` the
 step's rates ([n, 1]) and `step` the step count (1 at the first). Each tensor it keeps becomes,
 in a checkpoint, the state entry of that name of each parameter's torch optimizer state (its
-segment, in the parameter's shape), beside `step`, so the run resumes fused or unfused.
+segment, in the parameter's shape), beside `step`, so the checkpoint resumes (unfused, as a
+resumed run trains) with the optimizer's own state.
 """
 
 from __future__ import annotations
@@ -47,6 +48,13 @@ class PluginUpdate(VectorUpdate):
     def step(self, i: int) -> None:
         self.steps += 1
         self.fn(self.p, self.g, self.state, self.h, self._lr[i].to(self.p.dtype), self.steps)
+        # Checked here, inside the group's step (its members fail with one line), not where a
+        # checkpoint or a re-formed stack would first trip over it.
+        for key, value in self.state.items():
+            if not isinstance(value, torch.Tensor) or value.shape != self.p.shape or value.device != self.p.device:
+                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise ValueError(f"optimizer {self.name.removeprefix(PLUGIN)!r}: its vectorized update kept state "
+                                 f"{key!r} as {shape}; expected a tensor shaped like p, {tuple(self.p.shape)}")
 
     def torch_state(self, j: int, i: int) -> dict[str, torch.Tensor]:
         start = sum(self.sizes[:j])
