@@ -33,14 +33,19 @@ from optlab.training.trainer import Trainer
 FAMILY_ORDER = {"sgd": 0, "adam": 1, "rmsprop": 2, "adagrad": 3}
 
 
+def _family(trainer: Trainer) -> str:
+    found = family(trainer.optimizer, trainer.spec.optimizer.name)
+    if found is None:  # `host.built_error` keeps such a run out of every group
+        raise ValueError(f"optimizer {trainer.spec.optimizer.name!r} has no vectorized update")
+    return found
+
+
 class FusedGroup:
     def __init__(self, name: str, trainers: list[Trainer]) -> None:
-        families = [family(t.optimizer, t.spec.optimizer.name) for t in trainers]
-        if None in families:
-            raise ValueError("every member needs an optimizer with a vectorized update")
+        families = [_family(t) for t in trainers]
         # Members of one optimizer family sit side by side: one update per family, over a slice
         # (plugins' families after optlab's, by name).
-        order = sorted(range(len(trainers)), key=lambda i: (FAMILY_ORDER.get(families[i], 99), families[i]))  # type: ignore[arg-type]
+        order = sorted(range(len(trainers)), key=lambda i: (FAMILY_ORDER.get(families[i], 99), families[i]))
         self.name = name
         self.device = trainers[0].device
         self.pending: dict[str, list[Event]] = {t.spec.name: [] for t in trainers}
@@ -61,13 +66,13 @@ class FusedGroup:
         self.stack = StackedMLP([t.model for t in self.trainers])
         self.updates: list[VectorUpdate] = []
         start = 0
-        for fam, members in groupby(family(t.optimizer, t.spec.optimizer.name) for t in self.trainers):
+        for fam, members in groupby(_family(t) for t in self.trainers):
             stop = start + len(list(members))
             per_param = [[hypers[i][id(model_params[i][j])] for i in range(start, stop)]
                          for j in range(len(self.stack.params))]
-            kind: type[VectorUpdate] = (PluginUpdate if fam and fam.startswith(PLUGIN) else
-                                        RowUpdate if uses_fused_kernel(fam, per_param) else VectorUpdate)  # type: ignore[arg-type]
-            self.updates.append(kind(fam, self.stack.flat, self.stack.grad, slice(start, stop),  # type: ignore[arg-type]
+            kind: type[VectorUpdate] = (PluginUpdate if fam.startswith(PLUGIN) else
+                                        RowUpdate if uses_fused_kernel(fam, per_param) else VectorUpdate)
+            self.updates.append(kind(fam, self.stack.flat, self.stack.grad, slice(start, stop),
                                      per_param, self.stack.shapes))
             start = stop
         self._model_params = model_params

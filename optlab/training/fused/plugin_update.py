@@ -14,7 +14,7 @@ resumed run trains) with the optimizer's own state.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, cast
 
 import torch
 
@@ -22,13 +22,20 @@ from optlab import registry
 from optlab.training.fused.vector_optim import PLUGIN, VectorUpdate
 
 
-def vectorized_of(name: str) -> Callable[..., None]:
+class VectorizedStep(Protocol):
+    """What a plugin registers as `vectorized=` (the registry, below torch, keeps it untyped)."""
+
+    def __call__(self, p: torch.Tensor, g: torch.Tensor, state: dict[str, torch.Tensor],
+                 hyper: Callable[[str], torch.Tensor], lr: torch.Tensor, step: int) -> None: ...
+
+
+def vectorized_of(name: str) -> VectorizedStep:
     """The update registered for a plugin family ("plugin:<optimizer name>")."""
     entry = registry.registry().get("optimizer", name.removeprefix(PLUGIN))
     fn = entry.extra.get("vectorized")
     if not callable(fn):
         raise ValueError(f"optimizer {entry.name!r} registered no vectorized update")
-    return fn
+    return cast(VectorizedStep, fn)
 
 
 class PluginUpdate(VectorUpdate):
