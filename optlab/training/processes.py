@@ -211,6 +211,9 @@ class ProcessExecutor:
         self._ended: dict[str, dict[str, Any]] = {}  # RunEnded seen while draining for end_now
         # Per run to come: its (group, size), or why it trains on its own; None: not fusing.
         self._fusion: dict[str, tuple[str, int] | str] | None = None
+        # Runs started from a state (resumed, restarted, moved): a worker trains these alone
+        # whatever the plan says (`FusedHost.start`), so each is a unit of its own.
+        self._alone: set[str] = set()
         self._fusing = fuse is not None
         if fuse is not None:
             self.replan(fuse)
@@ -258,7 +261,13 @@ class ProcessExecutor:
         return [f"w{i}" for i, d in enumerate(self.devices) if d == device and f"w{i}" != slot]
 
     def movable(self, run: str) -> bool:
-        return self._fusion is None or not isinstance(self._fusion.get(run), tuple)
+        return self.unit(run) == run
+
+    def unit(self, run: str) -> str:
+        """A member of a fusion part trains in it, one stack with the others: their unit is the
+        part (its id is unique among the parts of a wave; prefixed, it is no run's name)."""
+        fused = None if self._fusion is None or run in self._alone else self._fusion.get(run)
+        return f"fused {fused[0]}" if isinstance(fused, tuple) else run
 
     def hand_over(self, run: str) -> None:
         self._send(run, ("hand_over", run))
@@ -279,6 +288,8 @@ class ProcessExecutor:
 
     def start(self, spec: ResolvedRun, state: State | None) -> None:
         fused = None if self._fusion is None else self._fusion.get(spec.name, "it was not planned with the others")
+        if state is not None:
+            self._alone.add(spec.name)
         self._send(spec.name, ("start", spec, state, fused))
 
     def advance(

@@ -50,3 +50,17 @@ def test_a_wave_without_groups_keeps_the_pipeline_and_deals_in_turn() -> None:
     assert executor.depth == ProcessExecutor.depth == 2
     assert all(isinstance(v, str) and v.startswith("no other run") for v in (executor._fusion or {}).values())
     assert sorted(executor.slot(n) for n in ("b0", "s0")) == ["w0", "w1"]
+
+
+def test_a_fusion_part_is_one_unit_to_the_balancer_and_its_members_stay() -> None:
+    executor = ProcessExecutor(["cpu", "cpu"], threads=1, fuse=specs(4, 1))
+    fusion = executor._fusion or {}
+    parts = {name: value[0] for name, value in fusion.items() if isinstance(value, tuple)}
+    assert len(parts) == 4 and "s0" not in parts  # the four sgd runs fuse, s0 trains alone
+    for name, part in parts.items():
+        assert executor.unit(name) == f"fused {part}" and not executor.movable(name)
+    assert executor.unit("s0") == "s0" and executor.movable("s0")
+    # Started from a state (a restart, a resume), a member trains alone: its own unit, movable.
+    executor._alone.add("b0")
+    assert executor.unit("b0") == "b0" and executor.movable("b0")
+    assert ProcessExecutor(["cpu"], threads=1).unit("b0") == "b0"  # not fusing
