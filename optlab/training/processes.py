@@ -3,7 +3,8 @@ of the runs interleaved (`optlab.training.worker` is the worker's side).
 
 Runs are dealt to the workers in order (run i to worker i mod n), then moved between workers
 of the same device by their measured speed (`optlab.training.balance`: the driver decides, the
-run's worker hands its exact state over between two requests). With fusion (`fuse`), a
+run's worker hands its exact state over between two requests; compare, resume and each wave of
+a study, `optlab.tuning.executors.KeptMovable`). With fusion (`fuse`), a
 fusion group (or a part of one, when it is larger than a worker's share) is the unit dealt:
 all its members go to one worker, which trains them as one stack (`FusedHost`). A worker
 that dies is replaced by a new one on the same device the next time one of its runs starts
