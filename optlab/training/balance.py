@@ -7,7 +7,7 @@ runs dealt to one worker kept the other idle at the end (1.8 s of a 15 s experim
 benchmarks/driver_cost.py (i)). Each run's speed is measured from its own events (its training
 time over its steps since its first epoch ended: the first steps pay one-off costs), each
 worker's remaining time predicted as the sum of its runs' (one worker trains its runs one after
-another), and when moving one run, or swapping two, between workers of the same device would
+another; a fusion part, whose members train as one stack, counts once), and when moving one run, or swapping two, between workers of the same device would
 end the experiment earlier by a worthwhile margin, the driver moves it: its worker hands over
 the run's exact state between two requests and the other worker goes on from it. Nothing the
 run computes changes (the state holds its random states; both workers use the same threads);
@@ -61,6 +61,11 @@ class Movable(Protocol):
         """Whether the run trains alone (a member of a fusion group stays with its group)."""
         ...
 
+    def unit(self, run: str) -> str:
+        """What the run trains as on its worker: itself, or its fusion part (whose members
+        train together, one stack, so that the part's time counts once, not once per member)."""
+        ...
+
     def hand_over(self, run: str) -> None:
         """Ask the run's worker for its exact state, letting it go: a `handed` reply, whose
         checkpoint is None when it cannot be taken now (the run then trains on there)."""
@@ -86,7 +91,9 @@ def best_moves(
 ) -> tuple[float, float, list[Move]]:
     """The predicted end now, and after the best single move or swap out of the busiest worker
     (the one whose end is the experiment's), with its moves ([] when none helps).
-    `remaining`: worker -> {run: its predicted remaining seconds}."""
+    `remaining`: worker -> {unit: its predicted remaining seconds}, a unit a run or a fusion
+    part (`Movable.unit`), the units a worker trains one after another; `movable`: the runs
+    that may move, each a unit of its own."""
     ends = {slot: sum(runs.values()) for slot, runs in remaining.items()}
     if not ends:
         return 0.0, 0.0, []
@@ -157,10 +164,14 @@ class Balancer:
             return []  # a worker whose runs are not all measured has no predicted end
         for run, speed in zip(live, speeds, strict=True):
             assert speed is not None
-            slot = executor.slot(run.spec.name)
-            remaining.setdefault(slot, {})[run.spec.name] = max(0, run.total_steps - run.step) * speed
-            if not run.stopping and run.moves < self.max_moves and executor.movable(run.spec.name):
-                movable.add(run.spec.name)
+            name = run.spec.name
+            units = remaining.setdefault(executor.slot(name), {})
+            # A fusion part's members each report the part's whole time (their `elapsed_s`), and
+            # train as one: the part ends with its slowest member, not after the sum of them.
+            unit = executor.unit(name)
+            units[unit] = max(units.get(unit, 0.0), max(0, run.total_steps - run.step) * speed)
+            if unit == name and not run.stopping and run.moves < self.max_moves and executor.movable(name):
+                movable.add(name)
         # A worker with no live run left is where runs move to first (work stealing).
         for slot in list(remaining):
             for peer in executor.peers(slot):

@@ -3,7 +3,8 @@ of the runs interleaved (`optlab.training.worker` is the worker's side).
 
 Runs are dealt to the workers in order (run i to worker i mod n), then moved between workers
 of the same device by their measured speed (`optlab.training.balance`: the driver decides, the
-run's worker hands its exact state over between two requests). With fusion (`fuse`), a
+run's worker hands its exact state over between two requests; compare, resume and each wave of
+a study, `optlab.tuning.executors.KeptMovable`). With fusion (`fuse`), a
 fusion group (or a part of one, when it is larger than a worker's share) is the unit dealt:
 all its members go to one worker, which trains them as one stack (`FusedHost`). A worker
 that dies is replaced by a new one on the same device the next time one of its runs starts
@@ -18,6 +19,7 @@ import multiprocessing
 import os
 import pickle
 import re
+import socket
 import threading
 import time
 from collections import deque
@@ -41,10 +43,12 @@ if TYPE_CHECKING:
 
 DEVICE_ITEM = re.compile(r"cpu|cuda(:\d+)?")
 ANSWER_TIMEOUT_S = 10.0  # end_now: how long a busy worker may take to finish its interval
-# A request larger than this (a run's state, starting it on a busy worker: a moved run) goes out
-# from a thread: written from the driver's loop, it could fill the pipe while the worker, busy
-# writing a large reply (a checkpoint) that the driver would read next, never read it (both
-# blocked for good: seen with a 255 kB state). Well under the socket's buffer.
+# A request that carries a run's state (its start on a busy worker: a moved, restarted or resumed
+# run), or is larger than this, goes out from a thread: written from the driver's loop, it could
+# fill the pipe while the worker, busy writing a large reply (a checkpoint) that the driver would
+# read next, never read it (both blocked for good: seen with a 255 kB state). The limit is also
+# kept under a quarter of the socket's send buffer: Linux's is about 200 kB, macOS's 8 kB, less
+# than a small MLP's state (10-50 kB).
 LARGE_REQUEST = 32 * 1024
 
 
@@ -118,12 +122,17 @@ class _Worker:
     # Requests a sender thread has still to write, in order (None: none, the driver writes).
     backlog: deque[bytes] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    limit: int = LARGE_REQUEST  # the largest request the driver writes itself (`_send_limit`)
+    closed: bool = False
 
-    def post(self, request: tuple[Any, ...]) -> None:
-        """Send a request without ever blocking the driver on a large one; in order."""
+    def post(self, request: tuple[Any, ...], aside: bool = False) -> None:
+        """Send a request without ever blocking the driver on a large one (or on any `aside`:
+        one that carries a state); in order."""
         data = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
         with self.lock:
-            if self.backlog is None and len(data) <= LARGE_REQUEST:
+            if self.closed:
+                return  # it died: collect() has reported the loss
+            if self.backlog is None and not aside and len(data) <= self.limit:
                 with contextlib.suppress(OSError):  # it died before it could read: collect() reports the loss
                     self.conn.send_bytes(data)
                 return
@@ -135,12 +144,33 @@ class _Worker:
     def _drain(self) -> None:
         while True:
             with self.lock:
-                if not self.backlog:
+                if self.closed or not self.backlog:
                     self.backlog = None
+                    if self.closed:  # `close` left the connection to this thread, mid-write then
+                        self.conn.close()
                     return
                 data = self.backlog.popleft()
             with contextlib.suppress(OSError):
                 self.conn.send_bytes(data)
+
+    def close(self) -> None:
+        """Close the connection, now or, while the sender thread writes (its write fails once the
+        worker is gone), by that thread after its write: never under a write in progress."""
+        with self.lock:
+            self.closed = True
+            if self.backlog is not None:
+                self.backlog.clear()
+                return
+        self.conn.close()
+
+
+def _send_limit(conn: Connection) -> int:
+    """`LARGE_REQUEST`, or a quarter of the socket's send buffer where that is smaller."""
+    try:
+        with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+            return min(LARGE_REQUEST, sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 4)
+    except OSError:  # not a socket (a pipe on Windows): the states go aside still
+        return LARGE_REQUEST
 
 
 def _start_worker(device: str, threads: int, plugins: list[str], name: str, data: Any = None) -> _Worker:
@@ -155,7 +185,7 @@ def _start_worker(device: str, threads: int, plugins: list[str], name: str, data
     )
     process.start()
     theirs.close()
-    return _Worker(device, process, ours, settings=(threads, tuple(plugins)))
+    return _Worker(device, process, ours, settings=(threads, tuple(plugins)), limit=_send_limit(ours))
 
 
 # Workers started by `prespawn` before the driver has imported torch, taken by the executor.
@@ -186,7 +216,7 @@ def _close_unused() -> None:
         worker = _ready.pop()
         with contextlib.suppress(OSError):
             worker.post(("exit",))
-            worker.conn.close()
+            worker.close()
 
 
 class ProcessExecutor:
@@ -211,6 +241,9 @@ class ProcessExecutor:
         self._ended: dict[str, dict[str, Any]] = {}  # RunEnded seen while draining for end_now
         # Per run to come: its (group, size), or why it trains on its own; None: not fusing.
         self._fusion: dict[str, tuple[str, int] | str] | None = None
+        # Runs started from a state (resumed, restarted, moved): a worker trains these alone
+        # whatever the plan says (`FusedHost.start`), so each is a unit of its own.
+        self._alone: set[str] = set()
         self._fusing = fuse is not None
         if fuse is not None:
             self.replan(fuse)
@@ -258,7 +291,13 @@ class ProcessExecutor:
         return [f"w{i}" for i, d in enumerate(self.devices) if d == device and f"w{i}" != slot]
 
     def movable(self, run: str) -> bool:
-        return self._fusion is None or not isinstance(self._fusion.get(run), tuple)
+        return self.unit(run) == run
+
+    def unit(self, run: str) -> str:
+        """A member of a fusion part trains in it, one stack with the others: their unit is the
+        part (its id is unique among the parts of a wave; prefixed, it is no run's name)."""
+        fused = None if self._fusion is None or run in self._alone else self._fusion.get(run)
+        return f"fused {fused[0]}" if isinstance(fused, tuple) else run
 
     def hand_over(self, run: str) -> None:
         self._send(run, ("hand_over", run))
@@ -269,17 +308,19 @@ class ProcessExecutor:
             worker.runs.discard(run)  # its death no longer concerns the run
         self._slot_of[run] = slot
 
-    def _send(self, run: str, request: tuple[Any, ...]) -> None:
+    def _send(self, run: str, request: tuple[Any, ...], aside: bool = False) -> None:
         worker = self._worker(self.slot(run))
         worker.runs.add(run)
         worker.waiting.append(run)
-        worker.post(request)
+        worker.post(request, aside)
 
     # ------------------------------------------------------------------ requests
 
     def start(self, spec: ResolvedRun, state: State | None) -> None:
         fused = None if self._fusion is None else self._fusion.get(spec.name, "it was not planned with the others")
-        self._send(spec.name, ("start", spec, state, fused))
+        if state is not None:
+            self._alone.add(spec.name)
+        self._send(spec.name, ("start", spec, state, fused), aside=state is not None)
 
     def advance(
         self, run: str, checkpoints: CheckpointPolicy | None, budget_s: float = 0.0, past_epoch_ends: bool = False
@@ -312,15 +353,20 @@ class ProcessExecutor:
         replies: list[Reply] = []
         try:
             while worker.conn.poll():
-                replies.append(receive(worker.conn))
+                reply = receive(worker.conn)
+                replies.append(reply)
                 worker.waiting.popleft()
+                if reply.kind == "handed" and reply.checkpoint is not None:
+                    # It trains on another worker from now on (the driver starts it there from
+                    # this state): should this one turn out dead below, that is not its loss.
+                    worker.runs.discard(reply.run)
         except (EOFError, OSError):
             pass
         if worker.process.is_alive():
             return replies
         worker.process.join()
         worker.dead = True
-        worker.conn.close()
+        worker.close()
         why = f"(worker pid {worker.process.pid} on {worker.device} exited with code {worker.process.exitcode})"
         replies += [Reply("lost", run, detail=why) for run in sorted(worker.runs)]
         worker.runs.clear()
@@ -354,4 +400,4 @@ class ProcessExecutor:
                 worker.process.kill()
                 worker.process.join(timeout=5.0)
             with contextlib.suppress(OSError):
-                worker.conn.close()
+                worker.close()

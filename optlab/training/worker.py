@@ -73,10 +73,28 @@ def serve(
             spec = request[1]
             reply = _start(hosts, host_of, spec, request[2], request[3], device, label, setup_error)
         else:
-            reply = host_of[request[1]].handle(request)
-            if kind == "hand_over" and reply.checkpoint is not None:
-                del host_of[request[1]]  # it trains on another worker from now on
+            reply = _answer(host_of, request)
         send(conn, reply)
+
+
+# What each request is answered with, empty where the run is not hosted here.
+_ANSWERS = {"advance": "advanced", "stop": "stopped", "hand_over": "handed"}
+
+
+def _answer(host_of: dict[str, TrainerHost], request: tuple[Any, ...]) -> Any:
+    """The reply to a request for a started run (advance, stop, hand_over)."""
+    from optlab.training.executor import Reply
+
+    host = host_of.get(request[1])
+    if host is None:
+        # The run was handed over to another worker before this request came: a stop from
+        # `end_now` at Ctrl-C while it moved. Nothing to do here; an empty reply (no events),
+        # which the driver reads as nothing said (a KeyError killed the worker, traceback and all).
+        return Reply(_ANSWERS.get(request[0], request[0]), request[1])
+    reply = host.handle(request)
+    if request[0] == "hand_over" and reply.checkpoint is not None:
+        del host_of[request[1]]  # it trains on another worker from now on
+    return reply
 
 
 def _leave() -> NoReturn:

@@ -7,12 +7,15 @@ for a fraction of a second). `KeptExecutor` hands the driver the same executor e
 closes it once, at the study's end; a fusing executor is told each wave's runs first (its
 groups are planned per wave). The ray backend is made per wave still: its actors end with
 their runs (an actor with the last of its group's), and a fusing one plans the wave's groups
-as it is made.
+as it is made. An executor that can move runs between its workers (`processes`) is kept as a
+`KeptMovable`, so that each wave's driver balances its trials as a compare's are balanced.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from optlab.training.balance import Movable
 
 if TYPE_CHECKING:
     from optlab.spec import ResolvedRun
@@ -72,3 +75,30 @@ class KeptExecutor:
 
     def shutdown(self) -> None:
         self.inner.close()
+
+
+class KeptMovable(KeptExecutor):
+    """A kept executor whose runs can change workers (`optlab.training.balance.Movable`): the
+    driver balances a wave's trials on it as it would a compare's runs."""
+
+    inner: Any  # a Movable executor
+
+    def peers(self, slot: str) -> list[str]:
+        return list(self.inner.peers(slot))
+
+    def movable(self, run: str) -> bool:
+        return bool(self.inner.movable(run))
+
+    def unit(self, run: str) -> str:
+        return str(self.inner.unit(run))
+
+    def hand_over(self, run: str) -> None:
+        self.inner.hand_over(run)
+
+    def move(self, run: str, slot: str) -> None:
+        self.inner.move(run, slot)
+
+
+def keep(inner: Executor) -> KeptExecutor:
+    """`inner` kept for every wave; movable where it is."""
+    return KeptMovable(inner) if isinstance(inner, Movable) else KeptExecutor(inner)

@@ -34,7 +34,7 @@ from optlab.training.control import Control
 from optlab.training.events import EpochEnded, Event, ExperimentEnded, ExperimentStarted, RunEnded
 from optlab.training.executor import Executor
 from optlab.training.runner import Runner
-from optlab.tuning.executors import KeptExecutor
+from optlab.tuning.executors import KeptExecutor, keep
 from optlab.tuning.space import Space, natural_params, trial_spec
 from optlab.tuning.study import (
     create_study,
@@ -240,7 +240,7 @@ def tune_into(
         if backend.name == "ray":
             return make_executor(backend, data, device, specs)
         if not kept:
-            kept.append(KeptExecutor(make_executor(backend, data, device, specs)))
+            kept.append(keep(make_executor(backend, data, device, specs)))
         return kept[0].wave(specs)
 
     def train(specs: list[ResolvedRun], watch: _Watch | None, control: Control) -> None:

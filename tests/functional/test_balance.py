@@ -160,3 +160,70 @@ def test_the_default_policy_moves_a_run_off_the_busiest_worker() -> None:
 
     assert balancer.moved  # rms to w1, or a swap that ends as early
     assert_same(got, want, ["sgd", "adam", "rms"])
+
+
+class HandsOverExecutor(ProcessExecutor):
+    """Keeps what each hand-over's state says: (run, step, mid-epoch, the epoch's loss so far)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.handed: list[tuple[str, int, bool, float]] = []
+
+    def advance(self, run: str, checkpoints: Any, budget_s: float = 0.0, past_epoch_ends: bool = False) -> None:
+        # One interval per request (a tiny MLP's budget would reach the epoch's end): replies,
+        # and so hand-overs, end between two intervals of an epoch.
+        super().advance(run, checkpoints, 0.0, past_epoch_ends)
+
+    def collect(self, timeout: float) -> list[Any]:
+        replies = super().collect(timeout)
+        for reply in replies:
+            if reply.kind == "handed" and reply.checkpoint is not None:
+                state = reply.checkpoint.unpack()
+                self.handed.append((reply.run, state["step"], state["mid_epoch"], state["epoch_loss_sum"]))
+        return replies
+
+
+@dataclass
+class MoveMidEpoch(Balancer):
+    """Moves `run` while it is within an epoch (its last reply ended between two intervals), to
+    the other worker and back, until a hand-over's state was taken mid-epoch (a few tries)."""
+
+    run: str = ""
+    tries: int = 0
+
+    def consider(self, runs: Any, executor: Any) -> list[Move]:
+        run = runs[self.run]
+        steps_per_epoch = run.total_steps // run.spec.epochs
+        if (self.tries >= 4 or any(h[2] for h in executor.handed) or run.state != "active"
+                or run.moving is not None or run.rejoining or run.epoch < 1 or run.step % steps_per_epoch == 0
+                or run.total_steps - run.step < 2 * steps_per_epoch):
+            return []
+        self.tries += 1
+        source = executor.slot(self.run)
+        return [Move(self.run, source, executor.peers(source)[0])]
+
+
+MID_EPOCH = PRESET.replace(
+    "seed = 3\n", "seed = 3\nlog_every = 2\n"  # intervals of 2 steps: replies end within epochs
+).replace("epochs = 20", "epochs = 8")
+
+
+@pytest.mark.slow
+def test_a_run_moved_mid_epoch_goes_on_from_the_epochs_partial_sums() -> None:
+    loaded = load_preset_text(MID_EPOCH)
+    specs = loaded.resolved_runs("cpu")
+    data = load_dataset(loaded.preset.data)
+    want = reference(specs, data)
+
+    got = Record()
+    executor = HandsOverExecutor(["cpu", "cpu"], threads=1)
+    balancer = MoveMidEpoch(run="rms")
+    Runner(specs, data, "cpu", [got], executor=executor, checkpoints=EVERY_3_EPOCHS, balancer=balancer).run()
+
+    mid = [h for h in executor.handed if h[2]]
+    assert mid, executor.handed  # a state taken between two intervals of an epoch
+    run, step, _, loss_sum = mid[0]
+    total = next(e.total_steps for e in got.events if isinstance(e, RunStarted) and e.run == "rms")
+    assert run == "rms" and loss_sum > 0.0 and step % (total // specs[2].epochs) != 0
+    assert balancer.moved  # and moved on it
+    assert_same(got, want, ["sgd", "adam", "rms"])  # events, test metrics, checkpoints: as local

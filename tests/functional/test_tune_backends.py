@@ -158,3 +158,39 @@ def test_resume_of_a_study_takes_the_backend_options(tmp_path: Path) -> None:
     again = CliRunner().invoke(app, ["resume", root, "--backend", "processes", "--devices", "cpu,cpu", "-q"])
     assert again.exit_code == 0, again.output
     assert study(tmp_path / "out", ("sgd",)) == before  # nothing was left to train
+
+
+@pytest.mark.slow
+def test_a_study_on_processes_is_balanced_and_equals_the_local_one(tmp_path: Path, monkeypatch: Any) -> None:
+    """Each wave's driver moves a trial (forced, once per wave) under a pruner's epoch
+    decisions: the study's trials are the local study's still."""
+    from optlab.training import runner
+    from optlab.training.balance import Balancer, Move
+
+    made: list[Move] = []
+
+    class MoveOne(Balancer):
+        def consider(self, runs: Any, executor: Any) -> list[Move]:
+            if self.moved or any(r.moving is not None or r.rejoining for r in runs.values()):
+                return []
+            for name, run in runs.items():
+                # In its first half: the request in flight must not take it to its end first.
+                if run.state == "active" and 0 < run.step < run.total_steps // 2 and not run.stopping \
+                        and executor.movable(name) and run.moves == 0:
+                    source = executor.slot(name)
+                    return [Move(name, source, executor.peers(source)[0])]
+            return []
+
+        def done(self, move: Move, handed: bool) -> None:
+            super().done(move, handed)
+            if handed:
+                made.append(move)
+
+    monkeypatch.setattr(runner, "Balancer", MoveOne)
+    code, output = tune(tmp_path, "local", "--prune", "median", "--fuse", "off")
+    assert code == 0, output
+    code, output = tune(tmp_path, "procs", "--backend", "processes", "--devices", "cpu,cpu", "--prune", "median",
+                         "--fuse", "off")  # fused trials stay with their part
+    assert code == 0, output
+    assert made  # trials did move between the workers
+    assert study(tmp_path / "procs") == study(tmp_path / "local")

@@ -46,6 +46,9 @@ class FakeExecutor:
     def movable(self, run: str) -> bool:
         return run not in self.fixed
 
+    def unit(self, run: str) -> str:
+        return run
+
 
 def driven(name: str, step: int, elapsed_s: float, total: int = 1000) -> DrivenRun:
     spec: Any = type("Spec", (), {"name": name})()
@@ -72,3 +75,33 @@ def test_moves_wait_for_measured_speeds_and_a_worthwhile_gain() -> None:
     assert policy.consider(runs, FakeExecutor(executor.slots, fixed={"a", "b"})) == []
     runs["c"].moving = Move("c", "w1", "w0")  # one move at a time
     assert policy.consider(runs, executor) == []
+
+
+class FusingExecutor(FakeExecutor):
+    """Runs f1, f2, f3 train as one fusion part on w0 (each member reports the part's time)."""
+
+    def unit(self, run: str) -> str:
+        return "fused part" if run.startswith("f") else run
+
+    def movable(self, run: str) -> bool:
+        return self.unit(run) == run
+
+
+def test_a_fusion_part_counts_once_so_the_lone_run_moves_the_right_way() -> None:
+    # w0: a part of three members, 2 s left (each member says 2 s: the part's time), and a (1 s):
+    # 3 s in truth, 7 s counted per member. w1: b (4 s) and c (1 s), 5 s: the busiest.
+    left = {"f1": 2.0, "f2": 2.0, "f3": 2.0, "a": 1.0, "b": 4.0, "c": 1.0}
+    runs = {name: driven(name, 100, 0.1, total=1200) for name in left}
+    executor = FusingExecutor({"f1": "w0", "f2": "w0", "f3": "w0", "a": "w0", "b": "w1", "c": "w1"})
+    policy = Balancer(every_s=0.0, measure_s=0.0, move_cost_s=0.0, min_gain_s=0.1, min_gain_share=0.0)
+    assert policy.consider(runs, executor) == []  # references
+    for name, seconds in left.items():  # 1000 steps left each at seconds / 1000 a step
+        runs[name].step, runs[name].elapsed_s = 200, 0.1 + seconds / 10
+    # c to w0 ends at 4 s; counting the part thrice would move a to w1 (w1 then ends at 6 s).
+    assert policy.consider(runs, executor) == [Move("c", "w1", "w0")]
+
+
+def test_a_unit_is_never_a_movable_run_and_best_moves_sums_units() -> None:
+    remaining = {"w0": {"fused part": 2.0, "a": 1.0}, "w1": {"b": 4.0, "c": 1.0}}
+    now, after, moves = best_moves(remaining, {"a", "b", "c"}, PEERS, move_cost_s=0.0)
+    assert (now, after, moves) == (5.0, 4.0, [Move("c", "w1", "w0")])

@@ -59,3 +59,17 @@ def test_a_run_alone_named_like_a_group_stays_alone() -> None:
     parts, where = split(fusion, ["a", "b", "fuse-1"], 2)
     assert parts.groups == {"a": ("fuse-1", 2), "b": ("fuse-1", 2)}  # the lone run did not join
     assert where["a"] == where["b"] != where["fuse-1"]
+
+
+def test_a_fusion_part_is_one_unit_to_the_balancer_and_its_members_stay() -> None:
+    executor = ProcessExecutor(["cpu", "cpu"], threads=1, fuse=specs(4, 1))
+    fusion = executor._fusion or {}
+    parts = {name: value[0] for name, value in fusion.items() if isinstance(value, tuple)}
+    assert len(parts) == 4 and "s0" not in parts  # the four sgd runs fuse, s0 trains alone
+    for name, part in parts.items():
+        assert executor.unit(name) == f"fused {part}" and not executor.movable(name)
+    assert executor.unit("s0") == "s0" and executor.movable("s0")
+    # Started from a state (a restart, a resume), a member trains alone: its own unit, movable.
+    executor._alone.add("b0")
+    assert executor.unit("b0") == "b0" and executor.movable("b0")
+    assert ProcessExecutor(["cpu"], threads=1).unit("b0") == "b0"  # not fusing
