@@ -17,13 +17,8 @@ import atexit
 import contextlib
 import multiprocessing
 import os
-import pickle
 import re
-import socket
-import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import TYPE_CHECKING, Any
 
@@ -32,10 +27,9 @@ from optlab.training.executor import Reply
 from optlab.training.fused.plan import plan, split
 from optlab.training.threads import DEFAULT_THREADS
 from optlab.training.worker import receive, serve
+from optlab.training.worker_link import Worker, send_limit
 
 if TYPE_CHECKING:
-    from multiprocessing.connection import Connection
-    from multiprocessing.process import BaseProcess
 
     from optlab.spec import ResolvedRun
     from optlab.training.checkpoint_policy import CheckpointPolicy
@@ -43,13 +37,6 @@ if TYPE_CHECKING:
 
 DEVICE_ITEM = re.compile(r"cpu|cuda(:\d+)?")
 ANSWER_TIMEOUT_S = 10.0  # end_now: how long a busy worker may take to finish its interval
-# A request that carries a run's state (its start on a busy worker: a moved, restarted or resumed
-# run), or is larger than this, goes out from a thread: written from the driver's loop, it could
-# fill the pipe while the worker, busy writing a large reply (a checkpoint) that the driver would
-# read next, never read it (both blocked for good: seen with a 255 kB state). The limit is also
-# kept under a quarter of the socket's send buffer: Linux's is about 200 kB, macOS's 8 kB, less
-# than a small MLP's state (10-50 kB).
-LARGE_REQUEST = 32 * 1024
 
 
 def cores() -> int:
@@ -110,70 +97,7 @@ def visible_devices(device: str) -> str:
     return str(index)
 
 
-@dataclass
-class _Worker:
-    device: str
-    process: BaseProcess
-    conn: Connection
-    runs: set[str] = field(default_factory=set)
-    waiting: deque[str] = field(default_factory=deque)  # runs whose request awaits its reply
-    dead: bool = False
-    settings: tuple[int, tuple[str, ...]] = (DEFAULT_THREADS, ())  # threads, plugins: what it was started with
-    # Requests a sender thread has still to write, in order (None: none, the driver writes).
-    backlog: deque[bytes] | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    limit: int = LARGE_REQUEST  # the largest request the driver writes itself (`_send_limit`)
-    closed: bool = False
-
-    def post(self, request: tuple[Any, ...], aside: bool = False) -> None:
-        """Send a request without ever blocking the driver on a large one (or on any `aside`:
-        one that carries a state); in order."""
-        data = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
-        with self.lock:
-            if self.closed:
-                return  # it died: collect() has reported the loss
-            if self.backlog is None and not aside and len(data) <= self.limit:
-                with contextlib.suppress(OSError):  # it died before it could read: collect() reports the loss
-                    self.conn.send_bytes(data)
-                return
-            if self.backlog is None:
-                self.backlog = deque()
-                threading.Thread(target=self._drain, name="optlab-send", daemon=True).start()
-            self.backlog.append(data)
-
-    def _drain(self) -> None:
-        while True:
-            with self.lock:
-                if self.closed or not self.backlog:
-                    self.backlog = None
-                    if self.closed:  # `close` left the connection to this thread, mid-write then
-                        self.conn.close()
-                    return
-                data = self.backlog.popleft()
-            with contextlib.suppress(OSError):
-                self.conn.send_bytes(data)
-
-    def close(self) -> None:
-        """Close the connection, now or, while the sender thread writes (its write fails once the
-        worker is gone), by that thread after its write: never under a write in progress."""
-        with self.lock:
-            self.closed = True
-            if self.backlog is not None:
-                self.backlog.clear()
-                return
-        self.conn.close()
-
-
-def _send_limit(conn: Connection) -> int:
-    """`LARGE_REQUEST`, or a quarter of the socket's send buffer where that is smaller."""
-    try:
-        with socket.socket(fileno=os.dup(conn.fileno())) as sock:
-            return min(LARGE_REQUEST, sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 4)
-    except OSError:  # not a socket (a pipe on Windows): the states go aside still
-        return LARGE_REQUEST
-
-
-def _start_worker(device: str, threads: int, plugins: list[str], name: str, data: Any = None) -> _Worker:
+def _start_worker(device: str, threads: int, plugins: list[str], name: str, data: Any = None) -> Worker:
     context = multiprocessing.get_context("spawn")  # never fork a process that may hold CUDA
     ours, theirs = context.Pipe()
     local = "cuda" if device.startswith("cuda") else "cpu"
@@ -185,11 +109,11 @@ def _start_worker(device: str, threads: int, plugins: list[str], name: str, data
     )
     process.start()
     theirs.close()
-    return _Worker(device, process, ours, settings=(threads, tuple(plugins)), limit=_send_limit(ours))
+    return Worker(device, process, ours, settings=(threads, tuple(plugins)), limit=send_limit(ours))
 
 
 # Workers started by `prespawn` before the driver has imported torch, taken by the executor.
-_ready: list[_Worker] = []
+_ready: list[Worker] = []
 
 
 def prespawn(devices: list[str], threads: int | None, plugins: list[str], data: Any = None) -> None:
@@ -203,7 +127,7 @@ def prespawn(devices: list[str], threads: int | None, plugins: list[str], data: 
         _ready.append(_start_worker(device, threads or DEFAULT_THREADS, plugins, f"optlab-worker-ahead{i}", data))
 
 
-def _take_ready(device: str, threads: int, plugins: list[str]) -> _Worker | None:
+def _take_ready(device: str, threads: int, plugins: list[str]) -> Worker | None:
     for worker in _ready:
         if worker.device == device and worker.settings == (threads, tuple(plugins)) and worker.process.is_alive():
             _ready.remove(worker)
@@ -236,14 +160,14 @@ class ProcessExecutor:
         self.device_label = ",".join(devices)
         self.threads = threads or DEFAULT_THREADS  # a run's floats depend on it: optlab.training.threads
         self.plugins = list(plugins or [])
-        self._workers: dict[str, _Worker] = {}
+        self._workers: dict[str, Worker] = {}
         self._slot_of: dict[str, str] = {}
         self._ended: dict[str, dict[str, Any]] = {}  # RunEnded seen while draining for end_now
         # Per run to come: its (group, size), or why it trains on its own; None: not fusing.
         self._fusion: dict[str, tuple[str, int] | str] | None = None
         # Runs started from a state (resumed, restarted, moved): a worker trains these alone
         # whatever the plan says (`FusedHost.start`), so each is a unit of its own.
-        self._alone: set[str] = set()
+        self._units: dict[str, str] = {}  # run -> its unit, as its worker's start reply says
         self._fusing = fuse is not None
         if fuse is not None:
             self.replan(fuse)
@@ -268,14 +192,14 @@ class ProcessExecutor:
 
     # ------------------------------------------------------------------ workers
 
-    def _spawn(self, slot: str) -> _Worker:
+    def _spawn(self, slot: str) -> Worker:
         device = self.devices[int(slot[1:])]
         ready = None if slot in self._workers else _take_ready(device, self.threads, self.plugins)
         worker = ready or _start_worker(device, self.threads, self.plugins, f"optlab-worker-{slot}")
         self._workers[slot] = worker
         return worker
 
-    def _worker(self, slot: str) -> _Worker:
+    def _worker(self, slot: str) -> Worker:
         worker = self._workers.get(slot)
         return worker if worker is not None and not worker.dead else self._spawn(slot)
 
@@ -295,8 +219,13 @@ class ProcessExecutor:
 
     def unit(self, run: str) -> str:
         """A member of a fusion part trains in it, one stack with the others: their unit is the
-        part (its id is unique among the parts of a wave; prefixed, it is no run's name)."""
-        fused = None if self._fusion is None or run in self._alone else self._fusion.get(run)
+        part (its id is unique among the parts of a wave; prefixed, it is no run's name). What
+        its worker said at its start decides (a planned member may train alone: started from a
+        state, or `FusedHost`'s checks once built); before that, the plan."""
+        known = self._units.get(run)
+        if known is not None:
+            return known
+        fused = None if self._fusion is None else self._fusion.get(run)
         return f"fused {fused[0]}" if isinstance(fused, tuple) else run
 
     def hand_over(self, run: str) -> None:
@@ -318,8 +247,7 @@ class ProcessExecutor:
 
     def start(self, spec: ResolvedRun, state: State | None) -> None:
         fused = None if self._fusion is None else self._fusion.get(spec.name, "it was not planned with the others")
-        if state is not None:
-            self._alone.add(spec.name)
+        self._units.pop(spec.name, None)  # known again from its start's reply
         self._send(spec.name, ("start", spec, state, fused), aside=state is not None)
 
     def advance(
@@ -349,13 +277,16 @@ class ProcessExecutor:
                 replies += self._read(worker)
         return replies
 
-    def _read(self, worker: _Worker) -> list[Reply]:
+    def _read(self, worker: Worker) -> list[Reply]:
         replies: list[Reply] = []
         try:
             while worker.conn.poll():
                 reply = receive(worker.conn)
                 replies.append(reply)
                 worker.waiting.popleft()
+                if reply.kind == "started" and reply.events and reply.events[0].get("type") == "run_started":
+                    fused = reply.events[0].get("placement", {}).get("fused")
+                    self._units[reply.run] = f"fused {fused['group']}" if fused else reply.run
                 if reply.kind == "handed" and reply.checkpoint is not None:
                     # It trains on another worker from now on (the driver starts it there from
                     # this state): should this one turn out dead below, that is not its loss.

@@ -77,21 +77,18 @@ def serve(
         send(conn, reply)
 
 
-# What each request is answered with, empty where the run is not hosted here.
-_ANSWERS = {"advance": "advanced", "stop": "stopped", "hand_over": "handed"}
-
-
 def _answer(host_of: dict[str, TrainerHost], request: tuple[Any, ...]) -> Any:
     """The reply to a request for a started run (advance, stop, hand_over)."""
-    from optlab.training.executor import Reply
-
     host = host_of.get(request[1])
-    if host is None:
-        # The run was handed over to another worker before this request came: a stop from
-        # `end_now` at Ctrl-C while it moved. Nothing to do here; an empty reply (no events),
-        # which the driver reads as nothing said (a KeyError killed the worker, traceback and all).
-        return Reply(_ANSWERS.get(request[0], request[0]), request[1])
-    reply = host.handle(request)
+    if host is None and request[0] == "stop":
+        from optlab.training.executor import Reply
+
+        # The run was handed over to another worker before this stop came (`end_now` at Ctrl-C
+        # while it moved): nothing to stop here, and the driver writes the run's end itself.
+        # Any other request for a run not hosted here is the driver's bug: left to fail loudly
+        # (the worker is then lost and its runs restart), not answered with nothing.
+        return Reply("stopped", request[1])
+    reply = host_of[request[1]].handle(request)
     if request[0] == "hand_over" and reply.checkpoint is not None:
         del host_of[request[1]]  # it trains on another worker from now on
     return reply

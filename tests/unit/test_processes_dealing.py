@@ -4,8 +4,20 @@ runs, a group larger than a worker's share cut, and the workers' loads even."""
 
 from __future__ import annotations
 
+import multiprocessing
+
 from optlab.preset.loader import load_preset_text
+from optlab.training.executor import Reply
 from optlab.training.processes import ProcessExecutor
+from optlab.training.worker import send
+from optlab.training.worker_link import Worker
+
+
+class AliveProcess:
+    pid = 0
+
+    def is_alive(self) -> bool:
+        return True
 
 PRESET = """
 name = "dealing"
@@ -69,7 +81,16 @@ def test_a_fusion_part_is_one_unit_to_the_balancer_and_its_members_stay() -> Non
     for name, part in parts.items():
         assert executor.unit(name) == f"fused {part}" and not executor.movable(name)
     assert executor.unit("s0") == "s0" and executor.movable("s0")
-    # Started from a state (a restart, a resume), a member trains alone: its own unit, movable.
-    executor._alone.add("b0")
+    # What its worker's start reply says decides: a member that trains alone there (started from
+    # a state, or FusedHost's checks once built) is its own unit, movable; one fused stays put.
+    ours, theirs = multiprocessing.Pipe()
+    worker = Worker("cpu", AliveProcess(), ours)  # type: ignore[arg-type]
+    alone = {"type": "run_started", "placement": {"backend": "processes"}}
+    fused = {"type": "run_started", "placement": {"backend": "processes", "fused": {"group": parts["b1"], "size": 4}}}
+    send(theirs, Reply("started", "b0", [alone]))
+    send(theirs, Reply("started", "b1", [fused]))
+    worker.waiting.extend(["b0", "b1"])
+    assert [r.run for r in executor._read(worker)] == ["b0", "b1"]
     assert executor.unit("b0") == "b0" and executor.movable("b0")
+    assert executor.unit("b1") == f"fused {parts['b1']}" and not executor.movable("b1")
     assert ProcessExecutor(["cpu"], threads=1).unit("b0") == "b0"  # not fusing
